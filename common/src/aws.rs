@@ -1,0 +1,39 @@
+//! AWS SDK clients from the standard loader, so the same binaries run against real
+//! AWS and the local emulators (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_S3`).
+
+use aws_config::{BehaviorVersion, retry::RetryConfig};
+use aws_smithy_http_client::tls;
+
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+/// True when S3 is reached through an overridden endpoint (an emulator), which
+/// needs path-style addressing: `bucket.127.0.0.1` does not resolve.
+fn s3_endpoint_overridden() -> bool {
+    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty()))
+}
+
+pub async fn load() -> AwsClients {
+    // One rustls+ring TLS stack instead of the SDK's default two (see TOOLCHAIN.md).
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https();
+    let shared = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client)
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .load()
+        .await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&shared);
+    let s3_config = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(s3_endpoint_overridden())
+        .build();
+    AwsClients {
+        dynamodb,
+        s3: aws_sdk_s3::Client::from_conf(s3_config),
+    }
+}

@@ -1,0 +1,130 @@
+//! Configuration, read once at cold start from environment variables.
+//! Every variable is documented in README.md ("Configuration").
+
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// Lambda's synchronous response limit is 6 MB including base64 expansion (4/3) and
+/// headers; 3 MiB of payload stays well below it whatever the encoding.
+pub const DEFAULT_INLINE_MAX_BYTES: usize = 3 * 1024 * 1024;
+/// S3 requires every multipart part but the last to be at least 5 MiB.
+pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
+pub const DEFAULT_PART_BYTES: usize = 8 * 1024 * 1024;
+pub const DEFAULT_PRESIGN_TTL: Duration = Duration::from_secs(15 * 60);
+/// SigV4 presigned URLs cannot live longer than seven days.
+pub const MAX_PRESIGN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Clone, Debug)]
+pub struct TableNames {
+    pub sessions: String,
+    pub session_messages: String,
+    pub leads: String,
+    pub chat_messages: String,
+}
+
+#[derive(Clone)]
+pub struct JwtConfig {
+    pub secret: Vec<u8>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+impl std::fmt::Debug for JwtConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtConfig")
+            .field("secret", &"<redacted>")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DeliveryConfig {
+    pub bucket: String,
+    /// Results up to this many bytes are answered inline.
+    pub inline_max_bytes: usize,
+    /// Size of each S3 multipart part (and so the most an upload buffers).
+    pub part_bytes: usize,
+    pub presign_ttl: Duration,
+    /// Prefix of every export object key, e.g. `exports/`.
+    pub key_prefix: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub tables: TableNames,
+    pub jwt: JwtConfig,
+    pub delivery: DeliveryConfig,
+}
+
+/// Reads a variable; `None` when unset or blank.
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn required(name: &str) -> Result<String, ConfigError> {
+    var(name).ok_or_else(|| ConfigError(format!("{name} must be set")))
+}
+
+fn number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError(format!("{name} must be a non-negative integer, got {v:?}"))),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::internal("configuration error", e)
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let tables = TableNames {
+            sessions: required("SESSIONS_TABLE")?,
+            session_messages: required("SESSION_MESSAGES_TABLE")?,
+            leads: required("LEADS_TABLE")?,
+            chat_messages: required("CHAT_MESSAGES_TABLE")?,
+        };
+        let secret = required("JWT_SECRET")?;
+        if secret.len() < 32 {
+            return Err(ConfigError("JWT_SECRET must be at least 32 bytes".into()));
+        }
+        let jwt = JwtConfig {
+            secret: secret.into_bytes(),
+            issuer: var("JWT_ISSUER"),
+            audience: var("JWT_AUDIENCE"),
+        };
+        let delivery = DeliveryConfig {
+            bucket: required("EXPORT_BUCKET")?,
+            inline_max_bytes: number("INLINE_MAX_BYTES", DEFAULT_INLINE_MAX_BYTES)?,
+            part_bytes: number("UPLOAD_PART_BYTES", DEFAULT_PART_BYTES)?,
+            presign_ttl: Duration::from_secs(number("PRESIGN_TTL_SECONDS", DEFAULT_PRESIGN_TTL.as_secs())?),
+            key_prefix: var("EXPORT_KEY_PREFIX").unwrap_or_else(|| "exports/".into()),
+        };
+        let config = Config { tables, jwt, delivery };
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let d = &self.delivery;
+        if d.part_bytes < MIN_PART_BYTES {
+            return Err(ConfigError(format!("UPLOAD_PART_BYTES must be at least {MIN_PART_BYTES}")));
+        }
+        if d.presign_ttl.is_zero() || d.presign_ttl > MAX_PRESIGN_TTL {
+            return Err(ConfigError("PRESIGN_TTL_SECONDS must be between 1 and 604800".into()));
+        }
+        Ok(())
+    }
+}

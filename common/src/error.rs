@@ -1,0 +1,103 @@
+//! The one error type of the project and its classification.
+//!
+//! Every failure is one of these variants; [`crate::api::error_response`] is the single
+//! place that turns it into an HTTP response. Client-facing text is always the
+//! variant's own message (written for the client); causes are only logged.
+
+use std::error::Error as StdError;
+
+type Cause = Box<dyn StdError + Send + Sync + 'static>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed: unknown parameter, bad value, bad date range.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No credentials, or credentials that cannot be verified.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Valid credentials that do not allow this request.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many requests; retry after the given number of seconds.
+    #[error("Too many export requests; retry in {retry_after_secs} seconds")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("{0}")]
+    NotFound(String),
+    /// A stored item does not match its model. Names the item's key so an operator
+    /// can find it; never carries item contents.
+    #[error("stored item {key} is malformed: {reason}")]
+    MalformedItem { key: String, reason: String },
+    /// A dependency failed (DynamoDB, S3, encoder). `what` is a short, safe
+    /// description shown to the client ("database error"); `source` is logged only.
+    #[error("{what}")]
+    Internal {
+        what: &'static str,
+        #[source]
+        source: Cause,
+    },
+}
+
+impl Error {
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        Self::BadRequest(msg.into())
+    }
+
+    pub fn internal(what: &'static str, source: impl Into<Cause>) -> Self {
+        Self::Internal {
+            what,
+            source: source.into(),
+        }
+    }
+
+    /// Wraps an AWS SDK DynamoDB failure.
+    pub fn database(source: impl Into<Cause>) -> Self {
+        Self::internal("database error", source)
+    }
+
+    /// Wraps an AWS SDK S3 failure.
+    pub fn storage(source: impl Into<Cause>) -> Self {
+        Self::internal("storage error", source)
+    }
+
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::RateLimited { .. } => 429,
+            Self::MalformedItem { .. } | Self::Internal { .. } => 500,
+        }
+    }
+
+    /// The machine-readable code of the `{error_code, message}` error shape.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "invalid_request",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::MalformedItem { .. } | Self::Internal { .. } => "export_failed",
+        }
+    }
+
+    pub fn is_server_error(&self) -> bool {
+        self.http_status() >= 500
+    }
+
+    /// The full cause chain, for logs only.
+    pub fn cause_chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut next = self.source();
+        while let Some(cause) = next {
+            out.push_str(": ");
+            out.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        out
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,176 @@
+//! The export engine: row batches -> encoder -> sink.
+//!
+//! Memory is bounded by one source page, the encoder's pending output and one
+//! multipart part: nothing ever holds a whole export.
+
+pub mod csv;
+pub mod sink;
+
+use chrono::{DateTime, Utc};
+use futures::{TryStreamExt, stream::BoxStream};
+
+use crate::error::Error;
+pub use sink::{ByteSink, Delivered, S3Sink};
+
+/// One cell of a row, typed so every encoder can render it natively.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    Empty,
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Time(DateTime<Utc>),
+}
+
+impl From<Option<String>> for Cell {
+    fn from(v: Option<String>) -> Self {
+        v.map_or(Cell::Empty, Cell::Text)
+    }
+}
+
+impl From<String> for Cell {
+    fn from(v: String) -> Self {
+        Cell::Text(v)
+    }
+}
+
+pub type Row = Vec<Cell>;
+
+/// A batch stream of rows, usually one DynamoDB page per batch.
+pub type RowBatches = BoxStream<'static, Result<Vec<Row>, Error>>;
+
+/// A column of an export: its header in tabular formats and its key in JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Column {
+    pub header: &'static str,
+    pub key: &'static str,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+}
+
+impl Format {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Csv => "text/csv; charset=utf-8",
+        }
+    }
+
+    /// Whether the encoded bytes are UTF-8 text (sent unencoded inline).
+    pub fn is_text(self) -> bool {
+        matches!(self, Format::Csv)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct EncodeOptions {
+    /// Neutralise text cells a spreadsheet would evaluate as formulas (OWASP CSV injection).
+    pub spreadsheet_safe: bool,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        Self { spreadsheet_safe: true }
+    }
+}
+
+/// Everything needed to run one export: what the HTTP layer builds from a request.
+pub struct ExportJob {
+    /// Short name for logs and object keys, e.g. `sessions`.
+    pub kind: &'static str,
+    /// File name without date and extension, e.g. `chat-sessions-export`.
+    pub file_stem: &'static str,
+    pub format: Format,
+    pub columns: Vec<Column>,
+    pub options: EncodeOptions,
+    pub rows: RowBatches,
+}
+
+impl ExportJob {
+    /// `<stem>-YYYY-MM-DD.<ext>`, dated today (UTC).
+    pub fn file_name(&self) -> String {
+        format!("{}-{}.{}", self.file_stem, Utc::now().format("%Y-%m-%d"), self.format.extension())
+    }
+}
+
+/// Turns rows into bytes. Output accumulates inside the encoder and is handed to the
+/// sink after every batch through [`Encoder::take_output`].
+pub trait Encoder: Send {
+    fn write_row(&mut self, row: &[Cell]) -> Result<(), Error>;
+    /// Writes whatever closes the document.
+    fn finish(&mut self) -> Result<(), Error>;
+    /// Bytes produced and not yet taken; empty when there is nothing pending.
+    fn take_output(&mut self) -> Result<Vec<u8>, Error>;
+}
+
+pub fn encoder_for(format: Format, columns: &[Column], options: EncodeOptions) -> Result<Box<dyn Encoder>, Error> {
+    match format {
+        Format::Csv => Ok(Box::new(csv::CsvEncoder::new(columns, options)?)),
+    }
+}
+
+#[derive(Debug)]
+pub struct Summary {
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// Runs a job into a sink. On any failure the sink is aborted (no partial object is
+/// left behind) and the error returned.
+pub async fn run<S: ByteSink>(job: ExportJob, mut sink: S) -> Result<(Summary, S::Output), Error> {
+    let result = drive(job, &mut sink).await;
+    match result {
+        Ok(rows) => {
+            let bytes = sink.bytes_written();
+            match sink.finish().await {
+                Ok(out) => Ok((Summary { rows, bytes }, out)),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => {
+            sink.abort().await;
+            Err(e)
+        }
+    }
+}
+
+async fn drive<S: ByteSink>(job: ExportJob, sink: &mut S) -> Result<u64, Error> {
+    let mut encoder = encoder_for(job.format, &job.columns, job.options)?;
+    let width = job.columns.len();
+    let mut rows = job.rows;
+    let mut count = 0u64;
+    while let Some(batch) = rows.try_next().await? {
+        for row in &batch {
+            if row.len() != width {
+                return Err(Error::internal(
+                    "export error",
+                    format!("row has {} cells, expected {width}", row.len()),
+                ));
+            }
+            encoder.write_row(row)?;
+        }
+        count += batch.len() as u64;
+        let out = encoder.take_output()?;
+        if !out.is_empty() {
+            sink.write(out).await?;
+        }
+    }
+    encoder.finish()?;
+    loop {
+        let out = encoder.take_output()?;
+        if out.is_empty() {
+            break;
+        }
+        sink.write(out).await?;
+    }
+    Ok(count)
+}

@@ -1,0 +1,258 @@
+//! Where encoded bytes go: an in-memory buffer while the result is small, an S3
+//! multipart upload (started lazily, one part buffered at a time) once it is not.
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::{
+    Client,
+    presigning::PresigningConfig,
+    primitives::ByteStream,
+    types::{CompletedMultipartUpload, CompletedPart},
+};
+
+use crate::error::Error;
+
+/// Consumes encoded bytes.
+pub trait ByteSink: Send {
+    type Output: Send;
+    fn write(&mut self, chunk: Vec<u8>) -> impl Future<Output = Result<(), Error>> + Send;
+    fn bytes_written(&self) -> u64;
+    fn finish(self) -> impl Future<Output = Result<Self::Output, Error>> + Send;
+    /// Discards everything written; must leave nothing downloadable behind.
+    fn abort(self) -> impl Future<Output = ()> + Send;
+}
+
+/// Where a finished export ended up.
+#[derive(Debug)]
+pub enum Delivered {
+    Inline(Vec<u8>),
+    Stored { bucket: String, key: String },
+}
+
+/// Object metadata of a stored export.
+#[derive(Clone, Debug)]
+pub struct ObjectTarget {
+    pub bucket: String,
+    pub key: String,
+    pub content_type: String,
+    pub content_disposition: String,
+}
+
+struct Upload {
+    id: String,
+    parts: Vec<CompletedPart>,
+}
+
+pub struct S3Sink {
+    s3: Client,
+    target: ObjectTarget,
+    /// `None`: always store in S3 (the caller asked for a link).
+    inline_max: Option<usize>,
+    part_bytes: usize,
+    buf: Vec<u8>,
+    upload: Option<Upload>,
+    written: u64,
+}
+
+impl S3Sink {
+    pub fn new(s3: Client, target: ObjectTarget, inline_max: Option<usize>, part_bytes: usize) -> Self {
+        Self {
+            s3,
+            target,
+            inline_max,
+            part_bytes,
+            buf: Vec::new(),
+            upload: None,
+            written: 0,
+        }
+    }
+
+    fn may_stay_inline(&self) -> bool {
+        self.inline_max.is_some_and(|max| self.written <= max as u64)
+    }
+
+    async fn start_upload(&mut self) -> Result<(), Error> {
+        let out = self
+            .s3
+            .create_multipart_upload()
+            .bucket(&self.target.bucket)
+            .key(&self.target.key)
+            .content_type(&self.target.content_type)
+            .content_disposition(&self.target.content_disposition)
+            .send()
+            .await
+            .map_err(Error::storage)?;
+        let id = out
+            .upload_id
+            .ok_or_else(|| Error::internal("storage error", "CreateMultipartUpload returned no upload id"))?;
+        self.upload = Some(Upload { id, parts: Vec::new() });
+        Ok(())
+    }
+
+    async fn upload_part(&mut self, body: Vec<u8>) -> Result<(), Error> {
+        let upload = self.upload.as_mut().expect("upload_part is only called with an upload");
+        let number = upload.parts.len() as i32 + 1;
+        let out = self
+            .s3
+            .upload_part()
+            .bucket(&self.target.bucket)
+            .key(&self.target.key)
+            .upload_id(&upload.id)
+            .part_number(number)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(Error::storage)?;
+        upload
+            .parts
+            .push(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag).build());
+        Ok(())
+    }
+}
+
+impl ByteSink for S3Sink {
+    type Output = Delivered;
+
+    async fn write(&mut self, chunk: Vec<u8>) -> Result<(), Error> {
+        self.written += chunk.len() as u64;
+        if self.buf.is_empty() {
+            self.buf = chunk;
+        } else {
+            self.buf.extend_from_slice(&chunk);
+        }
+        if self.may_stay_inline() {
+            return Ok(());
+        }
+        while self.buf.len() >= self.part_bytes {
+            if self.upload.is_none() {
+                self.start_upload().await?;
+            }
+            let rest = self.buf.split_off(self.part_bytes);
+            let part = std::mem::replace(&mut self.buf, rest);
+            self.upload_part(part).await?;
+        }
+        Ok(())
+    }
+
+    fn bytes_written(&self) -> u64 {
+        self.written
+    }
+
+    async fn finish(mut self) -> Result<Delivered, Error> {
+        let bucket = self.target.bucket.clone();
+        let key = self.target.key.clone();
+        if self.upload.is_none() {
+            if self.may_stay_inline() {
+                return Ok(Delivered::Inline(std::mem::take(&mut self.buf)));
+            }
+            let body = std::mem::take(&mut self.buf);
+            self.s3
+                .put_object()
+                .bucket(&bucket)
+                .key(&key)
+                .content_type(&self.target.content_type)
+                .content_disposition(&self.target.content_disposition)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .map_err(Error::storage)?;
+            return Ok(Delivered::Stored { bucket, key });
+        }
+        let completed = async {
+            if !self.buf.is_empty() {
+                let last = std::mem::take(&mut self.buf);
+                self.upload_part(last).await?;
+            }
+            let upload = self.upload.as_ref().expect("checked above");
+            self.s3
+                .complete_multipart_upload()
+                .bucket(&bucket)
+                .key(&key)
+                .upload_id(&upload.id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(upload.parts.clone()))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(Error::storage)?;
+            Ok::<_, Error>(())
+        }
+        .await;
+        match completed {
+            Ok(()) => Ok(Delivered::Stored { bucket, key }),
+            Err(e) => {
+                self.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn abort(self) {
+        let Some(upload) = self.upload else { return };
+        let result = self
+            .s3
+            .abort_multipart_upload()
+            .bucket(&self.target.bucket)
+            .key(&self.target.key)
+            .upload_id(&upload.id)
+            .send()
+            .await;
+        match result {
+            Ok(_) => tracing::info!(key = %self.target.key, "aborted multipart upload"),
+            // An incomplete upload is never a downloadable object, and the bucket's
+            // lifecycle rule removes its parts; log so an operator can see it.
+            Err(e) => tracing::error!(key = %self.target.key, error = %crate::error::Error::storage(e).cause_chain(), "could not abort multipart upload"),
+        }
+    }
+}
+
+/// A presigned GET whose response carries the export's Content-Disposition and type,
+/// so a browser starts the download by itself.
+pub async fn presign_download(
+    s3: &Client,
+    target: &ObjectTarget,
+    ttl: Duration,
+) -> Result<(String, SystemTime), Error> {
+    let config = PresigningConfig::builder()
+        .expires_in(ttl)
+        .build()
+        .map_err(|e| Error::internal("storage error", e))?;
+    let start = SystemTime::now();
+    let req = s3
+        .get_object()
+        .bucket(&target.bucket)
+        .key(&target.key)
+        .response_content_disposition(&target.content_disposition)
+        .response_content_type(&target.content_type)
+        .presigned(config)
+        .await
+        .map_err(Error::storage)?;
+    Ok((req.uri().to_string(), start + ttl))
+}
+
+/// A sink that only counts bytes: for benchmarks of the encoders.
+#[derive(Default)]
+pub struct CountingSink {
+    written: u64,
+}
+
+impl ByteSink for CountingSink {
+    type Output = u64;
+
+    async fn write(&mut self, chunk: Vec<u8>) -> Result<(), Error> {
+        self.written += chunk.len() as u64;
+        Ok(())
+    }
+
+    fn bytes_written(&self) -> u64 {
+        self.written
+    }
+
+    async fn finish(self) -> Result<u64, Error> {
+        Ok(self.written)
+    }
+
+    async fn abort(self) {}
+}

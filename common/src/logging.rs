@@ -1,0 +1,16 @@
+//! Structured JSON logs. One line per request is written by [`crate::api`]; nothing
+//! here ever logs tokens, secrets or message contents.
+
+use tracing_subscriber::{EnvFilter, fmt};
+
+/// Installs a JSON subscriber honouring `RUST_LOG` (default `info`). Safe to call twice.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false)
+        .try_init();
+}

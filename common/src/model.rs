@@ -1,0 +1,218 @@
+//! Typed items of every table. Items are read with `serde_dynamo`; an item that does
+//! not fit its struct fails the export with [`crate::Error::MalformedItem`] naming its key.
+//! Derived key attributes (`msg_key`, `ts_id`, `day`) are added by [`crate::store`] on
+//! write and ignored on read.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::timefmt::{serde_ts, serde_ts_opt};
+
+/// A chat session (seed 000). Table `SESSIONS_TABLE`, key `session_id`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub session_id: String,
+    pub user_id: String,
+    #[serde(with = "serde_ts")]
+    pub started_at: DateTime<Utc>,
+}
+
+/// One message of a chat session (seed 000). Table `SESSION_MESSAGES_TABLE`,
+/// key `session_id` + `msg_key` (`<timestamp>#<message_id>`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionMessage {
+    pub session_id: String,
+    pub message_id: String,
+    pub content: String,
+    /// `user`, `bot` or `agent` in the sample data; exported as stored.
+    pub sender: String,
+    #[serde(with = "serde_ts")]
+    pub timestamp: DateTime<Utc>,
+}
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+
+            /// `a|b|c`, for error messages.
+            pub fn choices() -> String {
+                [$($text),+].join(", ")
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// Lead confidence.
+    Confidence { High => "high", Medium => "medium", Low => "low" }
+);
+string_enum!(
+    /// Lead interest level.
+    InterestLevel { Hot => "hot", High => "high", Medium => "medium", Low => "low" }
+);
+string_enum!(
+    /// Lead category.
+    LeadCategory {
+        BuyingIntent => "buying_intent",
+        PricingInquiry => "pricing_inquiry",
+        DemoRequest => "demo_request",
+        GeneralInquiry => "general_inquiry",
+    }
+);
+string_enum!(
+    /// Lead pipeline status.
+    LeadStatus {
+        New => "new",
+        Contacted => "contacted",
+        Qualified => "qualified",
+        Converted => "converted",
+        Lost => "lost",
+    }
+);
+
+/// A sales lead (seed 001). Table `LEADS_TABLE`, key `lead_id`; GSIs
+/// `by_company_created` (`company_id`, `created_at`) and `by_chatbot_created`
+/// (`chatbot_id`, `created_at`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lead {
+    pub lead_id: String,
+    pub company_id: String,
+    pub company_name: String,
+    pub chatbot_id: String,
+    pub chatbot_name: String,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub lead_score: Option<u32>,
+    #[serde(default)]
+    pub interest_level: Option<InterestLevel>,
+    pub confidence: Confidence,
+    pub category: LeadCategory,
+    #[serde(default)]
+    pub primary_language: Option<String>,
+    #[serde(default)]
+    pub detected_languages: Vec<String>,
+    #[serde(default)]
+    pub ai_legitimate: Option<bool>,
+    #[serde(default)]
+    pub ai_confidence_score: Option<f64>,
+    #[serde(default)]
+    pub ai_verification_reasons: Vec<String>,
+    pub status: LeadStatus,
+    #[serde(with = "serde_ts")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "serde_ts")]
+    pub updated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    #[serde(default)]
+    pub ip_address: Option<String>,
+    #[serde(default)]
+    pub location_country: Option<String>,
+    #[serde(default)]
+    pub location_city: Option<String>,
+    #[serde(default)]
+    pub message_count: Option<u32>,
+    /// Seconds.
+    #[serde(default)]
+    pub session_duration: Option<u64>,
+    #[serde(default, with = "serde_ts_opt")]
+    pub first_interest_detected: Option<DateTime<Utc>>,
+    #[serde(default, with = "serde_ts_opt")]
+    pub last_interest_detected: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub conversation_summary: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub notes_count: Option<u32>,
+    #[serde(default, with = "serde_ts_opt")]
+    pub converted_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub conversion_value: Option<f64>,
+    #[serde(default)]
+    pub conversion_source: Option<String>,
+}
+
+/// Geolocation of a chat message's sender (seed 002).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct GeoData {
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub country_code: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub region_name: Option<String>,
+    #[serde(default)]
+    pub city: Option<String>,
+    #[serde(default)]
+    pub latitude: Option<f64>,
+    #[serde(default)]
+    pub longitude: Option<f64>,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub isp: Option<String>,
+    #[serde(default)]
+    pub organization: Option<String>,
+    /// `Residential`, `Mobile`, `Datacenter`, `VPN`, ...
+    #[serde(default)]
+    pub ip_type: Option<String>,
+}
+
+/// One chat message with its reply (seed 002). Table `CHAT_MESSAGES_TABLE`, key
+/// `client_id` + `ts_id` (`<timestamp>#<id>`); GSIs `by_conversation`
+/// (`conversation_id`, `ts_id`) and `by_day` (`day`, `ts_id`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub id: String,
+    pub client_id: String,
+    pub conversation_id: String,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    pub from_name: String,
+    #[serde(default)]
+    pub from_user_id: Option<String>,
+    #[serde(default)]
+    pub user_name: Option<String>,
+    #[serde(default)]
+    pub user_email: Option<String>,
+    pub message: String,
+    #[serde(default)]
+    pub reply: Option<String>,
+    #[serde(with = "serde_ts")]
+    pub timestamp: DateTime<Utc>,
+    #[serde(with = "serde_ts")]
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub token_cost: u64,
+    #[serde(default)]
+    pub user_ip: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    #[serde(default)]
+    pub referrer: Option<String>,
+    #[serde(default)]
+    pub is_embed_user: bool,
+    #[serde(default)]
+    pub geo_data: Option<GeoData>,
+}

@@ -1,0 +1,136 @@
+//! Table definitions, shared by `exportctl setup`, the tests and (by hand) template.yaml.
+//! docs/data-model.md explains every key and index and which Query serves which filter.
+
+use aws_sdk_dynamodb::{
+    Client,
+    error::ProvideErrorMetadata,
+    types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+        ProjectionType, ScalarAttributeType, TableStatus,
+    },
+};
+
+use crate::{config::TableNames, error::Error};
+
+pub const LEADS_BY_COMPANY: &str = "by_company_created";
+pub const LEADS_BY_CHATBOT: &str = "by_chatbot_created";
+pub const CHATS_BY_CONVERSATION: &str = "by_conversation";
+pub const CHATS_BY_DAY: &str = "by_day";
+
+pub struct TableDef {
+    pub name: String,
+    pub hash: &'static str,
+    pub range: Option<&'static str>,
+    /// (index name, hash, range)
+    pub indexes: Vec<(&'static str, &'static str, &'static str)>,
+}
+
+pub fn tables(names: &TableNames) -> Vec<TableDef> {
+    vec![
+        TableDef {
+            name: names.sessions.clone(),
+            hash: "session_id",
+            range: None,
+            indexes: vec![],
+        },
+        TableDef {
+            name: names.session_messages.clone(),
+            hash: "session_id",
+            range: Some("msg_key"),
+            indexes: vec![],
+        },
+        TableDef {
+            name: names.leads.clone(),
+            hash: "lead_id",
+            range: None,
+            indexes: vec![
+                (LEADS_BY_COMPANY, "company_id", "created_at"),
+                (LEADS_BY_CHATBOT, "chatbot_id", "created_at"),
+            ],
+        },
+        TableDef {
+            name: names.chat_messages.clone(),
+            hash: "client_id",
+            range: Some("ts_id"),
+            indexes: vec![(CHATS_BY_CONVERSATION, "conversation_id", "ts_id"), (CHATS_BY_DAY, "day", "ts_id")],
+        },
+    ]
+}
+
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .expect("key schema element has all required fields")
+}
+
+fn string_attr(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("attribute definition has all required fields")
+}
+
+/// Creates every table that does not exist yet and waits until all are ACTIVE.
+pub async fn create_tables(client: &Client, names: &TableNames) -> Result<Vec<String>, Error> {
+    let mut created = Vec::new();
+    for def in tables(names) {
+        let mut attrs = vec![def.hash];
+        attrs.extend(def.range);
+        for (_, h, r) in &def.indexes {
+            attrs.push(h);
+            attrs.push(r);
+        }
+        attrs.sort_unstable();
+        attrs.dedup();
+        let mut req = client
+            .create_table()
+            .table_name(&def.name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key(def.hash, KeyType::Hash))
+            .set_attribute_definitions(Some(attrs.iter().map(|a| string_attr(a)).collect()));
+        if let Some(range) = def.range {
+            req = req.key_schema(key(range, KeyType::Range));
+        }
+        for (index, h, r) in &def.indexes {
+            req = req.global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(*index)
+                    .key_schema(key(h, KeyType::Hash))
+                    .key_schema(key(r, KeyType::Range))
+                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                    .build()
+                    .map_err(|e| Error::internal("schema error", e))?,
+            );
+        }
+        match req.send().await {
+            Ok(_) => created.push(def.name.clone()),
+            Err(e) if e.code() == Some("ResourceInUseException") => {}
+            Err(e) => return Err(Error::database(e)),
+        }
+        wait_active(client, &def.name).await?;
+    }
+    Ok(created)
+}
+
+async fn wait_active(client: &Client, table: &str) -> Result<(), Error> {
+    for _ in 0..600 {
+        let out = client.describe_table().table_name(table).send().await.map_err(Error::database)?;
+        if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err(Error::internal("database error", format!("table {table} did not become ACTIVE")))
+}
+
+/// Creates the export bucket if it does not exist.
+pub async fn create_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<bool, Error> {
+    match s3.create_bucket().bucket(bucket).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if matches!(e.code(), Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")) => Ok(false),
+        Err(e) => Err(Error::storage(e)),
+    }
+}

@@ -1,0 +1,87 @@
+//! Timestamps: stored and exported as RFC 3339 UTC with exactly three fractional
+//! digits, so that string order is time order (DynamoDB sort keys compare strings).
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+
+/// `2024-01-15T10:30:00.000Z`: fixed width, sorts lexically in time order.
+pub fn format(ts: &DateTime<Utc>) -> String {
+    ts.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Parses RFC 3339 with any offset and any precision, normalised to UTC.
+pub fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Parses `YYYY-MM-DD`.
+pub fn parse_date(s: &str) -> Option<NaiveDate> {
+    if s.len() != 10 {
+        return None;
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+}
+
+/// serde adapter for `DateTime<Utc>` fields in the fixed-width format.
+pub mod serde_ts {
+    use super::*;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(ts))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_rfc3339(&s).ok_or_else(|| D::Error::custom(format_args!("invalid RFC 3339 timestamp {s:?}")))
+    }
+}
+
+/// serde adapter for `Option<DateTime<Utc>>` fields in the fixed-width format.
+pub mod serde_ts_opt {
+    use super::*;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(ts: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match ts {
+            Some(ts) => s.serialize_str(&format(ts)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => parse_rfc3339(&s)
+                .map(Some)
+                .ok_or_else(|| D::Error::custom(format_args!("invalid RFC 3339 timestamp {s:?}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_width_sorts_in_time_order() {
+        let a = parse_rfc3339("2024-01-15T10:30:00Z").unwrap();
+        let b = parse_rfc3339("2024-01-15T10:30:00.5+00:00").unwrap();
+        assert!(format(&a) < format(&b));
+        assert_eq!(format(&a), "2024-01-15T10:30:00.000Z");
+    }
+
+    #[test]
+    fn offsets_are_normalised_to_utc() {
+        let t = parse_rfc3339("2024-01-15T12:30:00+02:00").unwrap();
+        assert_eq!(format(&t), "2024-01-15T10:30:00.000Z");
+    }
+
+    #[test]
+    fn dates_must_be_exact() {
+        assert!(parse_date("2024-02-30").is_none());
+        assert!(parse_date("2024-2-3").is_none());
+        assert!(parse_date("2024-02-03").is_some());
+    }
+}
