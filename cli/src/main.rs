@@ -1,1 +1,171 @@
-fn main(){}
+//! exportctl: create tables, seed and load data, mint tokens, serve the API locally,
+//! benchmark the engine. Configuration comes from the environment (local.env).
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use common::{
+    AppContext,
+    auth::{self, Claims, Role},
+    config::Config,
+    schema,
+    store::{self, Record},
+    synth,
+};
+
+#[derive(Parser)]
+#[command(name = "exportctl", version, about = "chat-export local and operations tool")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the tables (with their indexes) and the export bucket; idempotent.
+    Setup,
+    /// Write deterministic synthetic data for all three exports.
+    Seed {
+        #[arg(long, default_value_t = 200)]
+        sessions: usize,
+        #[arg(long, default_value_t = 500)]
+        leads: usize,
+        #[arg(long, default_value_t = 1000)]
+        chats: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Load records from a JSON Lines file (docs/load-format.md); validates the whole file first.
+    Load { file: PathBuf },
+    /// Mint a JWT signed with JWT_SECRET, for local use.
+    Token {
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        #[arg(long)]
+        sub: String,
+        #[arg(long)]
+        client_id: Option<String>,
+        #[arg(long)]
+        company_id: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+    /// Serve the API locally, running the same handlers as the Lambda functions.
+    Serve {
+        #[arg(long, env = "API_PORT", default_value_t = 3000)]
+        port: u16,
+    },
+    /// Benchmark the export engine with an in-process source (run in release).
+    Bench {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        #[arg(long, value_enum, default_value = "null")]
+        sink: exportctl::bench::SinkKind,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    Admin,
+    User,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    common::logging::init();
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("exportctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn explain(e: common::Error) -> BoxError {
+    e.cause_chain().into()
+}
+
+async fn run(command: Command) -> Result<(), BoxError> {
+    match command {
+        Command::Setup => {
+            let ctx = AppContext::from_env().await?;
+            let created = schema::create_tables(&ctx.aws.dynamodb, &ctx.config.tables).await.map_err(explain)?;
+            let bucket = schema::create_bucket(&ctx.aws.s3, &ctx.config.delivery.bucket).await.map_err(explain)?;
+            println!(
+                "tables ready ({} created), bucket {} {}",
+                created.len(),
+                ctx.config.delivery.bucket,
+                if bucket { "created" } else { "already there" }
+            );
+        }
+        Command::Seed { sessions, leads, chats, seed } => {
+            let ctx = AppContext::from_env().await?;
+            let mut total = 0;
+            // Written in chunks so seeding millions of records stays in bounded memory.
+            let all = synth::sessions(seed, sessions)
+                .chain(synth::leads(seed, leads))
+                .chain(synth::chat_messages(seed, chats));
+            let mut chunk = Vec::with_capacity(5000);
+            for record in all {
+                chunk.push(record);
+                if chunk.len() == 5000 {
+                    total += store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, std::mem::take(&mut chunk))
+                        .await
+                        .map_err(explain)?;
+                }
+            }
+            total += store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, chunk).await.map_err(explain)?;
+            println!("seeded {total} records ({sessions} sessions with messages, {leads} leads, {chats} chat messages; seed {seed})");
+        }
+        Command::Load { file } => {
+            let path = file.display().to_string();
+            let reader = std::io::BufReader::new(std::fs::File::open(&file).map_err(|e| format!("could not open {path}: {e}"))?);
+            let records: Vec<Record> = exportctl::load::parse(reader, &path)?;
+            let ctx = AppContext::from_env().await?;
+            let n = store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, records).await.map_err(explain)?;
+            println!("loaded {n} records from {path}");
+        }
+        Command::Token { role, sub, client_id, company_id, ttl } => {
+            let config = Config::from_env()?;
+            let now = auth::now_secs();
+            let claims = Claims {
+                sub,
+                role: match role {
+                    RoleArg::Admin => Role::Admin,
+                    RoleArg::User => Role::User,
+                },
+                client_id,
+                company_id,
+                exp: now + ttl,
+                iat: Some(now),
+                nbf: None,
+                iss: config.jwt.issuer.clone(),
+                aud: config.jwt.audience.clone(),
+            };
+            println!("{}", auth::mint(&config.jwt, &claims));
+        }
+        Command::Serve { port } => {
+            let ctx = AppContext::from_env().await?;
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+            println!("serving on http://127.0.0.1:{port}");
+            for (method, path) in exportctl::serve::ROUTES {
+                println!("  {method} {path}");
+            }
+            exportctl::serve::serve(ctx, listener).await?;
+        }
+        Command::Bench { rows, sink } => {
+            let ctx = match sink {
+                exportctl::bench::SinkKind::S3 => Some(AppContext::from_env().await?),
+                exportctl::bench::SinkKind::Null => None,
+            };
+            let report = exportctl::bench::run(rows, sink, ctx.as_ref()).await.map_err(explain)?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+    }
+    Ok(())
+}

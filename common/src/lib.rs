@@ -18,6 +18,7 @@ pub mod model;
 pub mod schema;
 pub mod sessions;
 pub mod store;
+pub mod synth;
 pub mod timefmt;
 
 pub use context::AppContext;

@@ -1,0 +1,129 @@
+//! `exportctl bench`: pushes synthetic session-message rows through the real engine
+//! (encoder + sink) with DynamoDB replaced by an in-process source, and reports
+//! throughput and peak memory. Not a test: run it in release (`make bench`).
+
+use std::time::Instant;
+
+use common::{
+    AppContext, Error,
+    export::{self, EncodeOptions, ExportJob, Format, Row, S3Sink, sink::CountingSink, sink::ObjectTarget},
+    model::{Session, SessionMessage},
+    sessions, synth,
+};
+use futures::{StreamExt, stream};
+use serde::Serialize;
+
+/// Rows per batch, about one DynamoDB page of messages.
+const BATCH: usize = 1000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SinkKind {
+    /// Count bytes only: measures source + encoder.
+    Null,
+    /// Real S3 multipart upload to the configured endpoint (the local emulator).
+    S3,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub export: &'static str,
+    pub format: &'static str,
+    pub sink: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub rows_per_sec: f64,
+    pub mb_per_sec: f64,
+    pub peak_rss_mb: f64,
+}
+
+/// Synthetic sessions of 1-12 messages, generated lazily one batch at a time.
+fn session_rows(total: usize, seed: u64) -> export::RowBatches {
+    let mut rng = synth::Rng::new(seed);
+    let mut produced = 0usize;
+    let mut session_no = 0usize;
+    stream::iter(std::iter::from_fn(move || {
+        if produced >= total {
+            return None;
+        }
+        let mut batch: Vec<Row> = Vec::with_capacity(BATCH);
+        while batch.len() < BATCH && produced < total {
+            session_no += 1;
+            let session = Session {
+                session_id: format!("sess-{session_no:08}"),
+                user_id: format!("user-{:05}", rng.below(50_000)),
+                started_at: synth::epoch() + chrono::Duration::seconds(session_no as i64 * 60),
+            };
+            let n = (1 + rng.below(12) as usize).min(total - produced);
+            for j in 0..n {
+                batch.push(sessions::message_row(
+                    &session,
+                    SessionMessage {
+                        session_id: session.session_id.clone(),
+                        message_id: format!("msg-{session_no:08}-{j:02}"),
+                        content: synth::message_text(&mut rng),
+                        sender: if j % 2 == 0 { "user" } else { "bot" }.into(),
+                        timestamp: session.started_at + chrono::Duration::seconds(j as i64 * 7),
+                    },
+                ));
+            }
+            produced += n;
+        }
+        Some(Ok::<_, Error>(batch))
+    }))
+    .boxed()
+}
+
+/// Peak resident set size of this process (VmHWM), in MiB.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+pub async fn run(rows: usize, sink: SinkKind, ctx: Option<&AppContext>) -> Result<Report, Error> {
+    let job = ExportJob {
+        kind: "bench-sessions",
+        file_stem: "bench-sessions",
+        format: Format::Csv,
+        columns: sessions::COLUMNS.to_vec(),
+        options: EncodeOptions::default(),
+        rows: session_rows(rows, 42),
+    };
+    let started = Instant::now();
+    let (summary, sink_name) = match (sink, ctx) {
+        (SinkKind::Null, _) => (export::run(job, CountingSink::default()).await?.0, "null".to_string()),
+        (SinkKind::S3, Some(ctx)) => {
+            let d = &ctx.config.delivery;
+            let target = ObjectTarget {
+                bucket: d.bucket.clone(),
+                key: format!("{}bench/{}.csv", d.key_prefix, uuid::Uuid::new_v4()),
+                content_type: Format::Csv.content_type().into(),
+                content_disposition: "attachment; filename=\"bench.csv\"".into(),
+            };
+            let sink = S3Sink::new(ctx.aws.s3.clone(), target.clone(), None, d.part_bytes);
+            let (summary, _) = export::run(job, sink).await?;
+            let _ = ctx.aws.s3.delete_object().bucket(&target.bucket).key(&target.key).send().await;
+            (summary, format!("s3 multipart ({} MiB parts)", d.part_bytes / (1024 * 1024)))
+        }
+        (SinkKind::S3, None) => return Err(Error::bad_request("--sink s3 needs the AWS configuration (local.env)")),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Report {
+        export: "sessions",
+        format: "csv",
+        sink: sink_name,
+        rows: summary.rows,
+        bytes: summary.bytes,
+        seconds,
+        rows_per_sec: summary.rows as f64 / seconds,
+        mb_per_sec: summary.bytes as f64 / seconds / 1e6,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The local stack: a DynamoDB emulator (dynalite) and an S3 emulator that verifies
+# SigV4 signatures (s3s-fs), pinned, installed into .tools/, data in .stack/data/,
+# listening on 127.0.0.1 only. Usage: scripts/stack.sh install|up|down|reset|status
+set -euo pipefail
+cd "$(dirname "$0")/.."
+set -a; . ./local.env; set +a
+
+S3S_VERSION=0.14.1
+TOOLS=.tools
+STACK=.stack
+DYNALITE="$TOOLS/dynalite/node_modules/.bin/dynalite"
+S3S="$TOOLS/s3s-fs/bin/s3s-fs"
+
+install() {
+  if ! cmp -s tools/dynalite/package-lock.json "$TOOLS/dynalite/package-lock.json" || [ ! -x "$DYNALITE" ]; then
+    echo "installing dynalite (pinned in tools/dynalite/package-lock.json)"
+    mkdir -p "$TOOLS/dynalite"
+    cp tools/dynalite/package.json tools/dynalite/package-lock.json "$TOOLS/dynalite/"
+    (cd "$TOOLS/dynalite" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+  if [ ! -x "$S3S" ] || ! grep -qx "$S3S_VERSION" "$TOOLS/s3s-fs/.version" 2>/dev/null; then
+    echo "installing s3s-fs $S3S_VERSION (cargo install, a few minutes the first time)"
+    cargo install s3s-fs --version "$S3S_VERSION" --locked --features binary --root "$TOOLS/s3s-fs" --quiet
+    echo "$S3S_VERSION" > "$TOOLS/s3s-fs/.version"
+  fi
+}
+
+alive() { [ -f "$STACK/$1.pid" ] && kill -0 "$(cat "$STACK/$1.pid")" 2>/dev/null; }
+
+wait_port() { # name port
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then return 0; fi
+    alive "$1" || { echo "$1 exited; see $STACK/$1.log" >&2; tail -5 "$STACK/$1.log" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "$1 did not answer on 127.0.0.1:$2" >&2; return 1
+}
+
+start() { # name port command...
+  local name=$1 port=$2; shift 2
+  if alive "$name"; then echo "$name already running (pid $(cat "$STACK/$name.pid"), port $port)"; return 0; fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is taken by another process; set ${name^^}_PORT to another port" >&2; return 1
+  fi
+  nohup "$@" >"$STACK/$name.log" 2>&1 &
+  echo $! > "$STACK/$name.pid"
+  wait_port "$name" "$port"
+  echo "$name up on 127.0.0.1:$port (pid $(cat "$STACK/$name.pid"))"
+}
+
+up() {
+  install
+  mkdir -p "$STACK/data/dynamodb" "$STACK/data/s3"
+  start dynamodb "$DYNAMODB_PORT" node "$DYNALITE" --host 127.0.0.1 --port "$DYNAMODB_PORT" \
+    --path "$STACK/data/dynamodb" --createTableMs 0 --deleteTableMs 0 --updateTableMs 0
+  start s3 "$S3_PORT" "$S3S" --host 127.0.0.1 --port "$S3_PORT" \
+    --access-key "$AWS_ACCESS_KEY_ID" --secret-key "$AWS_SECRET_ACCESS_KEY" "$STACK/data/s3"
+}
+
+stop_one() {
+  if alive "$1"; then
+    local pid; pid=$(cat "$STACK/$1.pid")
+    kill "$pid"; for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    echo "$1 stopped"
+  fi
+  rm -f "$STACK/$1.pid"
+}
+
+down() { stop_one dynamodb; stop_one s3; }
+
+case "${1:-}" in
+  install) install ;;
+  up) up ;;
+  down) down ;;
+  reset) down; rm -rf "$STACK/data"; echo "stack data wiped" ;;
+  status) for s in dynamodb s3; do if alive $s; then echo "$s: running (pid $(cat $STACK/$s.pid))"; else echo "$s: stopped"; fi; done ;;
+  *) echo "usage: $0 install|up|down|reset|status" >&2; exit 2 ;;
+esac
