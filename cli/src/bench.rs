@@ -109,8 +109,18 @@ pub async fn run(rows: usize, sink: SinkKind, ctx: Option<&AppContext>) -> Resul
             };
             let sink = S3Sink::new(ctx.aws.s3.clone(), target.clone(), None, d.part_bytes);
             let (summary, _) = export::run(job, sink).await?;
-            let _ = ctx.aws.s3.delete_object().bucket(&target.bucket).key(&target.key).send().await;
-            (summary, format!("s3 multipart ({} MiB parts)", d.part_bytes / (1024 * 1024)))
+            let _ = ctx
+                .aws
+                .s3
+                .delete_object()
+                .bucket(&target.bucket)
+                .key(&target.key)
+                .send()
+                .await;
+            (
+                summary,
+                format!("s3 multipart ({} MiB parts)", d.part_bytes / (1024 * 1024)),
+            )
         }
         (SinkKind::S3, None) => return Err(Error::bad_request("--sink s3 needs the AWS configuration (local.env)")),
     };

@@ -75,7 +75,10 @@ fn check(record: &Record) -> Result<String, String> {
         Record::Lead(_) => "lead",
         Record::ChatMessage(_) => "chat_message",
     };
-    Ok(format!("{kind} {}", ids.iter().map(|(_, v)| *v).collect::<Vec<_>>().join("/")))
+    Ok(format!(
+        "{kind} {}",
+        ids.iter().map(|(_, v)| *v).collect::<Vec<_>>().join("/")
+    ))
 }
 
 #[cfg(test)]
@@ -112,7 +115,10 @@ mod tests {
             .chain(common::synth::leads(1, 5))
             .chain(common::synth::chat_messages(1, 5))
             .collect();
-        let text: String = records.iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect();
+        let text: String = records
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap() + "\n")
+            .collect();
         assert_eq!(parse(text.as_bytes(), "x").unwrap(), records);
     }
 }

@@ -94,8 +94,12 @@ async fn run(command: Command) -> Result<(), BoxError> {
     match command {
         Command::Setup => {
             let ctx = AppContext::from_env().await?;
-            let created = schema::create_tables(&ctx.aws.dynamodb, &ctx.config.tables).await.map_err(explain)?;
-            let bucket = schema::create_bucket(&ctx.aws.s3, &ctx.config.delivery.bucket).await.map_err(explain)?;
+            let created = schema::create_tables(&ctx.aws.dynamodb, &ctx.config.tables)
+                .await
+                .map_err(explain)?;
+            let bucket = schema::create_bucket(&ctx.aws.s3, &ctx.config.delivery.bucket)
+                .await
+                .map_err(explain)?;
             println!(
                 "tables ready ({} created), bucket {} {}",
                 created.len(),
@@ -103,7 +107,12 @@ async fn run(command: Command) -> Result<(), BoxError> {
                 if bucket { "created" } else { "already there" }
             );
         }
-        Command::Seed { sessions, leads, chats, seed } => {
+        Command::Seed {
+            sessions,
+            leads,
+            chats,
+            seed,
+        } => {
             let ctx = AppContext::from_env().await?;
             let mut total = 0;
             // Written in chunks so seeding millions of records stays in bounded memory.
@@ -119,18 +128,31 @@ async fn run(command: Command) -> Result<(), BoxError> {
                         .map_err(explain)?;
                 }
             }
-            total += store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, chunk).await.map_err(explain)?;
-            println!("seeded {total} records ({sessions} sessions with messages, {leads} leads, {chats} chat messages; seed {seed})");
+            total += store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, chunk)
+                .await
+                .map_err(explain)?;
+            println!(
+                "seeded {total} records ({sessions} sessions with messages, {leads} leads, {chats} chat messages; seed {seed})"
+            );
         }
         Command::Load { file } => {
             let path = file.display().to_string();
-            let reader = std::io::BufReader::new(std::fs::File::open(&file).map_err(|e| format!("could not open {path}: {e}"))?);
+            let reader =
+                std::io::BufReader::new(std::fs::File::open(&file).map_err(|e| format!("could not open {path}: {e}"))?);
             let records: Vec<Record> = exportctl::load::parse(reader, &path)?;
             let ctx = AppContext::from_env().await?;
-            let n = store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, records).await.map_err(explain)?;
+            let n = store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, records)
+                .await
+                .map_err(explain)?;
             println!("loaded {n} records from {path}");
         }
-        Command::Token { role, sub, client_id, company_id, ttl } => {
+        Command::Token {
+            role,
+            sub,
+            client_id,
+            company_id,
+            ttl,
+        } => {
             let config = Config::from_env()?;
             let now = auth::now_secs();
             let claims = Claims {

@@ -68,7 +68,10 @@ pub fn api_gateway_event(
     }
     let now = chrono::Utc::now();
     let route_key = format!("{method} {path}");
-    let user_agent = header_map.get("user-agent").cloned().unwrap_or(Value::String(String::new()));
+    let user_agent = header_map
+        .get("user-agent")
+        .cloned()
+        .unwrap_or(Value::String(String::new()));
     let host = header_map
         .get("host")
         .and_then(Value::as_str)
@@ -116,7 +119,11 @@ pub fn api_gateway_event(
     event
 }
 
-async fn handle_http(ctx: AppContext, req: hyper::Request<Incoming>, peer: SocketAddr) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+async fn handle_http(
+    ctx: AppContext,
+    req: hyper::Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
@@ -159,7 +166,10 @@ pub async fn serve(ctx: AppContext, listener: TcpListener) -> std::io::Result<()
         let ctx = ctx.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle_http(ctx.clone(), req, peer));
-            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 tracing::debug!(error = %e, "connection closed with an error");
             }
         });
@@ -176,7 +186,10 @@ mod tests {
             "GET",
             "/api/admin/sessions/export",
             "spreadsheet_safe=false&x=a%20b",
-            &[("Authorization".into(), "Bearer t".into()), ("Accept".into(), "text/csv".into())],
+            &[
+                ("Authorization".into(), "Bearer t".into()),
+                ("Accept".into(), "text/csv".into()),
+            ],
             b"",
             "127.0.0.1",
         );

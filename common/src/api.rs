@@ -102,7 +102,9 @@ impl Query {
                 )));
             }
             if self.pairs[..i].iter().any(|(k, _)| k == key) {
-                return Err(Error::bad_request(format!("query parameter '{key}' given more than once")));
+                return Err(Error::bad_request(format!(
+                    "query parameter '{key}' given more than once"
+                )));
             }
         }
         Ok(())
@@ -137,7 +139,11 @@ pub fn parse_bool(v: &str) -> Option<bool> {
 /// Makes user input safe to echo in an error: printable, short.
 pub fn sanitize(s: &str) -> String {
     let clean: String = s.chars().filter(|c| !c.is_control()).take(64).collect();
-    if s.chars().count() > 64 { format!("{clean}...") } else { clean }
+    if s.chars().count() > 64 {
+        format!("{clean}...")
+    } else {
+        clean
+    }
 }
 
 /// A route's fixed facts.
@@ -204,8 +210,15 @@ where
             duration_ms, error = %e, "export rejected"
         ),
         Ok(resp) => tracing::info!(
-            request_id, sub = outcome.sub.as_deref(), kind = route.kind, status = resp.status().as_u16(),
-            rows = outcome.rows, bytes = outcome.bytes, delivery = outcome.delivery, duration_ms, "export done"
+            request_id,
+            sub = outcome.sub.as_deref(),
+            kind = route.kind,
+            status = resp.status().as_u16(),
+            rows = outcome.rows,
+            bytes = outcome.bytes,
+            delivery = outcome.delivery,
+            duration_ms,
+            "export done"
         ),
     }
     match result {
@@ -224,7 +237,12 @@ fn object_key(prefix: &str, kind: &str, file_name: &str) -> String {
     )
 }
 
-async fn deliver(ctx: &AppContext, job: ExportJob, wants_json: bool, outcome: &mut Outcome) -> Result<Response<Body>, Error> {
+async fn deliver(
+    ctx: &AppContext,
+    job: ExportJob,
+    wants_json: bool,
+    outcome: &mut Outcome,
+) -> Result<Response<Body>, Error> {
     let d = &ctx.config.delivery;
     let file_name = job.file_name();
     let format = job.format;
@@ -286,6 +304,8 @@ async fn deliver(ctx: &AppContext, job: ExportJob, wants_json: bool, outcome: &m
 pub fn not_found(path: &str) -> Response<Body> {
     error_response(
         &Error::NotFound(format!("no route for {}", sanitize(path))),
-        &ErrorStyle::Code { failure: "Request failed" },
+        &ErrorStyle::Code {
+            failure: "Request failed",
+        },
     )
 }

@@ -124,8 +124,12 @@ impl Authenticator {
 
 /// Mints an HS256 token (for `exportctl token` and tests).
 pub fn mint(cfg: &JwtConfig, claims: &Claims) -> String {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(&cfg.secret))
-        .expect("HS256 signing with an in-memory key cannot fail")
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(&cfg.secret),
+    )
+    .expect("HS256 signing with an in-memory key cannot fail")
 }
 
 pub fn now_secs() -> u64 {
@@ -161,7 +165,10 @@ mod tests {
 
     fn headers(token: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
         h
     }
 
@@ -182,15 +189,24 @@ mod tests {
         let mut other = cfg();
         other.secret = b"another-secret-another-secret-xx".to_vec();
         let forged = mint(&other, &claims(Role::Admin, now_secs() + 60));
-        assert!(matches!(auth.authenticate(&headers(&forged)), Err(Error::Unauthorized(_))));
+        assert!(matches!(
+            auth.authenticate(&headers(&forged)),
+            Err(Error::Unauthorized(_))
+        ));
         let hs512 = jsonwebtoken::encode(
             &Header::new(Algorithm::HS512),
             &claims(Role::Admin, now_secs() + 60),
             &EncodingKey::from_secret(&cfg().secret),
         )
         .unwrap();
-        assert!(matches!(auth.authenticate(&headers(&hs512)), Err(Error::Unauthorized(_))));
-        assert!(matches!(auth.authenticate(&HeaderMap::new()), Err(Error::Unauthorized(_))));
+        assert!(matches!(
+            auth.authenticate(&headers(&hs512)),
+            Err(Error::Unauthorized(_))
+        ));
+        assert!(matches!(
+            auth.authenticate(&HeaderMap::new()),
+            Err(Error::Unauthorized(_))
+        ));
         assert!(matches!(auth.authenticate(&headers("")), Err(Error::Unauthorized(_))));
     }
 
@@ -213,7 +229,9 @@ mod tests {
     fn rejects_not_yet_valid_tokens() {
         let mut c = claims(Role::Admin, now_secs() + 7200);
         c.nbf = Some(now_secs() + 3600);
-        let err = Authenticator::new(&cfg()).authenticate(&headers(&mint(&cfg(), &c))).unwrap_err();
+        let err = Authenticator::new(&cfg())
+            .authenticate(&headers(&mint(&cfg(), &c)))
+            .unwrap_err();
         assert!(matches!(err, Error::Unauthorized(_)));
     }
 }

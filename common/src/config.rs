@@ -120,7 +120,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let d = &self.delivery;
         if d.part_bytes < MIN_PART_BYTES {
-            return Err(ConfigError(format!("UPLOAD_PART_BYTES must be at least {MIN_PART_BYTES}")));
+            return Err(ConfigError(format!(
+                "UPLOAD_PART_BYTES must be at least {MIN_PART_BYTES}"
+            )));
         }
         if d.presign_ttl.is_zero() || d.presign_ttl > MAX_PRESIGN_TTL {
             return Err(ConfigError("PRESIGN_TTL_SECONDS must be between 1 and 604800".into()));

@@ -5,8 +5,8 @@ use aws_sdk_dynamodb::{
     Client,
     error::ProvideErrorMetadata,
     types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-        ProjectionType, ScalarAttributeType, TableStatus,
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+        ScalarAttributeType, TableStatus,
     },
 };
 
@@ -52,7 +52,10 @@ pub fn tables(names: &TableNames) -> Vec<TableDef> {
             name: names.chat_messages.clone(),
             hash: "client_id",
             range: Some("ts_id"),
-            indexes: vec![(CHATS_BY_CONVERSATION, "conversation_id", "ts_id"), (CHATS_BY_DAY, "day", "ts_id")],
+            indexes: vec![
+                (CHATS_BY_CONVERSATION, "conversation_id", "ts_id"),
+                (CHATS_BY_DAY, "day", "ts_id"),
+            ],
         },
     ]
 }
@@ -117,13 +120,21 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<Vec<St
 
 async fn wait_active(client: &Client, table: &str) -> Result<(), Error> {
     for _ in 0..600 {
-        let out = client.describe_table().table_name(table).send().await.map_err(Error::database)?;
+        let out = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(Error::database)?;
         if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
             return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    Err(Error::internal("database error", format!("table {table} did not become ACTIVE")))
+    Err(Error::internal(
+        "database error",
+        format!("table {table} did not become ACTIVE"),
+    ))
 }
 
 /// Creates the export bucket if it does not exist.

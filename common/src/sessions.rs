@@ -18,12 +18,30 @@ use crate::{
 };
 
 pub const COLUMNS: [Column; 6] = [
-    Column { header: "SessionID", key: "session_id" },
-    Column { header: "UserID", key: "user_id" },
-    Column { header: "MessageID", key: "message_id" },
-    Column { header: "MessageContent", key: "message_content" },
-    Column { header: "Sender", key: "sender" },
-    Column { header: "Timestamp", key: "timestamp" },
+    Column {
+        header: "SessionID",
+        key: "session_id",
+    },
+    Column {
+        header: "UserID",
+        key: "user_id",
+    },
+    Column {
+        header: "MessageID",
+        key: "message_id",
+    },
+    Column {
+        header: "MessageContent",
+        key: "message_content",
+    },
+    Column {
+        header: "Sender",
+        key: "sender",
+    },
+    Column {
+        header: "Timestamp",
+        key: "timestamp",
+    },
 ];
 
 const PREFETCH: usize = 16;

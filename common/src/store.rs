@@ -77,14 +77,20 @@ impl Record {
             Record::Session(s) => serde_dynamo::to_item(s).map_err(encode)?,
             Record::Message(m) => {
                 let mut item: Item = serde_dynamo::to_item(m).map_err(encode)?;
-                item.insert("msg_key".into(), AttributeValue::S(time_id_key(&m.timestamp, &m.message_id)));
+                item.insert(
+                    "msg_key".into(),
+                    AttributeValue::S(time_id_key(&m.timestamp, &m.message_id)),
+                );
                 item
             }
             Record::Lead(l) => serde_dynamo::to_item(l).map_err(encode)?,
             Record::ChatMessage(c) => {
                 let mut item: Item = serde_dynamo::to_item(c).map_err(encode)?;
                 item.insert("ts_id".into(), AttributeValue::S(time_id_key(&c.timestamp, &c.id)));
-                item.insert("day".into(), AttributeValue::S(c.timestamp.format("%Y-%m-%d").to_string()));
+                item.insert(
+                    "day".into(),
+                    AttributeValue::S(c.timestamp.format("%Y-%m-%d").to_string()),
+                );
                 item
             }
         };
@@ -105,7 +111,10 @@ pub async fn write_records(client: &Client, names: &TableNames, records: Vec<Rec
             .set_item(Some(r.to_item()?))
             .build()
             .map_err(|e| Error::internal("encoding error", e))?;
-        requests.push((r.table(names).to_string(), WriteRequest::builder().put_request(put).build()));
+        requests.push((
+            r.table(names).to_string(),
+            WriteRequest::builder().put_request(put).build(),
+        ));
     }
     drop(records);
     let mut chunks = Vec::new();

@@ -8,9 +8,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::{
-    model::{
-        ChatMessage, Confidence, GeoData, InterestLevel, Lead, LeadCategory, LeadStatus, Session, SessionMessage,
-    },
+    model::{ChatMessage, Confidence, GeoData, InterestLevel, Lead, LeadCategory, LeadStatus, Session, SessionMessage},
     store::Record,
 };
 
@@ -135,7 +133,12 @@ const AGENTS: &[&str] = &[
 
 fn ip(rng: &mut Rng) -> String {
     if rng.chance(20) {
-        format!("2001:db8:{:x}:{:x}::{:x}", rng.below(0xffff), rng.below(0xffff), rng.below(0xffff))
+        format!(
+            "2001:db8:{:x}:{:x}::{:x}",
+            rng.below(0xffff),
+            rng.below(0xffff),
+            rng.below(0xffff)
+        )
     } else {
         format!("203.0.{}.{}", rng.below(256), 1 + rng.below(254))
     }
@@ -180,7 +183,10 @@ pub fn leads(seed: u64, count: usize) -> impl Iterator<Item = Record> {
             ai_verification_reasons: if sparse {
                 vec![]
             } else {
-                vec!["valid email domain".into(), "consistent intent; repeated questions".into()]
+                vec![
+                    "valid email domain".into(),
+                    "consistent intent; repeated questions".into(),
+                ]
             },
             status,
             created_at,
@@ -194,7 +200,11 @@ pub fn leads(seed: u64, count: usize) -> impl Iterator<Item = Record> {
             first_interest_detected: (!sparse).then(|| created_at + Duration::seconds(5)),
             last_interest_detected: (!sparse).then(|| created_at + Duration::seconds(95)),
             conversation_summary: (!sparse).then(|| message_text(&mut rng)),
-            tags: if sparse { vec![] } else { vec!["vip".into(), "follow-up, urgent".into()] },
+            tags: if sparse {
+                vec![]
+            } else {
+                vec!["vip".into(), "follow-up, urgent".into()]
+            },
             notes_count: Some(rng.below(5) as u32),
             converted_at: converted.then(|| created_at + Duration::days(3)),
             conversion_value: converted.then(|| (rng.below(1_000_000) as f64) / 100.0),
@@ -226,8 +236,16 @@ pub fn chat_messages(seed: u64, count: usize) -> impl Iterator<Item = Record> {
             client_id: client.into(),
             conversation_id: format!("conv-{conversation:06}"),
             session_id: Some(format!("sess-{:06}", conversation)),
-            from_name: if embed { "Embed User".into() } else { format!("User {}", rng.below(100)) },
-            from_user_id: Some(if embed { "000000000000000000000000".into() } else { format!("{:024x}", rng.next_u64()) }),
+            from_name: if embed {
+                "Embed User".into()
+            } else {
+                format!("User {}", rng.below(100))
+            },
+            from_user_id: Some(if embed {
+                "000000000000000000000000".into()
+            } else {
+                format!("{:024x}", rng.next_u64())
+            }),
             user_name: (!embed).then(|| "Jane O'Neil".to_string()),
             user_email: (!embed).then(|| "jane@example.com".to_string()),
             message: message_text(&mut rng),
@@ -237,7 +255,9 @@ pub fn chat_messages(seed: u64, count: usize) -> impl Iterator<Item = Record> {
             token_cost: 20 + rng.below(300),
             user_ip: Some(ip(&mut rng)),
             user_agent: Some(rng.pick(AGENTS).to_string()),
-            referrer: rng.chance(60).then(|| "https://example.com/pricing?ref=chat".to_string()),
+            referrer: rng
+                .chance(60)
+                .then(|| "https://example.com/pricing?ref=chat".to_string()),
             is_embed_user: embed,
             geo_data: rng.chance(90).then(|| GeoData {
                 country: Some(country.into()),
@@ -262,8 +282,14 @@ mod tests {
 
     #[test]
     fn same_seed_same_data() {
-        let a: Vec<_> = sessions(7, 50).chain(leads(7, 20)).chain(chat_messages(7, 30)).collect();
-        let b: Vec<_> = sessions(7, 50).chain(leads(7, 20)).chain(chat_messages(7, 30)).collect();
+        let a: Vec<_> = sessions(7, 50)
+            .chain(leads(7, 20))
+            .chain(chat_messages(7, 30))
+            .collect();
+        let b: Vec<_> = sessions(7, 50)
+            .chain(leads(7, 20))
+            .chain(chat_messages(7, 30))
+            .collect();
         assert_eq!(a, b);
         let c: Vec<_> = sessions(8, 50).collect();
         assert_ne!(a[..c.len().min(a.len())], c[..]);

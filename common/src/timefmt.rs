@@ -10,9 +10,7 @@ pub fn format(ts: &DateTime<Utc>) -> String {
 
 /// Parses RFC 3339 with any offset and any precision, normalised to UTC.
 pub fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
 /// Parses `YYYY-MM-DD`.

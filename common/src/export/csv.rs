@@ -102,7 +102,9 @@ fn is_plain_number(s: &str) -> bool {
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
     !body.is_empty()
         && body.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.')
-        && body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
         && body.parse::<f64>().is_ok()
 }
 
@@ -139,11 +141,16 @@ mod tests {
         for n in ["-42", "+3.5", "-1e5", "hello", "", "42"] {
             assert!(!is_formula_like(n), "{n:?}");
         }
-        let out = encode(&[vec![Cell::Text("=1+2".into()), Cell::Int(-5)]], EncodeOptions::default());
+        let out = encode(
+            &[vec![Cell::Text("=1+2".into()), Cell::Int(-5)]],
+            EncodeOptions::default(),
+        );
         assert!(out.ends_with("'=1+2,-5\r\n"), "{out}");
         let raw = encode(
             &[vec![Cell::Text("=1+2".into()), Cell::Int(-5)]],
-            EncodeOptions { spreadsheet_safe: false },
+            EncodeOptions {
+                spreadsheet_safe: false,
+            },
         );
         assert!(raw.ends_with("=1+2,-5\r\n"), "{raw}");
     }
@@ -152,6 +159,9 @@ mod tests {
     fn typed_cells_render_plainly() {
         let t = timefmt::parse_rfc3339("2024-01-15T10:30:00Z").unwrap();
         let out = encode(&[vec![Cell::Time(t), Cell::Float(1e21)]], EncodeOptions::default());
-        assert!(out.ends_with("2024-01-15T10:30:00.000Z,1000000000000000000000\r\n"), "{out}");
+        assert!(
+            out.ends_with("2024-01-15T10:30:00.000Z,1000000000000000000000\r\n"),
+            "{out}"
+        );
     }
 }

@@ -98,7 +98,12 @@ pub struct ExportJob {
 impl ExportJob {
     /// `<stem>-YYYY-MM-DD.<ext>`, dated today (UTC).
     pub fn file_name(&self) -> String {
-        format!("{}-{}.{}", self.file_stem, Utc::now().format("%Y-%m-%d"), self.format.extension())
+        format!(
+            "{}-{}.{}",
+            self.file_stem,
+            Utc::now().format("%Y-%m-%d"),
+            self.format.extension()
+        )
     }
 }
 

@@ -103,9 +103,12 @@ impl S3Sink {
             .send()
             .await
             .map_err(Error::storage)?;
-        upload
-            .parts
-            .push(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag).build());
+        upload.parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(out.e_tag)
+                .build(),
+        );
         Ok(())
     }
 }
@@ -203,7 +206,9 @@ impl ByteSink for S3Sink {
             Ok(_) => tracing::info!(key = %self.target.key, "aborted multipart upload"),
             // An incomplete upload is never a downloadable object, and the bucket's
             // lifecycle rule removes its parts; log so an operator can see it.
-            Err(e) => tracing::error!(key = %self.target.key, error = %crate::error::Error::storage(e).cause_chain(), "could not abort multipart upload"),
+            Err(e) => {
+                tracing::error!(key = %self.target.key, error = %crate::error::Error::storage(e).cause_chain(), "could not abort multipart upload")
+            }
         }
     }
 }

@@ -1,0 +1,83 @@
+# chat-export: `make demo` runs the local stack with sample data and the API;
+# `make test` runs every check. Both install what they need into git-ignored folders.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+ENV := set -a; . ./local.env; set +a;
+CARGO ?= cargo
+EXPORTCTL := target/debug/exportctl
+VENV := .venv
+PKG_VENV := .venv-package
+
+.PHONY: help stack stack-down stack-reset stack-status build setup seed serve demo test lint fmt clippy unit bench package tools
+
+help:
+	@echo "make demo         local stack + sample data + API on 127.0.0.1:\$$API_PORT, prints curl commands"
+	@echo "make test         fmt, clippy, unit + integration tests against the local stack, template checks"
+	@echo "make stack        start DynamoDB + S3 emulators (idempotent); stack-down stops them; stack-reset wipes data"
+	@echo "make bench        release benchmark of the engine (rows/s, MB/s, peak RSS)"
+	@echo "make package      sam build (x86_64)"
+
+stack:
+	@scripts/stack.sh up
+
+stack-down:
+	@scripts/stack.sh down
+
+stack-reset:
+	@scripts/stack.sh reset
+
+stack-status:
+	@scripts/stack.sh status
+
+build:
+	$(CARGO) build --workspace
+
+setup: build stack
+	@$(ENV) $(EXPORTCTL) setup
+
+seed: setup
+	@$(ENV) $(EXPORTCTL) seed --sessions 300 --leads 500 --chats 2000 --seed 1
+
+demo: seed
+	@$(ENV) scripts/demo.sh
+
+# The linters for the SAM template live in a project venv.
+$(VENV)/.installed: tools/requirements-lint.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-lint.txt
+	touch $@
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/python scripts/check_template.py
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Unit + integration tests against the local stack; stops the stack afterwards
+# unless it was already running before.
+unit:
+	@was_up=$$(scripts/stack.sh status | grep -c running || true); \
+	scripts/stack.sh up; \
+	status=0; $(ENV) $(CARGO) test --workspace || status=$$?; \
+	if [ "$$was_up" != "2" ]; then scripts/stack.sh down; fi; \
+	exit $$status
+
+test: fmt clippy unit lint
+
+bench:
+	$(CARGO) build --release --bin exportctl
+	@for n in 100000 1000000; do target/release/exportctl bench --rows $$n --sink null; done
+	@scripts/stack.sh up >/dev/null; $(ENV) target/release/exportctl setup >/dev/null; \
+	$(ENV) target/release/exportctl bench --rows 1000000 --sink s3
+
+$(PKG_VENV)/.installed: tools/requirements-package.txt
+	python3 -m venv $(PKG_VENV)
+	$(PKG_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-package.txt
+	touch $@
+
+package: $(PKG_VENV)/.installed
+	PATH="$(CURDIR)/$(PKG_VENV)/bin:$$PATH" sam build --beta-features

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Prints ready-to-run curl commands with fresh tokens, then serves the API in the
+# foreground (Ctrl-C stops the API; `make stack-down` stops the emulators).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+X=target/debug/exportctl
+ADMIN=$($X token --role admin --sub admin-demo --ttl 28800)
+USER=$($X token --role user --sub user-demo --client-id client-alpha --company-id comp-acme --ttl 28800)
+BASE="http://127.0.0.1:${API_PORT}"
+cat <<TXT
+
+chat-export demo: local stack up, sample data loaded.
+
+Admin: download every chat session as CSV
+  curl -sS -OJ -H "Authorization: Bearer $ADMIN" "$BASE/api/admin/sessions/export"
+
+Same, as a link to S3 (presigned URL, JSON answer)
+  curl -sS -H "Accept: application/json" -H "Authorization: Bearer $ADMIN" "$BASE/api/admin/sessions/export"
+
+A non-admin token gets 403, no token 401:
+  curl -sS -H "Authorization: Bearer $USER" "$BASE/api/admin/sessions/export"
+  curl -sS "$BASE/api/admin/sessions/export"
+
+TXT
+exec $X serve --port "$API_PORT"
