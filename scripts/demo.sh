@@ -21,5 +21,18 @@ A non-admin token gets 403, no token 401:
   curl -sS -H "Authorization: Bearer $USER" "$BASE/api/admin/sessions/export"
   curl -sS "$BASE/api/admin/sessions/export"
 
+Leads of the user's own company (comp-acme), filtered, as CSV, Excel and JSON:
+  curl -sS -OJ -H "Authorization: Bearer $USER" "$BASE/api/hybrid-leads/export?confidence=high&startDate=2024-01-01&endDate=2024-03-31"
+  curl -sS -OJ -H "Authorization: Bearer $USER" "$BASE/api/hybrid-leads/export?format=xlsx&status=new&search=example.com"
+  curl -sS -OJ -H "Authorization: Bearer $USER" "$BASE/api/hybrid-leads/export?format=json&category=demo_request&columns=Lead%20ID,Email,Phone,Created%20At"
+
+Another company's leads are refused (403); a bad parameter gets 400 in the seed's shape:
+  curl -sS -H "Authorization: Bearer $USER" "$BASE/api/hybrid-leads/export?companyId=comp-globex"
+  curl -sS -H "Authorization: Bearer $USER" "$BASE/api/hybrid-leads/export?confidence=extreme"
+
+Admin: several companies at once, or all of them:
+  curl -sS -OJ -H "Authorization: Bearer $ADMIN" "$BASE/api/hybrid-leads/export?companyId=comp-acme,comp-globex&format=xlsx"
+  curl -sS -OJ -H "Authorization: Bearer $ADMIN" "$BASE/api/hybrid-leads/export"
+
 TXT
 exec $X serve --port "$API_PORT"

@@ -1,4 +1,4 @@
-//! `exportctl bench`: pushes synthetic session-message rows through the real engine
+//! `exportctl bench`: pushes synthetic rows (session messages or leads) through the real engine
 //! (encoder + sink) with DynamoDB replaced by an in-process source, and reports
 //! throughput and peak memory. Not a test: run it in release (`make bench`).
 
@@ -7,8 +7,11 @@ use std::time::Instant;
 use common::{
     AppContext, Error,
     export::{self, EncodeOptions, ExportJob, Format, Row, S3Sink, sink::CountingSink, sink::ObjectTarget},
+    leads,
     model::{Session, SessionMessage},
-    sessions, synth,
+    sessions,
+    store::Record,
+    synth,
 };
 use futures::{StreamExt, stream};
 use serde::Serialize;
@@ -22,6 +25,31 @@ pub enum SinkKind {
     Null,
     /// Real S3 multipart upload to the configured endpoint (the local emulator).
     S3,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchExport {
+    /// Chat-session messages (6 columns).
+    Sessions,
+    /// Leads, every column (32 columns).
+    Leads,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchFormat {
+    Csv,
+    Json,
+    Xlsx,
+}
+
+impl From<BenchFormat> for Format {
+    fn from(f: BenchFormat) -> Self {
+        match f {
+            BenchFormat::Csv => Format::Csv,
+            BenchFormat::Json => Format::Json,
+            BenchFormat::Xlsx => Format::Xlsx,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -74,6 +102,24 @@ fn session_rows(total: usize, seed: u64) -> export::RowBatches {
     .boxed()
 }
 
+/// Synthetic leads (every column), generated lazily one batch at a time.
+fn lead_rows(total: usize, seed: u64) -> export::RowBatches {
+    let mut records = synth::leads(seed, total);
+    let all: Vec<usize> = (0..leads::COLUMNS.len()).collect();
+    stream::iter(std::iter::from_fn(move || {
+        let batch: Vec<Row> = records
+            .by_ref()
+            .take(BATCH)
+            .map(|r| match r {
+                Record::Lead(lead) => all.iter().map(|&i| leads::cell(&lead, i)).collect(),
+                _ => unreachable!("synth::leads yields leads"),
+            })
+            .collect();
+        (!batch.is_empty()).then_some(Ok::<_, Error>(batch))
+    }))
+    .boxed()
+}
+
 /// Peak resident set size of this process (VmHWM), in MiB.
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -87,14 +133,26 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-pub async fn run(rows: usize, sink: SinkKind, ctx: Option<&AppContext>) -> Result<Report, Error> {
+pub async fn run(
+    which: BenchExport,
+    format: BenchFormat,
+    rows: usize,
+    sink: SinkKind,
+    ctx: Option<&AppContext>,
+) -> Result<Report, Error> {
+    let format = Format::from(format);
+    let (export_name, columns, source) = match which {
+        BenchExport::Sessions => ("sessions", sessions::COLUMNS.to_vec(), session_rows(rows, 42)),
+        BenchExport::Leads => ("leads", leads::COLUMNS.to_vec(), lead_rows(rows, 42)),
+    };
     let job = ExportJob {
-        kind: "bench-sessions",
-        file_stem: "bench-sessions",
-        format: Format::Csv,
-        columns: sessions::COLUMNS.to_vec(),
+        kind: "bench",
+        file_stem: "bench",
+        sheet: "Bench",
+        format,
+        columns,
         options: EncodeOptions::default(),
-        rows: session_rows(rows, 42),
+        rows: source,
     };
     let started = Instant::now();
     let (summary, sink_name) = match (sink, ctx) {
@@ -103,9 +161,9 @@ pub async fn run(rows: usize, sink: SinkKind, ctx: Option<&AppContext>) -> Resul
             let d = &ctx.config.delivery;
             let target = ObjectTarget {
                 bucket: d.bucket.clone(),
-                key: format!("{}bench/{}.csv", d.key_prefix, uuid::Uuid::new_v4()),
-                content_type: Format::Csv.content_type().into(),
-                content_disposition: "attachment; filename=\"bench.csv\"".into(),
+                key: format!("{}bench/{}.{}", d.key_prefix, uuid::Uuid::new_v4(), format.extension()),
+                content_type: format.content_type().into(),
+                content_disposition: "attachment".into(),
             };
             let sink = S3Sink::new(ctx.aws.s3.clone(), target.clone(), None, d.part_bytes);
             let (summary, _) = export::run(job, sink).await?;
@@ -126,8 +184,8 @@ pub async fn run(rows: usize, sink: SinkKind, ctx: Option<&AppContext>) -> Resul
     };
     let seconds = started.elapsed().as_secs_f64();
     Ok(Report {
-        export: "sessions",
-        format: "csv",
+        export: export_name,
+        format: format.extension(),
         sink: sink_name,
         rows: summary.rows,
         bytes: summary.bytes,

@@ -58,6 +58,10 @@ enum Command {
     },
     /// Benchmark the export engine with an in-process source (run in release).
     Bench {
+        #[arg(long, value_enum, default_value = "sessions")]
+        export: exportctl::bench::BenchExport,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: exportctl::bench::BenchFormat,
         #[arg(long, default_value_t = 1_000_000)]
         rows: usize,
         #[arg(long, value_enum, default_value = "null")]
@@ -180,12 +184,19 @@ async fn run(command: Command) -> Result<(), BoxError> {
             }
             exportctl::serve::serve(ctx, listener).await?;
         }
-        Command::Bench { rows, sink } => {
+        Command::Bench {
+            export,
+            format,
+            rows,
+            sink,
+        } => {
             let ctx = match sink {
                 exportctl::bench::SinkKind::S3 => Some(AppContext::from_env().await?),
                 exportctl::bench::SinkKind::Null => None,
             };
-            let report = exportctl::bench::run(rows, sink, ctx.as_ref()).await.map_err(explain)?;
+            let report = exportctl::bench::run(export, format, rows, sink, ctx.as_ref())
+                .await
+                .map_err(explain)?;
             println!("{}", serde_json::to_string(&report)?);
         }
     }

@@ -15,13 +15,14 @@ use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 
 /// Routes served locally: `(method, path)`. The same list is declared in template.yaml.
-pub const ROUTES: &[(&str, &str)] = &[("GET", sessions_export::PATH)];
+pub const ROUTES: &[(&str, &str)] = &[("GET", sessions_export::PATH), ("GET", leads_export::PATH)];
 
 /// Dispatches an API Gateway request to the function that owns its route.
 pub async fn route(ctx: &AppContext, req: Request) -> Response<Body> {
     let path = req.uri().path().to_string();
     match (req.method().as_str(), path.as_str()) {
         ("GET", sessions_export::PATH) => sessions_export::handle(ctx, req).await,
+        ("GET", leads_export::PATH) => leads_export::handle(ctx, req).await,
         _ => common::api::not_found(&path),
     }
 }

@@ -136,9 +136,20 @@ pub fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
-/// Makes user input safe to echo in an error: printable, short.
+/// Makes user input safe to echo in an error: no control or markup characters, at
+/// most 64 characters.
 pub fn sanitize(s: &str) -> String {
-    let clean: String = s.chars().filter(|c| !c.is_control()).take(64).collect();
+    let clean: String = s
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_control() || "<>&\"'`\\".contains(c) {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect();
     if s.chars().count() > 64 {
         format!("{clean}...")
     } else {
@@ -146,11 +157,16 @@ pub fn sanitize(s: &str) -> String {
     }
 }
 
-/// A route's fixed facts.
-pub struct Route {
-    /// Export kind for logs, e.g. `sessions`.
-    pub kind: &'static str,
-    pub errors: ErrorStyle,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_strips_markup_and_control_characters_and_truncates() {
+        assert_eq!(sanitize("<script>\u{0}"), "?script??");
+        assert_eq!(sanitize(&"x".repeat(70)), format!("{}...", "x".repeat(64)));
+        assert_eq!(sanitize("Lead ID"), "Lead ID");
+    }
 }
 
 /// What the per-request log line records.
@@ -179,7 +195,14 @@ fn wants_json(req: &Request) -> bool {
 }
 
 /// Authenticates, asks `plan` for the job, runs it and answers; logs one line.
-pub async fn handle_export<F>(ctx: &AppContext, req: Request, route: &Route, plan: F) -> Response<Body>
+/// `kind` names the export in logs and object keys; `errors` shapes error bodies.
+pub async fn handle_export<F>(
+    ctx: &AppContext,
+    req: Request,
+    kind: &'static str,
+    errors: &ErrorStyle,
+    plan: F,
+) -> Response<Body>
 where
     F: FnOnce(&AppContext, &Caller, &Query) -> Result<ExportJob, Error>,
 {
@@ -196,23 +219,23 @@ where
     .await;
     let response = match &result {
         Ok(_) => None,
-        Err(e) => Some(error_response(e, &route.errors)),
+        Err(e) => Some(error_response(e, errors)),
     };
     let status = response.as_ref().map_or(200, |r| r.status().as_u16());
     let duration_ms = started.elapsed().as_millis() as u64;
     match &result {
         Err(e) if e.is_server_error() => tracing::error!(
-            request_id, sub = outcome.sub.as_deref(), kind = route.kind, status,
+            request_id, sub = outcome.sub.as_deref(), kind, status,
             duration_ms, error = %e.cause_chain(), "export failed"
         ),
         Err(e) => tracing::warn!(
-            request_id, sub = outcome.sub.as_deref(), kind = route.kind, status,
+            request_id, sub = outcome.sub.as_deref(), kind, status,
             duration_ms, error = %e, "export rejected"
         ),
         Ok(resp) => tracing::info!(
             request_id,
             sub = outcome.sub.as_deref(),
-            kind = route.kind,
+            kind,
             status = resp.status().as_u16(),
             rows = outcome.rows,
             bytes = outcome.bytes,

@@ -13,6 +13,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod export;
+pub mod leads;
 pub mod logging;
 pub mod model;
 pub mod schema;

@@ -18,30 +18,12 @@ use crate::{
 };
 
 pub const COLUMNS: [Column; 6] = [
-    Column {
-        header: "SessionID",
-        key: "session_id",
-    },
-    Column {
-        header: "UserID",
-        key: "user_id",
-    },
-    Column {
-        header: "MessageID",
-        key: "message_id",
-    },
-    Column {
-        header: "MessageContent",
-        key: "message_content",
-    },
-    Column {
-        header: "Sender",
-        key: "sender",
-    },
-    Column {
-        header: "Timestamp",
-        key: "timestamp",
-    },
+    Column::new("SessionID", "session_id"),
+    Column::new("UserID", "user_id"),
+    Column::new("MessageID", "message_id"),
+    Column::new("MessageContent", "message_content"),
+    Column::new("Sender", "sender"),
+    Column::new("Timestamp", "timestamp"),
 ];
 
 const PREFETCH: usize = 16;

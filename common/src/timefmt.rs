@@ -21,6 +21,29 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
 }
 
+/// Which end of a range a date-only value stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bound {
+    /// `2024-01-31` means `2024-01-31T00:00:00.000Z`.
+    Start,
+    /// `2024-01-31` means the whole day: up to `2024-01-31T23:59:59.999Z`.
+    End,
+}
+
+/// Parses an ISO 8601 range bound: RFC 3339 date-time (exact) or `YYYY-MM-DD`
+/// (start or end of that day, UTC).
+pub fn parse_bound(s: &str, bound: Bound) -> Option<DateTime<Utc>> {
+    if let Some(t) = parse_rfc3339(s) {
+        return Some(t);
+    }
+    let day = parse_date(s)?;
+    let t = match bound {
+        Bound::Start => day.and_hms_milli_opt(0, 0, 0, 0)?,
+        Bound::End => day.and_hms_milli_opt(23, 59, 59, 999)?,
+    };
+    Some(t.and_utc())
+}
+
 /// serde adapter for `DateTime<Utc>` fields in the fixed-width format.
 pub mod serde_ts {
     use super::*;
@@ -74,6 +97,24 @@ mod tests {
     fn offsets_are_normalised_to_utc() {
         let t = parse_rfc3339("2024-01-15T12:30:00+02:00").unwrap();
         assert_eq!(format(&t), "2024-01-15T10:30:00.000Z");
+    }
+
+    #[test]
+    fn date_only_bounds_cover_whole_days() {
+        assert_eq!(
+            format(&parse_bound("2024-01-31", Bound::Start).unwrap()),
+            "2024-01-31T00:00:00.000Z"
+        );
+        assert_eq!(
+            format(&parse_bound("2024-01-31", Bound::End).unwrap()),
+            "2024-01-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            format(&parse_bound("2024-01-31T10:00:00+01:00", Bound::End).unwrap()),
+            "2024-01-31T09:00:00.000Z"
+        );
+        assert!(parse_bound("2024-01-32", Bound::Start).is_none());
+        assert!(parse_bound("31/01/2024", Bound::Start).is_none());
     }
 
     #[test]

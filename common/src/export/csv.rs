@@ -27,6 +27,7 @@ impl Write for SharedBuf {
 
 pub struct CsvEncoder {
     writer: csv::Writer<SharedBuf>,
+    separators: Vec<&'static str>,
     out: SharedBuf,
     options: EncodeOptions,
     scratch: String,
@@ -48,6 +49,7 @@ impl CsvEncoder {
             .map_err(csv_error)?;
         Ok(Self {
             writer,
+            separators: columns.iter().map(|c| c.list_sep).collect(),
             out,
             options,
             scratch: String::new(),
@@ -57,7 +59,7 @@ impl CsvEncoder {
 
 impl Encoder for CsvEncoder {
     fn write_row(&mut self, row: &[Cell]) -> Result<(), Error> {
-        for cell in row {
+        for (cell, sep) in row.iter().zip(&self.separators) {
             self.scratch.clear();
             match cell {
                 Cell::Empty => {}
@@ -69,8 +71,15 @@ impl Encoder for CsvEncoder {
                 }
                 Cell::Int(i) => write!(self.scratch, "{i}").expect("writing to a String"),
                 Cell::Float(f) => write!(self.scratch, "{f}").expect("writing to a String"),
-                Cell::Bool(b) => self.scratch.push_str(if *b { "true" } else { "false" }),
+                Cell::Bool(b) => self.scratch.push_str(if *b { "Yes" } else { "No" }),
                 Cell::Time(t) => self.scratch.push_str(&timefmt::format(t)),
+                Cell::List(items) => {
+                    let joined = items.join(sep);
+                    if self.options.spreadsheet_safe && is_formula_like(&joined) {
+                        self.scratch.push('\'');
+                    }
+                    self.scratch.push_str(&joined);
+                }
             }
             self.writer.write_field(&self.scratch).map_err(csv_error)?;
         }
@@ -113,7 +122,7 @@ mod tests {
     use super::*;
 
     fn encode(rows: &[Vec<Cell>], options: EncodeOptions) -> String {
-        let cols = [Column { header: "A", key: "a" }, Column { header: "B", key: "b" }];
+        let cols = [Column::new("A", "a"), Column::new("B", "b").list_sep(",")];
         let mut enc = CsvEncoder::new(&cols, options).unwrap();
         for r in rows {
             enc.write_row(r).unwrap();
@@ -150,6 +159,7 @@ mod tests {
             &[vec![Cell::Text("=1+2".into()), Cell::Int(-5)]],
             EncodeOptions {
                 spreadsheet_safe: false,
+                ..EncodeOptions::default()
             },
         );
         assert!(raw.ends_with("=1+2,-5\r\n"), "{raw}");

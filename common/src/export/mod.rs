@@ -4,7 +4,9 @@
 //! multipart part: nothing ever holds a whole export.
 
 pub mod csv;
+pub mod json;
 pub mod sink;
+pub mod xlsx;
 
 use chrono::{DateTime, Utc};
 use futures::{TryStreamExt, stream::BoxStream};
@@ -19,8 +21,12 @@ pub enum Cell {
     Text(String),
     Int(i64),
     Float(f64),
+    /// Yes/No in tabular formats, true/false in JSON.
     Bool(bool),
     Time(DateTime<Utc>),
+    /// Several values: joined with the column's separator in tabular formats, an
+    /// array in JSON.
+    List(Vec<String>),
 }
 
 impl From<Option<String>> for Cell {
@@ -41,33 +47,64 @@ pub type Row = Vec<Cell>;
 pub type RowBatches = BoxStream<'static, Result<Vec<Row>, Error>>;
 
 /// A column of an export: its header in tabular formats and its key in JSON.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Column {
     pub header: &'static str,
     pub key: &'static str,
+    /// Width in Excel, in characters; 0 picks one from the header.
+    pub width: f64,
+    /// Separator of [`Cell::List`] values in tabular formats.
+    pub list_sep: &'static str,
+}
+
+impl Column {
+    pub const fn new(header: &'static str, key: &'static str) -> Self {
+        Self {
+            header,
+            key,
+            width: 0.0,
+            list_sep: ";",
+        }
+    }
+
+    pub const fn width(mut self, width: f64) -> Self {
+        self.width = width;
+        self
+    }
+
+    pub const fn list_sep(mut self, sep: &'static str) -> Self {
+        self.list_sep = sep;
+        self
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Csv,
+    Json,
+    Xlsx,
 }
 
 impl Format {
     pub fn extension(self) -> &'static str {
         match self {
             Format::Csv => "csv",
+            Format::Json => "json",
+            Format::Xlsx => "xlsx",
         }
     }
 
     pub fn content_type(self) -> &'static str {
         match self {
             Format::Csv => "text/csv; charset=utf-8",
+            Format::Json => "application/json; charset=utf-8",
+            Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         }
     }
 
     /// Whether the encoded bytes are UTF-8 text (sent unencoded inline).
     pub fn is_text(self) -> bool {
-        matches!(self, Format::Csv)
+        matches!(self, Format::Csv | Format::Json)
     }
 }
 
@@ -75,11 +112,16 @@ impl Format {
 pub struct EncodeOptions {
     /// Neutralise text cells a spreadsheet would evaluate as formulas (OWASP CSV injection).
     pub spreadsheet_safe: bool,
+    /// Data rows per Excel sheet before the rows continue on a new sheet.
+    pub sheet_row_limit: u32,
 }
 
 impl Default for EncodeOptions {
     fn default() -> Self {
-        Self { spreadsheet_safe: true }
+        Self {
+            spreadsheet_safe: true,
+            sheet_row_limit: xlsx::EXCEL_MAX_DATA_ROWS,
+        }
     }
 }
 
@@ -89,6 +131,8 @@ pub struct ExportJob {
     pub kind: &'static str,
     /// File name without date and extension, e.g. `chat-sessions-export`.
     pub file_stem: &'static str,
+    /// Name of the (first) sheet in Excel output.
+    pub sheet: &'static str,
     pub format: Format,
     pub columns: Vec<Column>,
     pub options: EncodeOptions,
@@ -117,10 +161,12 @@ pub trait Encoder: Send {
     fn take_output(&mut self) -> Result<Vec<u8>, Error>;
 }
 
-pub fn encoder_for(format: Format, columns: &[Column], options: EncodeOptions) -> Result<Box<dyn Encoder>, Error> {
-    match format {
-        Format::Csv => Ok(Box::new(csv::CsvEncoder::new(columns, options)?)),
-    }
+pub fn encoder_for(job: &ExportJob) -> Result<Box<dyn Encoder>, Error> {
+    Ok(match job.format {
+        Format::Csv => Box::new(csv::CsvEncoder::new(&job.columns, job.options)?),
+        Format::Json => Box::new(json::JsonEncoder::new(&job.columns)),
+        Format::Xlsx => Box::new(xlsx::XlsxEncoder::new(job.sheet, &job.columns, job.options)?),
+    })
 }
 
 #[derive(Debug)]
@@ -149,7 +195,7 @@ pub async fn run<S: ByteSink>(job: ExportJob, mut sink: S) -> Result<(Summary, S
 }
 
 async fn drive<S: ByteSink>(job: ExportJob, sink: &mut S) -> Result<u64, Error> {
-    let mut encoder = encoder_for(job.format, &job.columns, job.options)?;
+    let mut encoder = encoder_for(&job)?;
     let width = job.columns.len();
     let mut rows = job.rows;
     let mut count = 0u64;

@@ -2,7 +2,7 @@
 
 use common::{
     AppContext,
-    api::{self, ErrorStyle, Route},
+    api::{self, ErrorStyle},
     export::{EncodeOptions, ExportJob, Format},
     sessions,
 };
@@ -13,24 +13,25 @@ pub const PATH: &str = "/api/admin/sessions/export";
 /// Query parameters this route accepts.
 pub const PARAMS: &[&str] = &["spreadsheet_safe"];
 
-pub static ROUTE: Route = Route {
-    kind: "sessions",
-    errors: ErrorStyle::Code {
-        failure: "Failed to export chat sessions",
-    },
+const KIND: &str = "sessions";
+
+const ERRORS: ErrorStyle = ErrorStyle::Code {
+    failure: "Failed to export chat sessions",
 };
 
 pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
-    api::handle_export(ctx, req, &ROUTE, |ctx, caller, query| {
+    api::handle_export(ctx, req, KIND, &ERRORS, |ctx, caller, query| {
         caller.require_admin()?;
         query.expect_only(PARAMS)?;
         let options = EncodeOptions {
             spreadsheet_safe: query.bool("spreadsheet_safe", true)?,
+            ..EncodeOptions::default()
         };
         let tables = &ctx.config.tables;
         Ok(ExportJob {
-            kind: ROUTE.kind,
+            kind: KIND,
             file_stem: "chat-sessions-export",
+            sheet: "Chat Sessions",
             format: Format::Csv,
             columns: sessions::COLUMNS.to_vec(),
             options,

@@ -1,0 +1,220 @@
+//! Excel workbooks through `rust_xlsxwriter` in constant-memory mode: each row goes
+//! to a temporary file as it is written, so memory does not grow with the rows. The
+//! workbook is assembled into a temporary file at the end and handed out in chunks.
+//!
+//! Excel's limits are handled, not hit: past `sheet_row_limit` data rows the rows
+//! continue on "<Sheet> (2)", "<Sheet> (3)", ... each with its own header; a text
+//! longer than 32,767 characters is truncated and counted ([`XlsxEncoder::truncated_cells`]).
+
+use std::io::{Read, Seek, SeekFrom};
+
+use rust_xlsxwriter::{Format as CellFormat, FormatAlign, Workbook, Worksheet, XlsxError};
+
+use super::{Cell, Column, EncodeOptions, Encoder};
+use crate::error::Error;
+
+/// Excel's row limit is 1,048,576 including the header row.
+pub const EXCEL_MAX_DATA_ROWS: u32 = 1_048_575;
+/// Excel's cell text limit.
+pub const EXCEL_MAX_CELL_CHARS: usize = 32_767;
+const CHUNK: usize = 1024 * 1024;
+
+fn xlsx_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+    Error::internal("encoding error", e)
+}
+
+/// Column width (in characters) when the column does not set one.
+fn default_width(column: &Column) -> f64 {
+    if column.width > 0.0 {
+        column.width
+    } else {
+        (column.header.chars().count() as f64 + 4.0).clamp(10.0, 40.0)
+    }
+}
+
+pub struct XlsxEncoder {
+    workbook: Workbook,
+    columns: Vec<Column>,
+    sheet_name: String,
+    sheet_row_limit: u32,
+    /// Index of the sheet being written and the number of data rows on it.
+    sheet: usize,
+    sheets_written: usize,
+    rows_on_sheet: u32,
+    header_format: CellFormat,
+    date_format: CellFormat,
+    truncated: u64,
+    output: Option<tempfile::NamedTempFile>,
+    finished: bool,
+}
+
+impl XlsxEncoder {
+    pub fn new(sheet_name: &str, columns: &[Column], options: EncodeOptions) -> Result<Self, Error> {
+        let mut workbook = Workbook::new();
+        workbook.set_tempdir(std::env::temp_dir()).map_err(xlsx_error)?;
+        let mut enc = Self {
+            workbook,
+            columns: columns.to_vec(),
+            sheet_name: sheet_name.to_string(),
+            sheet_row_limit: options.sheet_row_limit.clamp(1, EXCEL_MAX_DATA_ROWS),
+            sheet: 0,
+            sheets_written: 0,
+            rows_on_sheet: 0,
+            header_format: CellFormat::new().set_bold().set_align(FormatAlign::Center),
+            date_format: CellFormat::new().set_num_format("yyyy-mm-dd hh:mm:ss"),
+            truncated: 0,
+            output: None,
+            finished: false,
+        };
+        enc.start_sheet()?;
+        Ok(enc)
+    }
+
+    /// Cells whose text was cut to Excel's limit so far.
+    pub fn truncated_cells(&self) -> u64 {
+        self.truncated
+    }
+
+    /// How many data sheets the workbook has so far.
+    pub fn data_sheets(&self) -> usize {
+        self.sheets_written
+    }
+
+    /// Gives access to the workbook, e.g. to add a summary sheet before `finish`.
+    pub fn workbook(&mut self) -> &mut Workbook {
+        &mut self.workbook
+    }
+
+    fn start_sheet(&mut self) -> Result<(), Error> {
+        self.close_sheet()?;
+        let name = if self.sheets_written == 0 {
+            self.sheet_name.clone()
+        } else {
+            format!("{} ({})", self.sheet_name, self.sheets_written + 1)
+        };
+        let ws = self.workbook.add_worksheet_with_constant_memory().map_err(xlsx_error)?;
+        ws.set_name(&name).map_err(xlsx_error)?;
+        for (i, col) in self.columns.iter().enumerate() {
+            ws.set_column_width(i as u16, default_width(col)).map_err(xlsx_error)?;
+            ws.write_string_with_format(0, i as u16, col.header, &self.header_format)
+                .map_err(xlsx_error)?;
+        }
+        ws.set_freeze_panes(1, 0).map_err(xlsx_error)?;
+        self.sheet = self.workbook.worksheets().len() - 1;
+        self.sheets_written += 1;
+        self.rows_on_sheet = 0;
+        Ok(())
+    }
+
+    /// Sets the autofilter over the header and the rows written on the current sheet.
+    fn close_sheet(&mut self) -> Result<(), Error> {
+        if self.sheets_written == 0 || self.columns.is_empty() {
+            return Ok(());
+        }
+        let last_row = self.rows_on_sheet;
+        let last_col = self.columns.len() as u16 - 1;
+        let ws = self.current()?;
+        ws.autofilter(0, 0, last_row, last_col).map_err(xlsx_error)?;
+        Ok(())
+    }
+
+    fn current(&mut self) -> Result<&mut Worksheet, Error> {
+        self.workbook.worksheet_from_index(self.sheet).map_err(xlsx_error)
+    }
+}
+
+/// Cuts a text to Excel's cell limit on a character boundary.
+fn excel_text(s: &str) -> Option<&str> {
+    // Byte length bounds the character count: most cells skip the char walk.
+    if s.len() <= EXCEL_MAX_CELL_CHARS {
+        return None;
+    }
+    s.char_indices().nth(EXCEL_MAX_CELL_CHARS).map(|(i, _)| &s[..i])
+}
+
+impl Encoder for XlsxEncoder {
+    fn write_row(&mut self, row: &[Cell]) -> Result<(), Error> {
+        if self.rows_on_sheet >= self.sheet_row_limit {
+            self.start_sheet()?;
+        }
+        let r = self.rows_on_sheet + 1;
+        let date_format = self.date_format.clone();
+        let mut truncated = 0;
+        let ws = self.workbook.worksheet_from_index(self.sheet).map_err(xlsx_error)?;
+        for (c, cell) in row.iter().enumerate() {
+            let c = c as u16;
+            match cell {
+                Cell::Empty => {}
+                Cell::Text(s) => {
+                    let text = match excel_text(s) {
+                        Some(cut) => {
+                            truncated += 1;
+                            cut
+                        }
+                        None => s,
+                    };
+                    ws.write_string(r, c, text).map_err(xlsx_error)?;
+                }
+                Cell::Int(i) => {
+                    ws.write_number(r, c, *i as f64).map_err(xlsx_error)?;
+                }
+                Cell::Float(f) if f.is_finite() => {
+                    ws.write_number(r, c, *f).map_err(xlsx_error)?;
+                }
+                Cell::Float(_) => {}
+                Cell::Bool(b) => {
+                    ws.write_string(r, c, if *b { "Yes" } else { "No" })
+                        .map_err(xlsx_error)?;
+                }
+                Cell::Time(t) => {
+                    ws.write_datetime_with_format(r, c, t.naive_utc(), &date_format)
+                        .map_err(xlsx_error)?;
+                }
+                Cell::List(items) => {
+                    let joined = items.join(self.columns[c as usize].list_sep);
+                    let text = match excel_text(&joined) {
+                        Some(cut) => {
+                            truncated += 1;
+                            cut.to_string()
+                        }
+                        None => joined,
+                    };
+                    ws.write_string(r, c, text).map_err(xlsx_error)?;
+                }
+            }
+        }
+        self.truncated += truncated;
+        self.rows_on_sheet += 1;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), Error> {
+        if self.finished {
+            return Ok(());
+        }
+        self.close_sheet()?;
+        let mut file = tempfile::NamedTempFile::new().map_err(xlsx_error)?;
+        self.workbook
+            .save_to_writer(file.as_file_mut())
+            .map_err(|e: XlsxError| xlsx_error(e))?;
+        file.as_file_mut().seek(SeekFrom::Start(0)).map_err(xlsx_error)?;
+        self.output = Some(file);
+        self.finished = true;
+        Ok(())
+    }
+
+    fn take_output(&mut self) -> Result<Vec<u8>, Error> {
+        let Some(file) = self.output.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let mut chunk = Vec::with_capacity(CHUNK);
+        file.as_file_mut()
+            .take(CHUNK as u64)
+            .read_to_end(&mut chunk)
+            .map_err(xlsx_error)?;
+        if chunk.is_empty() {
+            self.output = None;
+        }
+        Ok(chunk)
+    }
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Writes events/*.json: API Gateway HTTP API (payload 2.0) events for every route.
+
+Tokens are minted with the dev secret of local.env and are valid until 2099:
+    set -a; . ./local.env; set +a; python3 scripts/make_events.py
+"""
+import json
+import os
+import subprocess
+import time
+import urllib.parse
+
+EXPORTCTL = os.environ.get("EXPORTCTL", "target/debug/exportctl")
+TTL = str(int(time.mktime((2099, 1, 1, 0, 0, 0, 0, 0, 0)) - time.time()))
+
+
+def token(*args):
+    return subprocess.check_output([EXPORTCTL, "token", "--ttl", TTL, *args], text=True).strip()
+
+
+ADMIN = token("--role", "admin", "--sub", "admin-events")
+USER = token("--role", "user", "--sub", "user-events", "--client-id", "client-alpha", "--company-id", "comp-acme")
+
+
+def event(name, method, path, auth, query="", accept="*/*"):
+    headers = {"host": "abc123.execute-api.us-east-1.amazonaws.com", "user-agent": "curl/8.5.0", "accept": accept}
+    if auth:
+        headers["authorization"] = "Bearer " + auth
+    e = {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": headers["host"],
+            "domainPrefix": "abc123",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "198.51.100.7", "userAgent": "curl/8.5.0"},
+            "requestId": "evt-" + name,
+            "routeKey": f"{method} {path}",
+            "stage": "$default",
+            "time": "22/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 1795341600000,
+        },
+        "isBase64Encoded": False,
+    }
+    if query:
+        e["queryStringParameters"] = {k: ",".join(v) for k, v in urllib.parse.parse_qs(query).items()}
+    with open(f"events/{name}.json", "w") as f:
+        json.dump(e, f, indent=2)
+        f.write("\n")
+
+
+S = "/api/admin/sessions/export"
+event("sessions-export-admin", "GET", S, ADMIN)
+event("sessions-export-admin-json", "GET", S, ADMIN, accept="application/json")
+event("sessions-export-admin-raw", "GET", S, ADMIN, query="spreadsheet_safe=false")
+event("sessions-export-user", "GET", S, USER)
+event("sessions-export-no-token", "GET", S, None)
+event("sessions-export-bad-param", "GET", S, ADMIN, query="format=xml")
+
+L = "/api/hybrid-leads/export"
+event("leads-export-user", "GET", L, USER)
+event("leads-export-user-filtered-xlsx", "GET", L, USER,
+      query="format=xlsx&confidence=high&startDate=2024-01-01&endDate=2024-01-31&search=example")
+event("leads-export-user-other-company", "GET", L, USER, query="companyId=comp-globex")
+event("leads-export-admin-bulk-json", "GET", L, ADMIN, query="format=json&companyId=comp-acme,comp-globex&columns=Lead%20ID,Email,Company%20Name")
+event("leads-export-admin-link", "GET", L, ADMIN, accept="application/json")
+event("leads-export-bad-enum", "GET", L, ADMIN, query="confidence=extreme")
+event("leads-export-no-token", "GET", L, None)
