@@ -153,6 +153,7 @@ pub async fn run(
         columns,
         options: EncodeOptions::default(),
         rows: source,
+        encoder: None,
     };
     let started = Instant::now();
     let (summary, sink_name) = match (sink, ctx) {

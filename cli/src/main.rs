@@ -105,8 +105,13 @@ async fn run(command: Command) -> Result<(), BoxError> {
                 .await
                 .map_err(explain)?;
             println!(
-                "tables ready ({} created), bucket {} {}",
+                "tables ready ({} created{}), bucket {} {}",
                 created.len(),
+                if created.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", created.join(", "))
+                },
                 ctx.config.delivery.bucket,
                 if bucket { "created" } else { "already there" }
             );

@@ -15,7 +15,12 @@ use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 
 /// Routes served locally: `(method, path)`. The same list is declared in template.yaml.
-pub const ROUTES: &[(&str, &str)] = &[("GET", sessions_export::PATH), ("GET", leads_export::PATH)];
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", sessions_export::PATH),
+    ("GET", leads_export::PATH),
+    ("POST", chats_export::EXPORT_PATH),
+    ("GET", chats_export::DOWNLOAD_PATH),
+];
 
 /// Dispatches an API Gateway request to the function that owns its route.
 pub async fn route(ctx: &AppContext, req: Request) -> Response<Body> {
@@ -23,6 +28,9 @@ pub async fn route(ctx: &AppContext, req: Request) -> Response<Body> {
     match (req.method().as_str(), path.as_str()) {
         ("GET", sessions_export::PATH) => sessions_export::handle(ctx, req).await,
         ("GET", leads_export::PATH) => leads_export::handle(ctx, req).await,
+        ("POST", chats_export::EXPORT_PATH) | ("GET", chats_export::DOWNLOAD_PATH) => {
+            chats_export::handle(ctx, req).await
+        }
         _ => common::api::not_found(&path),
     }
 }

@@ -187,7 +187,7 @@ pub fn request_id(req: &Request) -> String {
     .unwrap_or_else(|| "-".into())
 }
 
-fn wants_json(req: &Request) -> bool {
+pub fn wants_json(req: &Request) -> bool {
     req.headers()
         .get(ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -260,12 +260,53 @@ fn object_key(prefix: &str, kind: &str, file_name: &str) -> String {
     )
 }
 
-async fn deliver(
-    ctx: &AppContext,
-    job: ExportJob,
-    wants_json: bool,
-    outcome: &mut Outcome,
-) -> Result<Response<Body>, Error> {
+/// A finished export: where it is and what it holds.
+#[derive(Debug)]
+pub struct Finished {
+    pub file_name: String,
+    pub content_type: String,
+    pub content_disposition: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub location: Location,
+}
+
+#[derive(Debug)]
+pub enum Location {
+    Inline {
+        body: Vec<u8>,
+        text: bool,
+    },
+    Stored {
+        bucket: String,
+        key: String,
+        url: String,
+        expires_at: DateTime<Utc>,
+    },
+}
+
+impl Finished {
+    pub fn s3_key(&self) -> Option<&str> {
+        match &self.location {
+            Location::Stored { key, .. } => Some(key),
+            Location::Inline { .. } => None,
+        }
+    }
+
+    /// Deletes a stored export, e.g. when it cannot be recorded. Best effort: the
+    /// bucket's lifecycle rule removes what this cannot.
+    pub async fn discard(&self, ctx: &AppContext) {
+        if let Location::Stored { bucket, key, .. } = &self.location
+            && let Err(e) = ctx.aws.s3.delete_object().bucket(bucket).key(key).send().await
+        {
+            tracing::error!(key, error = %Error::storage(e).cause_chain(), "could not delete a discarded export");
+        }
+    }
+}
+
+/// Runs a job into the inline buffer (when `inline` and it fits) or S3, and presigns
+/// stored results.
+pub async fn run_job(ctx: &AppContext, job: ExportJob, inline: bool) -> Result<Finished, Error> {
     let d = &ctx.config.delivery;
     let file_name = job.file_name();
     let format = job.format;
@@ -275,43 +316,64 @@ async fn deliver(
         content_type: format.content_type().to_string(),
         content_disposition: format!("attachment; filename=\"{file_name}\""),
     };
-    let inline_max = (!wants_json).then_some(d.inline_max_bytes);
+    let inline_max = inline.then_some(d.inline_max_bytes);
     let sink = S3Sink::new(ctx.aws.s3.clone(), target.clone(), inline_max, d.part_bytes);
     let (summary, delivered) = export::run(job, sink).await?;
-    outcome.rows = Some(summary.rows);
-    outcome.bytes = Some(summary.bytes);
-    match delivered {
-        Delivered::Inline(bytes) => {
-            outcome.delivery = Some("inline");
-            let body = if format.is_text() {
-                Body::Text(String::from_utf8(bytes).map_err(|e| Error::internal("encoding error", e))?)
+    let location = match delivered {
+        Delivered::Inline(body) => Location::Inline {
+            body,
+            text: format.is_text(),
+        },
+        Delivered::Stored { bucket, key } => {
+            let (url, expires) = export::sink::presign_download(&ctx.aws.s3, &target, d.presign_ttl).await?;
+            Location::Stored {
+                bucket,
+                key,
+                url,
+                expires_at: expires.into(),
+            }
+        }
+    };
+    Ok(Finished {
+        file_name,
+        content_type: target.content_type,
+        content_disposition: target.content_disposition,
+        rows: summary.rows,
+        bytes: summary.bytes,
+        location,
+    })
+}
+
+/// The answer for a finished export: the file (200), or for a stored one a `303` to
+/// its presigned URL, or the JSON link answer when the caller asked for JSON.
+pub fn finished_response(finished: Finished, wants_json: bool) -> Result<Response<Body>, Error> {
+    match finished.location {
+        Location::Inline { body, text } => {
+            let body = if text {
+                Body::Text(String::from_utf8(body).map_err(|e| Error::internal("encoding error", e))?)
             } else {
-                Body::Binary(bytes)
+                Body::Binary(body)
             };
             Ok(Response::builder()
                 .status(StatusCode::OK)
-                .header(CONTENT_TYPE, &target.content_type)
-                .header(CONTENT_DISPOSITION, &target.content_disposition)
+                .header(CONTENT_TYPE, &finished.content_type)
+                .header(CONTENT_DISPOSITION, &finished.content_disposition)
                 .header(CACHE_CONTROL, "no-store")
-                .header("x-export-rows", summary.rows)
+                .header("x-export-rows", finished.rows)
                 .body(body)
                 .expect("headers are valid"))
         }
-        Delivered::Stored { .. } => {
-            let (url, expires) = export::sink::presign_download(&ctx.aws.s3, &target, d.presign_ttl).await?;
-            let expires_at: DateTime<Utc> = expires.into();
+        Location::Stored { url, expires_at, .. } => {
             let body = json!({
                 "download_url": url,
                 "expires_at": expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-                "file_name": file_name,
-                "size_bytes": summary.bytes,
-                "rows": summary.rows,
+                "file_name": finished.file_name,
+                "size_bytes": finished.bytes,
+                "rows": finished.rows,
             });
             if wants_json {
-                outcome.delivery = Some("link");
                 Ok(json_response(StatusCode::OK, &body))
             } else {
-                outcome.delivery = Some("redirect");
                 let mut resp = json_response(StatusCode::SEE_OTHER, &body);
                 resp.headers_mut().insert(
                     LOCATION,
@@ -321,6 +383,23 @@ async fn deliver(
             }
         }
     }
+}
+
+async fn deliver(
+    ctx: &AppContext,
+    job: ExportJob,
+    wants_json: bool,
+    outcome: &mut Outcome,
+) -> Result<Response<Body>, Error> {
+    let finished = run_job(ctx, job, !wants_json).await?;
+    outcome.rows = Some(finished.rows);
+    outcome.bytes = Some(finished.bytes);
+    outcome.delivery = Some(match (&finished.location, wants_json) {
+        (Location::Inline { .. }, _) => "inline",
+        (Location::Stored { .. }, true) => "link",
+        (Location::Stored { .. }, false) => "redirect",
+    });
+    finished_response(finished, wants_json)
 }
 
 /// 404 for paths no function serves (used by `exportctl serve`).

@@ -21,7 +21,24 @@ pub struct TableNames {
     pub session_messages: String,
     pub leads: String,
     pub chat_messages: String,
+    /// Fixed-window counters of the chat export's rate limits.
+    pub rate_limits: String,
+    /// One record per chat export attempt.
+    pub audit: String,
 }
+
+/// Limits of the chat export.
+#[derive(Clone, Debug)]
+pub struct ChatLimits {
+    /// Exports per user per minute.
+    pub per_user_per_minute: u32,
+    /// Exports per client per hour.
+    pub per_client_per_hour: u32,
+    /// Largest `limit` a request may ask for.
+    pub max_records: u32,
+}
+
+pub const DEFAULT_CHAT_MAX_RECORDS: u32 = 1_000_000;
 
 #[derive(Clone)]
 pub struct JwtConfig {
@@ -57,6 +74,7 @@ pub struct Config {
     pub tables: TableNames,
     pub jwt: JwtConfig,
     pub delivery: DeliveryConfig,
+    pub chat: ChatLimits,
 }
 
 /// Reads a variable; `None` when unset or blank.
@@ -95,6 +113,8 @@ impl Config {
             session_messages: required("SESSION_MESSAGES_TABLE")?,
             leads: required("LEADS_TABLE")?,
             chat_messages: required("CHAT_MESSAGES_TABLE")?,
+            rate_limits: required("RATE_LIMITS_TABLE")?,
+            audit: required("AUDIT_TABLE")?,
         };
         let secret = required("JWT_SECRET")?;
         if secret.len() < 32 {
@@ -112,7 +132,17 @@ impl Config {
             presign_ttl: Duration::from_secs(number("PRESIGN_TTL_SECONDS", DEFAULT_PRESIGN_TTL.as_secs())?),
             key_prefix: var("EXPORT_KEY_PREFIX").unwrap_or_else(|| "exports/".into()),
         };
-        let config = Config { tables, jwt, delivery };
+        let chat = ChatLimits {
+            per_user_per_minute: number("RATE_LIMIT_USER_PER_MINUTE", 10)?,
+            per_client_per_hour: number("RATE_LIMIT_CLIENT_PER_HOUR", 100)?,
+            max_records: number("CHAT_EXPORT_MAX_RECORDS", DEFAULT_CHAT_MAX_RECORDS)?,
+        };
+        let config = Config {
+            tables,
+            jwt,
+            delivery,
+            chat,
+        };
         config.validate()?;
         Ok(config)
     }
@@ -126,6 +156,9 @@ impl Config {
         }
         if d.presign_ttl.is_zero() || d.presign_ttl > MAX_PRESIGN_TTL {
             return Err(ConfigError("PRESIGN_TTL_SECONDS must be between 1 and 604800".into()));
+        }
+        if self.chat.max_records == 0 {
+            return Err(ConfigError("CHAT_EXPORT_MAX_RECORDS must be positive".into()));
         }
         Ok(())
     }

@@ -7,8 +7,11 @@
 //! and outcomes into responses ([`api`]).
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod aws;
+pub mod chat_document;
+pub mod chats;
 pub mod config;
 pub mod context;
 pub mod error;
@@ -16,6 +19,7 @@ pub mod export;
 pub mod leads;
 pub mod logging;
 pub mod model;
+pub mod ratelimit;
 pub mod schema;
 pub mod sessions;
 pub mod store;

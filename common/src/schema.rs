@@ -57,6 +57,18 @@ pub fn tables(names: &TableNames) -> Vec<TableDef> {
                 (CHATS_BY_DAY, "day", "ts_id"),
             ],
         },
+        TableDef {
+            name: names.rate_limits.clone(),
+            hash: "bucket",
+            range: None,
+            indexes: vec![],
+        },
+        TableDef {
+            name: names.audit.clone(),
+            hash: "client_scope",
+            range: Some("at_request"),
+            indexes: vec![],
+        },
     ]
 }
 
@@ -109,7 +121,10 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<Vec<St
             );
         }
         match req.send().await {
-            Ok(_) => created.push(def.name.clone()),
+            Ok(_) => {
+                tracing::debug!(table = %def.name, "created table");
+                created.push(def.name.clone())
+            }
             Err(e) if e.code() == Some("ResourceInUseException") => {}
             Err(e) => return Err(Error::database(e)),
         }

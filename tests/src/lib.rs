@@ -45,6 +45,8 @@ impl TestStack {
             session_messages: format!("{prefix}-session-messages"),
             leads: format!("{prefix}-leads"),
             chat_messages: format!("{prefix}-chat-messages"),
+            rate_limits: format!("{prefix}-rate-limits"),
+            audit: format!("{prefix}-audit"),
         };
         let bucket: String = prefix.chars().take(63).collect();
         config.delivery.bucket = bucket.trim_end_matches('-').to_string();

@@ -16,6 +16,7 @@ fn job(format: Format, rows: Vec<Vec<Cell>>, options: EncodeOptions) -> ExportJo
         columns: vec![Column::new("N", "n"), Column::new("Text", "text")],
         options,
         rows: stream::iter(batches).boxed(),
+        encoder: None,
     }
 }
 

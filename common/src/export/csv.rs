@@ -1,29 +1,9 @@
 //! RFC 4180 CSV (CRLF, quotes only where needed) through the `csv` crate.
 
-use std::{
-    fmt::Write as _,
-    io::Write,
-    sync::{Arc, Mutex},
-};
+use std::fmt::Write as _;
 
-use super::{Cell, Column, EncodeOptions, Encoder};
+use super::{Cell, Column, EncodeOptions, Encoder, SharedBuf};
 use crate::{error::Error, timefmt};
-
-/// The csv writer's destination; shared so encoded bytes can be taken out between
-/// batches without tearing the writer down (`csv::Writer` has no `get_mut`).
-#[derive(Clone, Default)]
-struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedBuf {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("csv buffer lock").extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 pub struct CsvEncoder {
     writer: csv::Writer<SharedBuf>,
@@ -92,7 +72,7 @@ impl Encoder for CsvEncoder {
 
     fn take_output(&mut self) -> Result<Vec<u8>, Error> {
         self.writer.flush().map_err(csv_error)?;
-        Ok(std::mem::take(&mut *self.out.0.lock().expect("csv buffer lock")))
+        Ok(self.out.take())
     }
 }
 

@@ -1,27 +1,81 @@
 //! A JSON array of objects, streamed: `[` + one object per row + `]`. Keys are the
-//! columns' stable snake_case keys; absent values are `null`; lists are arrays.
+//! columns' stable snake_case keys; absent values are `null`; lists are arrays. A key
+//! with a dot (`geo_data.country`) nests: consecutive columns sharing the prefix form
+//! one object (`"geo_data": {"country": ...}`).
 
 use super::{Cell, Column, Encoder};
 use crate::{error::Error, timefmt};
 
+struct Field {
+    /// Index into `groups` of the object this field is nested in.
+    group: Option<usize>,
+    /// The leaf key, encoded as a JSON string.
+    key: String,
+}
+
 pub struct JsonEncoder {
-    /// Column keys, already encoded as JSON strings.
-    keys: Vec<String>,
+    fields: Vec<Field>,
+    /// Names of nesting objects, encoded as JSON strings.
+    groups: Vec<String>,
     out: Vec<u8>,
     rows: u64,
 }
 
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).expect("a str always encodes")
+}
+
 impl JsonEncoder {
     pub fn new(columns: &[Column]) -> Self {
-        let keys = columns
+        Self::with_prefix(columns, "")
+    }
+
+    /// An encoder whose output starts with `prefix` before the array (to embed the
+    /// array in a larger document).
+    pub fn with_prefix(columns: &[Column], prefix: &str) -> Self {
+        let mut groups: Vec<String> = Vec::new();
+        let fields = columns
             .iter()
-            .map(|c| serde_json::to_string(c.key).expect("a str always encodes"))
+            .map(|c| match c.key.split_once('.') {
+                Some((group, leaf)) => {
+                    let g = json_str(group);
+                    let index = groups.iter().position(|x| *x == g).unwrap_or_else(|| {
+                        groups.push(g);
+                        groups.len() - 1
+                    });
+                    Field {
+                        group: Some(index),
+                        key: json_str(leaf),
+                    }
+                }
+                None => Field {
+                    group: None,
+                    key: json_str(c.key),
+                },
+            })
             .collect();
+        let mut out = prefix.as_bytes().to_vec();
+        out.push(b'[');
         Self {
-            keys,
-            out: b"[".to_vec(),
+            fields,
+            groups,
+            out,
             rows: 0,
         }
+    }
+
+    /// Closes the array without a trailing newline, for embedding.
+    pub fn close_array(&mut self) {
+        self.out.extend_from_slice(if self.rows == 0 { b"]" } else { b"\n]" });
+    }
+
+    /// Appends raw, already valid JSON text to the output.
+    pub fn push_raw(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
     }
 }
 
@@ -43,13 +97,39 @@ impl Encoder for JsonEncoder {
     fn write_row(&mut self, row: &[Cell]) -> Result<(), Error> {
         self.out
             .extend_from_slice(if self.rows == 0 { b"\n{" } else { b",\n{" });
-        for (i, (key, cell)) in self.keys.iter().zip(row).enumerate() {
-            if i > 0 {
+        let mut open: Option<usize> = None;
+        let (mut first_top, mut first_inner) = (true, true);
+        for (field, cell) in self.fields.iter().zip(row) {
+            if field.group != open {
+                if open.is_some() {
+                    self.out.push(b'}');
+                }
+                if let Some(g) = field.group {
+                    if !first_top {
+                        self.out.push(b',');
+                    }
+                    first_top = false;
+                    self.out.extend_from_slice(self.groups[g].as_bytes());
+                    self.out.extend_from_slice(b":{");
+                    first_inner = true;
+                }
+                open = field.group;
+            }
+            let first = if open.is_some() {
+                &mut first_inner
+            } else {
+                &mut first_top
+            };
+            if !*first {
                 self.out.push(b',');
             }
-            self.out.extend_from_slice(key.as_bytes());
+            *first = false;
+            self.out.extend_from_slice(field.key.as_bytes());
             self.out.push(b':');
             write_value(&mut self.out, cell);
+        }
+        if open.is_some() {
+            self.out.push(b'}');
         }
         self.out.push(b'}');
         self.rows += 1;
@@ -57,8 +137,8 @@ impl Encoder for JsonEncoder {
     }
 
     fn finish(&mut self) -> Result<(), Error> {
-        self.out
-            .extend_from_slice(if self.rows == 0 { b"]\n" } else { b"\n]\n" });
+        self.close_array();
+        self.out.push(b'\n');
         Ok(())
     }
 
@@ -98,6 +178,30 @@ mod tests {
                 {"a": -3, "b": 0.5, "c": "2024-01-15T10:30:00.000Z"},
                 {"a": true, "b": null, "c": null}
             ])
+        );
+    }
+
+    #[test]
+    fn dotted_keys_nest() {
+        let cols = [
+            Column::new("A", "a"),
+            Column::new("C", "geo.country"),
+            Column::new("I", "geo.isp"),
+            Column::new("U", "meta.user"),
+        ];
+        let mut enc = JsonEncoder::new(&cols);
+        enc.write_row(&[
+            Cell::Int(1),
+            Cell::Text("US".into()),
+            Cell::Empty,
+            Cell::Text("u".into()),
+        ])
+        .unwrap();
+        enc.finish().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&enc.take_output().unwrap()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!([{"a": 1, "geo": {"country": "US", "isp": null}, "meta": {"user": "u"}}])
         );
     }
 

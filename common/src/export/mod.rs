@@ -8,6 +8,8 @@ pub mod json;
 pub mod sink;
 pub mod xlsx;
 
+use std::sync::{Arc, Mutex};
+
 use chrono::{DateTime, Utc};
 use futures::{TryStreamExt, stream::BoxStream};
 
@@ -42,6 +44,32 @@ impl From<String> for Cell {
 }
 
 pub type Row = Vec<Cell>;
+
+/// A `Write` destination shared with its owner, so encoded bytes can be taken out
+/// between batches while a writer (`csv::Writer`, `zip::ZipWriter`) keeps it.
+#[derive(Clone, Default)]
+pub struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl SharedBuf {
+    pub fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().expect("output buffer lock"))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().expect("output buffer lock").is_empty()
+    }
+}
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("output buffer lock").extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// A batch stream of rows, usually one DynamoDB page per batch.
 pub type RowBatches = BoxStream<'static, Result<Vec<Row>, Error>>;
@@ -83,6 +111,8 @@ pub enum Format {
     Csv,
     Json,
     Xlsx,
+    /// A ZIP archive (the chat export's JSON + Excel pair).
+    Zip,
 }
 
 impl Format {
@@ -91,6 +121,7 @@ impl Format {
             Format::Csv => "csv",
             Format::Json => "json",
             Format::Xlsx => "xlsx",
+            Format::Zip => "zip",
         }
     }
 
@@ -99,6 +130,7 @@ impl Format {
             Format::Csv => "text/csv; charset=utf-8",
             Format::Json => "application/json; charset=utf-8",
             Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Format::Zip => "application/zip",
         }
     }
 
@@ -137,6 +169,9 @@ pub struct ExportJob {
     pub columns: Vec<Column>,
     pub options: EncodeOptions,
     pub rows: RowBatches,
+    /// A document-specific encoder (e.g. the chat export's JSON with its summary);
+    /// `None` uses the plain encoder of `format`.
+    pub encoder: Option<Box<dyn Encoder>>,
 }
 
 impl ExportJob {
@@ -161,11 +196,15 @@ pub trait Encoder: Send {
     fn take_output(&mut self) -> Result<Vec<u8>, Error>;
 }
 
-pub fn encoder_for(job: &ExportJob) -> Result<Box<dyn Encoder>, Error> {
+pub fn encoder_for(job: &mut ExportJob) -> Result<Box<dyn Encoder>, Error> {
+    if let Some(custom) = job.encoder.take() {
+        return Ok(custom);
+    }
     Ok(match job.format {
         Format::Csv => Box::new(csv::CsvEncoder::new(&job.columns, job.options)?),
         Format::Json => Box::new(json::JsonEncoder::new(&job.columns)),
         Format::Xlsx => Box::new(xlsx::XlsxEncoder::new(job.sheet, &job.columns, job.options)?),
+        Format::Zip => return Err(Error::internal("export error", "a ZIP export needs its own encoder")),
     })
 }
 
@@ -194,8 +233,8 @@ pub async fn run<S: ByteSink>(job: ExportJob, mut sink: S) -> Result<(Summary, S
     }
 }
 
-async fn drive<S: ByteSink>(job: ExportJob, sink: &mut S) -> Result<u64, Error> {
-    let mut encoder = encoder_for(&job)?;
+async fn drive<S: ByteSink>(mut job: ExportJob, sink: &mut S) -> Result<u64, Error> {
+    let mut encoder = encoder_for(&mut job)?;
     let width = job.columns.len();
     let mut rows = job.rows;
     let mut count = 0u64;

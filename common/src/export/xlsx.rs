@@ -32,6 +32,15 @@ fn default_width(column: &Column) -> f64 {
     }
 }
 
+/// What the data sheets hold, for a summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XlsxFigures {
+    /// Cells whose text was cut to Excel's limit.
+    pub truncated_cells: u64,
+    /// Sheets the data rows fill.
+    pub data_sheets: usize,
+}
+
 pub struct XlsxEncoder {
     workbook: Workbook,
     columns: Vec<Column>,
@@ -189,18 +198,7 @@ impl Encoder for XlsxEncoder {
     }
 
     fn finish(&mut self) -> Result<(), Error> {
-        if self.finished {
-            return Ok(());
-        }
-        self.close_sheet()?;
-        let mut file = tempfile::NamedTempFile::new().map_err(xlsx_error)?;
-        self.workbook
-            .save_to_writer(file.as_file_mut())
-            .map_err(|e: XlsxError| xlsx_error(e))?;
-        file.as_file_mut().seek(SeekFrom::Start(0)).map_err(xlsx_error)?;
-        self.output = Some(file);
-        self.finished = true;
-        Ok(())
+        self.finish_with(|_, _| Ok(()))
     }
 
     fn take_output(&mut self) -> Result<Vec<u8>, Error> {
@@ -216,5 +214,32 @@ impl Encoder for XlsxEncoder {
             self.output = None;
         }
         Ok(chunk)
+    }
+}
+
+impl XlsxEncoder {
+    /// Finishes the data sheets, lets `extra` add sheets (it gets the workbook and
+    /// this encoder's figures), then assembles the workbook into a temporary file.
+    pub fn finish_with(
+        &mut self,
+        extra: impl FnOnce(&mut Workbook, &XlsxFigures) -> Result<(), XlsxError>,
+    ) -> Result<(), Error> {
+        if self.finished {
+            return Ok(());
+        }
+        self.close_sheet()?;
+        let figures = XlsxFigures {
+            truncated_cells: self.truncated,
+            data_sheets: self.sheets_written,
+        };
+        extra(&mut self.workbook, &figures).map_err(xlsx_error)?;
+        let mut file = tempfile::NamedTempFile::new().map_err(xlsx_error)?;
+        self.workbook
+            .save_to_writer(file.as_file_mut())
+            .map_err(|e: XlsxError| xlsx_error(e))?;
+        file.as_file_mut().seek(SeekFrom::Start(0)).map_err(xlsx_error)?;
+        self.output = Some(file);
+        self.finished = true;
+        Ok(())
     }
 }

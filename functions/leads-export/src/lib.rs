@@ -63,6 +63,7 @@ pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
                 spec.filter,
                 spec.columns,
             ),
+            encoder: None,
         })
     })
     .await

@@ -40,6 +40,7 @@ pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
                 tables.sessions.clone(),
                 tables.session_messages.clone(),
             ),
+            encoder: None,
         })
     })
     .await
