@@ -22,7 +22,7 @@ ADMIN = token("--role", "admin", "--sub", "admin-events")
 USER = token("--role", "user", "--sub", "user-events", "--client-id", "client-alpha", "--company-id", "comp-acme")
 
 
-def event(name, method, path, auth, query="", accept="*/*"):
+def event(name, method, path, auth, query="", accept="*/*", body=None):
     headers = {"host": "abc123.execute-api.us-east-1.amazonaws.com", "user-agent": "curl/8.5.0", "accept": accept}
     if auth:
         headers["authorization"] = "Bearer " + auth
@@ -46,6 +46,9 @@ def event(name, method, path, auth, query="", accept="*/*"):
         },
         "isBase64Encoded": False,
     }
+    if body is not None:
+        headers["content-type"] = "application/json"
+        e["body"] = json.dumps(body)
     if query:
         e["queryStringParameters"] = {k: ",".join(v) for k, v in urllib.parse.parse_qs(query).items()}
     with open(f"events/{name}.json", "w") as f:
@@ -70,3 +73,12 @@ event("leads-export-admin-bulk-json", "GET", L, ADMIN, query="format=json&compan
 event("leads-export-admin-link", "GET", L, ADMIN, accept="application/json")
 event("leads-export-bad-enum", "GET", L, ADMIN, query="confidence=extreme")
 event("leads-export-no-token", "GET", L, None)
+
+C = "/client/export/chats"
+D = "/client/export/chats/download"
+event("chats-export-post-admin", "POST", C, ADMIN,
+      body={"format": "excel", "date_from": "2024-01-01", "date_to": "2024-12-31", "include_geo": True, "include_meta": True, "limit": 5000})
+event("chats-export-post-invalid", "POST", C, ADMIN, body={"format": "pdf", "limit": 0})
+event("chats-export-download-user", "GET", D, USER, query="format=json&include_geo=true&limit=1000")
+event("chats-export-download-other-client", "GET", D, USER, query="client_id=client-beta")
+event("chats-export-no-token", "GET", D, None, query="format=both")

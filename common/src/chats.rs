@@ -366,11 +366,12 @@ fn pages(
     // `~` sorts after `#`, so `<to>~` covers every id at the last instant.
     let from = range.from.map(|f| timefmt::format(&f));
     let to = range.to.map(|t| format!("{}~", timefmt::format(&t)));
-    let mut condition = format!("{key_attr} = :k");
+    let mut condition = "#k = :k".to_string();
     let mut req = client
         .query()
         .table_name(table)
         .set_index_name(index.map(String::from))
+        .expression_attribute_names("#k", key_attr)
         .expression_attribute_values(":k", AttributeValue::S(key));
     match (from, to) {
         (Some(f), Some(t)) => {

@@ -209,11 +209,12 @@ fn pages(
                 .boxed();
         }
     };
-    let mut condition = format!("{key_attr} = :k");
+    let mut condition = "#k = :k".to_string();
     let mut req = client
         .query()
         .table_name(table)
         .index_name(index)
+        .expression_attribute_names("#k", key_attr)
         .expression_attribute_values(":k", AttributeValue::S(key));
     match (range.from, range.to) {
         (Some(f), Some(t)) => {
