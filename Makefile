@@ -73,6 +73,8 @@ bench:
 	@for n in 100000 1000000; do target/release/exportctl bench --export sessions --rows $$n --sink null; done
 	@for f in csv json xlsx; do for n in 100000 1000000; do \
 	  target/release/exportctl bench --export leads --format $$f --rows $$n --sink null; done; done
+	@for f in json xlsx zip; do for n in 100000 1000000; do \
+	  target/release/exportctl bench --export chats --format $$f --rows $$n --sink null; done; done
 	@scripts/stack.sh up >/dev/null; $(ENV) target/release/exportctl setup >/dev/null; \
 	$(ENV) target/release/exportctl bench --rows 1000000 --sink s3
 

@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use common::{
     AppContext, Error,
+    chat_document::{ChatDocumentInfo, ChatJsonEncoder, ChatXlsxEncoder, ZipEncoder},
+    chats::{self, ChatOptions, SharedStats},
     export::{self, EncodeOptions, ExportJob, Format, Row, S3Sink, sink::CountingSink, sink::ObjectTarget},
+    export::{Column, Encoder},
     leads,
     model::{Session, SessionMessage},
     sessions,
@@ -33,6 +36,8 @@ pub enum BenchExport {
     Sessions,
     /// Leads, every column (32 columns).
     Leads,
+    /// Chat messages with geo and meta data (28 columns) and the summary.
+    Chats,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -40,6 +45,8 @@ pub enum BenchFormat {
     Csv,
     Json,
     Xlsx,
+    /// The chat export's ZIP of JSON + Excel (chats only).
+    Zip,
 }
 
 impl From<BenchFormat> for Format {
@@ -48,6 +55,7 @@ impl From<BenchFormat> for Format {
             BenchFormat::Csv => Format::Csv,
             BenchFormat::Json => Format::Json,
             BenchFormat::Xlsx => Format::Xlsx,
+            BenchFormat::Zip => Format::Zip,
         }
     }
 }
@@ -120,6 +128,46 @@ fn lead_rows(total: usize, seed: u64) -> export::RowBatches {
     .boxed()
 }
 
+/// Synthetic chat messages, every one observed by the summary as in the real source.
+fn chat_rows(total: usize, seed: u64, opts: ChatOptions, stats: SharedStats) -> export::RowBatches {
+    let mut records = synth::chat_messages(seed, total);
+    stream::iter(std::iter::from_fn(move || {
+        let batch: Vec<Row> = records
+            .by_ref()
+            .take(BATCH)
+            .map(|r| match r {
+                Record::ChatMessage(m) => {
+                    stats.lock().expect("stats lock").observe(&m);
+                    chats::row(&m, opts)
+                }
+                _ => unreachable!("synth::chat_messages yields chat messages"),
+            })
+            .collect();
+        (!batch.is_empty()).then_some(Ok::<_, Error>(batch))
+    }))
+    .boxed()
+}
+
+/// The chat export's document encoder for a format.
+fn chat_encoder(format: Format, columns: &[Column], stats: SharedStats) -> Result<Option<Box<dyn Encoder>>, Error> {
+    let info = ChatDocumentInfo {
+        export_date: chrono::Utc::now(),
+        requested: Default::default(),
+        client_id: None,
+        format: format.extension().into(),
+        include_geo: true,
+        include_meta: true,
+    };
+    let json = || ChatJsonEncoder::new(columns, stats.clone(), info.clone());
+    let xlsx = || ChatXlsxEncoder::new(columns, EncodeOptions::default(), stats.clone(), info.clone());
+    Ok(match format {
+        Format::Json => Some(Box::new(json())),
+        Format::Xlsx => Some(Box::new(xlsx()?)),
+        Format::Zip => Some(Box::new(ZipEncoder::new(json(), xlsx()?, "bench.json", "bench.xlsx")?)),
+        Format::Csv => None,
+    })
+}
+
 /// Peak resident set size of this process (VmHWM), in MiB.
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -141,9 +189,23 @@ pub async fn run(
     ctx: Option<&AppContext>,
 ) -> Result<Report, Error> {
     let format = Format::from(format);
-    let (export_name, columns, source) = match which {
-        BenchExport::Sessions => ("sessions", sessions::COLUMNS.to_vec(), session_rows(rows, 42)),
-        BenchExport::Leads => ("leads", leads::COLUMNS.to_vec(), lead_rows(rows, 42)),
+    if format == Format::Zip && which != BenchExport::Chats {
+        return Err(Error::bad_request("--format zip is for --export chats"));
+    }
+    let (export_name, columns, source, encoder) = match which {
+        BenchExport::Sessions => ("sessions", sessions::COLUMNS.to_vec(), session_rows(rows, 42), None),
+        BenchExport::Leads => ("leads", leads::COLUMNS.to_vec(), lead_rows(rows, 42), None),
+        BenchExport::Chats => {
+            let opts = ChatOptions {
+                include_geo: true,
+                include_meta: true,
+                anonymize_ips: false,
+            };
+            let stats = SharedStats::default();
+            let columns = chats::columns(opts);
+            let encoder = chat_encoder(format, &columns, stats.clone())?;
+            ("chats", columns, chat_rows(rows, 42, opts, stats), encoder)
+        }
     };
     let job = ExportJob {
         kind: "bench",
@@ -153,7 +215,7 @@ pub async fn run(
         columns,
         options: EncodeOptions::default(),
         rows: source,
-        encoder: None,
+        encoder,
     };
     let started = Instant::now();
     let (summary, sink_name) = match (sink, ctx) {
