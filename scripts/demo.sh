@@ -34,5 +34,14 @@ Admin: several companies at once, or all of them:
   curl -sS -OJ -H "Authorization: Bearer $ADMIN" "$BASE/api/hybrid-leads/export?companyId=comp-acme,comp-globex&format=xlsx"
   curl -sS -OJ -H "Authorization: Bearer $ADMIN" "$BASE/api/hybrid-leads/export"
 
+Chat export for the user's client (client-alpha): JSON, Excel, ZIP of both (IP addresses anonymised):
+  curl -sS -OJ -L -H "Authorization: Bearer $USER" "$BASE/client/export/chats/download?format=json&include_geo=true&include_meta=true"
+  curl -sS -OJ -L -H "Authorization: Bearer $USER" "$BASE/client/export/chats/download?format=excel&date_from=2024-01-01&date_to=2024-01-03"
+  curl -sS -X POST -H "Authorization: Bearer $USER" -H "Content-Type: application/json" \
+       -d '{"format":"both","include_geo":true,"limit":1000}' "$BASE/client/export/chats"
+
+Rate limit: the 11th export by one user within a minute gets 429 with Retry-After:
+  for i in \$(seq 11); do curl -s -o /dev/null -w "%{http_code} " -H "Authorization: Bearer $USER" "$BASE/client/export/chats/download?limit=1"; done; echo
+
 TXT
 exec $X serve --port "$API_PORT"
