@@ -211,7 +211,7 @@ fn expected_summary(msgs: &[&ChatMessage]) -> Value {
     })
 }
 
-fn by_time<'a>(msgs: &'a [ChatMessage], keep: impl Fn(&ChatMessage) -> bool) -> Vec<&'a ChatMessage> {
+fn by_time(msgs: &[ChatMessage], keep: impl Fn(&ChatMessage) -> bool) -> Vec<&ChatMessage> {
     let mut v: Vec<&ChatMessage> = msgs.iter().filter(|m| keep(m)).collect();
     v.sort_by(|a, b| (a.timestamp, &a.id).cmp(&(b.timestamp, &b.id)));
     v
