@@ -169,6 +169,22 @@ mod tests {
     }
 }
 
+/// Ids are short printable tokens (letters, digits, `-_.:@`, at most 128); anything
+/// else is rejected before it reaches a query.
+pub fn parse_id(name: &str, value: &str) -> Result<String, Error> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c));
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(Error::bad_request(format!(
+            "{name} '{}' is not a valid id",
+            sanitize(value)
+        )))
+    }
+}
+
 /// What the per-request log line records.
 #[derive(Default)]
 struct Outcome {

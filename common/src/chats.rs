@@ -11,18 +11,17 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use aws_sdk_dynamodb::{Client, types::AttributeValue};
+use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 
 use crate::{
-    error::Error,
     export::{Cell, Column, Row, RowBatches},
     leads::DateRange,
     model::ChatMessage,
     schema::{CHATS_BY_CONVERSATION, CHATS_BY_DAY},
-    store::{Item, decode},
+    store::{ItemPages, KeyCondition, decode, query_pages, scan_pages},
     timefmt,
 };
 
@@ -346,54 +345,26 @@ pub enum ChatRead {
     Scan,
 }
 
-fn pages(
-    client: &Client,
-    table: &str,
-    read: &ChatRead,
-    range: &DateRange,
-) -> futures::stream::BoxStream<'static, Result<Vec<Item>, Error>> {
-    let (index, key_attr, key) = match read {
+fn pages(client: &Client, table: &str, read: &ChatRead, range: &DateRange) -> ItemPages {
+    let (index, partition_attr, partition) = match read {
         ChatRead::Client(c) => (None, "client_id", c.clone()),
         ChatRead::Conversation(c) => (Some(CHATS_BY_CONVERSATION), "conversation_id", c.clone()),
         ChatRead::Day(d) => (Some(CHATS_BY_DAY), "day", d.format("%Y-%m-%d").to_string()),
-        ChatRead::Scan => {
-            let p = client.scan().table_name(table).into_paginator().send();
-            return stream::unfold(p, |mut p| async move { p.next().await.map(|r| (r, p)) })
-                .map(|page| page.map(|out| out.items.unwrap_or_default()).map_err(Error::database))
-                .boxed();
-        }
+        ChatRead::Scan => return scan_pages(client, table),
     };
-    // `~` sorts after `#`, so `<to>~` covers every id at the last instant.
-    let from = range.from.map(|f| timefmt::format(&f));
-    let to = range.to.map(|t| format!("{}~", timefmt::format(&t)));
-    let mut condition = "#k = :k".to_string();
-    let mut req = client
-        .query()
-        .table_name(table)
-        .set_index_name(index.map(String::from))
-        .expression_attribute_names("#k", key_attr)
-        .expression_attribute_values(":k", AttributeValue::S(key));
-    match (from, to) {
-        (Some(f), Some(t)) => {
-            condition.push_str(" AND ts_id BETWEEN :from AND :to");
-            req = req
-                .expression_attribute_values(":from", AttributeValue::S(f))
-                .expression_attribute_values(":to", AttributeValue::S(t));
-        }
-        (Some(f), None) => {
-            condition.push_str(" AND ts_id >= :from");
-            req = req.expression_attribute_values(":from", AttributeValue::S(f));
-        }
-        (None, Some(t)) => {
-            condition.push_str(" AND ts_id <= :to");
-            req = req.expression_attribute_values(":to", AttributeValue::S(t));
-        }
-        (None, None) => {}
-    }
-    let p = req.key_condition_expression(condition).into_paginator().send();
-    stream::unfold(p, |mut p| async move { p.next().await.map(|r| (r, p)) })
-        .map(|page| page.map(|out| out.items.unwrap_or_default()).map_err(Error::database))
-        .boxed()
+    query_pages(
+        client,
+        table,
+        KeyCondition {
+            index,
+            partition_attr,
+            partition,
+            sort_attr: "ts_id",
+            from: range.from.map(|f| timefmt::format(&f)),
+            // `~` sorts after `#`, so `<to>~` covers every id at the last instant.
+            to: range.to.map(|t| format!("{}~", timefmt::format(&t))),
+        },
+    )
 }
 
 /// One batch per page of matching messages, at most `filter.limit` rows in all (no

@@ -1,16 +1,15 @@
 //! Rows of the leads export (seed 001): every column the seed lists, filters, and
 //! the DynamoDB reads that serve them (docs/data-model.md, "Which read serves which filter").
 
-use aws_sdk_dynamodb::{Client, types::AttributeValue};
+use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
 
 use crate::{
-    error::Error,
     export::{Cell, Column, Row, RowBatches},
     model::{Confidence, Lead, LeadCategory, LeadStatus},
     schema::{LEADS_BY_CHATBOT, LEADS_BY_COMPANY},
-    store::{Item, decode},
+    store::{ItemPages, KeyCondition, decode, query_pages, scan_pages},
     timefmt,
 };
 
@@ -193,50 +192,24 @@ pub enum LeadRead {
     Scan,
 }
 
-fn pages(
-    client: &Client,
-    table: &str,
-    read: &LeadRead,
-    range: &DateRange,
-) -> impl futures::Stream<Item = Result<Vec<Item>, Error>> + Send + use<> {
-    let (index, key_attr, key) = match read {
+fn pages(client: &Client, table: &str, read: &LeadRead, range: &DateRange) -> ItemPages {
+    let (index, partition_attr, partition) = match read {
         LeadRead::Company(c) => (LEADS_BY_COMPANY, "company_id", c.clone()),
         LeadRead::Chatbot(b) => (LEADS_BY_CHATBOT, "chatbot_id", b.clone()),
-        LeadRead::Scan => {
-            let p = client.scan().table_name(table).into_paginator().send();
-            return stream::unfold(p, |mut p| async move { p.next().await.map(|r| (r, p)) })
-                .map(|page| page.map(|out| out.items.unwrap_or_default()).map_err(Error::database))
-                .boxed();
-        }
+        LeadRead::Scan => return scan_pages(client, table),
     };
-    let mut condition = "#k = :k".to_string();
-    let mut req = client
-        .query()
-        .table_name(table)
-        .index_name(index)
-        .expression_attribute_names("#k", key_attr)
-        .expression_attribute_values(":k", AttributeValue::S(key));
-    match (range.from, range.to) {
-        (Some(f), Some(t)) => {
-            condition.push_str(" AND created_at BETWEEN :from AND :to");
-            req = req
-                .expression_attribute_values(":from", AttributeValue::S(timefmt::format(&f)))
-                .expression_attribute_values(":to", AttributeValue::S(timefmt::format(&t)));
-        }
-        (Some(f), None) => {
-            condition.push_str(" AND created_at >= :from");
-            req = req.expression_attribute_values(":from", AttributeValue::S(timefmt::format(&f)));
-        }
-        (None, Some(t)) => {
-            condition.push_str(" AND created_at <= :to");
-            req = req.expression_attribute_values(":to", AttributeValue::S(timefmt::format(&t)));
-        }
-        (None, None) => {}
-    }
-    let p = req.key_condition_expression(condition).into_paginator().send();
-    stream::unfold(p, |mut p| async move { p.next().await.map(|r| (r, p)) })
-        .map(|page| page.map(|out| out.items.unwrap_or_default()).map_err(Error::database))
-        .boxed()
+    query_pages(
+        client,
+        table,
+        KeyCondition {
+            index: Some(index),
+            partition_attr,
+            partition,
+            sort_attr: "created_at",
+            from: range.from.map(|f| timefmt::format(&f)),
+            to: range.to.map(|t| timefmt::format(&t)),
+        },
+    )
 }
 
 /// One batch per DynamoDB page: the page's leads that match, as rows of the chosen

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::{
     Client,
     types::{AttributeValue, PutRequest, WriteRequest},
 };
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, TryStreamExt, stream, stream::BoxStream};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::{
@@ -154,4 +154,62 @@ async fn write_batch(client: &Client, mut pending: HashMap<String, Vec<WriteRequ
         "database error",
         "BatchWriteItem left unprocessed items after retries",
     ))
+}
+
+/// Pages of items, one DynamoDB page at a time.
+pub type ItemPages = BoxStream<'static, Result<Vec<Item>, Error>>;
+
+/// Every page of a table Scan.
+pub fn scan_pages(client: &Client, table: &str) -> ItemPages {
+    let p = client.scan().table_name(table).into_paginator().send();
+    stream::unfold(p, |mut p| async move { p.next().await.map(|r| (r, p)) })
+        .map(|page| page.map(|out| out.items.unwrap_or_default()).map_err(Error::database))
+        .boxed()
+}
+
+/// A key condition: `partition = value` and an optional inclusive range on the sort key.
+pub struct KeyCondition<'a> {
+    /// `None` queries the table itself.
+    pub index: Option<&'a str>,
+    pub partition_attr: &'a str,
+    pub partition: String,
+    pub sort_attr: &'a str,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// Every page of a Query. Attribute names go through placeholders, so reserved words
+/// (`day`, ...) are safe.
+pub fn query_pages(client: &Client, table: &str, key: KeyCondition<'_>) -> ItemPages {
+    let mut condition = "#pk = :pk".to_string();
+    let mut req = client
+        .query()
+        .table_name(table)
+        .set_index_name(key.index.map(String::from))
+        .expression_attribute_names("#pk", key.partition_attr)
+        .expression_attribute_values(":pk", AttributeValue::S(key.partition));
+    if key.from.is_some() || key.to.is_some() {
+        req = req.expression_attribute_names("#sk", key.sort_attr);
+    }
+    match (key.from, key.to) {
+        (Some(f), Some(t)) => {
+            condition.push_str(" AND #sk BETWEEN :from AND :to");
+            req = req
+                .expression_attribute_values(":from", AttributeValue::S(f))
+                .expression_attribute_values(":to", AttributeValue::S(t));
+        }
+        (Some(f), None) => {
+            condition.push_str(" AND #sk >= :from");
+            req = req.expression_attribute_values(":from", AttributeValue::S(f));
+        }
+        (None, Some(t)) => {
+            condition.push_str(" AND #sk <= :to");
+            req = req.expression_attribute_values(":to", AttributeValue::S(t));
+        }
+        (None, None) => {}
+    }
+    let p = req.key_condition_expression(condition).into_paginator().send();
+    stream::unfold(p, |mut p| async move { p.next().await.map(|r| (r, p)) })
+        .map(|page| page.map(|out| out.items.unwrap_or_default()).map_err(Error::database))
+        .boxed()
 }

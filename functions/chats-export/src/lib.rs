@@ -159,17 +159,7 @@ pub struct ChatSpec {
 }
 
 fn parse_id(name: &str, value: &str) -> Result<String, Error> {
-    let ok = !value.is_empty()
-        && value.len() <= 128
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c));
-    if ok {
-        Ok(value.to_string())
-    } else {
-        Err(Error::bad_request(format!(
-            "Invalid export request: {name} '{}' is not a valid id",
-            sanitize(value)
-        )))
-    }
+    api::parse_id(name, value).map_err(|e| Error::bad_request(format!("Invalid export request: {e}")))
 }
 
 fn parse_bound(name: &str, value: Option<&str>, bound: Bound) -> Result<Option<chrono::DateTime<Utc>>, Error> {

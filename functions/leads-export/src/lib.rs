@@ -3,7 +3,7 @@
 
 use common::{
     AppContext,
-    api::{self, ErrorStyle, Query, sanitize},
+    api::{self, ErrorStyle, Query, parse_id, sanitize},
     auth::Caller,
     error::Error,
     export::{EncodeOptions, ExportJob, Format},
@@ -77,21 +77,6 @@ pub struct LeadsSpec {
     /// Indexes into [`COLUMNS`], in output order.
     pub columns: Vec<usize>,
     pub options: EncodeOptions,
-}
-
-/// Ids are short printable tokens; anything else is rejected before it reaches a query.
-fn parse_id(name: &str, value: &str) -> Result<String, Error> {
-    let ok = !value.is_empty()
-        && value.len() <= 128
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c));
-    if ok {
-        Ok(value.to_string())
-    } else {
-        Err(Error::bad_request(format!(
-            "{name} '{}' is not a valid id",
-            sanitize(value)
-        )))
-    }
 }
 
 fn parse_enum<T>(query: &Query, name: &str, parse: fn(&str) -> Option<T>, choices: &str) -> Result<Option<T>, Error> {
