@@ -79,21 +79,6 @@ impl XlsxEncoder {
         Ok(enc)
     }
 
-    /// Cells whose text was cut to Excel's limit so far.
-    pub fn truncated_cells(&self) -> u64 {
-        self.truncated
-    }
-
-    /// How many data sheets the workbook has so far.
-    pub fn data_sheets(&self) -> usize {
-        self.sheets_written
-    }
-
-    /// Gives access to the workbook, e.g. to add a summary sheet before `finish`.
-    pub fn workbook(&mut self) -> &mut Workbook {
-        &mut self.workbook
-    }
-
     fn start_sheet(&mut self) -> Result<(), Error> {
         self.close_sheet()?;
         let name = if self.sheets_written == 0 {
