@@ -58,15 +58,18 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # Unit + integration tests against the local stack; stops the stack afterwards
-# unless it was already running before.
+# unless it was already running before. The totals go to .stack/test-summary.
 unit:
-	@was_up=$$(scripts/stack.sh status | grep -c running || true); \
+	@mkdir -p .stack; was_up=$$(scripts/stack.sh status | grep -c running || true); \
 	scripts/stack.sh up; \
-	status=0; $(ENV) $(CARGO) test --workspace || status=$$?; \
+	status=0; $(ENV) $(CARGO) test --workspace --all-targets 2>&1 | tee .stack/test.log || status=$$?; \
 	if [ "$$was_up" != "2" ]; then scripts/stack.sh down; fi; \
+	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' \
+	  .stack/test.log > .stack/test-summary; \
 	exit $$status
 
 test: fmt clippy unit lint
+	@cat .stack/test-summary
 
 bench:
 	$(CARGO) build --release --bin exportctl
