@@ -139,11 +139,16 @@ pub fn parse_bool(v: &str) -> Option<bool> {
 /// Makes user input safe to echo in an error: no control or markup characters, at
 /// most 64 characters.
 pub fn sanitize(s: &str) -> String {
+    sanitize_to(s, 64)
+}
+
+/// [`sanitize`] with another length limit.
+pub fn sanitize_to(s: &str, max_chars: usize) -> String {
     let clean: String = s
         .chars()
-        .take(64)
+        .take(max_chars)
         .map(|c| {
-            if c.is_control() || "<>&\"'`\\".contains(c) {
+            if c.is_control() || "<>&\"'\\".contains(c) {
                 '?'
             } else {
                 c
@@ -211,12 +216,13 @@ pub fn wants_json(req: &Request) -> bool {
 }
 
 /// Authenticates, asks `plan` for the job, runs it and answers; logs one line.
-/// `kind` names the export in logs and object keys; `errors` shapes error bodies.
+/// `kind` names the export in logs and object keys; `errors` picks the error body
+/// shape from the query (the leads export names the format asked for).
 pub async fn handle_export<F>(
     ctx: &AppContext,
     req: Request,
     kind: &'static str,
-    errors: &ErrorStyle,
+    errors: fn(&Query) -> ErrorStyle,
     plan: F,
 ) -> Response<Body>
 where
@@ -225,17 +231,18 @@ where
     let started = Instant::now();
     let request_id = request_id(&req);
     let mut outcome = Outcome::default();
+    let query = Query::from_request(&req);
+    let errors = errors(&query);
     let result = async {
         let caller = ctx.auth.authenticate(req.headers())?;
         outcome.sub = Some(caller.sub.clone());
-        let query = Query::from_request(&req);
         let job = plan(ctx, &caller, &query)?;
         deliver(ctx, job, wants_json(&req), &mut outcome).await
     }
     .await;
     let response = match &result {
         Ok(_) => None,
-        Err(e) => Some(error_response(e, errors)),
+        Err(e) => Some(error_response(e, &errors)),
     };
     let status = response.as_ref().map_or(200, |r| r.status().as_u16());
     let duration_ms = started.elapsed().as_millis() as u64;

@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, stream};
 
 use crate::{
     export::{Cell, Column, Row, RowBatches},
@@ -216,24 +216,18 @@ fn pages(client: &Client, table: &str, read: &LeadRead, range: &DateRange) -> It
 /// columns (indexes into [`COLUMNS`], in output order).
 pub fn rows(client: Client, table: String, filter: LeadFilter, columns: Vec<usize>) -> RowBatches {
     let reads = filter.plan();
+    let range = filter.created.clone();
     stream::iter(reads)
-        .map(move |read| {
-            pages(&client, &table, &read, &filter.created).map_ok({
-                let filter = filter.clone();
-                let columns = columns.clone();
-                move |items| {
-                    let mut batch: Vec<Row> = Vec::with_capacity(items.len());
-                    for item in items {
-                        let lead: Lead = decode(item, &["lead_id"])?;
-                        if filter.matches(&lead) {
-                            batch.push(columns.iter().map(|&i| cell(&lead, i)).collect());
-                        }
-                    }
-                    Ok(batch)
+        .flat_map(move |read| pages(&client, &table, &read, &range))
+        .map(move |page| {
+            let mut batch: Vec<Row> = Vec::new();
+            for item in page? {
+                let lead: Lead = decode(item, &["lead_id"])?;
+                if filter.matches(&lead) {
+                    batch.push(columns.iter().map(|&i| cell(&lead, i)).collect());
                 }
-            })
+            }
+            Ok(batch)
         })
-        .flatten()
-        .map(|page| page.and_then(|r| r))
         .boxed()
 }

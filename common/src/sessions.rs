@@ -14,7 +14,7 @@ use crate::{
     error::Error,
     export::{Cell, Column, Row, RowBatches},
     model::{Session, SessionMessage},
-    store::{Item, decode},
+    store::{Item, decode, scan_pages},
 };
 
 pub const COLUMNS: [Column; 6] = [
@@ -84,10 +84,11 @@ async fn message_page(
 }
 
 /// Every session of the sessions table, in Scan order.
-fn scan_sessions(client: Client, table: String) -> impl futures::Stream<Item = Result<Session, Error>> + Send {
-    let paginator = client.scan().table_name(table).into_paginator().items().send();
-    stream::unfold(paginator, |mut p| async move { p.next().await.map(|r| (r, p)) })
-        .map(|item| decode::<Session>(item.map_err(Error::database)?, &["session_id"]))
+fn scan_sessions(client: &Client, table: &str) -> impl futures::Stream<Item = Result<Session, Error>> + Send + use<> {
+    scan_pages(client, table)
+        .map_ok(|items| stream::iter(items.into_iter().map(Ok)))
+        .try_flatten()
+        .map(|item| item.and_then(|item| decode::<Session>(item, &["session_id"])))
 }
 
 struct Continuation {
@@ -102,7 +103,7 @@ pub fn rows(client: Client, sessions_table: String, messages_table: String) -> R
     let first_pages = {
         let client = client.clone();
         let messages_table = messages_table.clone();
-        scan_sessions(client.clone(), sessions_table)
+        scan_sessions(&client, &sessions_table)
             .map_ok(move |session| {
                 let client = client.clone();
                 let table = messages_table.clone();

@@ -3,7 +3,7 @@
 use std::io::Cursor;
 
 use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
-use common::export::{self, Cell, Column, EncodeOptions, ExportJob, Format, S3Sink, xlsx::EXCEL_MAX_CELL_CHARS};
+use common::export::{self, ByteSink, Cell, Column, EncodeOptions, ExportJob, Format, xlsx::EXCEL_MAX_CELL_CHARS};
 use futures::{StreamExt, stream};
 
 fn job(format: Format, rows: Vec<Vec<Cell>>, options: EncodeOptions) -> ExportJob {
@@ -20,20 +20,31 @@ fn job(format: Format, rows: Vec<Vec<Cell>>, options: EncodeOptions) -> ExportJo
     }
 }
 
-async fn encode(job: ExportJob) -> Vec<u8> {
-    let stack = integration_tests::TestStack::new("formats").await;
-    let d = &stack.ctx.config.delivery;
-    let target = export::sink::ObjectTarget {
-        bucket: d.bucket.clone(),
-        key: "x".into(),
-        content_type: job.format.content_type().into(),
-        content_disposition: "attachment".into(),
-    };
-    let sink = S3Sink::new(stack.ctx.aws.s3.clone(), target, Some(usize::MAX), d.part_bytes);
-    match export::run(job, sink).await.unwrap().1 {
-        export::Delivered::Inline(bytes) => bytes,
-        other => panic!("expected inline, got {other:?}"),
+/// Keeps every byte in memory: enough for these small documents, no stack needed.
+#[derive(Default)]
+struct Collect(Vec<u8>);
+
+impl ByteSink for Collect {
+    type Output = Vec<u8>;
+
+    async fn write(&mut self, chunk: Vec<u8>) -> Result<(), common::Error> {
+        self.0.extend(chunk);
+        Ok(())
     }
+
+    fn bytes_written(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    async fn finish(self) -> Result<Vec<u8>, common::Error> {
+        Ok(self.0)
+    }
+
+    async fn abort(self) {}
+}
+
+async fn encode(job: ExportJob) -> Vec<u8> {
+    export::run(job, Collect::default()).await.unwrap().1
 }
 
 #[tokio::test]

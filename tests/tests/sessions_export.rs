@@ -113,6 +113,14 @@ async fn formula_like_cells_are_neutralised_by_default() {
     assert!(hard.iter().any(|r| r[3] == "-42"), "plain numbers are not touched");
 }
 
+fn bearer_request(token: &str) -> lambda_http::Request {
+    request(
+        "GET",
+        sessions_export::PATH,
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+}
+
 #[tokio::test]
 async fn without_token_401_and_non_admin_403_in_the_error_shape() {
     let stack = TestStack::new("sessions-auth").await;
@@ -170,15 +178,7 @@ async fn without_token_401_and_non_admin_403_in_the_error_shape() {
         aud: None,
     };
     let t = common::auth::mint(&stack.ctx.config.jwt, &expired);
-    let resp = handle(
-        &stack.ctx,
-        request(
-            "GET",
-            sessions_export::PATH,
-            &[("authorization", &format!("Bearer {t}"))],
-        ),
-    )
-    .await;
+    let resp = handle(&stack.ctx, bearer_request(&t)).await;
     assert_eq!(
         (resp.status().as_u16(), body_json(&resp)["message"].as_str().unwrap()),
         (401, "Token has expired")
@@ -187,15 +187,7 @@ async fn without_token_401_and_non_admin_403_in_the_error_shape() {
     let mut other = stack.ctx.config.jwt.clone();
     other.secret = b"some-other-secret-some-other-secret".to_vec();
     let t = common::auth::mint(&other, &expired);
-    let resp = handle(
-        &stack.ctx,
-        request(
-            "GET",
-            sessions_export::PATH,
-            &[("authorization", &format!("Bearer {t}"))],
-        ),
-    )
-    .await;
+    let resp = handle(&stack.ctx, bearer_request(&t)).await;
     assert_eq!(resp.status(), 401);
 }
 

@@ -132,7 +132,7 @@ impl Encoder for XlsxEncoder {
             self.start_sheet()?;
         }
         let r = self.rows_on_sheet + 1;
-        let date_format = self.date_format.clone();
+        let date_format = &self.date_format;
         let mut truncated = 0;
         let ws = self.workbook.worksheet_from_index(self.sheet).map_err(xlsx_error)?;
         for (c, cell) in row.iter().enumerate() {
@@ -161,7 +161,7 @@ impl Encoder for XlsxEncoder {
                         .map_err(xlsx_error)?;
                 }
                 Cell::Time(t) => {
-                    ws.write_datetime_with_format(r, c, t.naive_utc(), &date_format)
+                    ws.write_datetime_with_format(r, c, t.naive_utc(), date_format)
                         .map_err(xlsx_error)?;
                 }
                 Cell::List(items) => {

@@ -99,27 +99,21 @@ impl ChatExportParams {
 }
 
 fn sanitize_serde(e: &serde_json::Error) -> String {
-    let msg = e.to_string();
-    // Cut quoted input out of messages like `invalid type: string "...", expected ...`.
+    // Cut quoted input out of messages like `invalid type: string "...", expected ...`;
+    // field names (in backticks) stay.
     let mut out = String::new();
     let mut quoted = false;
-    for c in msg.chars() {
+    for c in e.to_string().chars() {
         if c == '"' {
             quoted = !quoted;
-            out.push_str(if quoted { "\"" } else { "...\"" });
-        } else if !quoted || c == '`' {
+            if quoted {
+                out.push_str("(value omitted)");
+            }
+        } else if !quoted {
             out.push(c);
         }
     }
-    sanitize_long(&out)
-}
-
-fn sanitize_long(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .map(|c| if "<>&'\\".contains(c) { '?' } else { c })
-        .collect()
+    api::sanitize_to(&out, 200)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -47,8 +47,7 @@ fn error_style(query: &Query) -> ErrorStyle {
 }
 
 pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
-    let errors = error_style(&Query::from_request(&req));
-    api::handle_export(ctx, req, KIND, &errors, |ctx, caller, query| {
+    api::handle_export(ctx, req, KIND, error_style, |ctx, caller, query| {
         let spec = parse(caller, query)?;
         Ok(ExportJob {
             kind: KIND,

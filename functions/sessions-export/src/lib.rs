@@ -20,28 +20,34 @@ const ERRORS: ErrorStyle = ErrorStyle::Code {
 };
 
 pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
-    api::handle_export(ctx, req, KIND, &ERRORS, |ctx, caller, query| {
-        caller.require_admin()?;
-        query.expect_only(PARAMS)?;
-        let options = EncodeOptions {
-            spreadsheet_safe: query.bool("spreadsheet_safe", true)?,
-            ..EncodeOptions::default()
-        };
-        let tables = &ctx.config.tables;
-        Ok(ExportJob {
-            kind: KIND,
-            file_stem: "chat-sessions-export",
-            sheet: "Chat Sessions",
-            format: Format::Csv,
-            columns: sessions::COLUMNS.to_vec(),
-            options,
-            rows: sessions::rows(
-                ctx.aws.dynamodb.clone(),
-                tables.sessions.clone(),
-                tables.session_messages.clone(),
-            ),
-            encoder: None,
-        })
-    })
+    api::handle_export(
+        ctx,
+        req,
+        KIND,
+        |_| ERRORS,
+        |ctx, caller, query| {
+            caller.require_admin()?;
+            query.expect_only(PARAMS)?;
+            let options = EncodeOptions {
+                spreadsheet_safe: query.bool("spreadsheet_safe", true)?,
+                ..EncodeOptions::default()
+            };
+            let tables = &ctx.config.tables;
+            Ok(ExportJob {
+                kind: KIND,
+                file_stem: "chat-sessions-export",
+                sheet: "Chat Sessions",
+                format: Format::Csv,
+                columns: sessions::COLUMNS.to_vec(),
+                options,
+                rows: sessions::rows(
+                    ctx.aws.dynamodb.clone(),
+                    tables.sessions.clone(),
+                    tables.session_messages.clone(),
+                ),
+                encoder: None,
+            })
+        },
+    )
     .await
 }
