@@ -137,7 +137,7 @@ fn chat_rows(total: usize, seed: u64, opts: ChatOptions, stats: SharedStats) -> 
             .take(BATCH)
             .map(|r| match r {
                 Record::ChatMessage(m) => {
-                    stats.lock().expect("stats lock").observe(&m);
+                    chats::stats_of(&stats).observe(&m);
                     chats::row(&m, opts)
                 }
                 _ => unreachable!("synth::chat_messages yields chat messages"),

@@ -13,10 +13,21 @@ pub enum LoadError {
     Invalid(Vec<String>),
 }
 
+/// A validated file: its records, and notes on values stored in a normalised form.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub records: Vec<Record>,
+    /// `line N: ...`, e.g. a timestamp kept to the millisecond.
+    pub notes: Vec<String>,
+}
+
 /// Parses and checks every line; returns all records, or every problem found
-/// (line numbers start at 1; blank lines are allowed).
-pub fn parse(reader: impl BufRead, path: &str) -> Result<Vec<Record>, LoadError> {
+/// (line numbers start at 1; blank lines are allowed). A record DynamoDB would
+/// refuse or change (numbers out of its range, keys or items over its sizes,
+/// timestamps outside the years 0000-9999) is a problem of its line.
+pub fn parse(reader: impl BufRead, path: &str) -> Result<Loaded, LoadError> {
     let mut records = Vec::new();
+    let mut notes = Vec::new();
     let mut problems = Vec::new();
     let mut seen = HashSet::new();
     for (i, line) in reader.lines().enumerate() {
@@ -29,12 +40,15 @@ pub fn parse(reader: impl BufRead, path: &str) -> Result<Vec<Record>, LoadError>
             continue;
         }
         match serde_json::from_str::<Record>(&line) {
-            Ok(record) => match check(&record) {
+            Ok(record) => match check(&record).and_then(|key| record.check().map(|notes| (key, notes))) {
                 Err(msg) => problems.push(format!("line {n}: {msg}")),
-                Ok(key) if !seen.insert(key.clone()) => {
+                Ok((key, _)) if !seen.insert(key.clone()) => {
                     problems.push(format!("line {n}: duplicate record {key}"));
                 }
-                Ok(_) => records.push(record),
+                Ok((_, line_notes)) => {
+                    notes.extend(line_notes.into_iter().map(|note| format!("line {n}: {note}")));
+                    records.push(record);
+                }
             },
             Err(e) => problems.push(format!("line {n}: {e}")),
         }
@@ -44,7 +58,7 @@ pub fn parse(reader: impl BufRead, path: &str) -> Result<Vec<Record>, LoadError>
         }
     }
     if problems.is_empty() {
-        Ok(records)
+        Ok(Loaded { records, notes })
     } else {
         Err(LoadError::Invalid(problems))
     }
@@ -119,6 +133,60 @@ mod tests {
             .iter()
             .map(|r| serde_json::to_string(r).unwrap() + "\n")
             .collect();
-        assert_eq!(parse(text.as_bytes(), "x").unwrap(), records);
+        let loaded = parse(text.as_bytes(), "x").unwrap();
+        assert_eq!(loaded.records, records);
+        assert!(loaded.notes.is_empty(), "{:?}", loaded.notes);
+    }
+
+    #[test]
+    fn values_dynamodb_would_refuse_or_change_are_reported_by_line() {
+        let chat = |extra: &str| {
+            format!(
+                r#"{{"type":"chat_message","id":"c1","client_id":"k","conversation_id":"v","from_name":"n","message":"m","timestamp":"2024-01-01T00:00:00Z","created_at":"2024-01-01T00:00:00Z"{extra}}}"#
+            )
+        };
+        let input = [
+            chat(r#","token_cost":18446744073709551615"#),
+            chat(r#","geo_data":{"latitude":1e300}"#).replace("\"c1\"", "\"c2\""),
+            chat("").replace("\"c1\"", &format!("\"{}\"", "i".repeat(1100))),
+            chat("")
+                .replace(
+                    "2024-01-01T00:00:00Z\",\"created_at",
+                    "0000-01-01T00:00:00+01:00\",\"created_at",
+                )
+                .replace("\"c1\"", "\"c4\""),
+            chat(r#","reply":"r""#)
+                .replace(
+                    "\"message\":\"m\"",
+                    &format!("\"message\":\"{}\"", "m".repeat(410 * 1024)),
+                )
+                .replace("\"c1\"", "\"c5\""),
+        ]
+        .join("\n");
+        let Err(LoadError::Invalid(problems)) = parse(input.as_bytes(), "x") else {
+            panic!("expected errors")
+        };
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(
+            problems[0].starts_with("line 2:") && problems[0].contains("too large"),
+            "{problems:#?}"
+        );
+        assert!(
+            problems[1].starts_with("line 3:") && problems[1].contains("ts_id"),
+            "{problems:#?}"
+        );
+        assert!(
+            problems[2].starts_with("line 4:") && problems[2].contains("0000-9999"),
+            "{problems:#?}"
+        );
+        assert!(
+            problems[3].starts_with("line 5:") && problems[3].contains("bytes"),
+            "{problems:#?}"
+        );
+
+        let fine = chat("").replace("00:00:00Z\",\"created_at", "00:00:00.000123Z\",\"created_at");
+        let loaded = parse(fine.as_bytes(), "x").unwrap();
+        assert_eq!(loaded.notes.len(), 1, "{:?}", loaded.notes);
+        assert!(loaded.notes[0].starts_with("line 1: timestamp: stored with millisecond precision"));
     }
 }

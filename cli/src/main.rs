@@ -8,9 +8,7 @@ use common::{
     AppContext,
     auth::{self, Claims, Role},
     config::Config,
-    schema,
-    store::{self, Record},
-    synth,
+    schema, store, synth,
 };
 
 #[derive(Parser)]
@@ -148,9 +146,15 @@ async fn run(command: Command) -> Result<(), BoxError> {
             let path = file.display().to_string();
             let reader =
                 std::io::BufReader::new(std::fs::File::open(&file).map_err(|e| format!("could not open {path}: {e}"))?);
-            let records: Vec<Record> = exportctl::load::parse(reader, &path)?;
+            let loaded = exportctl::load::parse(reader, &path)?;
+            for note in loaded.notes.iter().take(20) {
+                eprintln!("note: {note}");
+            }
+            if loaded.notes.len() > 20 {
+                eprintln!("note: ... and {} more", loaded.notes.len() - 20);
+            }
             let ctx = AppContext::from_env().await?;
-            let n = store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, records)
+            let n = store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, loaded.records)
                 .await
                 .map_err(explain)?;
             println!("loaded {n} records from {path}");

@@ -1,18 +1,45 @@
 //! `exportctl serve`: a local HTTP server that turns each request into the API
 //! Gateway HTTP API (payload 2.0) event the deployed API sends, runs the same handler
 //! code as the Lambda binaries, and turns the handler's response back into HTTP.
+//!
+//! It mirrors API Gateway's request limits (request line plus header values at most
+//! 10,240 bytes, payload at most 10 MB) and answers them, like every other refusal,
+//! with the route's documented JSON error: the request head is read here (bounded,
+//! with a timeout) before hyper sees it, because hyper's own limits answer with an
+//! empty body. A body that does not arrive completely is refused, never dispatched.
 
-use std::{convert::Infallible, net::SocketAddr};
+use std::{
+    convert::Infallible,
+    io,
+    net::SocketAddr,
+    panic::AssertUnwindSafe,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use common::AppContext;
-use http_body_util::{BodyExt, Full};
+use chats_export::{ChatsDownload, ChatsExport};
+use common::{
+    AppContext, Error,
+    http::{
+        ErrorStyle, ExportRoute, MAX_PAYLOAD_BYTES, MAX_REQUEST_HEAD_BYTES, RawRequest, error_response,
+        errors::not_found,
+    },
+};
+use futures::FutureExt;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, Response, http::HeaderMap};
+use leads_export::LeadsExport;
 use serde_json::{Map, Value, json};
-use tokio::net::TcpListener;
+use sessions_export::SessionsExport;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
+    net::{TcpListener, TcpStream},
+};
 
 /// Routes served locally: `(method, path)`. The same list is declared in template.yaml.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -21,6 +48,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", chats_export::EXPORT_PATH),
     ("GET", chats_export::DOWNLOAD_PATH),
 ];
+
+/// How long a client may take to send its request head, and then its body.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// The most header lines accepted (hyper's own limit is 100).
+const MAX_HEADERS: usize = 100;
+/// How much of an oversized head is read before answering (the rest is not read).
+const HEAD_READ_LIMIT: usize = 64 * 1024;
 
 /// Dispatches an API Gateway request to the function that owns its route.
 pub async fn route(ctx: &AppContext, req: Request) -> Response<Body> {
@@ -31,7 +66,19 @@ pub async fn route(ctx: &AppContext, req: Request) -> Response<Body> {
         ("POST", chats_export::EXPORT_PATH) | ("GET", chats_export::DOWNLOAD_PATH) => {
             chats_export::handle(ctx, req).await
         }
-        _ => common::api::not_found(&path),
+        _ => not_found(&path),
+    }
+}
+
+/// The error shape of the route a path belongs to (for answers given before the
+/// request reaches its handler).
+fn error_style(raw: &RawRequest) -> ErrorStyle {
+    match raw.path.as_str() {
+        sessions_export::PATH => SessionsExport.error_style(raw),
+        leads_export::PATH => LeadsExport.error_style(raw),
+        chats_export::EXPORT_PATH => ChatsExport.error_style(raw),
+        chats_export::DOWNLOAD_PATH => ChatsDownload.error_style(raw),
+        _ => ErrorStyle::plain(),
     }
 }
 
@@ -65,6 +112,8 @@ pub fn api_gateway_event(
     }
     let mut query = Map::new();
     for (k, v) in form_urlencoded::parse(raw_query.as_bytes()) {
+        // API Gateway joins repeated parameters with commas here; `rawQueryString`
+        // keeps them apart, and that is what the handlers read.
         match query.get_mut(k.as_ref()) {
             Some(Value::String(existing)) => {
                 existing.push(',');
@@ -128,15 +177,55 @@ pub fn api_gateway_event(
     event
 }
 
+/// A request refused before it reaches its handler, in its route's error shape.
+fn refusal(method: &str, target: &str, err: &Error) -> Response<Body> {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let raw = RawRequest {
+        method: method.parse().unwrap_or_default(),
+        path: path.to_string(),
+        query: query.to_string(),
+        headers: HeaderMap::new(),
+        body: Vec::new(),
+        request_id: "-".into(),
+    };
+    tracing::warn!(path = %common::http::sanitize(path), status = err.http_status(), error = %err, "request refused by the local server");
+    error_response(err, &error_style(&raw))
+}
+
+fn to_hyper(response: Response<Body>) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Empty => Bytes::new(),
+        Body::Text(s) => Bytes::from(s),
+        Body::Binary(b) => Bytes::from(b),
+        _ => Bytes::new(),
+    };
+    hyper::Response::from_parts(parts, Full::new(bytes))
+}
+
 async fn handle_http(
     ctx: AppContext,
     req: hyper::Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
-    let body = match body.collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => Bytes::new(),
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let method = parts.method.as_str().to_string();
+    let collected = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_PAYLOAD_BYTES).collect()).await;
+    let body = match collected {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            let err = Error::body_too_large(format!("the request body is larger than {MAX_PAYLOAD_BYTES} bytes"));
+            return Ok(to_hyper(refusal(&method, &target, &err)));
+        }
+        Ok(Err(_)) => {
+            let err = Error::bad_request("the request body could not be read completely");
+            return Ok(to_hyper(refusal(&method, &target, &err)));
+        }
+        Err(_) => {
+            let err = Error::bad_request("the request body did not arrive in time");
+            return Ok(to_hyper(refusal(&method, &target, &err)));
+        }
     };
     let headers: Vec<(String, String)> = parts
         .headers
@@ -152,36 +241,196 @@ async fn handle_http(
         &peer.ip().to_string(),
     );
     let response = match lambda_http::request::from_str(&event.to_string()) {
-        Ok(request) => route(&ctx, request).await,
+        Ok(request) => match AssertUnwindSafe(route(&ctx, request)).catch_unwind().await {
+            Ok(resp) => resp,
+            Err(_) => refusal(&method, &target, &Error::internal("internal error", "panic")),
+        },
         Err(e) => {
             tracing::error!(error = %e, "could not build the API Gateway event");
-            common::api::not_found(parts.uri.path())
+            refusal(&method, &target, &Error::bad_request("the request could not be read"))
         }
     };
-    let (parts, body) = response.into_parts();
-    let bytes = match body {
-        Body::Empty => Bytes::new(),
-        Body::Text(s) => Bytes::from(s),
-        Body::Binary(b) => Bytes::from(b),
-        _ => Bytes::new(),
+    Ok(to_hyper(response))
+}
+
+/// What reading a request head found.
+enum Head {
+    /// The head is complete within the limits (and within `buf`).
+    Complete,
+    /// The client closed before sending a whole head: nothing to answer.
+    Closed,
+    /// A head to refuse: its request line (as far as read) and the error.
+    Refused { request_line: String, error: Error },
+}
+
+/// Reads bytes until the end of the request head, refusing what API Gateway would.
+async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Head> {
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = find_head_end(buf) {
+            return Ok(check_head(&buf[..end]));
+        }
+        if buf.len() >= HEAD_READ_LIMIT {
+            let line = String::from_utf8_lossy(buf.split(|b| *b == b'\n').next().unwrap_or_default()).into_owned();
+            let error = if line.len() > MAX_REQUEST_HEAD_BYTES {
+                Error::uri_too_long(format!(
+                    "the request line is longer than {MAX_REQUEST_HEAD_BYTES} bytes"
+                ))
+            } else {
+                Error::headers_too_large(format!(
+                    "the request line and headers are larger than {MAX_REQUEST_HEAD_BYTES} bytes"
+                ))
+            };
+            return Ok(Head::Refused {
+                request_line: line,
+                error,
+            });
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(Head::Closed);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+/// API Gateway counts the request line and header values against 10,240 bytes.
+fn check_head(head: &[u8]) -> Head {
+    let text = String::from_utf8_lossy(head);
+    let mut lines = text.split("\r\n");
+    let request_line = lines.next().unwrap_or_default().to_string();
+    let refused = |error: Error| Head::Refused {
+        request_line: request_line.clone(),
+        error,
     };
-    Ok(hyper::Response::from_parts(parts, Full::new(bytes)))
+    let parts: Vec<&str> = request_line.split(' ').collect();
+    if parts.len() != 3 || !parts[2].starts_with("HTTP/1.") || !parts[1].starts_with('/') {
+        return refused(Error::bad_request(
+            "the request line is not a valid HTTP/1.1 request line",
+        ));
+    }
+    if request_line.len() > MAX_REQUEST_HEAD_BYTES {
+        return refused(Error::uri_too_long(format!(
+            "the request line is longer than {MAX_REQUEST_HEAD_BYTES} bytes"
+        )));
+    }
+    let headers: Vec<&str> = lines.filter(|l| !l.is_empty()).collect();
+    if headers.len() > MAX_HEADERS {
+        return refused(Error::headers_too_large(format!("more than {MAX_HEADERS} headers")));
+    }
+    let values: usize = headers
+        .iter()
+        .map(|h| h.split_once(':').map_or(h.len(), |(_, v)| v.trim().len()))
+        .sum();
+    if request_line.len() + values > MAX_REQUEST_HEAD_BYTES {
+        return refused(Error::headers_too_large(format!(
+            "the request line and header values are larger than {MAX_REQUEST_HEAD_BYTES} bytes"
+        )));
+    }
+    Head::Complete
+}
+
+/// Writes a complete HTTP/1.1 response and closes the connection.
+async fn write_refusal(stream: &mut TcpStream, response: Response<Body>) -> io::Result<()> {
+    let status = response.status();
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    for (name, value) in response.headers() {
+        out.push_str(&format!("{}: {}\r\n", name, value.to_str().unwrap_or("")));
+    }
+    let body: Vec<u8> = match response.into_body() {
+        Body::Text(s) => s.into_bytes(),
+        Body::Binary(b) => b,
+        _ => Vec::new(),
+    };
+    out.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
+    stream.write_all(out.as_bytes()).await?;
+    stream.write_all(&body).await?;
+    stream.shutdown().await
+}
+
+/// One connection: one request (no keep-alive, so every request's head is checked).
+async fn connection(ctx: AppContext, mut stream: TcpStream, peer: SocketAddr) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(8192);
+    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut buf)).await {
+        Ok(head) => head?,
+        Err(_) => return Ok(()), // nothing complete arrived in time: just close
+    };
+    match head {
+        Head::Closed => Ok(()),
+        Head::Refused { request_line, error } => {
+            let mut parts = request_line.split(' ');
+            let method = parts.next().unwrap_or("GET").to_string();
+            let target = parts.next().unwrap_or("/").to_string();
+            write_refusal(&mut stream, refusal(&method, &target, &error)).await
+        }
+        Head::Complete => {
+            let io = TokioIo::new(Replay {
+                prefix: buf,
+                pos: 0,
+                inner: stream,
+            });
+            let service = service_fn(move |req| handle_http(ctx.clone(), req, peer));
+            http1::Builder::new()
+                .keep_alive(false)
+                .serve_connection(io, service)
+                .await
+                .map_err(io::Error::other)
+        }
+    }
 }
 
 /// Serves until the listener fails. Each connection runs on its own task.
-pub async fn serve(ctx: AppContext, listener: TcpListener) -> std::io::Result<()> {
+pub async fn serve(ctx: AppContext, listener: TcpListener) -> io::Result<()> {
     loop {
         let (stream, peer) = listener.accept().await?;
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle_http(ctx.clone(), req, peer));
-            if let Err(e) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            if let Err(e) = connection(ctx, stream, peer).await {
                 tracing::debug!(error = %e, "connection closed with an error");
             }
         });
+    }
+}
+
+/// A stream whose first bytes are replayed from a buffer (the head already read).
+struct Replay {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: TcpStream,
+}
+
+impl AsyncRead for Replay {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if self.pos < self.prefix.len() {
+            let n = out.remaining().min(self.prefix.len() - self.pos);
+            let start = self.pos;
+            out.put_slice(&self.prefix[start..start + n]);
+            self.pos += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, out)
+    }
+}
+
+impl AsyncWrite for Replay {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -207,5 +456,31 @@ mod tests {
         assert_eq!(req.uri().path(), "/api/admin/sessions/export");
         assert_eq!(req.query_string_parameters().first("x"), Some("a b"));
         assert_eq!(req.headers()["authorization"], "Bearer t");
+    }
+
+    #[test]
+    fn heads_over_api_gateway_limits_are_refused() {
+        let ok = b"GET /x?a=1 HTTP/1.1\r\nhost: h\r\n\r\n";
+        assert!(matches!(check_head(ok), Head::Complete));
+        let long_line = format!("GET /x?a={} HTTP/1.1\r\n\r\n", "a".repeat(MAX_REQUEST_HEAD_BYTES));
+        assert!(matches!(
+            check_head(long_line.as_bytes()),
+            Head::Refused {
+                error: Error::TooLarge { status: 414, .. },
+                ..
+            }
+        ));
+        let big_header = format!("GET /x HTTP/1.1\r\nx-a: {}\r\n\r\n", "a".repeat(MAX_REQUEST_HEAD_BYTES));
+        assert!(matches!(
+            check_head(big_header.as_bytes()),
+            Head::Refused {
+                error: Error::TooLarge { status: 431, .. },
+                ..
+            }
+        ));
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: 1\r\n")).collect();
+        let many = format!("GET /x HTTP/1.1\r\n{many}\r\n");
+        assert!(matches!(check_head(many.as_bytes()), Head::Refused { .. }));
+        assert!(matches!(check_head(b"NONSENSE\r\n\r\n"), Head::Refused { .. }));
     }
 }

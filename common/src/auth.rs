@@ -4,7 +4,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use lambda_http::http::{HeaderMap, header::AUTHORIZATION};
 use serde::{Deserialize, Serialize};
 
-use crate::{config::JwtConfig, error::Error};
+use crate::{config::JwtConfig, error::Error, params::Id};
+
+/// Longest `sub` claim accepted.
+pub const MAX_SUB_CHARS: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -110,14 +113,26 @@ impl Authenticator {
             Error::Unauthorized(msg.into())
         })?;
         let c = data.claims;
-        if c.sub.trim().is_empty() {
+        // The claims become rate-limit keys, audit partitions and log fields: a token
+        // whose claims do not fit them is refused, however well it is signed.
+        let sub_ok =
+            !c.sub.trim().is_empty() && c.sub.chars().count() <= MAX_SUB_CHARS && !c.sub.chars().any(char::is_control);
+        let tenant = |v: Option<String>| -> Result<Option<String>, Error> {
+            match v.filter(|s| !s.is_empty()) {
+                None => Ok(None),
+                Some(id) => Id::parse(&id)
+                    .map(|id| Some(id.into_string()))
+                    .map_err(|_| Error::Unauthorized("Invalid token".into())),
+            }
+        };
+        if !sub_ok {
             return Err(Error::Unauthorized("Invalid token".into()));
         }
         Ok(Caller {
             sub: c.sub,
             role: c.role,
-            client_id: c.client_id.filter(|s| !s.is_empty()),
-            company_id: c.company_id.filter(|s| !s.is_empty()),
+            client_id: tenant(c.client_id)?,
+            company_id: tenant(c.company_id)?,
         })
     }
 }
@@ -223,6 +238,24 @@ mod tests {
         assert!(auth.authenticate(&headers(&mint(&strict, &c))).is_ok());
         c.aud = Some("aud-b".into());
         assert!(auth.authenticate(&headers(&mint(&strict, &c))).is_err());
+    }
+
+    #[test]
+    fn rejects_claims_that_do_not_fit_keys_and_logs() {
+        let auth = Authenticator::new(&cfg());
+        let mut c = claims(Role::User, now_secs() + 60);
+        for bad_sub in ["".to_string(), " ".into(), "a\nb".into(), "s".repeat(MAX_SUB_CHARS + 1)] {
+            c.sub = bad_sub;
+            assert!(auth.authenticate(&headers(&mint(&cfg(), &c))).is_err(), "{:?}", c.sub);
+        }
+        c.sub = "s".repeat(MAX_SUB_CHARS);
+        assert!(auth.authenticate(&headers(&mint(&cfg(), &c))).is_ok());
+        for bad_tenant in ["a b", "<x>", &"c".repeat(200)] {
+            c.client_id = Some(bad_tenant.into());
+            assert!(auth.authenticate(&headers(&mint(&cfg(), &c))).is_err(), "{bad_tenant}");
+        }
+        c.client_id = Some(String::new());
+        assert_eq!(auth.authenticate(&headers(&mint(&cfg(), &c))).unwrap().client_id, None);
     }
 
     #[test]

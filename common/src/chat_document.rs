@@ -10,10 +10,12 @@ use serde::Serialize;
 use zip::{CompressionMethod, ZipWriter, write::SimpleFileOptions, write::StreamWriter};
 
 use crate::{
-    chats::{SharedStats, Summary, day_range},
+    chats::{SharedStats, Summary, day_range, stats_of},
     error::Error,
     export::{
-        Cell, Column, EncodeOptions, Encoder, SharedBuf, json::JsonEncoder, xlsx::XlsxEncoder, xlsx::XlsxFigures,
+        Cell, Column, EncodeOptions, Encoder, SharedBuf,
+        json::JsonEncoder,
+        xlsx::{EXCEL_DATE_FORMAT, XlsxEncoder, XlsxFigures, write_integer},
     },
     leads::DateRange,
 };
@@ -93,7 +95,7 @@ impl Encoder for ChatJsonEncoder {
     }
 
     fn finish(&mut self) -> Result<(), Error> {
-        let summary = self.stats.lock().expect("stats lock").summary();
+        let summary = stats_of(&self.stats).summary();
         if summary.total_messages != self.inner.rows() {
             return Err(Error::internal("export error", "summary and messages disagree"));
         }
@@ -142,7 +144,7 @@ fn write_summary_sheet(
 ) -> Result<(), XlsxError> {
     let bold = CellFormat::new().set_bold();
     let title = CellFormat::new().set_bold().set_font_size(14);
-    let date = CellFormat::new().set_num_format("yyyy-mm-dd hh:mm:ss");
+    let date = CellFormat::new().set_num_format(EXCEL_DATE_FORMAT);
     let decimal = CellFormat::new().set_num_format("0.00");
     let ws = wb.add_worksheet();
     ws.set_name("Summary")?;
@@ -158,15 +160,15 @@ fn write_summary_sheet(
     let row = label(ws, "Export date (UTC)")?;
     ws.write_datetime_with_format(row, 1, info.export_date.naive_utc(), &date)?;
     let row = label(ws, "Total records")?;
-    ws.write_number(row, 1, summary.total_messages as f64)?;
+    write_integer(ws, row, 1, summary.total_messages.into())?;
     let row = label(ws, "Date range")?;
     ws.write_string(row, 1, info.date_range(summary))?;
     let row = label(ws, "Client")?;
     ws.write_string(row, 1, info.client_id.as_deref().unwrap_or("all clients"))?;
     let row = label(ws, "Total messages")?;
-    ws.write_number(row, 1, summary.total_messages as f64)?;
+    write_integer(ws, row, 1, summary.total_messages.into())?;
     let row = label(ws, "Total tokens")?;
-    ws.write_number(row, 1, summary.total_tokens as f64)?;
+    write_integer(ws, row, 1, i128::try_from(summary.total_tokens).unwrap_or(i128::MAX))?;
     let row = label(ws, "Unique users")?;
     ws.write_number(row, 1, summary.unique_users as f64)?;
     let row = label(ws, "Messages date range")?;
@@ -228,7 +230,7 @@ impl Encoder for ChatXlsxEncoder {
     }
 
     fn finish(&mut self) -> Result<(), Error> {
-        let summary = self.stats.lock().expect("stats lock").summary();
+        let summary = stats_of(&self.stats).summary();
         let info = &self.info;
         self.inner
             .finish_with(|wb, figures| write_summary_sheet(wb, &summary, info, figures))
@@ -318,7 +320,10 @@ impl Encoder for ZipEncoder {
             ZipStage::Workbook => loop {
                 let chunk = self.xlsx.take_output()?;
                 if chunk.is_empty() {
-                    let zip = self.zip.take().expect("open until the workbook is copied");
+                    let zip = self
+                        .zip
+                        .take()
+                        .ok_or_else(|| Error::internal("encoding error", "zip archive already closed"))?;
                     zip.finish().map_err(encode_error)?;
                     self.stage = ZipStage::Done;
                     break;

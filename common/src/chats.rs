@@ -12,18 +12,45 @@ use std::{
 };
 
 use aws_sdk_dynamodb::Client;
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 
 use crate::{
-    export::{Cell, Column, Row, RowBatches},
+    AppContext,
+    chat_document::{ChatDocumentInfo, ChatJsonEncoder, ChatXlsxEncoder, ZipEncoder},
+    error::Error,
+    export::{Cell, Column, EncodeOptions, Encoder, ExportJob, Format, Row, RowBatches},
     leads::DateRange,
-    model::ChatMessage,
-    schema::{CHATS_BY_CONVERSATION, CHATS_BY_DAY},
-    store::{ItemPages, KeyCondition, decode, query_pages, scan_pages},
+    model::{ChatMessage, string_enum},
+    schema::{CHATS_BY_CONVERSATION, CHATS_BY_TIME},
+    store::{ItemPages, KeyCondition, decode, merge_sorted, query_pages, shards},
     timefmt,
 };
+
+string_enum!(
+    /// Formats of the chat export, named as the seed names them.
+    ChatFormat { Json => "json", Excel => "excel", Both => "both", Csv => "csv" }
+);
+
+impl ChatFormat {
+    pub fn file_format(self) -> Format {
+        match self {
+            ChatFormat::Json => Format::Json,
+            ChatFormat::Excel => Format::Xlsx,
+            ChatFormat::Both => Format::Zip,
+            ChatFormat::Csv => Format::Csv,
+        }
+    }
+}
+
+/// A chat export request, parsed and scoped to what the caller may see.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatSpec {
+    pub format: ChatFormat,
+    pub filter: ChatFilter,
+    pub options: ChatOptions,
+}
 
 pub const BASE_COLUMNS: [Column; 12] = [
     Column::new("ID", "id").width(14.0),
@@ -117,7 +144,7 @@ pub fn row(m: &ChatMessage, opts: ChatOptions) -> Row {
         text(&m.reply),
         Cell::Time(m.timestamp),
         Cell::Text(m.conversation_id.clone()),
-        Cell::Int(m.token_cost as i64),
+        Cell::Int(m.token_cost.into()),
         ip,
         text(&m.user_agent),
         text(&m.referrer),
@@ -175,7 +202,8 @@ fn hash64(s: &str) -> u64 {
 #[derive(Debug, Default)]
 pub struct ChatStats {
     pub total_messages: u64,
-    pub total_tokens: u64,
+    /// A sum of `u64` token costs: it cannot wrap.
+    pub total_tokens: u128,
     users: HashSet<u64>,
     conversations: HashMap<u64, u64>,
     countries: HashMap<String, u64>,
@@ -186,6 +214,12 @@ pub struct ChatStats {
 }
 
 pub type SharedStats = Arc<Mutex<ChatStats>>;
+
+/// The stats, even if a panic elsewhere poisoned the lock: they are plain counters,
+/// always in a consistent state between two `observe` calls.
+pub fn stats_of(shared: &SharedStats) -> std::sync::MutexGuard<'_, ChatStats> {
+    shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CountryCount {
@@ -210,7 +244,7 @@ pub struct ConversationStats {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Summary {
     pub total_messages: u64,
-    pub total_tokens: u64,
+    pub total_tokens: u128,
     pub unique_users: u64,
     pub date_range: String,
     pub top_countries: Vec<CountryCount>,
@@ -243,7 +277,7 @@ pub fn day_range(first: Option<DateTime<Utc>>, last: Option<DateTime<Utc>>) -> S
 impl ChatStats {
     pub fn observe(&mut self, m: &ChatMessage) {
         self.total_messages += 1;
-        self.total_tokens += m.token_cost;
+        self.total_tokens += u128::from(m.token_cost);
         if let Some(user) = user_key(m) {
             self.users.insert(hash64(user));
         }
@@ -310,26 +344,15 @@ impl ChatFilter {
             && self.range.contains(&m.timestamp)
     }
 
-    /// The reads covering every message the filter can match, in time order.
-    pub fn plan(&self, today: NaiveDate) -> Vec<ChatRead> {
+    /// The read covering every message the filter can match, in time order. Its
+    /// cost follows the messages in the range, never the length of the range.
+    pub fn plan(&self) -> ChatRead {
         if let Some(conv) = &self.conversation_id {
-            return vec![ChatRead::Conversation(conv.clone())];
+            return ChatRead::Conversation(conv.clone());
         }
-        if let Some(client) = &self.client_id {
-            return vec![ChatRead::Client(client.clone())];
-        }
-        match self.range.from {
-            Some(from) => {
-                let last = self.range.to.map_or(today, |t| t.date_naive());
-                let mut days = Vec::new();
-                let mut day = from.date_naive();
-                while day <= last {
-                    days.push(ChatRead::Day(day));
-                    day += Duration::days(1);
-                }
-                days
-            }
-            None => vec![ChatRead::Scan],
+        match &self.client_id {
+            Some(client) => ChatRead::Client(client.clone()),
+            None => ChatRead::AllClients,
         }
     }
 }
@@ -340,43 +363,65 @@ pub enum ChatRead {
     Client(String),
     /// Query `by_conversation`: `conversation_id = :k [AND ts_id BETWEEN ...]`.
     Conversation(String),
-    /// Query `by_day`: `day = :k [AND ts_id BETWEEN ...]`.
-    Day(NaiveDate),
-    Scan,
+    /// Query `by_time` once per shard (`shard = :s [AND ts_id BETWEEN ...]`), merged
+    /// by `ts_id`: every client, in time order.
+    AllClients,
 }
 
-fn pages(client: &Client, table: &str, read: &ChatRead, range: &DateRange) -> ItemPages {
-    let (index, partition_attr, partition) = match read {
-        ChatRead::Client(c) => (None, "client_id", c.clone()),
-        ChatRead::Conversation(c) => (Some(CHATS_BY_CONVERSATION), "conversation_id", c.clone()),
-        ChatRead::Day(d) => (Some(CHATS_BY_DAY), "day", d.format("%Y-%m-%d").to_string()),
-        ChatRead::Scan => return scan_pages(client, table),
-    };
-    query_pages(
-        client,
-        table,
-        KeyCondition {
-            index,
-            partition_attr,
-            partition,
-            sort_attr: "ts_id",
-            from: range.from.map(|f| timefmt::format(&f)),
-            // `~` sorts after `#`, so `<to>~` covers every id at the last instant.
-            to: range.to.map(|t| format!("{}~", timefmt::format(&t))),
-        },
-    )
+/// Items per page when the export is short: no read fetches far more than `limit`.
+fn page_limit(limit: u32) -> Option<i32> {
+    (limit < 1000).then_some(limit.max(1) as i32)
+}
+
+fn key_condition<'a>(
+    index: Option<&'a str>,
+    attr: &'a str,
+    value: String,
+    range: &DateRange,
+    limit: u32,
+) -> KeyCondition<'a> {
+    KeyCondition {
+        index,
+        partition_attr: attr,
+        partition: value,
+        sort_attr: "ts_id",
+        from: range.from.map(|f| timefmt::format(&f)),
+        // `~` sorts after `#`, so `<to>~` covers every id at the last instant.
+        to: range.to.map(|t| format!("{}~", timefmt::format(&t))),
+        page_limit: page_limit(limit),
+    }
+}
+
+fn pages(client: &Client, table: &str, filter: &ChatFilter) -> ItemPages {
+    let (range, limit) = (&filter.range, filter.limit);
+    match filter.plan() {
+        ChatRead::Client(c) => query_pages(client, table, key_condition(None, "client_id", c, range, limit)),
+        ChatRead::Conversation(c) => query_pages(
+            client,
+            table,
+            key_condition(Some(CHATS_BY_CONVERSATION), "conversation_id", c, range, limit),
+        ),
+        ChatRead::AllClients => {
+            let reads = shards()
+                .map(|shard| {
+                    query_pages(
+                        client,
+                        table,
+                        key_condition(Some(CHATS_BY_TIME), "shard", shard, range, limit),
+                    )
+                })
+                .collect();
+            merge_sorted(reads, "ts_id", 1000)
+        }
+    }
 }
 
 /// One batch per page of matching messages, at most `filter.limit` rows in all (no
 /// page is read once the limit is reached); every exported message is also observed
 /// by `stats`.
 pub fn rows(client: Client, table: String, filter: ChatFilter, opts: ChatOptions, stats: SharedStats) -> RowBatches {
-    let reads = filter.plan(Utc::now().date_naive());
-    let range = filter.range.clone();
-    let item_pages = stream::iter(reads)
-        .flat_map(move |read| pages(&client, &table, &read, &range))
-        .boxed();
-    let remaining = filter.limit as u64;
+    let item_pages = pages(&client, &table, &filter);
+    let remaining = u64::from(filter.limit);
     stream::try_unfold((item_pages, remaining), move |(mut pages, mut remaining)| {
         let filter = filter.clone();
         let stats = stats.clone();
@@ -394,7 +439,7 @@ pub fn rows(client: Client, table: String, filter: ChatFilter, opts: ChatOptions
                 }
                 let m: ChatMessage = decode(item, &["client_id", "ts_id"])?;
                 if filter.matches(&m) {
-                    stats.lock().expect("stats lock").observe(&m);
+                    stats_of(&stats).observe(&m);
                     batch.push(row(&m, opts));
                     remaining -= 1;
                 }
@@ -403,6 +448,52 @@ pub fn rows(client: Client, table: String, filter: ChatFilter, opts: ChatOptions
         }
     })
     .boxed()
+}
+
+/// The export job of a spec: source, columns and the document encoder. `now` is
+/// the export date the documents state.
+pub fn job(ctx: &AppContext, spec: &ChatSpec, now: DateTime<Utc>) -> Result<ExportJob, Error> {
+    let stats = SharedStats::default();
+    let columns = columns(spec.options);
+    let options = EncodeOptions::default();
+    let info = ChatDocumentInfo {
+        export_date: now,
+        requested: spec.filter.range.clone(),
+        client_id: spec.filter.client_id.clone(),
+        format: spec.format.as_str().to_string(),
+        include_geo: spec.options.include_geo,
+        include_meta: spec.options.include_meta,
+    };
+    let day = now.format("%Y-%m-%d");
+    let json = || ChatJsonEncoder::new(&columns, stats.clone(), info.clone());
+    let xlsx = || ChatXlsxEncoder::new(&columns, options, stats.clone(), info.clone());
+    let encoder: Option<Box<dyn Encoder>> = match spec.format {
+        ChatFormat::Json => Some(Box::new(json())),
+        ChatFormat::Excel => Some(Box::new(xlsx()?)),
+        ChatFormat::Both => Some(Box::new(ZipEncoder::new(
+            json(),
+            xlsx()?,
+            &format!("chat-export-{day}.json"),
+            &format!("chat-export-{day}.xlsx"),
+        )?)),
+        ChatFormat::Csv => None,
+    };
+    Ok(ExportJob {
+        kind: "chats",
+        file_stem: "chat-export",
+        sheet: "Chat Messages",
+        format: spec.format.file_format(),
+        columns: columns.clone(),
+        options,
+        rows: rows(
+            ctx.aws.dynamodb.clone(),
+            ctx.config.tables.chat_messages.clone(),
+            spec.filter.clone(),
+            spec.options,
+            stats.clone(),
+        ),
+        encoder,
+    })
 }
 
 #[cfg(test)]
@@ -418,16 +509,39 @@ mod tests {
     }
 
     #[test]
-    fn day_plan_covers_the_range() {
-        let f = ChatFilter {
+    fn plans_follow_the_narrowest_key() {
+        let mut f = ChatFilter {
             range: DateRange {
-                from: timefmt::parse_rfc3339("2024-01-30T10:00:00Z"),
-                to: timefmt::parse_rfc3339("2024-02-01T01:00:00Z"),
+                from: timefmt::parse_rfc3339("0001-01-01T00:00:00Z"),
+                to: None,
             },
             ..Default::default()
         };
-        let today = NaiveDate::from_ymd_opt(2030, 1, 1).unwrap();
-        assert_eq!(f.plan(today).len(), 3);
-        assert_eq!(ChatFilter::default().plan(today), vec![ChatRead::Scan]);
+        assert_eq!(
+            f.plan(),
+            ChatRead::AllClients,
+            "any span: one Query per shard, never per day"
+        );
+        f.client_id = Some("c".into());
+        assert_eq!(f.plan(), ChatRead::Client("c".into()));
+        f.conversation_id = Some("v".into());
+        assert_eq!(f.plan(), ChatRead::Conversation("v".into()));
+    }
+
+    #[test]
+    fn an_open_end_is_no_end() {
+        let k = key_condition(
+            None,
+            "client_id",
+            "c".into(),
+            &DateRange {
+                from: timefmt::parse_rfc3339("2024-01-01T00:00:00Z"),
+                to: None,
+            },
+            10,
+        );
+        assert_eq!((k.from.as_deref(), k.to), (Some("2024-01-01T00:00:00.000Z"), None));
+        assert_eq!(k.page_limit, Some(10));
+        assert_eq!(page_limit(1_000_000), None);
     }
 }

@@ -2,13 +2,19 @@
 
 use std::sync::Arc;
 
-use crate::{auth::Authenticator, aws::AwsClients, config::Config};
+use crate::{
+    auth::Authenticator,
+    aws::AwsClients,
+    clock::{Clock, SystemClock},
+    config::Config,
+};
 
 #[derive(Clone)]
 pub struct AppContext {
     pub config: Arc<Config>,
     pub aws: AwsClients,
     pub auth: Arc<Authenticator>,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl AppContext {
@@ -18,7 +24,14 @@ impl AppContext {
             config: Arc::new(config),
             aws,
             auth,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same context reading another clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Configuration from the environment and SDK clients from the standard loader.

@@ -24,6 +24,10 @@ pub enum Error {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     NotFound(String),
+    /// The request exceeds a transport limit: its request line (414), its headers
+    /// (431) or its body (413). The limits mirror API Gateway HTTP API's.
+    #[error("{message}")]
+    TooLarge { status: u16, message: String },
     /// A stored item does not match its model. Names the item's key so an operator
     /// can find it; never carries item contents.
     #[error("stored item {key} is malformed: {reason}")]
@@ -41,6 +45,27 @@ pub enum Error {
 impl Error {
     pub fn bad_request(msg: impl Into<String>) -> Self {
         Self::BadRequest(msg.into())
+    }
+
+    pub fn uri_too_long(message: impl Into<String>) -> Self {
+        Self::TooLarge {
+            status: 414,
+            message: message.into(),
+        }
+    }
+
+    pub fn headers_too_large(message: impl Into<String>) -> Self {
+        Self::TooLarge {
+            status: 431,
+            message: message.into(),
+        }
+    }
+
+    pub fn body_too_large(message: impl Into<String>) -> Self {
+        Self::TooLarge {
+            status: 413,
+            message: message.into(),
+        }
     }
 
     pub fn internal(what: &'static str, source: impl Into<Cause>) -> Self {
@@ -66,6 +91,7 @@ impl Error {
             Self::Unauthorized(_) => 401,
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
+            Self::TooLarge { status, .. } => *status,
             Self::RateLimited { .. } => 429,
             Self::MalformedItem { .. } | Self::Internal { .. } => 500,
         }
@@ -78,6 +104,7 @@ impl Error {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
+            Self::TooLarge { .. } => "request_too_large",
             Self::RateLimited { .. } => "rate_limited",
             Self::MalformedItem { .. } | Self::Internal { .. } => "export_failed",
         }

@@ -6,12 +6,42 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, stream};
 
 use crate::{
-    export::{Cell, Column, Row, RowBatches},
+    AppContext,
+    export::{Cell, Column, EncodeOptions, ExportJob, Format, Row, RowBatches},
     model::{Confidence, Lead, LeadCategory, LeadStatus},
-    schema::{LEADS_BY_CHATBOT, LEADS_BY_COMPANY},
-    store::{ItemPages, KeyCondition, decode, query_pages, scan_pages},
+    schema::{LEADS_BY_CHATBOT, LEADS_BY_COMPANY, LEADS_BY_CREATED},
+    store::{ItemPages, KeyCondition, decode, merge_sorted, query_pages, shards},
     timefmt,
 };
+
+/// A leads request, parsed and scoped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadsSpec {
+    pub filter: LeadFilter,
+    pub format: Format,
+    /// Indexes into [`COLUMNS`], in output order.
+    pub columns: Vec<usize>,
+    pub options: EncodeOptions,
+}
+
+/// The export job of a spec.
+pub fn job(ctx: &AppContext, spec: LeadsSpec) -> ExportJob {
+    ExportJob {
+        kind: "leads",
+        file_stem: "leads-export",
+        sheet: "Leads",
+        format: spec.format,
+        columns: spec.columns.iter().filter_map(|&i| COLUMNS.get(i).copied()).collect(),
+        options: spec.options,
+        rows: rows(
+            ctx.aws.dynamodb.clone(),
+            ctx.config.tables.leads.clone(),
+            spec.filter,
+            spec.columns,
+        ),
+        encoder: None,
+    }
+}
 
 /// Every column, with the seed's header names, in the seed's order.
 pub const COLUMNS: [Column; 32] = [
@@ -55,7 +85,7 @@ fn text(v: &Option<String>) -> Cell {
     v.clone().map_or(Cell::Empty, Cell::Text)
 }
 
-fn int(v: Option<impl Into<i64>>) -> Cell {
+fn int(v: Option<impl Into<i128>>) -> Cell {
     v.map_or(Cell::Empty, |n| Cell::Int(n.into()))
 }
 
@@ -95,7 +125,7 @@ pub fn cell(lead: &Lead, index: usize) -> Cell {
         20 => text(&lead.location_country),
         21 => text(&lead.location_city),
         22 => int(lead.message_count),
-        23 => lead.session_duration.map_or(Cell::Empty, |s| Cell::Int(s as i64)),
+        23 => int(lead.session_duration),
         24 => time(&lead.first_interest_detected),
         25 => time(&lead.last_interest_detected),
         26 => text(&lead.conversation_summary),
@@ -104,12 +134,10 @@ pub fn cell(lead: &Lead, index: usize) -> Cell {
         29 => time(&lead.converted_at),
         30 => float(lead.conversion_value),
         31 => text(&lead.conversion_source),
-        _ => unreachable!("column index out of range: {index}"),
+        // Column lists are parsed against COLUMNS, so no other index is ever asked for.
+        _ => Cell::Empty,
     }
 }
-
-/// Languages the `language` filter accepts.
-pub const LANGUAGES: &[&str] = &["en", "es", "fr", "hi_transliterated"];
 
 /// A closed date range on `created_at`; either end may be open.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -125,7 +153,7 @@ impl DateRange {
 }
 
 /// Which leads to export: the tenant scope plus every filter, combined with AND.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct LeadFilter {
     /// `None`: every company (admins only). `Some`: exactly these companies.
     pub companies: Option<Vec<String>>,
@@ -171,12 +199,13 @@ impl LeadFilter {
             && self.search.as_ref().is_none_or(|s| search_matches(lead, s))
     }
 
-    /// The reads that cover every lead this filter can match, narrowest first.
+    /// The reads that cover every lead this filter can match, narrowest first. Each
+    /// one's cost follows the leads in the range, not the table.
     pub fn plan(&self) -> Vec<LeadRead> {
         match (&self.chatbot_id, &self.companies) {
             (Some(bot), _) => vec![LeadRead::Chatbot(bot.clone())],
             (None, Some(companies)) => companies.iter().cloned().map(LeadRead::Company).collect(),
-            (None, None) => vec![LeadRead::Scan],
+            (None, None) => vec![LeadRead::AllCompanies],
         }
     }
 }
@@ -188,15 +217,37 @@ pub enum LeadRead {
     Company(String),
     /// Query `by_chatbot_created`: `chatbot_id = :k [AND created_at BETWEEN ...]`.
     Chatbot(String),
-    /// Scan of the whole table (admin, every company).
-    Scan,
+    /// Query `by_created` once per shard (`shard = :s [AND created_key BETWEEN ...]`),
+    /// merged by `created_key`: every company, in `Created At` order (admins).
+    AllCompanies,
 }
 
 fn pages(client: &Client, table: &str, read: &LeadRead, range: &DateRange) -> ItemPages {
+    let from = range.from.map(|f| timefmt::format(&f));
     let (index, partition_attr, partition) = match read {
         LeadRead::Company(c) => (LEADS_BY_COMPANY, "company_id", c.clone()),
         LeadRead::Chatbot(b) => (LEADS_BY_CHATBOT, "chatbot_id", b.clone()),
-        LeadRead::Scan => return scan_pages(client, table),
+        LeadRead::AllCompanies => {
+            let reads = shards()
+                .map(|shard| {
+                    query_pages(
+                        client,
+                        table,
+                        KeyCondition {
+                            index: Some(LEADS_BY_CREATED),
+                            partition_attr: "shard",
+                            partition: shard,
+                            sort_attr: "created_key",
+                            from: from.clone(),
+                            // `~` sorts after `#`: every lead of the last instant.
+                            to: range.to.map(|t| format!("{}~", timefmt::format(&t))),
+                            page_limit: None,
+                        },
+                    )
+                })
+                .collect();
+            return merge_sorted(reads, "created_key", 1000);
+        }
     };
     query_pages(
         client,
@@ -206,8 +257,9 @@ fn pages(client: &Client, table: &str, read: &LeadRead, range: &DateRange) -> It
             partition_attr,
             partition,
             sort_attr: "created_at",
-            from: range.from.map(|f| timefmt::format(&f)),
+            from,
             to: range.to.map(|t| timefmt::format(&t)),
+            page_limit: None,
         },
     )
 }

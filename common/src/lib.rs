@@ -1,24 +1,28 @@
 //! Shared engine for the chat-export Lambda functions.
 //!
-//! An export is a plain value ([`export::ExportJob`]: kind, file name, format, columns,
-//! encoding options and a stream of row batches) run by one engine
+//! A request becomes typed, bounded parameters ([`params`]), scoped to the caller
+//! into a spec, and then a job ([`export::ExportJob`]: kind, file name, format,
+//! columns, encoding options and a stream of row batches) run by one engine
 //! ([`export::run`]): source (DynamoDB pages) -> rows -> encoder -> sink (inline
-//! buffer or S3 multipart upload). HTTP handlers only translate requests into jobs
-//! and outcomes into responses ([`api`]).
+//! buffer or S3 multipart upload). Every route runs through one request pipeline
+//! ([`http::pipeline`]); the function crates only declare their routes' policies.
 
-pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod aws;
 pub mod chat_document;
 pub mod chats;
+pub mod clock;
 pub mod config;
 pub mod context;
+pub mod delivery;
 pub mod error;
 pub mod export;
+pub mod http;
 pub mod leads;
 pub mod logging;
 pub mod model;
+pub mod params;
 pub mod ratelimit;
 pub mod schema;
 pub mod sessions;

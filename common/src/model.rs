@@ -33,7 +33,7 @@ pub struct SessionMessage {
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub enum $name { $(#[serde(rename = $text)] $variant),+ }
 
         impl $name {
@@ -47,13 +47,23 @@ macro_rules! string_enum {
                 match s { $($text => Some($name::$variant),)+ _ => None }
             }
 
-            /// `a|b|c`, for error messages.
+            /// `a, b, c`, for error messages.
             pub fn choices() -> String {
                 [$($text),+].join(", ")
             }
         }
+
+        impl $crate::params::TextEnum for $name {
+            const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            fn as_str(self) -> &'static str {
+                $name::as_str(self)
+            }
+        }
     };
 }
+
+pub(crate) use string_enum;
 
 string_enum!(
     /// Lead confidence.

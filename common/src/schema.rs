@@ -14,8 +14,17 @@ use crate::{config::TableNames, error::Error};
 
 pub const LEADS_BY_COMPANY: &str = "by_company_created";
 pub const LEADS_BY_CHATBOT: &str = "by_chatbot_created";
+/// Every lead in `Created At` order, spread over [`SHARDS`] partitions.
+pub const LEADS_BY_CREATED: &str = "by_created";
 pub const CHATS_BY_CONVERSATION: &str = "by_conversation";
-pub const CHATS_BY_DAY: &str = "by_day";
+/// Every chat message in time order, spread over [`SHARDS`] partitions.
+pub const CHATS_BY_TIME: &str = "by_time";
+
+/// Partitions of the all-tenant time indexes (`by_created`, `by_time`). An item's
+/// `shard` is a fixed hash of its id ([`crate::store::shard_of`]), so writes spread
+/// over this many partitions, and a read of every tenant over a time range is one
+/// Query per shard, merged in key order. Changing it means rewriting every item.
+pub const SHARDS: u32 = 16;
 
 pub struct TableDef {
     pub name: String,
@@ -46,6 +55,7 @@ pub fn tables(names: &TableNames) -> Vec<TableDef> {
             indexes: vec![
                 (LEADS_BY_COMPANY, "company_id", "created_at"),
                 (LEADS_BY_CHATBOT, "chatbot_id", "created_at"),
+                (LEADS_BY_CREATED, "shard", "created_key"),
             ],
         },
         TableDef {
@@ -54,7 +64,7 @@ pub fn tables(names: &TableNames) -> Vec<TableDef> {
             range: Some("ts_id"),
             indexes: vec![
                 (CHATS_BY_CONVERSATION, "conversation_id", "ts_id"),
-                (CHATS_BY_DAY, "day", "ts_id"),
+                (CHATS_BY_TIME, "shard", "ts_id"),
             ],
         },
         TableDef {

@@ -11,8 +11,9 @@ use aws_sdk_dynamodb::{Client, types::AttributeValue};
 use futures::{StreamExt, TryStreamExt, stream};
 
 use crate::{
+    AppContext,
     error::Error,
-    export::{Cell, Column, Row, RowBatches},
+    export::{Cell, Column, EncodeOptions, ExportJob, Format, Row, RowBatches},
     model::{Session, SessionMessage},
     store::{Item, decode, scan_pages},
 };
@@ -27,6 +28,25 @@ pub const COLUMNS: [Column; 6] = [
 ];
 
 const PREFETCH: usize = 16;
+
+/// The export job: every session with its messages, as CSV.
+pub fn job(ctx: &AppContext, options: EncodeOptions) -> ExportJob {
+    let tables = &ctx.config.tables;
+    ExportJob {
+        kind: "sessions",
+        file_stem: "chat-sessions-export",
+        sheet: "Chat Sessions",
+        format: Format::Csv,
+        columns: COLUMNS.to_vec(),
+        options,
+        rows: rows(
+            ctx.aws.dynamodb.clone(),
+            tables.sessions.clone(),
+            tables.session_messages.clone(),
+        ),
+        encoder: None,
+    }
+}
 
 pub fn message_row(session: &Session, m: SessionMessage) -> Row {
     vec![

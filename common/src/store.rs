@@ -1,6 +1,6 @@
 //! DynamoDB item encoding/decoding and bulk writes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use aws_sdk_dynamodb::{
     Client,
@@ -13,6 +13,7 @@ use crate::{
     config::TableNames,
     error::Error,
     model::{ChatMessage, Lead, Session, SessionMessage},
+    schema::SHARDS,
     timefmt,
 };
 
@@ -42,6 +43,23 @@ fn describe_key(item: &Item, key_attrs: &[&str]) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The partition of an item in the all-tenant time indexes: FNV-1a of its id, modulo
+/// [`SHARDS`], as two digits. Written out here (not `DefaultHasher`) because it must
+/// never change: it is stored.
+pub fn shard_of(id: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{:02}", h % u64::from(SHARDS))
+}
+
+/// Every shard's partition value, in order.
+pub fn shards() -> impl Iterator<Item = String> {
+    (0..SHARDS).map(|s| format!("{s:02}"))
 }
 
 /// `<timestamp>#<id>`: a sort key that orders by time, ties broken by id.
@@ -83,18 +101,178 @@ impl Record {
                 );
                 item
             }
-            Record::Lead(l) => serde_dynamo::to_item(l).map_err(encode)?,
+            Record::Lead(l) => {
+                let mut item: Item = serde_dynamo::to_item(l).map_err(encode)?;
+                item.insert("shard".into(), AttributeValue::S(shard_of(&l.lead_id)));
+                item.insert(
+                    "created_key".into(),
+                    AttributeValue::S(time_id_key(&l.created_at, &l.lead_id)),
+                );
+                item
+            }
             Record::ChatMessage(c) => {
                 let mut item: Item = serde_dynamo::to_item(c).map_err(encode)?;
                 item.insert("ts_id".into(), AttributeValue::S(time_id_key(&c.timestamp, &c.id)));
-                item.insert(
-                    "day".into(),
-                    AttributeValue::S(c.timestamp.format("%Y-%m-%d").to_string()),
-                );
+                item.insert("shard".into(), AttributeValue::S(shard_of(&c.id)));
                 item
             }
         };
         Ok(item)
+    }
+}
+
+/// DynamoDB's limits on one item: its size, and the size of its key attributes
+/// (in the table and in every index).
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
+pub const MAX_SORT_KEY_BYTES: usize = 1024;
+/// DynamoDB numbers: at most 38 significant digits, magnitude from 1e-130 to below 1e126.
+const MAX_NUMBER_DIGITS: usize = 38;
+
+/// An item's size as DynamoDB counts it (attribute names plus values), rounded up
+/// where DynamoDB's count is approximate.
+pub fn item_size(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+fn value_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::L(items) => 3 + items.iter().map(|i| 1 + value_size(i)).sum::<usize>(),
+        AttributeValue::M(map) => 3 + map.iter().map(|(k, i)| 1 + k.len() + value_size(i)).sum::<usize>(),
+        AttributeValue::Ss(v) => v.iter().map(String::len).sum(),
+        AttributeValue::Ns(v) => v.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+        _ => 0,
+    }
+}
+
+/// Whether DynamoDB can store a number (as written by `serde_dynamo`: plain decimal).
+pub fn number_fits(n: &str) -> Result<(), String> {
+    let digits = n.trim_start_matches(['-', '+']);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if (int.is_empty() && frac.is_empty()) || !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
+        return Err(format!("{n} is not a plain decimal number"));
+    }
+    let all: String = format!("{int}{frac}");
+    let Some(first) = all.find(|c: char| c != '0') else {
+        return Ok(()); // zero
+    };
+    let last = all.rfind(|c: char| c != '0').unwrap_or(first);
+    if last - first + 1 > MAX_NUMBER_DIGITS {
+        return Err(format!("{n} has more than {MAX_NUMBER_DIGITS} significant digits"));
+    }
+    // Decimal exponent of the first significant digit.
+    let exponent = int.len() as i64 - 1 - first as i64;
+    if exponent >= 126 {
+        return Err(format!(
+            "{} is too large for DynamoDB (at most 9.99e125)",
+            crate::http::sanitize(n)
+        ));
+    }
+    if exponent < -130 {
+        return Err(format!(
+            "{} is too small for DynamoDB (at least 1e-130)",
+            crate::http::sanitize(n)
+        ));
+    }
+    Ok(())
+}
+
+fn check_numbers(name: &str, v: &AttributeValue, notes: &mut Vec<String>) -> Result<(), String> {
+    match v {
+        AttributeValue::N(n) => {
+            number_fits(n).map_err(|e| format!("{name}: {e}"))?;
+            if n.starts_with('-') && n.trim_start_matches(['-', '0', '.']).is_empty() {
+                notes.push(format!("{name}: -0 is stored as 0 (DynamoDB has no negative zero)"));
+            }
+            Ok(())
+        }
+        AttributeValue::M(map) => map
+            .iter()
+            .try_for_each(|(k, i)| check_numbers(&format!("{name}.{k}"), i, notes)),
+        AttributeValue::L(items) => items.iter().try_for_each(|i| check_numbers(name, i, notes)),
+        _ => Ok(()),
+    }
+}
+
+impl Record {
+    /// Key attributes of the item in its table and indexes (see `schema::tables`):
+    /// partition keys, then sort keys.
+    fn key_attributes(&self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            Record::Session(_) => (&["session_id"], &[]),
+            Record::Message(_) => (&["session_id"], &["msg_key"]),
+            Record::Lead(_) => (
+                &["lead_id", "company_id", "chatbot_id", "shard"],
+                &["created_at", "created_key"],
+            ),
+            Record::ChatMessage(_) => (&["client_id", "conversation_id", "shard"], &["ts_id"]),
+        }
+    }
+
+    /// Every timestamp of the record, by field name.
+    fn timestamps(&self) -> Vec<(&'static str, chrono::DateTime<chrono::Utc>)> {
+        match self {
+            Record::Session(s) => vec![("started_at", s.started_at)],
+            Record::Message(m) => vec![("timestamp", m.timestamp)],
+            Record::Lead(l) => [
+                ("created_at", Some(l.created_at)),
+                ("updated_at", Some(l.updated_at)),
+                ("first_interest_detected", l.first_interest_detected),
+                ("last_interest_detected", l.last_interest_detected),
+                ("converted_at", l.converted_at),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect(),
+            Record::ChatMessage(c) => vec![("timestamp", c.timestamp), ("created_at", c.created_at)],
+        }
+    }
+
+    /// Checks that DynamoDB will store this record exactly as given: timestamps with
+    /// four-digit years, numbers in DynamoDB's range, keys and item within DynamoDB's
+    /// sizes. Returns notes on what is stored in a normalised form (sub-millisecond
+    /// precision, negative zero), or what is wrong.
+    pub fn check(&self) -> Result<Vec<String>, String> {
+        let mut notes = Vec::new();
+        for (field, t) in self.timestamps() {
+            if !timefmt::in_range(&t) {
+                return Err(format!("{field}: the UTC time is outside the years 0000-9999"));
+            }
+            if t.timestamp_subsec_nanos() % 1_000_000 != 0 {
+                notes.push(format!(
+                    "{field}: stored with millisecond precision ({})",
+                    timefmt::format(&t)
+                ));
+            }
+        }
+        let item = self.to_item().map_err(|e| e.cause_chain())?;
+        for (name, v) in &item {
+            check_numbers(name, v, &mut notes)?;
+        }
+        let (partitions, sorts) = self.key_attributes();
+        for (attrs, max) in [(partitions, MAX_PARTITION_KEY_BYTES), (sorts, MAX_SORT_KEY_BYTES)] {
+            for attr in attrs {
+                if let Some(AttributeValue::S(v)) = item.get(*attr)
+                    && v.len() > max
+                {
+                    return Err(format!(
+                        "{attr} is {} bytes; as a DynamoDB key it may be at most {max}",
+                        v.len()
+                    ));
+                }
+            }
+        }
+        let size = item_size(&item);
+        if size > MAX_ITEM_BYTES {
+            return Err(format!(
+                "the item is {size} bytes; DynamoDB stores at most {MAX_ITEM_BYTES}"
+            ));
+        }
+        Ok(notes)
     }
 }
 
@@ -176,6 +354,8 @@ pub struct KeyCondition<'a> {
     pub sort_attr: &'a str,
     pub from: Option<String>,
     pub to: Option<String>,
+    /// Items per page (DynamoDB's `Limit`); `None` reads 1 MB pages.
+    pub page_limit: Option<i32>,
 }
 
 /// Every page of a Query. Attribute names go through placeholders, so reserved words
@@ -208,8 +388,198 @@ pub fn query_pages(client: &Client, table: &str, key: KeyCondition<'_>) -> ItemP
         }
         (None, None) => {}
     }
-    let p = req.key_condition_expression(condition).into_paginator().send();
+    let p = req
+        .key_condition_expression(condition)
+        .set_limit(key.page_limit)
+        .into_paginator()
+        .send();
     stream::unfold(p, |mut p| async move { p.next().await.map(|r| (r, p)) })
         .map(|page| page.map(|out| out.items.unwrap_or_default()).map_err(Error::database))
         .boxed()
+}
+
+/// One sorted read being merged: its pages and the rest of its current page.
+struct MergeCursor {
+    pages: ItemPages,
+    buffered: VecDeque<Item>,
+    done: bool,
+}
+
+fn sort_value<'a>(item: &'a Item, attr: &str) -> &'a str {
+    match item.get(attr) {
+        Some(AttributeValue::S(s)) => s,
+        _ => "",
+    }
+}
+
+/// Fetches the next non-empty page of every cursor that has run dry, concurrently.
+async fn refill(cursors: &mut [MergeCursor]) -> Result<(), Error> {
+    let pending = cursors
+        .iter_mut()
+        .filter(|c| c.buffered.is_empty() && !c.done)
+        .map(|c| async move {
+            loop {
+                match c.pages.try_next().await? {
+                    None => {
+                        c.done = true;
+                        return Ok::<_, Error>(());
+                    }
+                    // DynamoDB may answer an empty page that still has a next one.
+                    Some(page) if page.is_empty() => continue,
+                    Some(page) => {
+                        c.buffered = page.into();
+                        return Ok(());
+                    }
+                }
+            }
+        });
+    futures::future::try_join_all(pending).await?;
+    Ok(())
+}
+
+/// Merges reads that are each sorted by the string attribute `sort_attr` (Queries on
+/// an index whose sort key it is) into one sequence sorted by it, in pages of at most
+/// `batch` items. It holds at most one page per read, so memory does not grow with
+/// the data; a read is only fetched when its next item is needed.
+pub fn merge_sorted(reads: Vec<ItemPages>, sort_attr: &'static str, batch: usize) -> ItemPages {
+    let cursors: Vec<MergeCursor> = reads
+        .into_iter()
+        .map(|pages| MergeCursor {
+            pages,
+            buffered: VecDeque::new(),
+            done: false,
+        })
+        .collect();
+    stream::try_unfold(cursors, move |mut cursors| async move {
+        let mut out = Vec::new();
+        loop {
+            if cursors.iter().any(|c| c.buffered.is_empty() && !c.done) {
+                if !out.is_empty() {
+                    break;
+                }
+                refill(&mut cursors).await?;
+                continue;
+            }
+            let next = cursors
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| c.buffered.front().map(|item| (i, sort_value(item, sort_attr))))
+                .min_by(|a, b| a.1.cmp(b.1))
+                .map(|(i, _)| i);
+            let Some(i) = next else { break };
+            if let Some(item) = cursors[i].buffered.pop_front() {
+                out.push(item);
+            }
+            if out.len() >= batch {
+                break;
+            }
+        }
+        Ok(if out.is_empty() { None } else { Some((out, cursors)) })
+    })
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(key: &str) -> Item {
+        HashMap::from([("k".to_string(), AttributeValue::S(key.to_string()))])
+    }
+
+    fn pages(pages: Vec<Vec<&'static str>>) -> ItemPages {
+        stream::iter(pages.into_iter().map(|p| Ok(p.into_iter().map(item).collect()))).boxed()
+    }
+
+    #[tokio::test]
+    async fn merges_sorted_reads_in_key_order() {
+        let merged = merge_sorted(
+            vec![
+                pages(vec![vec!["a", "d"], vec![], vec!["g"]]),
+                pages(vec![]),
+                pages(vec![vec!["b", "c"], vec!["e", "h", "i"]]),
+                pages(vec![vec!["f"]]),
+            ],
+            "k",
+            4,
+        );
+        let batches: Vec<Vec<Item>> = merged.try_collect().await.unwrap();
+        assert!(batches.iter().all(|b| !b.is_empty() && b.len() <= 4));
+        let keys: Vec<String> = batches
+            .iter()
+            .flatten()
+            .map(|i| sort_value(i, "k").to_string())
+            .collect();
+        assert_eq!(keys, ["a", "b", "c", "d", "e", "f", "g", "h", "i"]);
+    }
+
+    #[test]
+    fn numbers_outside_dynamodb_are_caught() {
+        for ok in [
+            "0",
+            "-0",
+            "18446744073709551615",
+            "0.5",
+            &format!("1{}", "0".repeat(125)),
+            "-1.25",
+        ] {
+            assert!(number_fits(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            format!("1{}", "0".repeat(126)),
+            format!("0.{}1", "0".repeat(130)),
+            "123456789012345678901234567890123456789".to_string(),
+            "1e5".to_string(),
+        ] {
+            assert!(number_fits(&bad).is_err(), "{bad}");
+        }
+        assert!(number_fits(&format!("0.{}1", "0".repeat(129))).is_ok());
+        assert!(number_fits(&1e-131_f64.to_string()).is_err());
+        assert!(number_fits(&1.7976931348623157e308_f64.to_string()).is_err());
+    }
+
+    #[test]
+    fn key_attributes_match_the_schema() {
+        let names = crate::config::TableNames {
+            sessions: "s".into(),
+            session_messages: "m".into(),
+            leads: "l".into(),
+            chat_messages: "c".into(),
+            rate_limits: "r".into(),
+            audit: "a".into(),
+        };
+        let records: Vec<Record> = crate::synth::sessions(1, 2)
+            .chain(crate::synth::leads(1, 1))
+            .chain(crate::synth::chat_messages(1, 1))
+            .collect();
+        for record in records {
+            let def = crate::schema::tables(&names)
+                .into_iter()
+                .find(|t| t.name == record.table(&names))
+                .unwrap();
+            let (partitions, sorts) = record.key_attributes();
+            let mut want_p: Vec<&str> = vec![def.hash];
+            let mut want_s: Vec<&str> = def.range.into_iter().collect();
+            for (_, h, r) in &def.indexes {
+                want_p.push(h);
+                want_s.push(r);
+            }
+            want_p.sort_unstable();
+            want_s.sort_unstable();
+            want_p.dedup();
+            want_s.dedup();
+            let (mut p, mut s) = (partitions.to_vec(), sorts.to_vec());
+            p.sort_unstable();
+            s.sort_unstable();
+            assert_eq!((p, s), (want_p, want_s), "{}", def.name);
+        }
+    }
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        assert_eq!(shard_of("cm-1"), shard_of("cm-1"));
+        let used: std::collections::HashSet<String> = (0..1000).map(|i| shard_of(&format!("id-{i}"))).collect();
+        assert_eq!(used.len(), SHARDS as usize);
+        assert!(shards().all(|s| s.len() == 2));
+    }
 }

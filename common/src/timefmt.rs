@@ -1,7 +1,7 @@
 //! Timestamps: stored and exported as RFC 3339 UTC with exactly three fractional
 //! digits, so that string order is time order (DynamoDB sort keys compare strings).
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
 
 /// `2024-01-15T10:30:00.000Z`: fixed width, sorts lexically in time order.
 pub fn format(ts: &DateTime<Utc>) -> String {
@@ -11,6 +11,12 @@ pub fn format(ts: &DateTime<Utc>) -> String {
 /// Parses RFC 3339 with any offset and any precision, normalised to UTC.
 pub fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// Whether a time has a four-digit UTC year (0000-9999), so that its fixed-width
+/// form sorts as time. Loaders and request parameters refuse anything else.
+pub fn in_range(t: &DateTime<Utc>) -> bool {
+    (0..=9999).contains(&t.year())
 }
 
 /// Parses `YYYY-MM-DD`.

@@ -49,8 +49,13 @@ impl Encoder for CsvEncoder {
                     }
                     self.scratch.push_str(s);
                 }
-                Cell::Int(i) => write!(self.scratch, "{i}").expect("writing to a String"),
-                Cell::Float(f) => write!(self.scratch, "{f}").expect("writing to a String"),
+                // Writing to a String cannot fail.
+                Cell::Int(i) => {
+                    let _ = write!(self.scratch, "{i}");
+                }
+                Cell::Float(f) => {
+                    let _ = write!(self.scratch, "{f}");
+                }
                 Cell::Bool(b) => self.scratch.push_str(if *b { "Yes" } else { "No" }),
                 Cell::Time(t) => self.scratch.push_str(&timefmt::format(t)),
                 Cell::List(items) => {

@@ -22,7 +22,14 @@ pub struct JsonEncoder {
 }
 
 fn json_str(s: &str) -> String {
-    serde_json::to_string(s).expect("a str always encodes")
+    let mut out = Vec::new();
+    write_str(&mut out, s);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// A JSON string literal (serde_json's escaping; writing to a Vec cannot fail).
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 impl JsonEncoder {
@@ -83,13 +90,25 @@ impl JsonEncoder {
 pub fn write_value(out: &mut Vec<u8>, cell: &Cell) {
     match cell {
         Cell::Empty => out.extend_from_slice(b"null"),
-        Cell::Text(s) => serde_json::to_writer(&mut *out, s).expect("writing to a Vec"),
+        Cell::Text(s) => write_str(out, s),
         Cell::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
-        Cell::Float(f) if f.is_finite() => serde_json::to_writer(&mut *out, f).expect("writing to a Vec"),
+        // serde_json writes the shortest form that reads back as the same f64.
+        Cell::Float(f) if f.is_finite() => {
+            let _ = serde_json::to_writer(&mut *out, f);
+        }
         Cell::Float(_) => out.extend_from_slice(b"null"),
         Cell::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Cell::Time(t) => serde_json::to_writer(&mut *out, &timefmt::format(t)).expect("writing to a Vec"),
-        Cell::List(items) => serde_json::to_writer(&mut *out, items).expect("writing to a Vec"),
+        Cell::Time(t) => write_str(out, &timefmt::format(t)),
+        Cell::List(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, item);
+            }
+            out.push(b']');
+        }
     }
 }
 
@@ -109,7 +128,9 @@ impl Encoder for JsonEncoder {
                         self.out.push(b',');
                     }
                     first_top = false;
-                    self.out.extend_from_slice(self.groups[g].as_bytes());
+                    if let Some(name) = self.groups.get(g) {
+                        self.out.extend_from_slice(name.as_bytes());
+                    }
                     self.out.extend_from_slice(b":{");
                     first_inner = true;
                 }

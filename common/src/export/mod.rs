@@ -21,7 +21,8 @@ pub use sink::{ByteSink, Delivered, S3Sink};
 pub enum Cell {
     Empty,
     Text(String),
-    Int(i64),
+    /// Any integer a model holds (`i64`, `u64`), exactly.
+    Int(i128),
     Float(f64),
     /// Yes/No in tabular formats, true/false in JSON.
     Bool(bool),
@@ -51,18 +52,23 @@ pub type Row = Vec<Cell>;
 pub struct SharedBuf(Arc<Mutex<Vec<u8>>>);
 
 impl SharedBuf {
+    /// The buffer, even after a panic poisoned the lock: bytes are only appended.
+    fn bytes(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.0.lock().expect("output buffer lock"))
+        std::mem::take(&mut *self.bytes())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.lock().expect("output buffer lock").is_empty()
+        self.bytes().is_empty()
     }
 }
 
 impl std::io::Write for SharedBuf {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("output buffer lock").extend_from_slice(data);
+        self.bytes().extend_from_slice(data);
         Ok(data.len())
     }
 
@@ -140,7 +146,7 @@ impl Format {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EncodeOptions {
     /// Neutralise text cells a spreadsheet would evaluate as formulas (OWASP CSV injection).
     pub spreadsheet_safe: bool,
@@ -175,12 +181,12 @@ pub struct ExportJob {
 }
 
 impl ExportJob {
-    /// `<stem>-YYYY-MM-DD.<ext>`, dated today (UTC).
-    pub fn file_name(&self) -> String {
+    /// `<stem>-YYYY-MM-DD.<ext>`, dated `now` (UTC).
+    pub fn file_name(&self, now: DateTime<Utc>) -> String {
         format!(
             "{}-{}.{}",
             self.file_stem,
-            Utc::now().format("%Y-%m-%d"),
+            now.format("%Y-%m-%d"),
             self.format.extension()
         )
     }

@@ -90,7 +90,10 @@ impl S3Sink {
     }
 
     async fn upload_part(&mut self, body: Vec<u8>) -> Result<(), Error> {
-        let upload = self.upload.as_mut().expect("upload_part is only called with an upload");
+        let upload = self
+            .upload
+            .as_mut()
+            .ok_or_else(|| Error::internal("storage error", "no multipart upload started"))?;
         let number = upload.parts.len() as i32 + 1;
         let out = self
             .s3
@@ -166,7 +169,10 @@ impl ByteSink for S3Sink {
                 let last = std::mem::take(&mut self.buf);
                 self.upload_part(last).await?;
             }
-            let upload = self.upload.as_ref().expect("checked above");
+            let upload = self
+                .upload
+                .as_ref()
+                .ok_or_else(|| Error::internal("storage error", "no multipart upload started"))?;
             self.s3
                 .complete_multipart_upload()
                 .bucket(&bucket)

@@ -4,7 +4,11 @@
 //!
 //! Excel's limits are handled, not hit: past `sheet_row_limit` data rows the rows
 //! continue on "<Sheet> (2)", "<Sheet> (3)", ... each with its own header; a text
-//! longer than 32,767 characters is truncated and counted ([`XlsxEncoder::truncated_cells`]).
+//! longer than 32,767 characters is truncated and counted ([`XlsxFigures`]).
+//!
+//! No value changes on its way into a cell: a number Excel cannot hold exactly (more
+//! than 15 significant digits) and a time outside Excel's calendar (before 1900 or
+//! after 9999) are written as text cells, exactly as in CSV.
 
 use std::io::{Read, Seek, SeekFrom};
 
@@ -15,9 +19,13 @@ use crate::error::Error;
 
 /// Excel's row limit is 1,048,576 including the header row.
 pub const EXCEL_MAX_DATA_ROWS: u32 = 1_048_575;
-/// Excel's cell text limit.
+/// Excel's cell text limit, in UTF-16 code units (what Excel counts).
 pub const EXCEL_MAX_CELL_CHARS: usize = 32_767;
+/// Excel keeps 15 significant digits of a number.
+pub const EXCEL_MAX_DIGITS: usize = 15;
 const CHUNK: usize = 1024 * 1024;
+/// Date-times show their milliseconds: the cell holds them, the display should too.
+pub const EXCEL_DATE_FORMAT: &str = "yyyy-mm-dd hh:mm:ss.000";
 
 fn xlsx_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
     Error::internal("encoding error", e)
@@ -70,7 +78,7 @@ impl XlsxEncoder {
             sheets_written: 0,
             rows_on_sheet: 0,
             header_format: CellFormat::new().set_bold().set_align(FormatAlign::Center),
-            date_format: CellFormat::new().set_num_format("yyyy-mm-dd hh:mm:ss"),
+            date_format: CellFormat::new().set_num_format(EXCEL_DATE_FORMAT),
             truncated: 0,
             output: None,
             finished: false,
@@ -117,13 +125,68 @@ impl XlsxEncoder {
     }
 }
 
-/// Cuts a text to Excel's cell limit on a character boundary.
-fn excel_text(s: &str) -> Option<&str> {
-    // Byte length bounds the character count: most cells skip the char walk.
-    if s.len() <= EXCEL_MAX_CELL_CHARS {
-        return None;
+/// The text to write for a cell: cut to Excel's limit (counted in UTF-16 units, with
+/// room for escapes) and with literal `_xHHHH_` sequences escaped as `_x005F_xHHHH_`,
+/// which Excel (and calamine) would otherwise read as an escaped character. Returns
+/// whether the text was cut.
+pub fn excel_text(s: &str) -> (std::borrow::Cow<'_, str>, bool) {
+    // Byte length bounds the UTF-16 length: most cells skip the walk.
+    if s.len() <= EXCEL_MAX_CELL_CHARS && !s.contains("_x") {
+        return (std::borrow::Cow::Borrowed(s), false);
     }
-    s.char_indices().nth(EXCEL_MAX_CELL_CHARS).map(|(i, _)| &s[..i])
+    let mut out = String::with_capacity(s.len().min(EXCEL_MAX_CELL_CHARS * 4));
+    let mut units = 0;
+    for (i, c) in s.char_indices() {
+        let escape = c == '_' && is_escape_sequence(&s.as_bytes()[i..]);
+        let needed = c.len_utf16() + if escape { 6 } else { 0 };
+        if units + needed > EXCEL_MAX_CELL_CHARS {
+            return (std::borrow::Cow::Owned(out), true);
+        }
+        if escape {
+            out.push_str("_x005F");
+        }
+        out.push(c);
+        units += needed;
+    }
+    (std::borrow::Cow::Owned(out), false)
+}
+
+/// `_xHHHH_`: Excel's escape of a character in shared and inline strings.
+fn is_escape_sequence(b: &[u8]) -> bool {
+    b.len() >= 7 && b[0] == b'_' && b[1] == b'x' && b[2..6].iter().all(u8::is_ascii_hexdigit) && b[6] == b'_'
+}
+
+/// An integer Excel holds exactly: at most 15 digits.
+pub fn fits_excel_integer(i: i128) -> bool {
+    i.unsigned_abs() < 10u128.pow(EXCEL_MAX_DIGITS as u32)
+}
+
+/// A float Excel holds exactly: its shortest round-trip form has at most 15
+/// significant digits.
+pub fn fits_excel_float(f: f64) -> bool {
+    // Excel's own range: nothing beyond 9.99999999999999E+307 or below 2.2251E-308.
+    if !f.is_finite() || (f != 0.0 && !(2.2251e-308..=9.99999999999999e307).contains(&f.abs())) {
+        return false;
+    }
+    let sci = format!("{:e}", f.abs());
+    let mantissa = sci.split('e').next().unwrap_or("");
+    mantissa.bytes().filter(u8::is_ascii_digit).count() <= EXCEL_MAX_DIGITS
+}
+
+/// Writes an integer as a number when Excel holds it exactly, as text otherwise.
+pub fn write_integer(ws: &mut Worksheet, row: u32, col: u16, value: i128) -> Result<(), XlsxError> {
+    if fits_excel_integer(value) {
+        ws.write_number(row, col, value as f64)?;
+    } else {
+        ws.write_string(row, col, value.to_string())?;
+    }
+    Ok(())
+}
+
+/// Excel's calendar: 1900-01-01 to 9999-12-31.
+pub fn fits_excel_date(t: &chrono::DateTime<chrono::Utc>) -> bool {
+    use chrono::Datelike;
+    (1900..=9999).contains(&t.year())
 }
 
 impl Encoder for XlsxEncoder {
@@ -140,39 +203,39 @@ impl Encoder for XlsxEncoder {
             match cell {
                 Cell::Empty => {}
                 Cell::Text(s) => {
-                    let text = match excel_text(s) {
-                        Some(cut) => {
-                            truncated += 1;
-                            cut
-                        }
-                        None => s,
-                    };
+                    let (text, cut) = excel_text(s);
+                    truncated += u64::from(cut);
                     ws.write_string(r, c, text).map_err(xlsx_error)?;
                 }
-                Cell::Int(i) => {
+                Cell::Int(i) if fits_excel_integer(*i) => {
                     ws.write_number(r, c, *i as f64).map_err(xlsx_error)?;
                 }
-                Cell::Float(f) if f.is_finite() => {
+                Cell::Int(i) => {
+                    ws.write_string(r, c, i.to_string()).map_err(xlsx_error)?;
+                }
+                Cell::Float(f) if fits_excel_float(*f) => {
                     ws.write_number(r, c, *f).map_err(xlsx_error)?;
+                }
+                Cell::Float(f) if f.is_finite() => {
+                    ws.write_string(r, c, f.to_string()).map_err(xlsx_error)?;
                 }
                 Cell::Float(_) => {}
                 Cell::Bool(b) => {
                     ws.write_string(r, c, if *b { "Yes" } else { "No" })
                         .map_err(xlsx_error)?;
                 }
-                Cell::Time(t) => {
+                Cell::Time(t) if fits_excel_date(t) => {
                     ws.write_datetime_with_format(r, c, t.naive_utc(), date_format)
                         .map_err(xlsx_error)?;
                 }
+                Cell::Time(t) => {
+                    ws.write_string(r, c, crate::timefmt::format(t)).map_err(xlsx_error)?;
+                }
                 Cell::List(items) => {
-                    let joined = items.join(self.columns[c as usize].list_sep);
-                    let text = match excel_text(&joined) {
-                        Some(cut) => {
-                            truncated += 1;
-                            cut.to_string()
-                        }
-                        None => joined,
-                    };
+                    let sep = self.columns.get(c as usize).map_or(";", |col| col.list_sep);
+                    let joined = items.join(sep);
+                    let (text, cut) = excel_text(&joined);
+                    truncated += u64::from(cut);
                     ws.write_string(r, c, text).map_err(xlsx_error)?;
                 }
             }
@@ -226,5 +289,40 @@ impl XlsxEncoder {
         self.output = Some(file);
         self.finished = true;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_excel_cannot_hold_exactly_are_detected() {
+        assert!(fits_excel_integer(999_999_999_999_999) && fits_excel_integer(-999_999_999_999_999));
+        assert!(!fits_excel_integer(1_000_000_000_000_000));
+        assert!(!fits_excel_integer(i128::from(u64::MAX)));
+        for f in [0.0, 1.5, -37.774929, 1e300, 123456789012345.0, 0.1] {
+            assert!(fits_excel_float(f), "{f}");
+        }
+        for f in [0.1 + 0.2, 1234567890123456.0, f64::NAN, f64::INFINITY, f64::MAX, 5e-324] {
+            assert!(!fits_excel_float(f), "{f}");
+        }
+    }
+
+    #[test]
+    fn texts_are_escaped_and_cut_in_utf16_units() {
+        assert_eq!(excel_text("plain").0, "plain");
+        assert_eq!(excel_text("a_x0041_b").0, "a_x005F_x0041_b");
+        assert_eq!(excel_text("_x12_ _xZZZZ_").0, "_x12_ _xZZZZ_");
+        let emoji = "😀".repeat(EXCEL_MAX_CELL_CHARS);
+        let (cut, was_cut) = excel_text(&emoji);
+        assert!(was_cut);
+        assert_eq!(
+            cut.encode_utf16().count(),
+            EXCEL_MAX_CELL_CHARS - 1,
+            "no half surrogate pair"
+        );
+        let exact = "x".repeat(EXCEL_MAX_CELL_CHARS);
+        assert_eq!(excel_text(&exact), (std::borrow::Cow::Borrowed(exact.as_str()), false));
     }
 }

@@ -1,53 +1,63 @@
-//! GET /api/admin/sessions/export: every chat session with its messages as CSV (admins only).
+//! GET /api/admin/sessions/export: every chat session with its messages as CSV
+//! (admins only). This file only declares the route's policy; the pipeline in
+//! `common::http` does the rest.
 
+use chrono::{DateTime, Utc};
 use common::{
     AppContext,
-    api::{self, ErrorStyle},
-    export::{EncodeOptions, ExportJob, Format},
+    auth::Caller,
+    error::Error,
+    http::{
+        self, ErrorStyle, ExportRoute, Planned, Policy, RawRequest,
+        pipeline::{Answer, Input},
+    },
+    params::sessions::SessionsParams,
     sessions,
 };
 use lambda_http::{Body, Request, Response};
 
 pub const PATH: &str = "/api/admin/sessions/export";
 
-/// Query parameters this route accepts.
-pub const PARAMS: &[&str] = &["spreadsheet_safe"];
+pub struct SessionsExport;
 
-const KIND: &str = "sessions";
+impl ExportRoute for SessionsExport {
+    type Params = SessionsParams;
 
-const ERRORS: ErrorStyle = ErrorStyle::Code {
-    failure: "Failed to export chat sessions",
-};
+    fn policy(&self) -> Policy {
+        Policy {
+            route: "GET /api/admin/sessions/export",
+            kind: "sessions",
+            input: Input::Query,
+            answer: Answer::File,
+            admin_only: true,
+            rate_limited: false,
+            audited: false,
+        }
+    }
+
+    fn error_style(&self, _req: &RawRequest) -> ErrorStyle {
+        ErrorStyle::Code {
+            failure: "Failed to export chat sessions",
+            invalid: None,
+        }
+    }
+
+    fn plan(
+        &self,
+        ctx: &AppContext,
+        _caller: &Caller,
+        params: SessionsParams,
+        _now: DateTime<Utc>,
+    ) -> Result<Planned, Error> {
+        Ok(Planned {
+            job: sessions::job(ctx, params.options()),
+            scope: "all".into(),
+            tenant: "sessions#*".into(),
+            label: "csv",
+        })
+    }
+}
 
 pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
-    api::handle_export(
-        ctx,
-        req,
-        KIND,
-        |_| ERRORS,
-        |ctx, caller, query| {
-            caller.require_admin()?;
-            query.expect_only(PARAMS)?;
-            let options = EncodeOptions {
-                spreadsheet_safe: query.bool("spreadsheet_safe", true)?,
-                ..EncodeOptions::default()
-            };
-            let tables = &ctx.config.tables;
-            Ok(ExportJob {
-                kind: KIND,
-                file_stem: "chat-sessions-export",
-                sheet: "Chat Sessions",
-                format: Format::Csv,
-                columns: sessions::COLUMNS.to_vec(),
-                options,
-                rows: sessions::rows(
-                    ctx.aws.dynamodb.clone(),
-                    tables.sessions.clone(),
-                    tables.session_messages.clone(),
-                ),
-                encoder: None,
-            })
-        },
-    )
-    .await
+    http::handle(ctx, req, &SessionsExport).await
 }

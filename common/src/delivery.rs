@@ -1,0 +1,119 @@
+//! Delivery of an export: run it into the inline buffer (when it fits and the
+//! caller takes files) or into an S3 object, and presign what was stored.
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    AppContext,
+    error::Error,
+    export::{self, Delivered, ExportJob, S3Sink, sink::ObjectTarget},
+};
+
+/// A finished export: where it is and what it holds.
+#[derive(Debug)]
+pub struct Finished {
+    pub file_name: String,
+    pub content_type: String,
+    pub content_disposition: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub location: Location,
+}
+
+#[derive(Debug)]
+pub enum Location {
+    Inline {
+        body: Vec<u8>,
+        text: bool,
+    },
+    Stored {
+        bucket: String,
+        key: String,
+        url: String,
+        expires_at: DateTime<Utc>,
+    },
+}
+
+impl Finished {
+    pub fn s3_key(&self) -> Option<&str> {
+        match &self.location {
+            Location::Stored { key, .. } => Some(key),
+            Location::Inline { .. } => None,
+        }
+    }
+}
+
+/// Deletes a stored export, e.g. when it cannot be recorded. Best effort: the
+/// bucket's lifecycle rule removes what this cannot.
+pub async fn discard(ctx: &AppContext, key: &str) {
+    let bucket = &ctx.config.delivery.bucket;
+    if let Err(e) = ctx.aws.s3.delete_object().bucket(bucket).key(key).send().await {
+        tracing::error!(key, error = %Error::storage(e).cause_chain(), "could not delete a discarded export");
+    }
+}
+
+/// `exports/<kind>/<YYYY>/<MM>/<DD>/<uuid>/<file name>`: unguessable, sortable by date,
+/// easy to expire by prefix.
+fn object_key(prefix: &str, kind: &str, now: DateTime<Utc>, file_name: &str) -> String {
+    format!(
+        "{prefix}{kind}/{}/{}/{file_name}",
+        now.format("%Y/%m/%d"),
+        uuid::Uuid::new_v4()
+    )
+}
+
+/// `attachment; filename="..."`. File names are built from fixed stems and dates,
+/// but quotes and control characters are kept out in any case.
+pub fn content_disposition(file_name: &str) -> String {
+    let safe: String = file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{safe}\"")
+}
+
+/// Runs a job into the inline buffer (when `inline` and it fits) or S3, and presigns
+/// stored results. `now` dates the file name and the object key.
+pub async fn run(ctx: &AppContext, job: ExportJob, inline: bool, now: DateTime<Utc>) -> Result<Finished, Error> {
+    let d = &ctx.config.delivery;
+    let file_name = job.file_name(now);
+    let format = job.format;
+    let target = ObjectTarget {
+        bucket: d.bucket.clone(),
+        key: object_key(&d.key_prefix, job.kind, now, &file_name),
+        content_type: format.content_type().to_string(),
+        content_disposition: content_disposition(&file_name),
+    };
+    let inline_max = inline.then_some(d.inline_max_bytes);
+    let sink = S3Sink::new(ctx.aws.s3.clone(), target.clone(), inline_max, d.part_bytes);
+    let (summary, delivered) = export::run(job, sink).await?;
+    let location = match delivered {
+        Delivered::Inline(body) => Location::Inline {
+            body,
+            text: format.is_text(),
+        },
+        Delivered::Stored { bucket, key } => {
+            let (url, expires) = export::sink::presign_download(&ctx.aws.s3, &target, d.presign_ttl).await?;
+            Location::Stored {
+                bucket,
+                key,
+                url,
+                expires_at: expires.into(),
+            }
+        }
+    };
+    Ok(Finished {
+        file_name,
+        content_type: target.content_type,
+        content_disposition: target.content_disposition,
+        rows: summary.rows,
+        bytes: summary.bytes,
+        location,
+    })
+}

@@ -1,0 +1,120 @@
+//! The HTTP edge shared by every function: the request as received, decoding of
+//! query strings and JSON bodies into typed parameters, the one error-to-response
+//! mapping, the responses, and the request pipeline every route runs through.
+
+pub mod body;
+pub mod errors;
+pub mod pipeline;
+pub mod query;
+pub mod request;
+pub mod response;
+
+pub use errors::{ErrorStyle, error_response};
+pub use pipeline::{ExportRoute, Planned, Policy, handle};
+pub use request::RawRequest;
+
+/// API Gateway HTTP API's limit on the request line plus all header values
+/// (`exportctl serve` enforces it; AWS does in production).
+pub const MAX_REQUEST_HEAD_BYTES: usize = 10_240;
+/// API Gateway HTTP API's payload limit.
+pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
+/// Longest raw query string a handler accepts (only reachable by invoking the
+/// function directly: API Gateway refuses longer request lines first).
+pub const MAX_QUERY_BYTES: usize = MAX_REQUEST_HEAD_BYTES;
+/// Largest JSON body of an export request. Real requests are a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Longest value of any single parameter, before its own (tighter) bound applies.
+pub const MAX_VALUE_CHARS: usize = 2048;
+
+/// Makes user input safe to echo in an error: no control or markup characters, at
+/// most 64 characters (longer input ends with `...`).
+pub fn sanitize(s: &str) -> String {
+    sanitize_to(s, 64)
+}
+
+/// [`sanitize`] with another length limit.
+pub fn sanitize_to(s: &str, max_chars: usize) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    for c in chars.by_ref().take(max_chars) {
+        out.push(if c.is_control() || "<>&\"'\\".contains(c) {
+            '?'
+        } else {
+            c
+        });
+    }
+    if chars.next().is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
+/// A message for the client: no control or markup characters, at most `max_chars`.
+/// Unlike [`sanitize`] it keeps apostrophes, which frame the (already sanitised)
+/// values our messages quote.
+pub fn clean_message(s: &str, max_chars: usize) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    for c in chars.by_ref().take(max_chars) {
+        out.push(if c.is_control() || "<>&\"\\".contains(c) {
+            '?'
+        } else {
+            c
+        });
+    }
+    if chars.next().is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
+/// `<field> must be ...` for the messages of typed parameters, `<field>: ...` for
+/// anything else serde says; always cleaned and bounded.
+pub(crate) fn field_error(field: &str, message: &str) -> String {
+    let field = sanitize(field);
+    if message.starts_with("must ") {
+        clean_message(&format!("{field} {message}"), 300)
+    } else {
+        clean_message(&format!("{field}: {message}"), 300)
+    }
+}
+
+/// Cuts a string to at most `max_bytes` bytes on a character boundary, marking the cut.
+pub fn truncate_bytes(s: &str, max_bytes: usize) -> String {
+    if s.len() <= max_bytes {
+        return s.to_string();
+    }
+    let mut end = max_bytes.saturating_sub(16);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...(truncated)", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_strips_markup_and_control_characters_and_truncates() {
+        assert_eq!(sanitize("<script>\u{0}"), "?script??");
+        assert_eq!(sanitize(&"x".repeat(70)), format!("{}...", "x".repeat(64)));
+        assert_eq!(sanitize(&"x".repeat(64)), "x".repeat(64));
+        assert_eq!(sanitize("Lead ID"), "Lead ID");
+    }
+
+    #[test]
+    fn sanitize_to_only_marks_a_real_cut() {
+        let msg = "m".repeat(150);
+        assert_eq!(sanitize_to(&msg, 200), msg, "nothing cut, no ellipsis");
+        assert_eq!(sanitize_to(&msg, 100), format!("{}...", "m".repeat(100)));
+    }
+
+    #[test]
+    fn truncation_respects_character_boundaries() {
+        let s = "é".repeat(100);
+        let cut = truncate_bytes(&s, 51);
+        assert!(cut.len() <= 51 && cut.ends_with("...(truncated)"));
+        assert_eq!(truncate_bytes("short", 51), "short");
+    }
+}

@@ -1,0 +1,323 @@
+//! The one request pipeline every export route runs through:
+//! authenticate, decode, scope, admit, run, answer, audit, log.
+//!
+//! A route only declares its [`Policy`] and how its parameters become a job
+//! ([`ExportRoute::plan`]). Whatever happens inside (an error, a failed dependency,
+//! even a panic) the client gets the route's documented JSON error, the attempt is
+//! audited with the status actually sent, and one log line records it.
+
+use std::{any::Any, panic::AssertUnwindSafe, time::Instant};
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use lambda_http::{Body, Request, Response};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::json;
+
+use super::{RawRequest, body, error_response, errors::ErrorStyle, query, response, truncate_bytes};
+use crate::{
+    AppContext,
+    audit::{self, AuditRecord},
+    auth::{Caller, Role},
+    delivery::{self, Finished},
+    error::Error,
+    export::ExportJob,
+    ratelimit::{self, Limit},
+};
+
+/// Where a route's parameters come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// The query string (GET routes).
+    Query,
+    /// A JSON object body (POST routes); any query parameter is refused.
+    JsonBody,
+}
+
+/// How a finished export is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The file inline (200), a 303 to its presigned URL when large, or the JSON
+    /// link answer with `Accept: application/json`.
+    File,
+    /// Always stored in S3 and answered with [`ExportRoute::stored_answer`].
+    Stored,
+}
+
+/// What a route declares; the pipeline does the rest.
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    /// `GET /api/admin/sessions/export`: logs and audit records name the route.
+    pub route: &'static str,
+    /// Names the export in logs and object keys: `sessions`, `leads`, `chats`.
+    pub kind: &'static str,
+    pub input: Input,
+    pub answer: Answer,
+    /// Only admins may call it (checked before anything else is read).
+    pub admin_only: bool,
+    /// Rate limited per user (per minute) and per tenant (per hour).
+    pub rate_limited: bool,
+    /// Every attempt is written to the audit table.
+    pub audited: bool,
+}
+
+/// A request turned into work: the job, and who it is for.
+pub struct Planned {
+    pub job: ExportJob,
+    /// The audit record's partition: `client#<id>`, or `all`.
+    pub scope: String,
+    /// The tenant the per-tenant rate limit counts against, e.g. `client#<id>` or
+    /// `client#*` for an export of every client.
+    pub tenant: String,
+    /// The format as the caller named it (`excel`), for stored answers.
+    pub label: &'static str,
+}
+
+pub trait ExportRoute: Sync {
+    /// The route's parameters: a `deny_unknown_fields` type of bounded values.
+    type Params: DeserializeOwned + Serialize + Default + Send;
+
+    fn policy(&self) -> Policy;
+
+    /// The shape of this route's error bodies. It may look at the raw request (the
+    /// leads export names the format asked for), which is not decoded yet.
+    fn error_style(&self, req: &RawRequest) -> ErrorStyle;
+
+    /// Scope and plan: what this caller may export, as a job. `now` is the export's
+    /// one reading of the clock.
+    fn plan(
+        &self,
+        ctx: &AppContext,
+        caller: &Caller,
+        params: Self::Params,
+        now: DateTime<Utc>,
+    ) -> Result<Planned, Error>;
+
+    /// The JSON answer of an [`Answer::Stored`] route.
+    fn stored_answer(&self, label: &str, finished: &Finished) -> serde_json::Value {
+        let _ = label;
+        response::link_body(finished).unwrap_or_else(|| json!({}))
+    }
+}
+
+/// No parameters at all: what a body route accepts in its query string.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+/// The most of a request's parameters an audit record keeps.
+const AUDIT_PARAMETERS_BYTES: usize = 4096;
+
+/// What the log line and the audit record learn along the way.
+#[derive(Default)]
+struct Trace {
+    sub: Option<String>,
+    role: Option<Role>,
+    parameters: Option<String>,
+    scope: Option<String>,
+    rows: Option<u64>,
+    bytes: Option<u64>,
+    delivery: Option<&'static str>,
+    s3_key: Option<String>,
+}
+
+/// Serves one request of `route`. Never panics and never answers outside the
+/// route's documented shapes.
+pub async fn handle<R: ExportRoute>(ctx: &AppContext, req: Request, route: &R) -> Response<Body> {
+    let raw = RawRequest::from_lambda(req);
+    let style = match std::panic::catch_unwind(AssertUnwindSafe(|| route.error_style(&raw))) {
+        Ok(style) => style,
+        Err(_) => ErrorStyle::plain(),
+    };
+    match AssertUnwindSafe(serve(ctx, &raw, route, &style)).catch_unwind().await {
+        Ok(resp) => resp,
+        Err(panic) => {
+            tracing::error!(
+                request_id = %raw.request_id,
+                route = route.policy().route,
+                panic = panic_message(&*panic),
+                "request handler panicked"
+            );
+            error_response(&Error::internal("internal error", "panic"), &style)
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".into()
+    }
+}
+
+async fn serve<R: ExportRoute>(ctx: &AppContext, raw: &RawRequest, route: &R, style: &ErrorStyle) -> Response<Body> {
+    let started = Instant::now();
+    let now = ctx.clock.now();
+    let policy = route.policy();
+    let mut trace = Trace::default();
+    let result = AssertUnwindSafe(attempt(ctx, raw, route, now, &mut trace))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            Err(Error::internal(
+                "internal error",
+                format!("panic: {}", panic_message(&*panic)),
+            ))
+        });
+    let (mut response, mut error) = match result {
+        Ok(resp) => (resp, None),
+        Err(e) => (error_response(&e, style), Some(e)),
+    };
+
+    if policy.audited {
+        let mut record = AuditRecord::new(&raw.request_id, policy.route, now);
+        record.caller = trace.sub.clone();
+        record.role = trace
+            .role
+            .map(|r| if r == Role::Admin { "admin" } else { "user" }.to_string());
+        record.parameters = trace.parameters.clone();
+        if let Some(scope) = &trace.scope {
+            record.client_scope = scope.clone();
+        }
+        record.status = response.status().as_u16();
+        record.outcome = match &error {
+            None => "success",
+            Some(e) if e.is_server_error() => "failed",
+            Some(_) => "rejected",
+        }
+        .into();
+        record.error_code = error.as_ref().map(|e| e.code().to_string());
+        record.records = trace.rows;
+        record.bytes = trace.bytes;
+        record.s3_key = trace.s3_key.clone();
+        record.duration_ms = started.elapsed().as_millis() as u64;
+        if let Err(audit_error) = audit::write(&ctx.aws.dynamodb, &ctx.config.tables.audit, &record).await {
+            tracing::error!(request_id = %raw.request_id, error = %audit_error.cause_chain(), "audit record not written");
+            // Nothing is exported unrecorded: a stored file is deleted and the export
+            // fails. A request that was refused anyway keeps its own answer.
+            if error.as_ref().is_none_or(|e| e.is_server_error()) {
+                if let Some(key) = &trace.s3_key {
+                    delivery::discard(ctx, key).await;
+                }
+                if error.is_none() {
+                    response = error_response(&audit_error, style);
+                    error = Some(audit_error);
+                }
+            }
+        }
+    }
+
+    let status = response.status().as_u16();
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let (route_name, kind, request_id, sub) = (policy.route, policy.kind, &raw.request_id, trace.sub.as_deref());
+    match &error {
+        Some(e) if e.is_server_error() => tracing::error!(
+            request_id, route = route_name, sub, kind, status, duration_ms,
+            error = %e.cause_chain(), "export failed"
+        ),
+        Some(e) => tracing::warn!(
+            request_id, route = route_name, sub, kind, status, duration_ms,
+            error = %e, "export rejected"
+        ),
+        None => tracing::info!(
+            request_id,
+            route = route_name,
+            sub,
+            kind,
+            status,
+            rows = trace.rows,
+            bytes = trace.bytes,
+            delivery = trace.delivery,
+            duration_ms,
+            "export done"
+        ),
+    }
+    response
+}
+
+async fn attempt<R: ExportRoute>(
+    ctx: &AppContext,
+    raw: &RawRequest,
+    route: &R,
+    now: DateTime<Utc>,
+    trace: &mut Trace,
+) -> Result<Response<Body>, Error> {
+    let policy = route.policy();
+    let caller = ctx.auth.authenticate(&raw.headers)?;
+    trace.sub = Some(caller.sub.clone());
+    trace.role = Some(caller.role);
+    if policy.admin_only {
+        caller.require_admin()?;
+    }
+
+    // Until the parameters decode, the audit record keeps a bounded copy of them as sent.
+    let sent = match policy.input {
+        Input::Query => raw.query.clone(),
+        Input::JsonBody => String::from_utf8_lossy(&raw.body).into_owned(),
+    };
+    trace.parameters = Some(truncate_bytes(&sent, AUDIT_PARAMETERS_BYTES));
+    let params: R::Params = match policy.input {
+        Input::Query => query::decode(&raw.query)?,
+        Input::JsonBody => {
+            query::decode::<NoParams>(&raw.query)?;
+            body::decode(&raw.body)?
+        }
+    };
+    if let Ok(json) = serde_json::to_string(&params) {
+        trace.parameters = Some(truncate_bytes(&json, AUDIT_PARAMETERS_BYTES));
+    }
+
+    let planned = route.plan(ctx, &caller, params, now)?;
+    trace.scope = Some(planned.scope.clone());
+    if policy.rate_limited {
+        let c = &ctx.config.chat;
+        let limits = [
+            Limit {
+                key: format!("user#{}", caller.sub),
+                max: c.per_user_per_minute,
+                window_secs: 60,
+            },
+            Limit {
+                key: planned.tenant.clone(),
+                max: c.per_client_per_hour,
+                window_secs: 3600,
+            },
+        ];
+        ratelimit::admit(
+            &ctx.aws.dynamodb,
+            &ctx.config.tables.rate_limits,
+            &limits,
+            now.timestamp().max(0) as u64,
+        )
+        .await?;
+    }
+
+    let wants_json = raw.wants_json();
+    let inline = policy.answer == Answer::File && !wants_json;
+    let label = planned.label;
+    let finished = delivery::run(ctx, planned.job, inline, now).await?;
+    trace.rows = Some(finished.rows);
+    trace.bytes = Some(finished.bytes);
+    trace.s3_key = finished.s3_key().map(String::from);
+    trace.delivery = Some(match (finished.s3_key(), policy.answer, wants_json) {
+        (None, _, _) => "inline",
+        (Some(_), Answer::File, false) => "redirect",
+        (Some(_), _, _) => "link",
+    });
+    let response = match policy.answer {
+        Answer::File => response::file_response(finished, wants_json),
+        Answer::Stored => Ok(response::json_response(
+            lambda_http::http::StatusCode::OK,
+            &route.stored_answer(label, &finished),
+        )),
+    };
+    if response.is_err()
+        && let Some(key) = &trace.s3_key
+    {
+        delivery::discard(ctx, key).await;
+    }
+    response
+}

@@ -1,0 +1,325 @@
+//! Request parameters as typed, bounded values ("parse, don't validate").
+//!
+//! Each export kind has one parameter type (`deny_unknown_fields`) built from the
+//! values below. The same type decodes a query string ([`crate::http::query`]) and a
+//! JSON body ([`crate::http::body`]); a value that does not fit its type is a 400
+//! naming the parameter. Bounds are documented in README ("Parameter bounds").
+
+pub mod chats;
+pub mod leads;
+pub mod sessions;
+
+use std::fmt;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use serde::{
+    Deserialize, Deserializer, Serialize, Serializer,
+    de::{self, Visitor},
+};
+
+use crate::{http::sanitize, timefmt};
+
+/// Longest id (client, conversation, company, chatbot).
+pub const MAX_ID_CHARS: usize = 128;
+/// Most ids in one `companyId` list.
+pub const MAX_IDS: usize = 100;
+/// Longest `search` text.
+pub const MAX_SEARCH_CHARS: usize = 200;
+/// Longest date or date-time.
+pub const MAX_DATE_CHARS: usize = 40;
+
+fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-_.:@".contains(c)
+}
+
+/// An id: 1 to 128 letters, digits or `-_.:@`. Anything else is refused before it
+/// reaches a query or a log.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id(String);
+
+impl Id {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = !s.is_empty() && s.chars().count() <= MAX_ID_CHARS && s.chars().all(is_id_char);
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(format!(
+                "must be an id of 1 to {MAX_ID_CHARS} letters, digits or -_.:@; got '{}'",
+                sanitize(s)
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A visitor for values given as text, checked by `parse`.
+struct TextVisitor<T>(fn(&str) -> Result<T, String>, &'static str);
+
+impl<T> Visitor<'_> for TextVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.1)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        (self.0)(v).map_err(E::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(TextVisitor(Id::parse, "an id"))
+    }
+}
+
+impl Serialize for Id {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// `id1,id2,...`: at most [`MAX_IDS`] ids, repeats dropped, order kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdList(Vec<Id>);
+
+impl IdList {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut ids: Vec<Id> = Vec::new();
+        for part in s.split(',').map(str::trim) {
+            if part.is_empty() {
+                return Err("must be a comma-separated list of ids without empty entries".into());
+            }
+            let id = Id::parse(part)?;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+            if ids.len() > MAX_IDS {
+                return Err(format!("must list at most {MAX_IDS} ids"));
+            }
+        }
+        Ok(Self(ids))
+    }
+
+    pub fn ids(&self) -> &[Id] {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for IdList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(TextVisitor(IdList::parse, "a comma-separated list of ids"))
+    }
+}
+
+impl Serialize for IdList {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let joined: Vec<&str> = self.0.iter().map(Id::as_str).collect();
+        s.serialize_str(&joined.join(","))
+    }
+}
+
+/// A boolean: `true`/`false` in JSON; in a query string also `1`/`0`, `yes`/`no`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Flag(pub bool);
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        bool::deserialize(d).map(Flag)
+    }
+}
+
+/// Free text to search for: at most [`MAX_SEARCH_CHARS`] characters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct SearchText(String);
+
+impl SearchText {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.chars().count() > MAX_SEARCH_CHARS {
+            Err(format!("must be at most {MAX_SEARCH_CHARS} characters"))
+        } else {
+            Ok(Self(s.to_string()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for SearchText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(TextVisitor(SearchText::parse, "text"))
+    }
+}
+
+/// A range bound: a calendar day (`2024-01-31`, UTC) or an instant (RFC 3339 with any
+/// offset). A day stands for its first millisecond as a start and its last as an end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DateParam {
+    Day(NaiveDate),
+    Instant(DateTime<Utc>),
+}
+
+impl DateParam {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "must be YYYY-MM-DD or an RFC 3339 date-time (2024-01-31T23:59:59Z); got '{}'",
+                sanitize(s)
+            )
+        };
+        if s.len() > MAX_DATE_CHARS {
+            return Err(bad());
+        }
+        let parsed = if let Some(day) = timefmt::parse_date(s) {
+            DateParam::Day(day)
+        } else if let Some(t) = timefmt::parse_rfc3339(s).or_else(|| timefmt::parse_rfc3339(&plus_restored(s))) {
+            DateParam::Instant(t)
+        } else {
+            return Err(bad());
+        };
+        let (start, end) = (parsed.start(), parsed.end());
+        if !(timefmt::in_range(&start) && timefmt::in_range(&end)) {
+            return Err(format!(
+                "must be between 0000-01-01 and 9999-12-31 (UTC); got '{}'",
+                sanitize(s)
+            ));
+        }
+        Ok(parsed)
+    }
+
+    pub fn start(self) -> DateTime<Utc> {
+        match self {
+            DateParam::Day(d) => d.and_hms_milli_opt(0, 0, 0, 0).unwrap_or_default().and_utc(),
+            DateParam::Instant(t) => t,
+        }
+    }
+
+    pub fn end(self) -> DateTime<Utc> {
+        match self {
+            DateParam::Day(d) => d.and_hms_milli_opt(23, 59, 59, 999).unwrap_or_default().and_utc(),
+            DateParam::Instant(t) => t,
+        }
+    }
+}
+
+/// In a URL, an unencoded `+` of an offset (`...T10:00:00+02:00`) arrives as a space.
+fn plus_restored(s: &str) -> String {
+    match s.rfind(' ') {
+        Some(i) if s.len() - i == 6 => format!("{}+{}", &s[..i], &s[i + 1..]),
+        _ => s.to_string(),
+    }
+}
+
+impl<'de> Deserialize<'de> for DateParam {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(TextVisitor(DateParam::parse, "a date"))
+    }
+}
+
+impl Serialize for DateParam {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            DateParam::Day(d) => s.serialize_str(&format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())),
+            DateParam::Instant(t) => s.serialize_str(&timefmt::format(t)),
+        }
+    }
+}
+
+/// A closed set of names (formats, confidence levels, ...), matched ignoring ASCII case.
+pub trait TextEnum: Sized + Copy + 'static {
+    const ALL: &'static [Self];
+    fn as_str(self) -> &'static str;
+
+    fn parse_ignore_case(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str().eq_ignore_ascii_case(s))
+    }
+
+    fn choices() -> String {
+        Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// A parameter whose value is one of `T`'s names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Choice<T>(pub T);
+
+impl<'de, T: TextEnum> Deserialize<'de> for Choice<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        fn parse<T: TextEnum>(s: &str) -> Result<Choice<T>, String> {
+            T::parse_ignore_case(s)
+                .map(Choice)
+                .ok_or_else(|| format!("must be one of: {}; got '{}'", T::choices(), sanitize(s)))
+        }
+        d.deserialize_str(TextVisitor(parse::<T>, "a name"))
+    }
+}
+
+impl<T: TextEnum> Serialize for Choice<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_bounded_printable_tokens() {
+        assert!(Id::parse("client-alpha_1.x:y@z").is_ok());
+        for bad in ["", "a b", "<script>", "é", &"x".repeat(MAX_ID_CHARS + 1)] {
+            assert!(Id::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Id::parse(&"x".repeat(MAX_ID_CHARS)).is_ok());
+    }
+
+    #[test]
+    fn id_lists_drop_repeats_and_refuse_empty_entries() {
+        let l = IdList::parse("a, b,a").unwrap();
+        assert_eq!(l.ids().iter().map(Id::as_str).collect::<Vec<_>>(), ["a", "b"]);
+        assert!(IdList::parse("a,,b").is_err());
+        let many = (0..=MAX_IDS).map(|i| format!("c{i}")).collect::<Vec<_>>().join(",");
+        assert!(IdList::parse(&many).is_err());
+    }
+
+    #[test]
+    fn dates_are_days_or_instants_within_four_digit_years() {
+        let d = DateParam::parse("2024-01-31").unwrap();
+        assert_eq!(timefmt::format(&d.start()), "2024-01-31T00:00:00.000Z");
+        assert_eq!(timefmt::format(&d.end()), "2024-01-31T23:59:59.999Z");
+        let t = DateParam::parse("2024-01-31T10:00:00+01:00").unwrap();
+        assert_eq!(timefmt::format(&t.end()), "2024-01-31T09:00:00.000Z");
+        assert_eq!(
+            DateParam::parse("2024-01-31T10:00:00 01:00"),
+            Ok(t),
+            "a + decoded as a space"
+        );
+        assert!(DateParam::parse("0001-01-01").is_ok() && DateParam::parse("9999-12-31").is_ok());
+        for bad in [
+            "2024-02-30",
+            "31/01/2024",
+            "9999-12-31T23:59:59-01:00",
+            "0000-01-01T00:00:00+01:00",
+            &"2".repeat(MAX_DATE_CHARS + 1),
+        ] {
+            assert!(DateParam::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
