@@ -56,6 +56,9 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_HEADERS: usize = 100;
 /// How much of an oversized head is read before answering (the rest is not read).
 const HEAD_READ_LIMIT: usize = 64 * 1024;
+/// After refusing a request, how much more of it is read (and dropped) before closing.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Dispatches an API Gateway request to the function that owns its route.
 pub async fn route(ctx: &AppContext, req: Request) -> Response<Body> {
@@ -353,7 +356,22 @@ async fn write_refusal(stream: &mut TcpStream, response: Response<Body>) -> io::
     out.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
     stream.write_all(out.as_bytes()).await?;
     stream.write_all(&body).await?;
-    stream.shutdown().await
+    stream.shutdown().await?;
+    // Lingering close: read (and drop) what the client is still sending, for a
+    // while. Closing with unread input makes the kernel answer with a reset, which
+    // can destroy the answer before the client reads it.
+    let drain = async {
+        let mut sink = [0u8; 16 * 1024];
+        let mut drained = 0usize;
+        while drained < DRAIN_LIMIT {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+    Ok(())
 }
 
 /// One connection: one request (no keep-alive, so every request's head is checked).
@@ -380,6 +398,8 @@ async fn connection(ctx: AppContext, mut stream: TcpStream, peer: SocketAddr) ->
             let service = service_fn(move |req| handle_http(ctx.clone(), req, peer));
             http1::Builder::new()
                 .keep_alive(false)
+                // A client may close its sending side once the request is out.
+                .half_close(true)
                 .serve_connection(io, service)
                 .await
                 .map_err(io::Error::other)

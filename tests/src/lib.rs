@@ -239,3 +239,142 @@ pub fn group_rows_by_session(rows: Vec<Vec<String>>) -> BTreeMap<String, Vec<Vec
     }
     grouped
 }
+
+/// An API Gateway v2 request with a body, built exactly as `exportctl serve` builds it.
+pub fn request_with_body(method: &str, path_and_query: &str, headers: &[(&str, &str)], body: &[u8]) -> Request {
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let event = exportctl::serve::api_gateway_event(method, path, query, &headers, body, "127.0.0.1");
+    lambda_http::request::from_str(&event.to_string()).expect("valid event")
+}
+
+/// Every audit record of the stack.
+pub async fn audit_records(stack: &TestStack) -> Vec<common::audit::AuditRecord> {
+    let out = stack
+        .ctx
+        .aws
+        .dynamodb
+        .scan()
+        .table_name(&stack.ctx.config.tables.audit)
+        .send()
+        .await
+        .expect("scan audit table");
+    let mut records: Vec<common::audit::AuditRecord> = out
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .map(|item| serde_dynamo::from_item(item).expect("audit record"))
+        .collect();
+    records.sort_by(|a, b| a.at_request.cmp(&b.at_request));
+    records
+}
+
+/// `exportctl serve` on a free loopback port, running until the handle is dropped.
+pub struct LocalServer {
+    pub addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn start_server(ctx: &AppContext) -> LocalServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local address");
+    let task = tokio::spawn(exportctl::serve::serve(ctx.clone(), listener));
+    LocalServer { addr, task }
+}
+
+/// A response read off a raw connection.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("JSON body ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// Sends raw bytes to the server (then closes the writing side, as a client that
+/// stops sending does) and reads the whole response.
+pub async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> RawResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    // A server that answers early may close before everything is written.
+    let _ = stream.write_all(request).await;
+    let _ = stream.shutdown().await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read_to_end(&mut out)).await;
+    let end = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head: {:?}", String::from_utf8_lossy(&out)));
+    let head = String::from_utf8_lossy(&out[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = out[end + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    RawResponse { status, headers, body }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(i) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..i]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[i + 2..i + 2 + size]);
+        data = &data[i + 2 + size + 2..];
+    }
+    out
+}
+
+/// Asserts the documented error shape of a route: `{error_code, message}`, or the
+/// leads export's `{success: false, message, error}`.
+pub fn assert_error_shape(body: &serde_json::Value, leads: bool) {
+    let o = body.as_object().unwrap_or_else(|| panic!("not an object: {body}"));
+    if leads {
+        assert_eq!(o.len(), 3, "{body}");
+        assert_eq!(o["success"], false, "{body}");
+        assert!(
+            o["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Failed to export leads")),
+            "{body}"
+        );
+        assert!(o["error"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    } else {
+        assert_eq!(o.len(), 2, "{body}");
+        assert!(o["error_code"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+        assert!(o["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    }
+}

@@ -125,35 +125,22 @@ impl XlsxEncoder {
     }
 }
 
-/// The text to write for a cell: cut to Excel's limit (counted in UTF-16 units, with
-/// room for escapes) and with literal `_xHHHH_` sequences escaped as `_x005F_xHHHH_`,
-/// which Excel (and calamine) would otherwise read as an escaped character. Returns
-/// whether the text was cut.
-pub fn excel_text(s: &str) -> (std::borrow::Cow<'_, str>, bool) {
+/// The text to write for a cell, cut to Excel's limit (counted in UTF-16 units, as
+/// Excel counts; never inside a surrogate pair). Returns whether it was cut.
+/// (rust_xlsxwriter escapes control characters and literal `_xHHHH_` sequences.)
+pub fn excel_text(s: &str) -> (&str, bool) {
     // Byte length bounds the UTF-16 length: most cells skip the walk.
-    if s.len() <= EXCEL_MAX_CELL_CHARS && !s.contains("_x") {
-        return (std::borrow::Cow::Borrowed(s), false);
+    if s.len() <= EXCEL_MAX_CELL_CHARS {
+        return (s, false);
     }
-    let mut out = String::with_capacity(s.len().min(EXCEL_MAX_CELL_CHARS * 4));
     let mut units = 0;
     for (i, c) in s.char_indices() {
-        let escape = c == '_' && is_escape_sequence(&s.as_bytes()[i..]);
-        let needed = c.len_utf16() + if escape { 6 } else { 0 };
-        if units + needed > EXCEL_MAX_CELL_CHARS {
-            return (std::borrow::Cow::Owned(out), true);
+        units += c.len_utf16();
+        if units > EXCEL_MAX_CELL_CHARS {
+            return (&s[..i], true);
         }
-        if escape {
-            out.push_str("_x005F");
-        }
-        out.push(c);
-        units += needed;
     }
-    (std::borrow::Cow::Owned(out), false)
-}
-
-/// `_xHHHH_`: Excel's escape of a character in shared and inline strings.
-fn is_escape_sequence(b: &[u8]) -> bool {
-    b.len() >= 7 && b[0] == b'_' && b[1] == b'x' && b[2..6].iter().all(u8::is_ascii_hexdigit) && b[6] == b'_'
+    (s, false)
 }
 
 /// An integer Excel holds exactly: at most 15 digits.
@@ -310,10 +297,8 @@ mod tests {
     }
 
     #[test]
-    fn texts_are_escaped_and_cut_in_utf16_units() {
-        assert_eq!(excel_text("plain").0, "plain");
-        assert_eq!(excel_text("a_x0041_b").0, "a_x005F_x0041_b");
-        assert_eq!(excel_text("_x12_ _xZZZZ_").0, "_x12_ _xZZZZ_");
+    fn texts_are_cut_in_utf16_units() {
+        assert_eq!(excel_text("plain"), ("plain", false));
         let emoji = "😀".repeat(EXCEL_MAX_CELL_CHARS);
         let (cut, was_cut) = excel_text(&emoji);
         assert!(was_cut);
@@ -323,6 +308,6 @@ mod tests {
             "no half surrogate pair"
         );
         let exact = "x".repeat(EXCEL_MAX_CELL_CHARS);
-        assert_eq!(excel_text(&exact), (std::borrow::Cow::Borrowed(exact.as_str()), false));
+        assert_eq!(excel_text(&exact), (exact.as_str(), false));
     }
 }
