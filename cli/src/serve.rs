@@ -98,6 +98,10 @@ pub fn api_gateway_event(
     let mut cookies = Vec::new();
     for (name, value) in headers {
         let name = name.to_ascii_lowercase();
+        // API Gateway sets these itself; lambda_http builds a URL from them.
+        if name == "x-forwarded-proto" || name == "host" && value.parse::<hyper::http::uri::Authority>().is_err() {
+            continue;
+        }
         if name == "cookie" {
             cookies.extend(value.split(';').map(|c| Value::String(c.trim().to_string())));
             continue;
@@ -142,6 +146,7 @@ pub fn api_gateway_event(
         Ok(s) => (s.to_string(), false),
         Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
     };
+    header_map.insert("x-forwarded-proto".into(), Value::String("http".into()));
     let mut event = json!({
         "version": "2.0",
         "routeKey": route_key,
@@ -243,13 +248,15 @@ async fn handle_http(
         &body,
         &peer.ip().to_string(),
     );
-    let response = match lambda_http::request::from_str(&event.to_string()) {
-        Ok(request) => match AssertUnwindSafe(route(&ctx, request)).catch_unwind().await {
+    let event = event.to_string();
+    let request = std::panic::catch_unwind(|| lambda_http::request::from_str(&event));
+    let response = match request {
+        Ok(Ok(request)) => match AssertUnwindSafe(route(&ctx, request)).catch_unwind().await {
             Ok(resp) => resp,
             Err(_) => refusal(&method, &target, &Error::internal("internal error", "panic")),
         },
-        Err(e) => {
-            tracing::error!(error = %e, "could not build the API Gateway event");
+        Ok(Err(_)) | Err(_) => {
+            tracing::warn!("could not turn the request into an API Gateway event");
             refusal(&method, &target, &Error::bad_request("the request could not be read"))
         }
     };
@@ -258,8 +265,9 @@ async fn handle_http(
 
 /// What reading a request head found.
 enum Head {
-    /// The head is complete within the limits (and within `buf`).
-    Complete,
+    /// The head is complete within the limits. `rewritten` is the head to hand to
+    /// hyper when its request target had to be percent-encoded.
+    Complete { rewritten: Option<Vec<u8>> },
     /// The client closed before sending a whole head: nothing to answer.
     Closed,
     /// A head to refuse: its request line (as far as read) and the error.
@@ -301,40 +309,104 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
 }
 
-/// API Gateway counts the request line and header values against 10,240 bytes.
+/// Characters a request target may carry as they are (RFC 3986 unreserved and
+/// reserved, and `%`); anything else is percent-encoded, as a browser would.
+fn target_byte_ok(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~:/?[]@!$&'()*+,;=%".contains(&b)
+}
+
+fn encode_target(target: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(target.len());
+    for &b in target {
+        if target_byte_ok(b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+    out
+}
+
+/// Checks a complete request head the way API Gateway would: a valid HTTP/1.1 head,
+/// the request line plus header values within 10,240 bytes, one unambiguous body
+/// length. A request target with characters that must be percent-encoded is
+/// encoded rather than refused.
 fn check_head(head: &[u8]) -> Head {
-    let text = String::from_utf8_lossy(head);
-    let mut lines = text.split("\r\n");
-    let request_line = lines.next().unwrap_or_default().to_string();
+    let line_end = head.windows(2).position(|w| w == b"\r\n").unwrap_or(head.len());
+    let request_line = String::from_utf8_lossy(&head[..line_end]).into_owned();
     let refused = |error: Error| Head::Refused {
         request_line: request_line.clone(),
         error,
     };
-    let parts: Vec<&str> = request_line.split(' ').collect();
-    if parts.len() != 3 || !parts[2].starts_with("HTTP/1.") || !parts[1].starts_with('/') {
-        return refused(Error::bad_request(
-            "the request line is not a valid HTTP/1.1 request line",
-        ));
-    }
-    if request_line.len() > MAX_REQUEST_HEAD_BYTES {
+    if line_end > MAX_REQUEST_HEAD_BYTES {
         return refused(Error::uri_too_long(format!(
             "the request line is longer than {MAX_REQUEST_HEAD_BYTES} bytes"
         )));
     }
-    let headers: Vec<&str> = lines.filter(|l| !l.is_empty()).collect();
-    if headers.len() > MAX_HEADERS {
-        return refused(Error::headers_too_large(format!("more than {MAX_HEADERS} headers")));
+    let parts: Vec<&[u8]> = head[..line_end].split(|b| *b == b' ').collect();
+    if parts.len() != 3 || !parts[1].starts_with(b"/") || !parts[2].starts_with(b"HTTP/1.") {
+        return refused(Error::bad_request(
+            "the request line is not a valid HTTP/1.1 request line",
+        ));
     }
-    let values: usize = headers
-        .iter()
-        .map(|h| h.split_once(':').map_or(h.len(), |(_, v)| v.trim().len()))
-        .sum();
-    if request_line.len() + values > MAX_REQUEST_HEAD_BYTES {
+    let target = encode_target(parts[1]);
+    let rewritten = (target != parts[1]).then(|| {
+        let mut h = Vec::with_capacity(head.len() + target.len());
+        h.extend_from_slice(parts[0]);
+        h.push(b' ');
+        h.extend_from_slice(&target);
+        h.push(b' ');
+        h.extend_from_slice(parts[2]);
+        h.extend_from_slice(&head[line_end..]);
+        h
+    });
+    let parsed_head = rewritten.as_deref().unwrap_or(head);
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(parsed_head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Err(httparse::Error::TooManyHeaders) => {
+            return refused(Error::headers_too_large(format!("more than {MAX_HEADERS} headers")));
+        }
+        Ok(httparse::Status::Partial) | Err(_) => {
+            return refused(Error::bad_request("the request head is not valid HTTP/1.1"));
+        }
+    }
+    if req.path.is_none_or(|p| p.parse::<hyper::Uri>().is_err()) {
+        return refused(Error::bad_request("the request target is not a valid URI"));
+    }
+    let values: usize = req.headers.iter().map(|h| h.value.len()).sum();
+    if line_end + values > MAX_REQUEST_HEAD_BYTES {
         return refused(Error::headers_too_large(format!(
             "the request line and header values are larger than {MAX_REQUEST_HEAD_BYTES} bytes"
         )));
     }
-    Head::Complete
+    // One unambiguous body length (no request smuggling, no hyper-made empty 400s).
+    let values_of = |name: &str| -> Vec<&[u8]> {
+        req.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+            .collect()
+    };
+    let lengths = values_of("content-length");
+    let encodings = values_of("transfer-encoding");
+    if lengths
+        .iter()
+        .any(|v| v.is_empty() || !v.iter().all(u8::is_ascii_digit) || v.len() > 18)
+        || lengths.windows(2).any(|w| w[0] != w[1])
+    {
+        return refused(Error::bad_request("the content-length header is not one valid length"));
+    }
+    if !encodings.is_empty() {
+        let chunked_only = encodings.len() == 1 && encodings[0].eq_ignore_ascii_case(b"chunked");
+        if !chunked_only || !lengths.is_empty() {
+            return refused(Error::bad_request(
+                "only transfer-encoding: chunked is accepted, and never with a content-length",
+            ));
+        }
+    }
+    Head::Complete { rewritten }
 }
 
 /// Writes a complete HTTP/1.1 response and closes the connection.
@@ -389,7 +461,11 @@ async fn connection(ctx: AppContext, mut stream: TcpStream, peer: SocketAddr) ->
             let target = parts.next().unwrap_or("/").to_string();
             write_refusal(&mut stream, refusal(&method, &target, &error)).await
         }
-        Head::Complete => {
+        Head::Complete { rewritten } => {
+            if let Some(head) = rewritten {
+                let end = find_head_end(&buf).unwrap_or(0);
+                buf.splice(..end, head);
+            }
             let io = TokioIo::new(Replay {
                 prefix: buf,
                 pos: 0,
@@ -481,7 +557,25 @@ mod tests {
     #[test]
     fn heads_over_api_gateway_limits_are_refused() {
         let ok = b"GET /x?a=1 HTTP/1.1\r\nhost: h\r\n\r\n";
-        assert!(matches!(check_head(ok), Head::Complete));
+        assert!(matches!(check_head(ok), Head::Complete { rewritten: None }));
+        let odd = b"GET /x?a=<b>|{}\xff HTTP/1.1\r\nhost: h\r\n\r\n";
+        let Head::Complete { rewritten: Some(head) } = check_head(odd) else {
+            panic!("encoded, not refused")
+        };
+        assert!(head.starts_with(b"GET /x?a=%3Cb%3E%7C%7B%7D%FF HTTP/1.1\r\n"));
+        for bad in [
+            &b"GET /x HTTP/1.1\r\nbad header\r\n\r\n"[..],
+            b"GET /x HTTP/1.1\r\ncontent-length: abc\r\n\r\n",
+            b"GET /x HTTP/1.1\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n",
+            b"GET /x HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n",
+            b"GET /x HTTP/1.1\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n",
+        ] {
+            assert!(
+                matches!(check_head(bad), Head::Refused { .. }),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
         let long_line = format!("GET /x?a={} HTTP/1.1\r\n\r\n", "a".repeat(MAX_REQUEST_HEAD_BYTES));
         assert!(matches!(
             check_head(long_line.as_bytes()),
@@ -502,5 +596,21 @@ mod tests {
         let many = format!("GET /x HTTP/1.1\r\n{many}\r\n");
         assert!(matches!(check_head(many.as_bytes()), Head::Refused { .. }));
         assert!(matches!(check_head(b"NONSENSE\r\n\r\n"), Head::Refused { .. }));
+    }
+
+    #[test]
+    fn odd_hosts_never_reach_lambda_http() {
+        for host in ["a b", "a/b@c", "x\u{7f}"] {
+            let event = api_gateway_event(
+                "GET",
+                "/p",
+                "",
+                &[("host".into(), host.into()), ("x-forwarded-proto".into(), "a b".into())],
+                b"",
+                "127.0.0.1",
+            );
+            let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+            assert_eq!(req.uri().path(), "/p", "{host}");
+        }
     }
 }
