@@ -1,6 +1,6 @@
 //! Typed items of every table. Items are read with `serde_dynamo`; an item that does
 //! not fit its struct fails the export with [`crate::Error::MalformedItem`] naming its key.
-//! Derived key attributes (`msg_key`, `ts_id`, `day`) are added by [`crate::store`] on
+//! Derived key attributes (`msg_key`, `ts_id`, `created_key`, `shard`) are added by [`crate::store`] on
 //! write and ignored on read.
 
 use chrono::{DateTime, Utc};
@@ -94,8 +94,8 @@ string_enum!(
 );
 
 /// A sales lead (seed 001). Table `LEADS_TABLE`, key `lead_id`; GSIs
-/// `by_company_created` (`company_id`, `created_at`) and `by_chatbot_created`
-/// (`chatbot_id`, `created_at`).
+/// `by_company_created` (`company_id`, `created_at`), `by_chatbot_created`
+/// (`chatbot_id`, `created_at`) and `by_created` (`shard`, `created_key`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Lead {
     pub lead_id: String,
@@ -191,7 +191,7 @@ pub struct GeoData {
 
 /// One chat message with its reply (seed 002). Table `CHAT_MESSAGES_TABLE`, key
 /// `client_id` + `ts_id` (`<timestamp>#<id>`); GSIs `by_conversation`
-/// (`conversation_id`, `ts_id`) and `by_day` (`day`, `ts_id`).
+/// (`conversation_id`, `ts_id`) and `by_time` (`shard`, `ts_id`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessage {
     pub id: String,

@@ -317,7 +317,7 @@ async fn filters_dates_conversation_and_limit() {
         assert_eq!(ids(&doc), want_ids(want.clone()), "{query}");
         assert_eq!(doc["summary"], expected_summary(&want), "{query}");
     }
-    // Admin without a client: every client's messages (Scan order), all of them.
+    // Admin without a client: every client's messages (from the by_time shards), all of them.
     let doc = body_json(&download(&stack, &admin, "limit=100000").await);
     let mut got = ids(&doc);
     got.sort();
