@@ -386,9 +386,18 @@ async fn the_audit_records_the_status_actually_sent() {
     assert!(records[0].s3_key.is_some() && records[0].records == Some(9));
 }
 
-/// A route whose planning or rows panic, to prove the pipeline's boundary.
+/// Where the panicking route panics.
+#[derive(Clone, Copy, PartialEq)]
+enum PanicAt {
+    Planning,
+    Rows,
+    /// After the file was stored in S3: building the answer.
+    Answer,
+}
+
+/// A route that panics somewhere, to prove the pipeline's boundary.
 struct Panicking {
-    in_rows: bool,
+    at: PanicAt,
 }
 
 impl ExportRoute for Panicking {
@@ -399,11 +408,19 @@ impl ExportRoute for Panicking {
             route: "GET /panic",
             kind: "panic",
             input: Input::Query,
-            answer: Answer::File,
+            answer: if self.at == PanicAt::Answer {
+                Answer::Stored
+            } else {
+                Answer::File
+            },
             admin_only: false,
             rate_limited: false,
             audited: true,
         }
+    }
+
+    fn stored_answer(&self, _label: &str, _finished: &common::delivery::Finished) -> Value {
+        panic!("the answer panicked")
     }
 
     fn error_style(&self, _req: &RawRequest) -> ErrorStyle {
@@ -414,13 +431,14 @@ impl ExportRoute for Panicking {
     }
 
     fn plan(&self, _ctx: &AppContext, _caller: &Caller, _p: NoParams, _now: DateTime<Utc>) -> Result<Planned, Error> {
-        if !self.in_rows {
+        if self.at == PanicAt::Planning {
             panic!("planning panicked");
         }
         // Enough rows for a multipart part before the panic.
+        let rows_panic = self.at == PanicAt::Rows;
         let rows = stream::iter(0..20)
-            .map(|i| {
-                if i == 10 {
+            .map(move |i| {
+                if i == 10 && rows_panic {
                     panic!("a row panicked");
                 }
                 Ok(vec![vec![Cell::Text("x".repeat(1024 * 1024))]])
@@ -448,7 +466,7 @@ impl ExportRoute for Panicking {
 async fn a_panic_answers_the_routes_json_500_and_the_next_request_is_served() {
     let stack = TestStack::new("hard-panic").await;
     let auth = format!("Bearer {}", stack.admin_token());
-    for in_rows in [false, true] {
+    for at in [PanicAt::Planning, PanicAt::Rows, PanicAt::Answer] {
         let resp = http::handle(
             &stack.ctx,
             request(
@@ -456,7 +474,7 @@ async fn a_panic_answers_the_routes_json_500_and_the_next_request_is_served() {
                 "/panic",
                 &[("authorization", &auth), ("accept", "application/json")],
             ),
-            &Panicking { in_rows },
+            &Panicking { at },
         )
         .await;
         assert_eq!(resp.status(), 500);
@@ -468,8 +486,12 @@ async fn a_panic_answers_the_routes_json_500_and_the_next_request_is_served() {
     }
     assert!(stack.object_keys().await.is_empty(), "no object from a panicked export");
     let records = audit_records(&stack).await;
-    assert_eq!(records.len(), 2);
-    assert!(records.iter().all(|r| r.status == 500 && r.outcome == "failed"));
+    assert_eq!(records.len(), 3);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.status == 500 && r.outcome == "failed" && r.s3_key.is_none())
+    );
     // The same process goes on serving.
     let resp = get(&stack, &stack.admin_token(), SESSIONS).await;
     assert_eq!(resp.status(), 200);

@@ -171,6 +171,12 @@ async fn serve<R: ExportRoute>(ctx: &AppContext, raw: &RawRequest, route: &R, st
         Ok(resp) => (resp, None),
         Err(e) => (error_response(&e, style), Some(e)),
     };
+    // A failed export leaves no file, whatever failed after it was stored.
+    if error.is_some()
+        && let Some(key) = trace.s3_key.take()
+    {
+        delivery::discard(ctx, &key).await;
+    }
 
     if policy.audited {
         let mut record = AuditRecord::new(&raw.request_id, policy.route, now);
@@ -307,17 +313,11 @@ async fn attempt<R: ExportRoute>(
         (Some(_), Answer::File, false) => "redirect",
         (Some(_), _, _) => "link",
     });
-    let response = match policy.answer {
+    match policy.answer {
         Answer::File => response::file_response(finished, wants_json),
         Answer::Stored => Ok(response::json_response(
             lambda_http::http::StatusCode::OK,
             &route.stored_answer(label, &finished),
         )),
-    };
-    if response.is_err()
-        && let Some(key) = &trace.s3_key
-    {
-        delivery::discard(ctx, key).await;
     }
-    response
 }
