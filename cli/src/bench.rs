@@ -1,25 +1,25 @@
-//! `exportctl bench`: pushes synthetic rows (session messages or leads) through the real engine
-//! (encoder + sink) with DynamoDB replaced by an in-process source, and reports
-//! throughput and peak memory. Not a test: run it in release (`make bench`).
+//! `exportctl bench`: pushes synthetic records through the real compile, rows, encoders
+//! and sink, with DynamoDB replaced by an in-process [`Store`], and reports throughput
+//! and peak memory. Not a test: run it in release (`make bench`).
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
+use chrono::{DateTime, Utc};
 use common::{
     AppContext, Error,
-    chat_document::{ChatDocumentInfo, ChatJsonEncoder, ChatXlsxEncoder, ZipEncoder},
-    chats::{self, ChatOptions, SharedStats},
-    export::{self, EncodeOptions, ExportJob, Format, Row, S3Sink, sink::CountingSink, sink::ObjectTarget},
-    export::{Column, Encoder},
-    leads,
-    model::{Session, SessionMessage},
-    sessions,
+    compile::compile,
+    export::{self, S3Sink, sink::CountingSink, sink::ObjectTarget},
+    kinds::chats::{ChatFilter, ChatFormat, ChatOptions},
+    model::{ChatMessage, Lead, Session, SessionMessage},
+    source::{Pages, SessionLine, Store},
+    spec::{ChatsSpec, ConversationsSpec, ExportSpec, FileOptions, LeadsSpec, SessionsSpec, TableFormat},
     store::Record,
     synth,
 };
 use futures::{StreamExt, stream};
 use serde::Serialize;
 
-/// Rows per batch, about one DynamoDB page of messages.
+/// Records per batch, about one DynamoDB page.
 const BATCH: usize = 1000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -38,6 +38,9 @@ pub enum BenchExport {
     Leads,
     /// Chat messages with geo and meta data (28 columns) and the summary.
     Chats,
+    /// Conversations folded from chat messages (`--rows` messages; the report counts
+    /// the conversations written).
+    Conversations,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -47,17 +50,6 @@ pub enum BenchFormat {
     Xlsx,
     /// The chat export's ZIP of JSON + Excel (chats only).
     Zip,
-}
-
-impl From<BenchFormat> for Format {
-    fn from(f: BenchFormat) -> Self {
-        match f {
-            BenchFormat::Csv => Format::Csv,
-            BenchFormat::Json => Format::Json,
-            BenchFormat::Xlsx => Format::Xlsx,
-            BenchFormat::Zip => Format::Zip,
-        }
-    }
 }
 
 #[derive(Debug, Serialize)]
@@ -73,98 +65,138 @@ pub struct Report {
     pub peak_rss_mb: f64,
 }
 
-/// Synthetic sessions of 1-12 messages, generated lazily one batch at a time.
-fn session_rows(total: usize, seed: u64) -> export::RowBatches {
-    let mut rng = synth::Rng::new(seed);
-    let mut produced = 0usize;
-    let mut session_no = 0usize;
+/// Synthetic records instead of DynamoDB, generated lazily one batch at a time, so
+/// the benchmark runs the production compile, rows and encoders.
+pub struct BenchStore {
+    pub records: usize,
+    pub seed: u64,
+}
+
+/// Batches of an iterator's items.
+fn batches<T: Send + 'static>(mut items: impl Iterator<Item = T> + Send + 'static) -> Pages<T> {
     stream::iter(std::iter::from_fn(move || {
-        if produced >= total {
-            return None;
-        }
-        let mut batch: Vec<Row> = Vec::with_capacity(BATCH);
-        while batch.len() < BATCH && produced < total {
+        let batch: Vec<T> = items.by_ref().take(BATCH).collect();
+        (!batch.is_empty()).then_some(Ok::<_, Error>(batch))
+    }))
+    .boxed()
+}
+
+fn chat_messages(seed: u64, count: usize) -> impl Iterator<Item = ChatMessage> + Send + 'static {
+    synth::chat_messages(seed, count).filter_map(|r| match r {
+        Record::ChatMessage(m) => Some(m),
+        _ => None,
+    })
+}
+
+impl Store for BenchStore {
+    /// Sessions of 1-12 messages each.
+    fn session_lines(&self, _as_of: DateTime<Utc>) -> Pages<SessionLine> {
+        let mut rng = synth::Rng::new(self.seed);
+        let total = self.records;
+        let mut produced = 0usize;
+        let mut session_no = 0usize;
+        let lines = std::iter::from_fn(move || {
+            if produced >= total {
+                return None;
+            }
             session_no += 1;
-            let session = Session {
+            let session = Arc::new(Session {
                 session_id: format!("sess-{session_no:08}"),
                 user_id: format!("user-{:05}", rng.below(50_000)),
                 started_at: synth::epoch() + chrono::Duration::seconds(session_no as i64 * 60),
-            };
+            });
             let n = (1 + rng.below(12) as usize).min(total - produced);
-            for j in 0..n {
-                batch.push(sessions::message_row(
-                    &session,
-                    SessionMessage {
+            produced += n;
+            let lines: Vec<SessionLine> = (0..n)
+                .map(|j| SessionLine {
+                    session: session.clone(),
+                    message: Some(SessionMessage {
                         session_id: session.session_id.clone(),
                         message_id: format!("msg-{session_no:08}-{j:02}"),
                         content: synth::message_text(&mut rng),
                         sender: if j % 2 == 0 { "user" } else { "bot" }.into(),
                         timestamp: session.started_at + chrono::Duration::seconds(j as i64 * 7),
-                    },
-                ));
-            }
-            produced += n;
-        }
-        Some(Ok::<_, Error>(batch))
-    }))
-    .boxed()
+                    }),
+                })
+                .collect();
+            Some(lines)
+        });
+        batches(lines.flatten())
+    }
+
+    fn leads(&self, _filter: &common::kinds::leads::LeadFilter, _as_of: DateTime<Utc>) -> Pages<Lead> {
+        batches(synth::leads(self.seed, self.records).filter_map(|r| match r {
+            Record::Lead(l) => Some(l),
+            _ => None,
+        }))
+    }
+
+    fn chat_messages(&self, _filter: &ChatFilter, _as_of: DateTime<Utc>) -> Pages<ChatMessage> {
+        batches(chat_messages(self.seed, self.records))
+    }
+
+    /// The generator writes each conversation's messages one after the other.
+    fn conversation_messages(&self, _filter: &ChatFilter, _as_of: DateTime<Utc>) -> Pages<ChatMessage> {
+        batches(chat_messages(self.seed, self.records))
+    }
 }
 
-/// Synthetic leads (every column), generated lazily one batch at a time.
-fn lead_rows(total: usize, seed: u64) -> export::RowBatches {
-    let mut records = synth::leads(seed, total);
-    let all: Vec<usize> = (0..leads::COLUMNS.len()).collect();
-    stream::iter(std::iter::from_fn(move || {
-        let batch: Vec<Row> = records
-            .by_ref()
-            .take(BATCH)
-            .map(|r| match r {
-                Record::Lead(lead) => all.iter().map(|&i| leads::cell(&lead, i)).collect(),
-                _ => unreachable!("synth::leads yields leads"),
-            })
-            .collect();
-        (!batch.is_empty()).then_some(Ok::<_, Error>(batch))
-    }))
-    .boxed()
+fn table_format(format: BenchFormat) -> Result<TableFormat, Error> {
+    match format {
+        BenchFormat::Csv => Ok(TableFormat::Csv),
+        BenchFormat::Json => Ok(TableFormat::Json),
+        BenchFormat::Xlsx => Ok(TableFormat::Xlsx),
+        BenchFormat::Zip => Err(Error::bad_request("--format zip is for --export chats")),
+    }
 }
 
-/// Synthetic chat messages, every one observed by the summary as in the real source.
-fn chat_rows(total: usize, seed: u64, opts: ChatOptions, stats: SharedStats) -> export::RowBatches {
-    let mut records = synth::chat_messages(seed, total);
-    stream::iter(std::iter::from_fn(move || {
-        let batch: Vec<Row> = records
-            .by_ref()
-            .take(BATCH)
-            .map(|r| match r {
-                Record::ChatMessage(m) => {
-                    chats::stats_of(&stats).observe(&m);
-                    chats::row(&m, opts)
-                }
-                _ => unreachable!("synth::chat_messages yields chat messages"),
-            })
-            .collect();
-        (!batch.is_empty()).then_some(Ok::<_, Error>(batch))
-    }))
-    .boxed()
-}
-
-/// The chat export's document encoder for a format.
-fn chat_encoder(format: Format, columns: &[Column], stats: SharedStats) -> Result<Option<Box<dyn Encoder>>, Error> {
-    let info = ChatDocumentInfo {
-        export_date: chrono::Utc::now(),
-        requested: Default::default(),
-        client_id: None,
-        format: format.extension().into(),
-        include_geo: true,
-        include_meta: true,
+/// The spec the benchmark runs: every row, every column, geo and meta for chats.
+pub fn spec(which: BenchExport, format: BenchFormat, rows: usize) -> Result<ExportSpec, Error> {
+    let as_of = Utc::now();
+    let options = FileOptions::default();
+    let every = ChatFilter {
+        limit: u32::try_from(rows).unwrap_or(u32::MAX),
+        ..ChatFilter::default()
     };
-    let json = || ChatJsonEncoder::new(columns, stats.clone(), info.clone());
-    let xlsx = || ChatXlsxEncoder::new(columns, EncodeOptions::default(), stats.clone(), info.clone());
-    Ok(match format {
-        Format::Json => Some(Box::new(json())),
-        Format::Xlsx => Some(Box::new(xlsx()?)),
-        Format::Zip => Some(Box::new(ZipEncoder::new(json(), xlsx()?, "bench.json", "bench.xlsx")?)),
-        Format::Csv => None,
+    Ok(match which {
+        BenchExport::Sessions => ExportSpec::Sessions(SessionsSpec {
+            as_of,
+            format: table_format(format)?,
+            options,
+        }),
+        BenchExport::Leads => ExportSpec::Leads(LeadsSpec {
+            as_of,
+            format: table_format(format)?,
+            options,
+            filter: Default::default(),
+            columns: common::kinds::leads::COLUMNS
+                .iter()
+                .map(|c| c.key.to_string())
+                .collect(),
+        }),
+        BenchExport::Chats => ExportSpec::Chats(ChatsSpec {
+            as_of,
+            format: match format {
+                BenchFormat::Csv => ChatFormat::Csv,
+                BenchFormat::Json => ChatFormat::Json,
+                BenchFormat::Xlsx => ChatFormat::Excel,
+                BenchFormat::Zip => ChatFormat::Both,
+            },
+            options,
+            filter: every,
+            chat: ChatOptions {
+                include_geo: true,
+                include_meta: true,
+                anonymize_ips: false,
+            },
+        }),
+        BenchExport::Conversations => ExportSpec::Conversations(ConversationsSpec {
+            as_of,
+            format: table_format(format)?,
+            options,
+            filter: every,
+            anonymize_ips: true,
+        }),
     })
 }
 
@@ -188,48 +220,28 @@ pub async fn run(
     sink: SinkKind,
     ctx: Option<&AppContext>,
 ) -> Result<Report, Error> {
-    let format = Format::from(format);
-    if format == Format::Zip && which != BenchExport::Chats {
-        return Err(Error::bad_request("--format zip is for --export chats"));
-    }
-    let (export_name, columns, source, encoder) = match which {
-        BenchExport::Sessions => ("sessions", sessions::COLUMNS.to_vec(), session_rows(rows, 42), None),
-        BenchExport::Leads => ("leads", leads::COLUMNS.to_vec(), lead_rows(rows, 42), None),
-        BenchExport::Chats => {
-            let opts = ChatOptions {
-                include_geo: true,
-                include_meta: true,
-                anonymize_ips: false,
-            };
-            let stats = SharedStats::default();
-            let columns = chats::columns(opts);
-            let encoder = chat_encoder(format, &columns, stats.clone())?;
-            ("chats", columns, chat_rows(rows, 42, opts, stats), encoder)
-        }
+    let spec = spec(which, format, rows)?;
+    let store = BenchStore {
+        records: rows,
+        seed: 42,
     };
-    let job = ExportJob {
-        kind: "bench",
-        file_stem: "bench",
-        sheet: "Bench",
-        format,
-        columns,
-        options: EncodeOptions::default(),
-        rows: source,
-        encoder,
-    };
+    let pipeline = compile(&spec, &store)?;
     let started = Instant::now();
     let (summary, sink_name) = match (sink, ctx) {
-        (SinkKind::Null, _) => (export::run(job, CountingSink::default()).await?.0, "null".to_string()),
+        (SinkKind::Null, _) => (
+            export::run(pipeline, CountingSink::default()).await?.0,
+            "null".to_string(),
+        ),
         (SinkKind::S3, Some(ctx)) => {
             let d = &ctx.config.delivery;
             let target = ObjectTarget {
                 bucket: d.bucket.clone(),
-                key: format!("{}bench/{}.{}", d.key_prefix, uuid::Uuid::new_v4(), format.extension()),
-                content_type: format.content_type().into(),
+                key: format!("{}bench/{}-{}", d.key_prefix, uuid::Uuid::new_v4(), spec.file_name()),
+                content_type: spec.content_type().into(),
                 content_disposition: "attachment".into(),
             };
             let sink = S3Sink::new(ctx.aws.s3.clone(), target.clone(), None, d.part_bytes);
-            let (summary, _) = export::run(job, sink).await?;
+            let (summary, _) = export::run(pipeline, sink).await?;
             let _ = ctx
                 .aws
                 .s3
@@ -247,8 +259,13 @@ pub async fn run(
     };
     let seconds = started.elapsed().as_secs_f64();
     Ok(Report {
-        export: export_name,
-        format: format.extension(),
+        export: spec.kind(),
+        format: match format {
+            BenchFormat::Csv => "csv",
+            BenchFormat::Json => "json",
+            BenchFormat::Xlsx => "xlsx",
+            BenchFormat::Zip => "zip",
+        },
         sink: sink_name,
         rows: summary.rows,
         bytes: summary.bytes,

@@ -130,12 +130,17 @@ async fn run(command: Command) -> Result<(), BoxError> {
             for record in all {
                 chunk.push(record);
                 if chunk.len() == 5000 {
-                    total += store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, std::mem::take(&mut chunk))
-                        .await
-                        .map_err(explain)?;
+                    total += store::write_records(
+                        &ctx.aws.dynamodb,
+                        &ctx.config.tables,
+                        std::mem::take(&mut chunk),
+                        ctx.clock.now(),
+                    )
+                    .await
+                    .map_err(explain)?;
                 }
             }
-            total += store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, chunk)
+            total += store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, chunk, ctx.clock.now())
                 .await
                 .map_err(explain)?;
             println!(
@@ -154,7 +159,7 @@ async fn run(command: Command) -> Result<(), BoxError> {
                 eprintln!("note: ... and {} more", loaded.notes.len() - 20);
             }
             let ctx = AppContext::from_env().await?;
-            let n = store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, loaded.records)
+            let n = store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, loaded.records, ctx.clock.now())
                 .await
                 .map_err(explain)?;
             println!("loaded {n} records from {path}");

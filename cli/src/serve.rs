@@ -20,7 +20,7 @@ use std::{
 
 use base64::Engine as _;
 use bytes::Bytes;
-use chats_export::{ChatsDownload, ChatsExport};
+use chats_export::{CHATS_DOWNLOAD, CHATS_EXPORT, ConversationsDownload};
 use common::{
     AppContext, Error,
     http::{
@@ -47,6 +47,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", leads_export::PATH),
     ("POST", chats_export::EXPORT_PATH),
     ("GET", chats_export::DOWNLOAD_PATH),
+    ("GET", chats_export::CONVERSATIONS_PATH),
 ];
 
 /// How long a client may take to send its request head, and then its body.
@@ -66,9 +67,9 @@ pub async fn route(ctx: &AppContext, req: Request) -> Response<Body> {
     match (req.method().as_str(), path.as_str()) {
         ("GET", sessions_export::PATH) => sessions_export::handle(ctx, req).await,
         ("GET", leads_export::PATH) => leads_export::handle(ctx, req).await,
-        ("POST", chats_export::EXPORT_PATH) | ("GET", chats_export::DOWNLOAD_PATH) => {
-            chats_export::handle(ctx, req).await
-        }
+        ("POST", chats_export::EXPORT_PATH)
+        | ("GET", chats_export::DOWNLOAD_PATH)
+        | ("GET", chats_export::CONVERSATIONS_PATH) => chats_export::handle(ctx, req).await,
         _ => not_found(&path),
     }
 }
@@ -79,8 +80,9 @@ fn error_style(raw: &RawRequest) -> ErrorStyle {
     match raw.path.as_str() {
         sessions_export::PATH => SessionsExport.error_style(raw),
         leads_export::PATH => LeadsExport.error_style(raw),
-        chats_export::EXPORT_PATH => ChatsExport.error_style(raw),
-        chats_export::DOWNLOAD_PATH => ChatsDownload.error_style(raw),
+        chats_export::EXPORT_PATH => CHATS_EXPORT.error_style(raw),
+        chats_export::DOWNLOAD_PATH => CHATS_DOWNLOAD.error_style(raw),
+        chats_export::CONVERSATIONS_PATH => ConversationsDownload.error_style(raw),
         _ => ErrorStyle::plain(),
     }
 }

@@ -7,6 +7,7 @@ use crate::{
     aws::AwsClients,
     clock::{Clock, SystemClock},
     config::Config,
+    source::{DynamoStore, Store},
 };
 
 #[derive(Clone)]
@@ -15,17 +16,30 @@ pub struct AppContext {
     pub aws: AwsClients,
     pub auth: Arc<Authenticator>,
     pub clock: Arc<dyn Clock>,
+    /// Where exports read from: the configured DynamoDB tables.
+    pub store: Arc<dyn Store>,
 }
 
 impl AppContext {
     pub fn new(config: Config, aws: AwsClients) -> Self {
         let auth = Arc::new(Authenticator::new(&config.jwt));
+        let store = Arc::new(DynamoStore {
+            client: aws.dynamodb.clone(),
+            tables: config.tables.clone(),
+        });
         Self {
             config: Arc::new(config),
             aws,
             auth,
             clock: Arc::new(SystemClock),
+            store,
         }
+    }
+
+    /// The same context reading exports from another store (tests inject faults).
+    pub fn with_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = store;
+        self
     }
 
     /// The same context reading another clock.

@@ -5,8 +5,10 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     AppContext,
+    compile::compile,
     error::Error,
-    export::{self, Delivered, ExportJob, S3Sink, sink::ObjectTarget},
+    export::{self, Delivered, S3Sink, sink::ObjectTarget},
+    spec::ExportSpec,
 };
 
 /// A finished export: where it is and what it holds.
@@ -78,25 +80,26 @@ pub fn content_disposition(file_name: &str) -> String {
     format!("attachment; filename=\"{safe}\"")
 }
 
-/// Runs a job into the inline buffer (when `inline` and it fits) or S3, and presigns
-/// stored results. `now` dates the file name and the object key.
-pub async fn run(ctx: &AppContext, job: ExportJob, inline: bool, now: DateTime<Utc>) -> Result<Finished, Error> {
+/// Compiles a spec and runs it into the inline buffer (when `inline` and it fits) or
+/// S3, and presigns what was stored. The spec's `as_of` dates the file name and the
+/// object key.
+pub async fn run(ctx: &AppContext, spec: &ExportSpec, inline: bool) -> Result<Finished, Error> {
     let d = &ctx.config.delivery;
-    let file_name = job.file_name(now);
-    let format = job.format;
+    let file_name = spec.file_name();
     let target = ObjectTarget {
         bucket: d.bucket.clone(),
-        key: object_key(&d.key_prefix, job.kind, now, &file_name),
-        content_type: format.content_type().to_string(),
+        key: object_key(&d.key_prefix, spec.kind(), spec.as_of(), &file_name),
+        content_type: spec.content_type().to_string(),
         content_disposition: content_disposition(&file_name),
     };
+    let pipeline = compile(spec, ctx.store.as_ref())?;
     let inline_max = inline.then_some(d.inline_max_bytes);
     let sink = S3Sink::new(ctx.aws.s3.clone(), target.clone(), inline_max, d.part_bytes);
-    let (summary, delivered) = export::run(job, sink).await?;
+    let (summary, delivered) = export::run(pipeline, sink).await?;
     let location = match delivered {
         Delivered::Inline(body) => Location::Inline {
             body,
-            text: format.is_text(),
+            text: spec.is_text(),
         },
         Delivered::Stored { bucket, key } => {
             let (url, expires) = export::sink::presign_download(&ctx.aws.s3, &target, d.presign_ttl).await?;

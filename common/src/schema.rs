@@ -19,6 +19,8 @@ pub const LEADS_BY_CREATED: &str = "by_created";
 pub const CHATS_BY_CONVERSATION: &str = "by_conversation";
 /// Every chat message in time order, spread over [`SHARDS`] partitions.
 pub const CHATS_BY_TIME: &str = "by_time";
+/// Chat messages grouped by (client, conversation), over [`SHARDS`] partitions.
+pub const CHATS_BY_CONVERSATION_GROUP: &str = "by_conversation_group";
 
 /// Partitions of the all-tenant time indexes (`by_created`, `by_time`). An item's
 /// `shard` is a fixed hash of its id ([`crate::store::shard_of`]), so writes spread
@@ -65,6 +67,7 @@ pub fn tables(names: &TableNames) -> Vec<TableDef> {
             indexes: vec![
                 (CHATS_BY_CONVERSATION, "conversation_id", "ts_id"),
                 (CHATS_BY_TIME, "shard", "ts_id"),
+                (CHATS_BY_CONVERSATION_GROUP, "conv_shard", "conv_key"),
             ],
         },
         TableDef {

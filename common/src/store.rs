@@ -57,6 +57,40 @@ pub fn shard_of(id: &str) -> String {
     format!("{:02}", h % u64::from(SHARDS))
 }
 
+/// `#` and `%` escaped, so that `#` separates key components unambiguously (an id may
+/// hold any character): `a#b` becomes `a%23b`.
+fn escape_key_part(s: &str) -> String {
+    s.replace('%', "%25").replace('#', "%23")
+}
+
+/// The shard of a conversation in `by_conversation_group`: all of its messages share it.
+pub fn conversation_shard(client_id: &str, conversation_id: &str) -> String {
+    shard_of(&format!(
+        "{}#{}",
+        escape_key_part(client_id),
+        escape_key_part(conversation_id)
+    ))
+}
+
+/// `<client>#<conversation>#`, or `<client>#` without a conversation: the key prefix
+/// of a conversation's (or a client's) messages in `by_conversation_group`.
+pub fn conversation_prefix(client_id: &str, conversation_id: Option<&str>) -> String {
+    match conversation_id {
+        Some(v) => format!("{}#{}#", escape_key_part(client_id), escape_key_part(v)),
+        None => format!("{}#", escape_key_part(client_id)),
+    }
+}
+
+/// `<client>#<conversation>#<timestamp>#<id>`: groups a client's messages by
+/// conversation, each conversation in time order.
+pub fn conversation_key(m: &ChatMessage) -> String {
+    format!(
+        "{}{}",
+        conversation_prefix(&m.client_id, Some(&m.conversation_id)),
+        time_id_key(&m.timestamp, &m.id)
+    )
+}
+
 /// Every shard's partition value, in order.
 pub fn shards() -> impl Iterator<Item = String> {
     (0..SHARDS).map(|s| format!("{s:02}"))
@@ -114,6 +148,11 @@ impl Record {
                 let mut item: Item = serde_dynamo::to_item(c).map_err(encode)?;
                 item.insert("ts_id".into(), AttributeValue::S(time_id_key(&c.timestamp, &c.id)));
                 item.insert("shard".into(), AttributeValue::S(shard_of(&c.id)));
+                item.insert(
+                    "conv_shard".into(),
+                    AttributeValue::S(conversation_shard(&c.client_id, &c.conversation_id)),
+                );
+                item.insert("conv_key".into(), AttributeValue::S(conversation_key(c)));
                 item
             }
         };
@@ -209,7 +248,10 @@ impl Record {
                 &["lead_id", "company_id", "chatbot_id", "shard"],
                 &["created_at", "created_key"],
             ),
-            Record::ChatMessage(_) => (&["client_id", "conversation_id", "shard"], &["ts_id"]),
+            Record::ChatMessage(_) => (
+                &["client_id", "conversation_id", "shard", "conv_shard"],
+                &["ts_id", "conv_key"],
+            ),
         }
     }
 
@@ -266,7 +308,8 @@ impl Record {
                 }
             }
         }
-        let size = item_size(&item);
+        // `written_at` is added when the item is written.
+        let size = item_size(&item) + "written_at".len() + "2024-01-15T10:30:00.000Z".len();
         if size > MAX_ITEM_BYTES {
             return Err(format!(
                 "the item is {size} bytes; DynamoDB stores at most {MAX_ITEM_BYTES}"
@@ -279,14 +322,23 @@ impl Record {
 const BATCH: usize = 25;
 const CONCURRENT_BATCHES: usize = 8;
 
-/// Writes records with BatchWriteItem, retrying unprocessed items with backoff.
-/// Returns how many were written.
-pub async fn write_records(client: &Client, names: &TableNames, records: Vec<Record>) -> Result<usize, Error> {
+/// Writes records with BatchWriteItem, retrying unprocessed items with backoff, and
+/// stamps each with `written_at` (the snapshot cut of exports compares it with their
+/// `as_of`). Returns how many were written.
+pub async fn write_records(
+    client: &Client,
+    names: &TableNames,
+    records: Vec<Record>,
+    written_at: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, Error> {
     let total = records.len();
+    let stamp = timefmt::format(&written_at);
     let mut requests = Vec::with_capacity(total);
     for r in &records {
+        let mut item = r.to_item()?;
+        item.insert("written_at".into(), AttributeValue::S(stamp.clone()));
         let put = PutRequest::builder()
-            .set_item(Some(r.to_item()?))
+            .set_item(Some(item))
             .build()
             .map_err(|e| Error::internal("encoding error", e))?;
         requests.push((
@@ -356,6 +408,8 @@ pub struct KeyCondition<'a> {
     pub to: Option<String>,
     /// Items per page (DynamoDB's `Limit`); `None` reads 1 MB pages.
     pub page_limit: Option<i32>,
+    /// `begins_with(sort key, prefix)` instead of a range.
+    pub prefix: Option<String>,
 }
 
 /// Every page of a Query. Attribute names go through placeholders, so reserved words
@@ -368,8 +422,12 @@ pub fn query_pages(client: &Client, table: &str, key: KeyCondition<'_>) -> ItemP
         .set_index_name(key.index.map(String::from))
         .expression_attribute_names("#pk", key.partition_attr)
         .expression_attribute_values(":pk", AttributeValue::S(key.partition));
-    if key.from.is_some() || key.to.is_some() {
+    if key.from.is_some() || key.to.is_some() || key.prefix.is_some() {
         req = req.expression_attribute_names("#sk", key.sort_attr);
+    }
+    if let Some(prefix) = key.prefix {
+        condition.push_str(" AND begins_with(#sk, :prefix)");
+        req = req.expression_attribute_values(":prefix", AttributeValue::S(prefix));
     }
     match (key.from, key.to) {
         (Some(f), Some(t)) => {

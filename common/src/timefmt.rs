@@ -8,6 +8,16 @@ pub fn format(ts: &DateTime<Utc>) -> String {
     ts.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// The same instant in a zone, with its offset: `2024-01-15T11:30:00.000+01:00`. In
+/// UTC itself it is [`format`] (`...Z`).
+pub fn format_in(ts: &DateTime<Utc>, zone: crate::spec::TimeZone) -> String {
+    if zone.is_utc() {
+        format(ts)
+    } else {
+        ts.with_timezone(&zone.0).format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()
+    }
+}
+
 /// Parses RFC 3339 with any offset and any precision, normalised to UTC.
 pub fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))

@@ -85,9 +85,14 @@ impl TestStack {
     }
 
     pub async fn load(&self, records: Vec<Record>) {
-        store::write_records(&self.ctx.aws.dynamodb, &self.ctx.config.tables, records)
-            .await
-            .expect("load records");
+        store::write_records(
+            &self.ctx.aws.dynamodb,
+            &self.ctx.config.tables,
+            records,
+            self.ctx.clock.now(),
+        )
+        .await
+        .expect("load records");
     }
 
     pub fn token(&self, role: Role, sub: &str, client_id: Option<&str>, company_id: Option<&str>) -> String {

@@ -3,20 +3,29 @@
 use std::io::Cursor;
 
 use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
-use common::export::{self, ByteSink, Cell, Column, EncodeOptions, ExportJob, Format, xlsx::EXCEL_MAX_CELL_CHARS};
+use common::{
+    export::{
+        self, ByteSink, Cell, Column, EncodeOptions, Encoder, Pipeline,
+        csv::CsvEncoder,
+        json::JsonEncoder,
+        xlsx::{EXCEL_MAX_CELL_CHARS, XlsxEncoder},
+    },
+    spec::TableFormat as Format,
+};
 use futures::{StreamExt, stream};
 
-fn job(format: Format, rows: Vec<Vec<Cell>>, options: EncodeOptions) -> ExportJob {
+fn job(format: Format, rows: Vec<Vec<Cell>>, options: EncodeOptions) -> Pipeline {
     let batches: Vec<Result<Vec<Vec<Cell>>, common::Error>> = rows.chunks(4).map(|c| Ok(c.to_vec())).collect();
-    ExportJob {
-        kind: "test",
-        file_stem: "test",
-        sheet: "Data",
-        format,
-        columns: vec![Column::new("N", "n"), Column::new("Text", "text")],
-        options,
+    let columns = [Column::new("N", "n"), Column::new("Text", "text")];
+    let encoder: Box<dyn Encoder> = match format {
+        Format::Csv => Box::new(CsvEncoder::new(&columns, options).unwrap()),
+        Format::Json => Box::new(JsonEncoder::new(&columns)),
+        Format::Xlsx => Box::new(XlsxEncoder::new("Data", &columns, options).unwrap()),
+    };
+    Pipeline {
         rows: stream::iter(batches).boxed(),
-        encoder: None,
+        encoder,
+        width: columns.len(),
     }
 }
 
@@ -43,7 +52,7 @@ impl ByteSink for Collect {
     async fn abort(self) {}
 }
 
-async fn encode(job: ExportJob) -> Vec<u8> {
+async fn encode(job: Pipeline) -> Vec<u8> {
     export::run(job, Collect::default()).await.unwrap().1
 }
 

@@ -5,19 +5,20 @@
 //! Exact values (numbers, text, time) are in `round_trip.rs`; arbitrary input is in
 //! `fuzz_routes.rs`.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use chrono::{DateTime, Utc};
 use common::{
     AppContext,
     auth::{Caller, Role},
     error::Error,
-    export::{Cell, Column, EncodeOptions, ExportJob, Format},
-    http::{
-        self, ErrorStyle, ExportRoute, Planned, Policy, RawRequest,
-        pipeline::{Answer, Input, NoParams},
-    },
-    model::{ChatMessage, Lead},
+    http::{self, ErrorStyle, ExportRoute, Policy, RawRequest, pipeline::NoParams},
+    model::{ChatMessage, Lead, Session, SessionMessage},
+    source::{Pages, SessionLine, Store},
+    spec::{ExportSpec, FileOptions, SessionsSpec, TableFormat},
     store::Record,
     synth,
 };
@@ -404,22 +405,13 @@ impl ExportRoute for Panicking {
     type Params = NoParams;
 
     fn policy(&self) -> Policy {
-        Policy {
-            route: "GET /panic",
-            kind: "panic",
-            input: Input::Query,
-            answer: if self.at == PanicAt::Answer {
-                Answer::Stored
-            } else {
-                Answer::File
-            },
-            admin_only: false,
-            rate_limited: false,
-            audited: true,
+        match self.at {
+            PanicAt::Answer => Policy::body_stored("POST /panic", "panic"),
+            _ => Policy::query("GET /panic", "panic"),
         }
     }
 
-    fn stored_answer(&self, _label: &str, _finished: &common::delivery::Finished) -> Value {
+    fn stored_answer(&self, _format: &str, _finished: &common::delivery::Finished) -> Value {
         panic!("the answer panicked")
     }
 
@@ -430,35 +422,57 @@ impl ExportRoute for Panicking {
         }
     }
 
-    fn plan(&self, _ctx: &AppContext, _caller: &Caller, _p: NoParams, _now: DateTime<Utc>) -> Result<Planned, Error> {
+    fn spec(&self, _ctx: &AppContext, _caller: &Caller, _p: NoParams, now: DateTime<Utc>) -> Result<ExportSpec, Error> {
         if self.at == PanicAt::Planning {
             panic!("planning panicked");
         }
-        // Enough rows for a multipart part before the panic.
-        let rows_panic = self.at == PanicAt::Rows;
-        let rows = stream::iter(0..20)
+        Ok(ExportSpec::Sessions(SessionsSpec {
+            as_of: now,
+            format: TableFormat::Csv,
+            options: FileOptions::default(),
+        }))
+    }
+}
+
+/// A store whose session lines panic after ten 1 MiB pages (past a multipart part).
+struct PanickingStore;
+
+impl Store for PanickingStore {
+    fn session_lines(&self, _as_of: DateTime<Utc>) -> Pages<SessionLine> {
+        let session = Arc::new(Session {
+            session_id: "s".into(),
+            user_id: "u".into(),
+            started_at: Utc::now(),
+        });
+        stream::iter(0..20)
             .map(move |i| {
-                if i == 10 && rows_panic {
+                if i == 10 {
                     panic!("a row panicked");
                 }
-                Ok(vec![vec![Cell::Text("x".repeat(1024 * 1024))]])
+                Ok(vec![SessionLine {
+                    session: session.clone(),
+                    message: Some(SessionMessage {
+                        session_id: "s".into(),
+                        message_id: format!("m{i}"),
+                        content: "x".repeat(1024 * 1024),
+                        sender: "bot".into(),
+                        timestamp: Utc::now(),
+                    }),
+                }])
             })
-            .boxed();
-        Ok(Planned {
-            job: ExportJob {
-                kind: "panic",
-                file_stem: "panic",
-                sheet: "Panic",
-                format: Format::Csv,
-                columns: vec![Column::new("X", "x")],
-                options: EncodeOptions::default(),
-                rows,
-                encoder: None,
-            },
-            scope: "all".into(),
-            tenant: "all".into(),
-            label: "csv",
-        })
+            .boxed()
+    }
+
+    fn leads(&self, _f: &common::kinds::leads::LeadFilter, _a: DateTime<Utc>) -> Pages<Lead> {
+        stream::empty().boxed()
+    }
+
+    fn chat_messages(&self, _f: &common::kinds::chats::ChatFilter, _a: DateTime<Utc>) -> Pages<ChatMessage> {
+        stream::empty().boxed()
+    }
+
+    fn conversation_messages(&self, _f: &common::kinds::chats::ChatFilter, _a: DateTime<Utc>) -> Pages<ChatMessage> {
+        stream::empty().boxed()
     }
 }
 
@@ -466,11 +480,18 @@ impl ExportRoute for Panicking {
 async fn a_panic_answers_the_routes_json_500_and_the_next_request_is_served() {
     let stack = TestStack::new("hard-panic").await;
     let auth = format!("Bearer {}", stack.admin_token());
+    let panicking_rows = stack.ctx.clone().with_store(Arc::new(PanickingStore));
     for at in [PanicAt::Planning, PanicAt::Rows, PanicAt::Answer] {
+        let ctx = if at == PanicAt::Rows {
+            &panicking_rows
+        } else {
+            &stack.ctx
+        };
+        let method = if at == PanicAt::Answer { "POST" } else { "GET" };
         let resp = http::handle(
-            &stack.ctx,
+            ctx,
             request(
-                "GET",
+                method,
                 "/panic",
                 &[("authorization", &auth), ("accept", "application/json")],
             ),

@@ -1,6 +1,6 @@
 //! RFC 4180 CSV (CRLF, quotes only where needed) through the `csv` crate.
 
-use std::fmt::Write as _;
+use std::{fmt::Write as _, io::Write as _};
 
 use super::{Cell, Column, EncodeOptions, Encoder, SharedBuf};
 use crate::{error::Error, timefmt};
@@ -19,7 +19,10 @@ fn csv_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
 
 impl CsvEncoder {
     pub fn new(columns: &[Column], options: EncodeOptions) -> Result<Self, Error> {
-        let out = SharedBuf::default();
+        let mut out = SharedBuf::default();
+        if options.bom {
+            let _ = out.write_all("\u{feff}".as_bytes());
+        }
         let mut writer = csv::WriterBuilder::new()
             .terminator(csv::Terminator::CRLF)
             .buffer_capacity(64 * 1024)
@@ -57,7 +60,7 @@ impl Encoder for CsvEncoder {
                     let _ = write!(self.scratch, "{f}");
                 }
                 Cell::Bool(b) => self.scratch.push_str(if *b { "Yes" } else { "No" }),
-                Cell::Time(t) => self.scratch.push_str(&timefmt::format(t)),
+                Cell::Time(t) => self.scratch.push_str(&timefmt::format_in(t, self.options.time_zone)),
                 Cell::List(items) => {
                     let joined = items.join(sep);
                     if self.options.spreadsheet_safe && is_formula_like(&joined) {

@@ -1,9 +1,12 @@
 //! The export engine: row batches -> encoder -> sink.
 //!
-//! Memory is bounded by one source page, the encoder's pending output and one
-//! multipart part: nothing ever holds a whole export.
+//! [`crate::compile::compile`] builds the [`Pipeline`] of a spec (its rows and its
+//! encoder); [`run`] drives it into a sink. Memory is bounded by one source page, the
+//! encoder's pending output and one multipart part: nothing ever holds a whole export.
 
+pub mod compress;
 pub mod csv;
+pub mod document;
 pub mod json;
 pub mod sink;
 pub mod xlsx;
@@ -13,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use futures::{TryStreamExt, stream::BoxStream};
 
-use crate::error::Error;
+use crate::{error::Error, spec::TimeZone};
 pub use sink::{ByteSink, Delivered, S3Sink};
 
 /// One cell of a row, typed so every encoder can render it natively.
@@ -89,6 +92,8 @@ pub struct Column {
     pub width: f64,
     /// Separator of [`Cell::List`] values in tabular formats.
     pub list_sep: &'static str,
+    /// Holds timestamps: in a zone other than UTC, Excel names the zone in its header.
+    pub time: bool,
 }
 
 impl Column {
@@ -98,7 +103,13 @@ impl Column {
             key,
             width: 0.0,
             list_sep: ";",
+            time: false,
         }
+    }
+
+    pub const fn time(mut self) -> Self {
+        self.time = true;
+        self
     }
 
     pub const fn width(mut self, width: f64) -> Self {
@@ -112,46 +123,16 @@ impl Column {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Csv,
-    Json,
-    Xlsx,
-    /// A ZIP archive (the chat export's JSON + Excel pair).
-    Zip,
-}
-
-impl Format {
-    pub fn extension(self) -> &'static str {
-        match self {
-            Format::Csv => "csv",
-            Format::Json => "json",
-            Format::Xlsx => "xlsx",
-            Format::Zip => "zip",
-        }
-    }
-
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::Csv => "text/csv; charset=utf-8",
-            Format::Json => "application/json; charset=utf-8",
-            Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            Format::Zip => "application/zip",
-        }
-    }
-
-    /// Whether the encoded bytes are UTF-8 text (sent unencoded inline).
-    pub fn is_text(self) -> bool {
-        matches!(self, Format::Csv | Format::Json)
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EncodeOptions {
     /// Neutralise text cells a spreadsheet would evaluate as formulas (OWASP CSV injection).
     pub spreadsheet_safe: bool,
     /// Data rows per Excel sheet before the rows continue on a new sheet.
     pub sheet_row_limit: u32,
+    /// The zone timestamps are shown in (CSV and Excel).
+    pub time_zone: TimeZone,
+    /// Start a CSV with a UTF-8 byte order mark.
+    pub bom: bool,
 }
 
 impl Default for EncodeOptions {
@@ -159,36 +140,9 @@ impl Default for EncodeOptions {
         Self {
             spreadsheet_safe: true,
             sheet_row_limit: xlsx::EXCEL_MAX_DATA_ROWS,
+            time_zone: TimeZone::UTC,
+            bom: false,
         }
-    }
-}
-
-/// Everything needed to run one export: what the HTTP layer builds from a request.
-pub struct ExportJob {
-    /// Short name for logs and object keys, e.g. `sessions`.
-    pub kind: &'static str,
-    /// File name without date and extension, e.g. `chat-sessions-export`.
-    pub file_stem: &'static str,
-    /// Name of the (first) sheet in Excel output.
-    pub sheet: &'static str,
-    pub format: Format,
-    pub columns: Vec<Column>,
-    pub options: EncodeOptions,
-    pub rows: RowBatches,
-    /// A document-specific encoder (e.g. the chat export's JSON with its summary);
-    /// `None` uses the plain encoder of `format`.
-    pub encoder: Option<Box<dyn Encoder>>,
-}
-
-impl ExportJob {
-    /// `<stem>-YYYY-MM-DD.<ext>`, dated `now` (UTC).
-    pub fn file_name(&self, now: DateTime<Utc>) -> String {
-        format!(
-            "{}-{}.{}",
-            self.file_stem,
-            now.format("%Y-%m-%d"),
-            self.format.extension()
-        )
     }
 }
 
@@ -202,16 +156,12 @@ pub trait Encoder: Send {
     fn take_output(&mut self) -> Result<Vec<u8>, Error>;
 }
 
-pub fn encoder_for(job: &mut ExportJob) -> Result<Box<dyn Encoder>, Error> {
-    if let Some(custom) = job.encoder.take() {
-        return Ok(custom);
-    }
-    Ok(match job.format {
-        Format::Csv => Box::new(csv::CsvEncoder::new(&job.columns, job.options)?),
-        Format::Json => Box::new(json::JsonEncoder::new(&job.columns)),
-        Format::Xlsx => Box::new(xlsx::XlsxEncoder::new(job.sheet, &job.columns, job.options)?),
-        Format::Zip => return Err(Error::internal("export error", "a ZIP export needs its own encoder")),
-    })
+/// A compiled export, ready to run: its rows and the encoder they go through.
+pub struct Pipeline {
+    pub rows: RowBatches,
+    pub encoder: Box<dyn Encoder>,
+    /// Cells per row (checked on every row).
+    pub width: usize,
 }
 
 #[derive(Debug)]
@@ -220,10 +170,10 @@ pub struct Summary {
     pub bytes: u64,
 }
 
-/// Runs a job into a sink. On any failure the sink is aborted (no partial object is
-/// left behind) and the error returned.
-pub async fn run<S: ByteSink>(job: ExportJob, mut sink: S) -> Result<(Summary, S::Output), Error> {
-    let result = drive(job, &mut sink).await;
+/// Runs a pipeline into a sink. On any failure the sink is aborted (no partial object
+/// is left behind) and the error returned.
+pub async fn run<S: ByteSink>(pipeline: Pipeline, mut sink: S) -> Result<(Summary, S::Output), Error> {
+    let result = drive(pipeline, &mut sink).await;
     match result {
         Ok(rows) => {
             let bytes = sink.bytes_written();
@@ -239,10 +189,12 @@ pub async fn run<S: ByteSink>(job: ExportJob, mut sink: S) -> Result<(Summary, S
     }
 }
 
-async fn drive<S: ByteSink>(mut job: ExportJob, sink: &mut S) -> Result<u64, Error> {
-    let mut encoder = encoder_for(&mut job)?;
-    let width = job.columns.len();
-    let mut rows = job.rows;
+async fn drive<S: ByteSink>(pipeline: Pipeline, sink: &mut S) -> Result<u64, Error> {
+    let Pipeline {
+        mut rows,
+        mut encoder,
+        width,
+    } = pipeline;
     let mut count = 0u64;
     while let Some(batch) = rows.try_next().await? {
         for row in &batch {

@@ -15,7 +15,7 @@ use std::io::{Read, Seek, SeekFrom};
 use rust_xlsxwriter::{Format as CellFormat, FormatAlign, Workbook, Worksheet, XlsxError};
 
 use super::{Cell, Column, EncodeOptions, Encoder};
-use crate::error::Error;
+use crate::{error::Error, spec::TimeZone};
 
 /// Excel's row limit is 1,048,576 including the header row.
 pub const EXCEL_MAX_DATA_ROWS: u32 = 1_048_575;
@@ -60,6 +60,7 @@ pub struct XlsxEncoder {
     rows_on_sheet: u32,
     header_format: CellFormat,
     date_format: CellFormat,
+    time_zone: TimeZone,
     truncated: u64,
     output: Option<tempfile::NamedTempFile>,
     finished: bool,
@@ -79,6 +80,7 @@ impl XlsxEncoder {
             rows_on_sheet: 0,
             header_format: CellFormat::new().set_bold().set_align(FormatAlign::Center),
             date_format: CellFormat::new().set_num_format(EXCEL_DATE_FORMAT),
+            time_zone: options.time_zone,
             truncated: 0,
             output: None,
             finished: false,
@@ -98,7 +100,12 @@ impl XlsxEncoder {
         ws.set_name(&name).map_err(xlsx_error)?;
         for (i, col) in self.columns.iter().enumerate() {
             ws.set_column_width(i as u16, default_width(col)).map_err(xlsx_error)?;
-            ws.write_string_with_format(0, i as u16, col.header, &self.header_format)
+            let header = if col.time && !self.time_zone.is_utc() {
+                std::borrow::Cow::Owned(format!("{} ({})", col.header, self.time_zone.name()))
+            } else {
+                std::borrow::Cow::Borrowed(col.header)
+            };
+            ws.write_string_with_format(0, i as u16, header.as_ref(), &self.header_format)
                 .map_err(xlsx_error)?;
         }
         ws.set_freeze_panes(1, 0).map_err(xlsx_error)?;
@@ -171,7 +178,7 @@ pub fn write_integer(ws: &mut Worksheet, row: u32, col: u16, value: i128) -> Res
 }
 
 /// Excel's calendar: 1900-01-01 to 9999-12-31.
-pub fn fits_excel_date(t: &chrono::DateTime<chrono::Utc>) -> bool {
+pub fn fits_excel_date(t: &chrono::NaiveDateTime) -> bool {
     use chrono::Datelike;
     (1900..=9999).contains(&t.year())
 }
@@ -183,6 +190,7 @@ impl Encoder for XlsxEncoder {
         }
         let r = self.rows_on_sheet + 1;
         let date_format = &self.date_format;
+        let zone = self.time_zone;
         let mut truncated = 0;
         let ws = self.workbook.worksheet_from_index(self.sheet).map_err(xlsx_error)?;
         for (c, cell) in row.iter().enumerate() {
@@ -211,12 +219,20 @@ impl Encoder for XlsxEncoder {
                     ws.write_string(r, c, if *b { "Yes" } else { "No" })
                         .map_err(xlsx_error)?;
                 }
-                Cell::Time(t) if fits_excel_date(t) => {
-                    ws.write_datetime_with_format(r, c, t.naive_utc(), date_format)
-                        .map_err(xlsx_error)?;
-                }
+                // Excel holds no offset: the wall-clock time in the zone (named in the header).
                 Cell::Time(t) => {
-                    ws.write_string(r, c, crate::timefmt::format(t)).map_err(xlsx_error)?;
+                    let local = if zone.is_utc() {
+                        t.naive_utc()
+                    } else {
+                        t.with_timezone(&zone.0).naive_local()
+                    };
+                    if fits_excel_date(&local) {
+                        ws.write_datetime_with_format(r, c, local, date_format)
+                            .map_err(xlsx_error)?;
+                    } else {
+                        ws.write_string(r, c, crate::timefmt::format_in(t, zone))
+                            .map_err(xlsx_error)?;
+                    }
                 }
                 Cell::List(items) => {
                     let sep = self.columns.get(c as usize).map_or(";", |col| col.list_sep);

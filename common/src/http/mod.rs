@@ -10,7 +10,7 @@ pub mod request;
 pub mod response;
 
 pub use errors::{ErrorStyle, error_response};
-pub use pipeline::{ExportRoute, Planned, Policy, handle};
+pub use pipeline::{ExportRoute, Policy, handle};
 pub use request::RawRequest;
 
 /// API Gateway HTTP API's limit on the request line plus all header values

@@ -1,10 +1,10 @@
 //! The one request pipeline every export route runs through:
 //! authenticate, decode, scope, admit, run, answer, audit, log.
 //!
-//! A route only declares its [`Policy`] and how its parameters become a job
-//! ([`ExportRoute::plan`]). Whatever happens inside (an error, a failed dependency,
-//! even a panic) the client gets the route's documented JSON error, the attempt is
-//! audited with the status actually sent, and one log line records it.
+//! A route only declares its [`Policy`] and how its parameters become an
+//! [`ExportSpec`] ([`ExportRoute::spec`]). Whatever happens inside (an error, a failed
+//! dependency, even a panic) the client gets the route's documented JSON error, the
+//! attempt is audited with the status actually sent, and one log line records it.
 
 use std::{any::Any, panic::AssertUnwindSafe, time::Instant};
 
@@ -21,8 +21,8 @@ use crate::{
     auth::{Caller, Role},
     delivery::{self, Finished},
     error::Error,
-    export::ExportJob,
     ratelimit::{self, Limit},
+    spec::ExportSpec,
 };
 
 /// Where a route's parameters come from.
@@ -44,7 +44,8 @@ pub enum Answer {
     Stored,
 }
 
-/// What a route declares; the pipeline does the rest.
+/// What a route declares; the pipeline does the rest. Built with the `const`
+/// builders: `Policy::query("GET /x", "kind").admin_only()`.
 #[derive(Clone, Copy, Debug)]
 pub struct Policy {
     /// `GET /api/admin/sessions/export`: logs and audit records name the route.
@@ -61,16 +62,42 @@ pub struct Policy {
     pub audited: bool,
 }
 
-/// A request turned into work: the job, and who it is for.
-pub struct Planned {
-    pub job: ExportJob,
-    /// The audit record's partition: `client#<id>`, or `all`.
-    pub scope: String,
-    /// The tenant the per-tenant rate limit counts against, e.g. `client#<id>` or
-    /// `client#*` for an export of every client.
-    pub tenant: String,
-    /// The format as the caller named it (`excel`), for stored answers.
-    pub label: &'static str,
+impl Policy {
+    /// A GET route: parameters in the query string, the file as the answer, audited.
+    pub const fn query(route: &'static str, kind: &'static str) -> Self {
+        Self {
+            route,
+            kind,
+            input: Input::Query,
+            answer: Answer::File,
+            admin_only: false,
+            rate_limited: false,
+            audited: true,
+        }
+    }
+
+    /// A POST route: parameters in a JSON body, the file stored and answered as JSON.
+    pub const fn body_stored(route: &'static str, kind: &'static str) -> Self {
+        Self {
+            input: Input::JsonBody,
+            answer: Answer::Stored,
+            ..Self::query(route, kind)
+        }
+    }
+
+    pub const fn admin_only(self) -> Self {
+        Self {
+            admin_only: true,
+            ..self
+        }
+    }
+
+    pub const fn rate_limited(self) -> Self {
+        Self {
+            rate_limited: true,
+            ..self
+        }
+    }
 }
 
 pub trait ExportRoute: Sync {
@@ -83,15 +110,15 @@ pub trait ExportRoute: Sync {
     /// leads export names the format asked for), which is not decoded yet.
     fn error_style(&self, req: &RawRequest) -> ErrorStyle;
 
-    /// Scope and plan: what this caller may export, as a job. `now` is the export's
-    /// one reading of the clock.
-    fn plan(
+    /// Scope: what this caller may export, as a spec. `now` is the export's one
+    /// reading of the clock (its `as_of`).
+    fn spec(
         &self,
         ctx: &AppContext,
         caller: &Caller,
         params: Self::Params,
         now: DateTime<Utc>,
-    ) -> Result<Planned, Error>;
+    ) -> Result<ExportSpec, Error>;
 
     /// The JSON answer of an [`Answer::Stored`] route.
     fn stored_answer(&self, label: &str, finished: &Finished) -> serde_json::Value {
@@ -276,9 +303,11 @@ async fn attempt<R: ExportRoute>(
         trace.parameters = Some(truncate_bytes(&json, AUDIT_PARAMETERS_BYTES));
     }
 
-    let planned = route.plan(ctx, &caller, params, now)?;
-    trace.scope = Some(planned.scope.clone());
-    if policy.rate_limited {
+    let spec = route.spec(ctx, &caller, params, now)?;
+    trace.scope = Some(spec.audit_scope());
+    if policy.rate_limited
+        && let Some(tenant) = spec.rate_tenant()
+    {
         let c = &ctx.config.chat;
         let limits = [
             Limit {
@@ -287,7 +316,7 @@ async fn attempt<R: ExportRoute>(
                 window_secs: 60,
             },
             Limit {
-                key: planned.tenant.clone(),
+                key: tenant,
                 max: c.per_client_per_hour,
                 window_secs: 3600,
             },
@@ -303,8 +332,7 @@ async fn attempt<R: ExportRoute>(
 
     let wants_json = raw.wants_json();
     let inline = policy.answer == Answer::File && !wants_json;
-    let label = planned.label;
-    let finished = delivery::run(ctx, planned.job, inline, now).await?;
+    let finished = delivery::run(ctx, &spec, inline).await?;
     trace.rows = Some(finished.rows);
     trace.bytes = Some(finished.bytes);
     trace.s3_key = finished.s3_key().map(String::from);
@@ -317,7 +345,7 @@ async fn attempt<R: ExportRoute>(
         Answer::File => response::file_response(finished, wants_json),
         Answer::Stored => Ok(response::json_response(
             lambda_http::http::StatusCode::OK,
-            &route.stored_answer(label, &finished),
+            &route.stored_answer(spec.format_name(), &finished),
         )),
     }
 }

@@ -1,25 +1,78 @@
-//! Parameters of `POST /client/export/chats` (JSON body) and
-//! `GET /client/export/chats/download` (query string), and their scoping: a user
-//! only ever gets the client in its token.
+//! Parameters of `POST /client/export/chats` (JSON body),
+//! `GET /client/export/chats/download` and `GET /client/export/conversations` (query
+//! strings), and their scoping: a user only ever gets the client in its token.
 
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{Choice, DateParam, Flag, Id};
+use super::{Choice, DateParam, Flag, Id, TextEnum, TextVisitor, date_range, file_options};
 use crate::{
     auth::Caller,
-    chats::{ChatFilter, ChatFormat, ChatOptions, ChatSpec},
     error::Error,
-    leads::DateRange,
+    http::sanitize,
+    kinds::chats::{ChatFilter, ChatFormat, ChatOptions},
+    spec::{ChatsSpec, Compression, ExportSpec, FileOptions, TimeZone},
 };
+
+/// The chat export's format: `json`, `excel` (or `xlsx`), `both` or `csv`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChatFormatParam(pub ChatFormat);
+
+impl ChatFormatParam {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("xlsx") {
+            return Ok(Self(ChatFormat::Excel));
+        }
+        ChatFormat::parse_ignore_case(s).map(Self).ok_or_else(|| {
+            format!(
+                "must be one of: json, excel (or xlsx), both, csv; got '{}'",
+                sanitize(s)
+            )
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for ChatFormatParam {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(TextVisitor(ChatFormatParam::parse, "a format"))
+    }
+}
+
+impl Serialize for ChatFormatParam {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
+}
+
+/// A format that may name a CSV file (for the BOM check).
+pub trait FormatParam {
+    fn is_csv(&self) -> bool;
+}
+
+impl FormatParam for ChatFormatParam {
+    fn is_csv(&self) -> bool {
+        self.0 == ChatFormat::Csv
+    }
+}
+
+impl FormatParam for Choice<crate::spec::TableFormat> {
+    fn is_csv(&self) -> bool {
+        self.0 == crate::spec::TableFormat::Csv
+    }
+}
 
 /// Messages exported when `limit` is not given.
 pub const DEFAULT_LIMIT: u32 = 10_000;
 
-#[derive(Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ChatsParams {
+/// The parameters of the chat-data routes; `F` is the route's format.
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
+#[serde(
+    deny_unknown_fields,
+    bound(deserialize = "F: Deserialize<'de>", serialize = "F: Serialize")
+)]
+pub struct ChatDataParams<F> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format: Option<Choice<ChatFormat>>,
+    pub format: Option<F>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date_from: Option<DateParam>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -34,20 +87,56 @@ pub struct ChatsParams {
     pub include_geo: Option<Flag>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_meta: Option<Flag>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Choice<Compression>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bom: Option<Flag>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<TimeZone>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spreadsheet_safe: Option<Flag>,
 }
 
-impl ChatsParams {
-    /// The export this caller may run. `max_records` bounds `limit`.
-    pub fn into_spec(self, caller: &Caller, max_records: u32) -> Result<ChatSpec, Error> {
-        let range = DateRange {
-            from: self.date_from.map(DateParam::start),
-            to: self.date_to.map(DateParam::end),
-        };
-        if let (Some(f), Some(t)) = (range.from, range.to)
-            && f > t
-        {
-            return Err(Error::bad_request("date_from must not be after date_to"));
+impl<F> Default for ChatDataParams<F> {
+    fn default() -> Self {
+        Self {
+            format: None,
+            date_from: None,
+            date_to: None,
+            client_id: None,
+            conversation_id: None,
+            limit: None,
+            include_geo: None,
+            include_meta: None,
+            compression: None,
+            bom: None,
+            time_zone: None,
+            spreadsheet_safe: None,
         }
+    }
+}
+
+/// `POST /client/export/chats` and `GET /client/export/chats/download`.
+pub type ChatsParams = ChatDataParams<ChatFormatParam>;
+
+impl<F: FormatParam> ChatDataParams<F> {
+    /// The file options, checked against the format (`default_is_csv` when the
+    /// route's default format is CSV).
+    pub fn file_options(&self, default_is_csv: bool) -> Result<FileOptions, Error> {
+        let is_csv = self.format.as_ref().map_or(default_is_csv, FormatParam::is_csv);
+        file_options(
+            self.compression,
+            self.bom,
+            self.time_zone,
+            self.spreadsheet_safe,
+            is_csv,
+        )
+    }
+
+    /// The messages this caller may export, and whether it sees IP addresses
+    /// anonymised. `max_records` bounds `limit`.
+    pub fn scope(&self, caller: &Caller, max_records: u32, zone: TimeZone) -> Result<(ChatFilter, bool), Error> {
+        let range = date_range(self.date_from, self.date_to, zone, ("date_from", "date_to"))?;
         let limit = match self.limit {
             None => DEFAULT_LIMIT.min(max_records),
             Some(n) if n >= 1 && n <= i64::from(max_records) => n as u32,
@@ -55,7 +144,7 @@ impl ChatsParams {
                 return Err(Error::bad_request(format!("limit must be between 1 and {max_records}")));
             }
         };
-        let requested = self.client_id.map(Id::into_string);
+        let requested = self.client_id.clone().map(Id::into_string);
         let client_id = if caller.is_admin() {
             requested
         } else {
@@ -68,20 +157,32 @@ impl ChatsParams {
             }
             Some(own)
         };
-        Ok(ChatSpec {
+        let filter = ChatFilter {
+            client_id,
+            conversation_id: self.conversation_id.clone().map(Id::into_string),
+            range,
+            limit,
+        };
+        Ok((filter, !caller.is_admin()))
+    }
+}
+
+impl ChatsParams {
+    /// The export this caller may run. `max_records` bounds `limit`.
+    pub fn into_spec(self, caller: &Caller, max_records: u32, as_of: DateTime<Utc>) -> Result<ExportSpec, Error> {
+        let options = self.file_options(false)?;
+        let (filter, anonymize_ips) = self.scope(caller, max_records, options.time_zone)?;
+        Ok(ExportSpec::Chats(ChatsSpec {
+            as_of,
             format: self.format.map_or(ChatFormat::Json, |f| f.0),
-            filter: ChatFilter {
-                client_id,
-                conversation_id: self.conversation_id.map(Id::into_string),
-                range,
-                limit,
-            },
-            options: ChatOptions {
+            options,
+            filter,
+            chat: ChatOptions {
                 include_geo: self.include_geo.is_some_and(|f| f.0),
                 include_meta: self.include_meta.is_some_and(|f| f.0),
-                anonymize_ips: !caller.is_admin(),
+                anonymize_ips,
             },
-        })
+        }))
     }
 }
 
@@ -105,6 +206,13 @@ mod tests {
 
     fn from_body(json: &str) -> Result<ChatsParams, Error> {
         body::decode(json.as_bytes())
+    }
+
+    fn chats(p: ChatsParams, caller: &Caller, max: u32) -> Result<ChatsSpec, Error> {
+        match p.into_spec(caller, max, chrono::Utc::now())? {
+            ExportSpec::Chats(s) => Ok(s),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -140,40 +248,32 @@ mod tests {
         let user = caller(Role::User, Some("c1"));
         let p = |json: &str| from_body(json).unwrap();
         assert_eq!(
-            p("{}").into_spec(&user, 100).unwrap().filter.client_id.as_deref(),
+            chats(p("{}"), &user, 100).unwrap().filter.client_id.as_deref(),
             Some("c1")
         );
-        assert!(p(r#"{"client_id":"c1"}"#).into_spec(&user, 100).is_ok());
+        assert!(chats(p(r#"{"client_id":"c1"}"#), &user, 100).is_ok());
         assert!(matches!(
-            p(r#"{"client_id":"c2"}"#).into_spec(&user, 100),
+            chats(p(r#"{"client_id":"c2"}"#), &user, 100),
             Err(Error::Forbidden(_))
         ));
         assert!(matches!(
-            p("{}").into_spec(&caller(Role::User, None), 100),
+            chats(p("{}"), &caller(Role::User, None), 100),
             Err(Error::Forbidden(_))
         ));
         let admin = caller(Role::Admin, None);
-        assert_eq!(p("{}").into_spec(&admin, 100).unwrap().filter.client_id, None);
-        assert_eq!(p("{}").into_spec(&admin, 100).unwrap().filter.limit, 100);
-        assert_eq!(
-            p("{}").into_spec(&admin, 1_000_000).unwrap().filter.limit,
-            DEFAULT_LIMIT
-        );
+        assert_eq!(chats(p("{}"), &admin, 100).unwrap().filter.client_id, None);
+        assert_eq!(chats(p("{}"), &admin, 100).unwrap().filter.limit, 100);
+        assert_eq!(chats(p("{}"), &admin, 1_000_000).unwrap().filter.limit, DEFAULT_LIMIT);
         for bad in [r#"{"limit":0}"#, r#"{"limit":-1}"#, r#"{"limit":101}"#] {
-            assert!(
-                matches!(p(bad).into_spec(&admin, 100), Err(Error::BadRequest(_))),
-                "{bad}"
-            );
+            assert!(matches!(chats(p(bad), &admin, 100), Err(Error::BadRequest(_))), "{bad}");
         }
-        let spec = p(r#"{"date_from":"2024-01-01","date_to":"2024-01-31"}"#)
-            .into_spec(&admin, 100)
-            .unwrap();
+        let spec = chats(p(r#"{"date_from":"2024-01-01","date_to":"2024-01-31"}"#), &admin, 100).unwrap();
         assert_eq!(
             timefmt::format(&spec.filter.range.to.unwrap()),
             "2024-01-31T23:59:59.999Z"
         );
         assert!(matches!(
-            p(r#"{"date_from":"2024-02-01","date_to":"2024-01-01"}"#).into_spec(&admin, 100),
+            chats(p(r#"{"date_from":"2024-02-01","date_to":"2024-01-01"}"#), &admin, 100),
             Err(Error::BadRequest(_))
         ));
         for bad in [
@@ -183,7 +283,19 @@ mod tests {
         ] {
             assert!(matches!(from_body(bad), Err(Error::BadRequest(_))), "{bad}");
         }
-        assert!(p("{}").into_spec(&user, 100).unwrap().options.anonymize_ips);
-        assert!(!p("{}").into_spec(&admin, 100).unwrap().options.anonymize_ips);
+        assert!(chats(p("{}"), &user, 100).unwrap().chat.anonymize_ips);
+        assert!(!chats(p("{}"), &admin, 100).unwrap().chat.anonymize_ips);
+        assert_eq!(
+            chats(p(r#"{"format":"xlsx"}"#), &admin, 100).unwrap().format,
+            ChatFormat::Excel
+        );
+        for bad in [
+            r#"{"bom":true}"#,
+            r#"{"format":"excel","bom":true}"#,
+            r#"{"time_zone":"Nowhere"}"#,
+        ] {
+            assert!(from_body(bad).and_then(|p| chats(p, &admin, 100)).is_err(), "{bad}");
+        }
+        assert!(chats(p(r#"{"format":"csv","bom":true}"#), &admin, 100).is_ok());
     }
 }

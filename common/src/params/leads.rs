@@ -3,14 +3,16 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{Choice, DateParam, Flag, Id, IdList, SearchText, TextVisitor};
+use chrono::{DateTime, Utc};
+
+use super::{Choice, DateParam, Flag, Id, IdList, SearchText, TextVisitor, date_range, file_options};
 use crate::{
     auth::Caller,
     error::Error,
-    export::{EncodeOptions, Format},
     http::sanitize,
-    leads::{COLUMNS, DateRange, LeadFilter, LeadsSpec},
+    kinds::leads::{COLUMNS, LeadFilter},
     model::{Confidence, LeadCategory, LeadStatus, string_enum},
+    spec::{Compression, ExportSpec, LeadsSpec, TableFormat, TimeZone},
 };
 
 string_enum!(
@@ -18,27 +20,12 @@ string_enum!(
     Language { En => "en", Es => "es", Fr => "fr", HiTransliterated => "hi_transliterated" }
 );
 
-string_enum!(
-    /// File formats of the leads export.
-    LeadsFormat { Csv => "csv", Xlsx => "xlsx", Json => "json" }
-);
-
-impl LeadsFormat {
-    pub fn format(self) -> Format {
-        match self {
-            LeadsFormat::Csv => Format::Csv,
-            LeadsFormat::Xlsx => Format::Xlsx,
-            LeadsFormat::Json => Format::Json,
-        }
-    }
-
-    /// How the seed's error message names it: "Failed to export leads Excel".
-    pub fn display_name(self) -> &'static str {
-        match self {
-            LeadsFormat::Csv => "CSV",
-            LeadsFormat::Xlsx => "Excel",
-            LeadsFormat::Json => "JSON",
-        }
+/// How the seed's error message names a format: "Failed to export leads Excel".
+pub fn display_name(format: TableFormat) -> &'static str {
+    match format {
+        TableFormat::Csv => "CSV",
+        TableFormat::Xlsx => "Excel",
+        TableFormat::Json => "JSON",
     }
 }
 
@@ -109,9 +96,15 @@ pub struct LeadsParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<SearchText>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format: Option<Choice<LeadsFormat>>,
+    pub format: Option<Choice<TableFormat>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<ColumnList>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Choice<Compression>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bom: Option<Flag>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<TimeZone>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spreadsheet_safe: Option<Flag>,
 }
@@ -136,24 +129,32 @@ fn company_scope(caller: &Caller, requested: Option<&IdList>) -> Result<Option<V
 }
 
 impl LeadsParams {
-    pub fn format(&self) -> LeadsFormat {
-        self.format.map_or(LeadsFormat::Csv, |f| f.0)
+    pub fn format(&self) -> TableFormat {
+        self.format.map_or(TableFormat::Csv, |f| f.0)
     }
 
     /// The export this caller may run: the scope is decided here, once.
-    pub fn into_spec(self, caller: &Caller) -> Result<LeadsSpec, Error> {
+    pub fn into_spec(self, caller: &Caller, as_of: DateTime<Utc>) -> Result<ExportSpec, Error> {
         let companies = company_scope(caller, self.company_id.as_ref())?;
-        let created = DateRange {
-            from: self.start_date.map(DateParam::start),
-            to: self.end_date.map(DateParam::end),
-        };
-        if let (Some(f), Some(t)) = (created.from, created.to)
-            && f > t
-        {
-            return Err(Error::bad_request("startDate must not be after endDate"));
-        }
         let format = self.format();
-        Ok(LeadsSpec {
+        let options = file_options(
+            self.compression,
+            self.bom,
+            self.time_zone,
+            self.spreadsheet_safe,
+            format == TableFormat::Csv,
+        )?;
+        let created = date_range(
+            self.start_date,
+            self.end_date,
+            options.time_zone,
+            ("startDate", "endDate"),
+        )?;
+        let columns = self.columns.map_or_else(|| (0..COLUMNS.len()).collect(), |c| c.0);
+        Ok(ExportSpec::Leads(LeadsSpec {
+            as_of,
+            format,
+            options,
             filter: LeadFilter {
                 companies,
                 chatbot_id: self.chatbot_id.map(Id::into_string),
@@ -164,13 +165,8 @@ impl LeadsParams {
                 created,
                 search: self.search.map(|s| s.as_str().to_lowercase()),
             },
-            format: format.format(),
-            columns: self.columns.map_or_else(|| (0..COLUMNS.len()).collect(), |c| c.0),
-            options: EncodeOptions {
-                spreadsheet_safe: self.spreadsheet_safe.is_none_or(|f| f.0),
-                ..EncodeOptions::default()
-            },
-        })
+            columns: columns.iter().map(|&i| COLUMNS[i].key.to_string()).collect(),
+        }))
     }
 }
 
@@ -189,7 +185,10 @@ mod tests {
     }
 
     fn spec(caller: &Caller, q: &str) -> Result<LeadsSpec, Error> {
-        query::decode::<LeadsParams>(q)?.into_spec(caller)
+        match query::decode::<LeadsParams>(q)?.into_spec(caller, chrono::Utc::now())? {
+            ExportSpec::Leads(s) => Ok(s),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -237,6 +236,9 @@ mod tests {
             "companyId=bad%20id",
             "unknown=1",
             "spreadsheet_safe=true&spreadsheet_safe=true",
+            "format=xlsx&bom=true",
+            "time_zone=Mars/Olympus",
+            "compression=rar",
         ] {
             assert!(matches!(spec(&admin, q), Err(Error::BadRequest(_))), "{q}");
         }
@@ -255,7 +257,7 @@ mod tests {
             timefmt::format(&s.filter.created.to.unwrap()),
             "2024-01-31T23:59:59.999Z"
         );
-        assert_eq!(s.columns, vec![4, 0, 27]);
+        assert_eq!(s.columns, ["email", "lead_id", "tags"]);
         assert_eq!(s.filter.confidence, Some(Confidence::High), "names match in any case");
     }
 }

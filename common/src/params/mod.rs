@@ -6,6 +6,7 @@
 //! naming the parameter. Bounds are documented in README ("Parameter bounds").
 
 pub mod chats;
+pub mod conversations;
 pub mod leads;
 pub mod sessions;
 
@@ -17,7 +18,13 @@ use serde::{
     de::{self, Visitor},
 };
 
-use crate::{http::sanitize, timefmt};
+use crate::{
+    error::Error,
+    http::sanitize,
+    kinds::DateRange,
+    spec::{Compression, FileOptions, TimeZone},
+    timefmt,
+};
 
 /// Longest id (client, conversation, company, chatbot).
 pub const MAX_ID_CHARS: usize = 128;
@@ -204,6 +211,27 @@ impl DateParam {
         Ok(parsed)
     }
 
+    /// The first instant of the bound in `zone`: a day starts at its local midnight
+    /// (or the first local time after a gap); an instant is itself.
+    pub fn start_in(self, zone: TimeZone) -> DateTime<Utc> {
+        match self {
+            DateParam::Day(d) if !zone.is_utc() => day_start(d, zone),
+            _ => self.start(),
+        }
+    }
+
+    /// The last millisecond of the bound in `zone`: a day ends just before the next
+    /// day's local midnight; an instant is itself.
+    pub fn end_in(self, zone: TimeZone) -> DateTime<Utc> {
+        match self {
+            DateParam::Day(d) if !zone.is_utc() => match d.succ_opt() {
+                Some(next) => day_start(next, zone) - chrono::Duration::milliseconds(1),
+                None => self.end(),
+            },
+            _ => self.end(),
+        }
+    }
+
     pub fn start(self) -> DateTime<Utc> {
         match self {
             DateParam::Day(d) => d.and_hms_milli_opt(0, 0, 0, 0).unwrap_or_default().and_utc(),
@@ -217,6 +245,70 @@ impl DateParam {
             DateParam::Instant(t) => t,
         }
     }
+}
+
+/// Local midnight of a day in a zone, as UTC; where midnight falls in a DST gap, the
+/// first local time that exists.
+fn day_start(day: NaiveDate, zone: TimeZone) -> DateTime<Utc> {
+    use chrono::TimeZone as _;
+    (0..48)
+        .find_map(|quarter| {
+            let local = day.and_hms_opt(0, 0, 0)? + chrono::Duration::minutes(15 * quarter);
+            zone.0.from_local_datetime(&local).earliest()
+        })
+        .map_or_else(
+            || day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(),
+            |t| t.with_timezone(&Utc),
+        )
+}
+
+/// A requested range in the caller's zone, checked: within the years 0000-9999 (UTC)
+/// and not reversed. `names` are the parameters' names, for the messages.
+pub fn date_range(
+    from: Option<DateParam>,
+    to: Option<DateParam>,
+    zone: TimeZone,
+    names: (&str, &str),
+) -> Result<DateRange, Error> {
+    let range = DateRange {
+        from: from.map(|f| f.start_in(zone)),
+        to: to.map(|t| t.end_in(zone)),
+    };
+    for (name, bound) in [(names.0, range.from), (names.1, range.to)] {
+        if bound.is_some_and(|t| !timefmt::in_range(&t)) {
+            return Err(Error::bad_request(format!(
+                "{name} is outside the years 0000-9999 in time zone {}",
+                zone.name()
+            )));
+        }
+    }
+    if let (Some(f), Some(t)) = (range.from, range.to)
+        && f > t
+    {
+        return Err(Error::bad_request(format!("{} must not be after {}", names.0, names.1)));
+    }
+    Ok(range)
+}
+
+/// The file options every route takes (`compression`, `bom`, `time_zone`,
+/// `spreadsheet_safe`), checked against the file's format: a BOM is for CSV only.
+pub fn file_options(
+    compression: Option<Choice<Compression>>,
+    bom: Option<Flag>,
+    time_zone: Option<TimeZone>,
+    spreadsheet_safe: Option<Flag>,
+    is_csv: bool,
+) -> Result<FileOptions, Error> {
+    let bom = bom.is_some_and(|b| b.0);
+    if bom && !is_csv {
+        return Err(Error::bad_request("bom applies to the csv format only"));
+    }
+    Ok(FileOptions {
+        compression: compression.map_or(Compression::None, |c| c.0),
+        bom,
+        time_zone: time_zone.unwrap_or_default(),
+        spreadsheet_safe: spreadsheet_safe.is_none_or(|f| f.0),
+    })
 }
 
 /// In a URL, an unencoded `+` of an offset (`...T10:00:00+02:00`) arrives as a space.
@@ -297,6 +389,33 @@ mod tests {
         assert!(IdList::parse("a,,b").is_err());
         let many = (0..=MAX_IDS).map(|i| format!("c{i}")).collect::<Vec<_>>().join(",");
         assert!(IdList::parse(&many).is_err());
+    }
+
+    #[test]
+    fn days_are_days_in_the_requested_zone() {
+        let berlin = TimeZone::parse("Europe/Berlin").unwrap();
+        let d = DateParam::parse("2024-07-01").unwrap();
+        assert_eq!(timefmt::format(&d.start_in(berlin)), "2024-06-30T22:00:00.000Z");
+        assert_eq!(timefmt::format(&d.end_in(berlin)), "2024-07-01T21:59:59.999Z");
+        assert_eq!(d.start_in(TimeZone::UTC), d.start());
+        // A day whose midnight does not exist (DST starts at 00:00 in Santiago).
+        let santiago = TimeZone::parse("America/Santiago").unwrap();
+        let gap = DateParam::parse("2024-09-08").unwrap();
+        assert_eq!(timefmt::format(&gap.start_in(santiago)), "2024-09-08T04:00:00.000Z");
+        let edge = date_range(
+            DateParam::parse("9999-12-31").ok(),
+            None,
+            TimeZone::parse("Pacific/Kiritimati").unwrap(),
+            ("a", "b"),
+        );
+        assert!(edge.is_ok());
+        let over = date_range(
+            None,
+            DateParam::parse("9999-12-31").ok(),
+            TimeZone::parse("Etc/GMT+12").unwrap(),
+            ("a", "b"),
+        );
+        assert!(over.is_err(), "the end of 9999-12-31 at UTC-12 is in the year 10000");
     }
 
     #[test]

@@ -1,85 +1,70 @@
-//! POST /client/export/chats and GET /client/export/chats/download: chat messages as
-//! JSON, Excel, a ZIP of both, or CSV, with analytics. Admins export any client (or
-//! all); users only their own (decided in `common::params::chats`). Both routes are
-//! rate limited and audited. This file only declares the routes' policies.
+//! The chat data routes, rate limited and audited:
+//! - POST /client/export/chats: chat messages as the seed's JSON, Excel, a ZIP of
+//!   both, or CSV, stored in S3 and answered with the seed's JSON;
+//! - GET /client/export/chats/download: the same file as the answer;
+//! - GET /client/export/conversations: one row per conversation, CSV/JSON/Excel.
+//!
+//! Admins export any client (or all); users only their own (decided in
+//! `common::params::chats`). This file only declares the routes' policies.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::{
     AppContext,
     auth::Caller,
-    chats,
     delivery::{Finished, Location},
     error::Error,
-    http::{
-        self, ErrorStyle, ExportRoute, Planned, Policy, RawRequest,
-        errors::not_found,
-        pipeline::{Answer, Input},
-    },
-    params::chats::ChatsParams,
+    http::{self, ErrorStyle, ExportRoute, Policy, RawRequest, errors::not_found},
+    params::{chats::ChatsParams, conversations::ConversationsParams},
+    spec::ExportSpec,
 };
 use lambda_http::{Body, Request, Response, http::Method};
 use serde_json::json;
 
 pub const EXPORT_PATH: &str = "/client/export/chats";
 pub const DOWNLOAD_PATH: &str = "/client/export/chats/download";
-
-/// POST: the parameters as a JSON body; the file always goes to S3 and the answer is
-/// the seed's JSON.
-pub struct ChatsExport;
-
-/// GET: the parameters as a query string; the answer is the file itself.
-pub struct ChatsDownload;
+pub const CONVERSATIONS_PATH: &str = "/client/export/conversations";
 
 const ERRORS: ErrorStyle = ErrorStyle::Code {
     failure: "Failed to export chats",
     invalid: Some("Invalid export request"),
 };
 
-fn plan(ctx: &AppContext, caller: &Caller, params: ChatsParams, now: DateTime<Utc>) -> Result<Planned, Error> {
-    let spec = params.into_spec(caller, ctx.config.chat.max_records)?;
-    let (scope, tenant) = match &spec.filter.client_id {
-        Some(c) => (format!("client#{c}"), format!("client#{c}")),
-        None => ("all".to_string(), "client#*".to_string()),
-    };
-    Ok(Planned {
-        job: chats::job(ctx, &spec, now)?,
-        scope,
-        tenant,
-        label: spec.format.as_str(),
-    })
+/// A chat export route: POST (stored, answered with the seed's JSON) or GET (the file).
+pub struct ChatsRoute {
+    policy: Policy,
 }
 
-impl ExportRoute for ChatsExport {
+pub const CHATS_EXPORT: ChatsRoute = ChatsRoute {
+    policy: Policy::body_stored("POST /client/export/chats", "chats").rate_limited(),
+};
+
+pub const CHATS_DOWNLOAD: ChatsRoute = ChatsRoute {
+    policy: Policy::query("GET /client/export/chats/download", "chats").rate_limited(),
+};
+
+impl ExportRoute for ChatsRoute {
     type Params = ChatsParams;
 
     fn policy(&self) -> Policy {
-        Policy {
-            route: "POST /client/export/chats",
-            kind: "chats",
-            input: Input::JsonBody,
-            answer: Answer::Stored,
-            admin_only: false,
-            rate_limited: true,
-            audited: true,
-        }
+        self.policy
     }
 
     fn error_style(&self, _req: &RawRequest) -> ErrorStyle {
         ERRORS
     }
 
-    fn plan(
+    fn spec(
         &self,
         ctx: &AppContext,
         caller: &Caller,
         params: ChatsParams,
         now: DateTime<Utc>,
-    ) -> Result<Planned, Error> {
-        plan(ctx, caller, params, now)
+    ) -> Result<ExportSpec, Error> {
+        params.into_spec(caller, ctx.config.chat.max_records, now)
     }
 
     /// The seed's answer, plus where to fetch the file.
-    fn stored_answer(&self, label: &str, finished: &Finished) -> serde_json::Value {
+    fn stored_answer(&self, format: &str, finished: &Finished) -> serde_json::Value {
         let (url, expires_at) = match &finished.location {
             Location::Stored { url, expires_at, .. } => (
                 Some(url.clone()),
@@ -92,7 +77,7 @@ impl ExportRoute for ChatsExport {
             "message": "Export generated successfully",
             "file_size": finished.bytes,
             "record_count": finished.rows,
-            "format": label,
+            "format": format,
             "file_name": finished.file_name,
             "download_url": url,
             "expires_at": expires_at,
@@ -100,41 +85,40 @@ impl ExportRoute for ChatsExport {
     }
 }
 
-impl ExportRoute for ChatsDownload {
-    type Params = ChatsParams;
+/// GET /client/export/conversations.
+pub struct ConversationsDownload;
+
+impl ExportRoute for ConversationsDownload {
+    type Params = ConversationsParams;
 
     fn policy(&self) -> Policy {
-        Policy {
-            route: "GET /client/export/chats/download",
-            kind: "chats",
-            input: Input::Query,
-            answer: Answer::File,
-            admin_only: false,
-            rate_limited: true,
-            audited: true,
-        }
+        Policy::query("GET /client/export/conversations", "conversations").rate_limited()
     }
 
     fn error_style(&self, _req: &RawRequest) -> ErrorStyle {
-        ERRORS
+        ErrorStyle::Code {
+            failure: "Failed to export conversations",
+            invalid: Some("Invalid export request"),
+        }
     }
 
-    fn plan(
+    fn spec(
         &self,
         ctx: &AppContext,
         caller: &Caller,
-        params: ChatsParams,
+        params: ConversationsParams,
         now: DateTime<Utc>,
-    ) -> Result<Planned, Error> {
-        plan(ctx, caller, params, now)
+    ) -> Result<ExportSpec, Error> {
+        params.into_spec(caller, ctx.config.chat.max_records, now)
     }
 }
 
-/// Both routes of the function.
+/// Every route of the function.
 pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
     match (req.method(), req.uri().path()) {
-        (&Method::POST, EXPORT_PATH) => http::handle(ctx, req, &ChatsExport).await,
-        (&Method::GET, DOWNLOAD_PATH) => http::handle(ctx, req, &ChatsDownload).await,
+        (&Method::POST, EXPORT_PATH) => http::handle(ctx, req, &CHATS_EXPORT).await,
+        (&Method::GET, DOWNLOAD_PATH) => http::handle(ctx, req, &CHATS_DOWNLOAD).await,
+        (&Method::GET, CONVERSATIONS_PATH) => http::handle(ctx, req, &ConversationsDownload).await,
         (_, path) => not_found(path),
     }
 }

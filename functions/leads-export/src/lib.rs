@@ -7,15 +7,12 @@ use common::{
     AppContext,
     auth::Caller,
     error::Error,
-    http::{
-        self, ErrorStyle, ExportRoute, Planned, Policy, RawRequest,
-        pipeline::{Answer, Input},
-    },
-    leads,
+    http::{self, ErrorStyle, ExportRoute, Policy, RawRequest},
     params::{
         TextEnum,
-        leads::{LeadsFormat, LeadsParams},
+        leads::{LeadsParams, display_name},
     },
+    spec::{ExportSpec, TableFormat},
 };
 use lambda_http::{Body, Request, Response};
 
@@ -27,15 +24,7 @@ impl ExportRoute for LeadsExport {
     type Params = LeadsParams;
 
     fn policy(&self) -> Policy {
-        Policy {
-            route: "GET /api/hybrid-leads/export",
-            kind: "leads",
-            input: Input::Query,
-            answer: Answer::File,
-            admin_only: false,
-            rate_limited: false,
-            audited: false,
-        }
+        Policy::query("GET /api/hybrid-leads/export", "leads")
     }
 
     /// The seed's error shape names the format asked for ("Failed to export leads
@@ -43,33 +32,21 @@ impl ExportRoute for LeadsExport {
     fn error_style(&self, req: &RawRequest) -> ErrorStyle {
         let format = req
             .peek_query("format")
-            .and_then(|f| LeadsFormat::parse_ignore_case(&f))
-            .unwrap_or(LeadsFormat::Csv);
+            .and_then(|f| TableFormat::parse_ignore_case(&f))
+            .unwrap_or(TableFormat::Csv);
         ErrorStyle::SuccessFlag {
-            message: format!("Failed to export leads {}", format.display_name()),
+            message: format!("Failed to export leads {}", display_name(format)),
         }
     }
 
-    fn plan(
+    fn spec(
         &self,
-        ctx: &AppContext,
+        _ctx: &AppContext,
         caller: &Caller,
         params: LeadsParams,
-        _now: DateTime<Utc>,
-    ) -> Result<Planned, Error> {
-        let label = params.format().as_str();
-        let spec = params.into_spec(caller)?;
-        let scope = match spec.filter.companies.as_deref() {
-            Some([one]) => format!("company#{one}"),
-            Some(_) => "companies".into(),
-            None => "all".into(),
-        };
-        Ok(Planned {
-            job: leads::job(ctx, spec),
-            tenant: scope.clone(),
-            scope,
-            label,
-        })
+        now: DateTime<Utc>,
+    ) -> Result<ExportSpec, Error> {
+        params.into_spec(caller, now)
     }
 }
 

@@ -1,18 +1,15 @@
-//! GET /api/admin/sessions/export: every chat session with its messages as CSV
-//! (admins only). This file only declares the route's policy; the pipeline in
-//! `common::http` does the rest.
+//! GET /api/admin/sessions/export: every chat session with its messages as CSV (or
+//! JSON, Excel), admins only. This file only declares the route's policy; the
+//! pipeline in `common::http` does the rest.
 
 use chrono::{DateTime, Utc};
 use common::{
     AppContext,
     auth::Caller,
     error::Error,
-    http::{
-        self, ErrorStyle, ExportRoute, Planned, Policy, RawRequest,
-        pipeline::{Answer, Input},
-    },
+    http::{self, ErrorStyle, ExportRoute, Policy, RawRequest},
     params::sessions::SessionsParams,
-    sessions,
+    spec::ExportSpec,
 };
 use lambda_http::{Body, Request, Response};
 
@@ -24,15 +21,7 @@ impl ExportRoute for SessionsExport {
     type Params = SessionsParams;
 
     fn policy(&self) -> Policy {
-        Policy {
-            route: "GET /api/admin/sessions/export",
-            kind: "sessions",
-            input: Input::Query,
-            answer: Answer::File,
-            admin_only: true,
-            rate_limited: false,
-            audited: false,
-        }
+        Policy::query("GET /api/admin/sessions/export", "sessions").admin_only()
     }
 
     fn error_style(&self, _req: &RawRequest) -> ErrorStyle {
@@ -42,19 +31,14 @@ impl ExportRoute for SessionsExport {
         }
     }
 
-    fn plan(
+    fn spec(
         &self,
-        ctx: &AppContext,
+        _ctx: &AppContext,
         _caller: &Caller,
         params: SessionsParams,
-        _now: DateTime<Utc>,
-    ) -> Result<Planned, Error> {
-        Ok(Planned {
-            job: sessions::job(ctx, params.options()),
-            scope: "all".into(),
-            tenant: "sessions#*".into(),
-            label: "csv",
-        })
+        now: DateTime<Utc>,
+    ) -> Result<ExportSpec, Error> {
+        params.into_spec(now)
     }
 }
 

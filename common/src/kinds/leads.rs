@@ -1,47 +1,14 @@
-//! Rows of the leads export (seed 001): every column the seed lists, filters, and
-//! the DynamoDB reads that serve them (docs/data-model.md, "Which read serves which filter").
+//! The leads export (seed 001): every column the seed lists, in the seed's order, and
+//! the filters. The reads that serve them are in [`crate::source`].
 
-use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
-use futures::{StreamExt, stream};
+use serde::{Deserialize, Serialize};
 
+use super::DateRange;
 use crate::{
-    AppContext,
-    export::{Cell, Column, EncodeOptions, ExportJob, Format, Row, RowBatches},
+    export::{Cell, Column},
     model::{Confidence, Lead, LeadCategory, LeadStatus},
-    schema::{LEADS_BY_CHATBOT, LEADS_BY_COMPANY, LEADS_BY_CREATED},
-    store::{ItemPages, KeyCondition, decode, merge_sorted, query_pages, shards},
-    timefmt,
 };
-
-/// A leads request, parsed and scoped.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LeadsSpec {
-    pub filter: LeadFilter,
-    pub format: Format,
-    /// Indexes into [`COLUMNS`], in output order.
-    pub columns: Vec<usize>,
-    pub options: EncodeOptions,
-}
-
-/// The export job of a spec.
-pub fn job(ctx: &AppContext, spec: LeadsSpec) -> ExportJob {
-    ExportJob {
-        kind: "leads",
-        file_stem: "leads-export",
-        sheet: "Leads",
-        format: spec.format,
-        columns: spec.columns.iter().filter_map(|&i| COLUMNS.get(i).copied()).collect(),
-        options: spec.options,
-        rows: rows(
-            ctx.aws.dynamodb.clone(),
-            ctx.config.tables.leads.clone(),
-            spec.filter,
-            spec.columns,
-        ),
-        encoder: None,
-    }
-}
 
 /// Every column, with the seed's header names, in the seed's order.
 pub const COLUMNS: [Column; 32] = [
@@ -63,20 +30,24 @@ pub const COLUMNS: [Column; 32] = [
         .list_sep(";")
         .width(40.0),
     Column::new("Status", "status"),
-    Column::new("Created At", "created_at").width(20.0),
-    Column::new("Updated At", "updated_at").width(20.0),
+    Column::new("Created At", "created_at").time().width(20.0),
+    Column::new("Updated At", "updated_at").time().width(20.0),
     Column::new("User Agent", "user_agent").width(40.0),
     Column::new("IP Address", "ip_address").width(18.0),
     Column::new("Location Country", "location_country"),
     Column::new("Location City", "location_city"),
     Column::new("Message Count", "message_count"),
     Column::new("Session Duration", "session_duration"),
-    Column::new("First Interest Detected", "first_interest_detected").width(22.0),
-    Column::new("Last Interest Detected", "last_interest_detected").width(22.0),
+    Column::new("First Interest Detected", "first_interest_detected")
+        .time()
+        .width(22.0),
+    Column::new("Last Interest Detected", "last_interest_detected")
+        .time()
+        .width(22.0),
     Column::new("Conversation Summary", "conversation_summary").width(50.0),
     Column::new("Tags", "tags").list_sep(",").width(24.0),
     Column::new("Notes Count", "notes_count"),
-    Column::new("Converted At", "converted_at").width(20.0),
+    Column::new("Converted At", "converted_at").time().width(20.0),
     Column::new("Conversion Value", "conversion_value"),
     Column::new("Conversion Source", "conversion_source"),
 ];
@@ -95,6 +66,11 @@ fn time(v: &Option<DateTime<Utc>>) -> Cell {
 
 fn float(v: Option<f64>) -> Cell {
     v.map_or(Cell::Empty, Cell::Float)
+}
+
+/// The index in [`COLUMNS`] of a column key.
+pub fn column_index(key: &str) -> Option<usize> {
+    COLUMNS.iter().position(|c| c.key == key)
 }
 
 /// The cell of column `index` (into [`COLUMNS`]) for a lead.
@@ -139,21 +115,9 @@ pub fn cell(lead: &Lead, index: usize) -> Cell {
     }
 }
 
-/// A closed date range on `created_at`; either end may be open.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct DateRange {
-    pub from: Option<DateTime<Utc>>,
-    pub to: Option<DateTime<Utc>>,
-}
-
-impl DateRange {
-    pub fn contains(&self, t: &DateTime<Utc>) -> bool {
-        self.from.is_none_or(|f| *t >= f) && self.to.is_none_or(|to| *t <= to)
-    }
-}
-
 /// Which leads to export: the tenant scope plus every filter, combined with AND.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LeadFilter {
     /// `None`: every company (admins only). `Some`: exactly these companies.
     pub companies: Option<Vec<String>>,
@@ -198,88 +162,4 @@ impl LeadFilter {
             && self.created.contains(&lead.created_at)
             && self.search.as_ref().is_none_or(|s| search_matches(lead, s))
     }
-
-    /// The reads that cover every lead this filter can match, narrowest first. Each
-    /// one's cost follows the leads in the range, not the table.
-    pub fn plan(&self) -> Vec<LeadRead> {
-        match (&self.chatbot_id, &self.companies) {
-            (Some(bot), _) => vec![LeadRead::Chatbot(bot.clone())],
-            (None, Some(companies)) => companies.iter().cloned().map(LeadRead::Company).collect(),
-            (None, None) => vec![LeadRead::AllCompanies],
-        }
-    }
-}
-
-/// One DynamoDB read of the leads table.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LeadRead {
-    /// Query `by_company_created`: `company_id = :k [AND created_at BETWEEN ...]`.
-    Company(String),
-    /// Query `by_chatbot_created`: `chatbot_id = :k [AND created_at BETWEEN ...]`.
-    Chatbot(String),
-    /// Query `by_created` once per shard (`shard = :s [AND created_key BETWEEN ...]`),
-    /// merged by `created_key`: every company, in `Created At` order (admins).
-    AllCompanies,
-}
-
-fn pages(client: &Client, table: &str, read: &LeadRead, range: &DateRange) -> ItemPages {
-    let from = range.from.map(|f| timefmt::format(&f));
-    let (index, partition_attr, partition) = match read {
-        LeadRead::Company(c) => (LEADS_BY_COMPANY, "company_id", c.clone()),
-        LeadRead::Chatbot(b) => (LEADS_BY_CHATBOT, "chatbot_id", b.clone()),
-        LeadRead::AllCompanies => {
-            let reads = shards()
-                .map(|shard| {
-                    query_pages(
-                        client,
-                        table,
-                        KeyCondition {
-                            index: Some(LEADS_BY_CREATED),
-                            partition_attr: "shard",
-                            partition: shard,
-                            sort_attr: "created_key",
-                            from: from.clone(),
-                            // `~` sorts after `#`: every lead of the last instant.
-                            to: range.to.map(|t| format!("{}~", timefmt::format(&t))),
-                            page_limit: None,
-                        },
-                    )
-                })
-                .collect();
-            return merge_sorted(reads, "created_key", 1000);
-        }
-    };
-    query_pages(
-        client,
-        table,
-        KeyCondition {
-            index: Some(index),
-            partition_attr,
-            partition,
-            sort_attr: "created_at",
-            from,
-            to: range.to.map(|t| timefmt::format(&t)),
-            page_limit: None,
-        },
-    )
-}
-
-/// One batch per DynamoDB page: the page's leads that match, as rows of the chosen
-/// columns (indexes into [`COLUMNS`], in output order).
-pub fn rows(client: Client, table: String, filter: LeadFilter, columns: Vec<usize>) -> RowBatches {
-    let reads = filter.plan();
-    let range = filter.created.clone();
-    stream::iter(reads)
-        .flat_map(move |read| pages(&client, &table, &read, &range))
-        .map(move |page| {
-            let mut batch: Vec<Row> = Vec::new();
-            for item in page? {
-                let lead: Lead = decode(item, &["lead_id"])?;
-                if filter.matches(&lead) {
-                    batch.push(columns.iter().map(|&i| cell(&lead, i)).collect());
-                }
-            }
-            Ok(batch)
-        })
-        .boxed()
 }

@@ -1,8 +1,7 @@
-//! Rows and analytics of the chat export (seed 002).
-//!
-//! The source reads chat messages with the narrowest Query the request allows
-//! (docs/data-model.md), applies the scope and filters, feeds every exported message
-//! to [`ChatStats`] (the summary is accumulated while rows pass) and stops at `limit`.
+//! The chat export (seed 002): its formats, columns, rows, and the analytics
+//! accumulated while the rows pass ([`ChatStats`]). The reads are in
+//! [`crate::source`]; the documents (JSON with summary, Excel with a Summary sheet,
+//! the ZIP of both) are in [`crate::export::document`].
 
 use std::{
     collections::{HashMap, HashSet},
@@ -11,21 +10,13 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
-use futures::{StreamExt, TryStreamExt, stream};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::DateRange;
 use crate::{
-    AppContext,
-    chat_document::{ChatDocumentInfo, ChatJsonEncoder, ChatXlsxEncoder, ZipEncoder},
-    error::Error,
-    export::{Cell, Column, EncodeOptions, Encoder, ExportJob, Format, Row, RowBatches},
-    leads::DateRange,
+    export::{Cell, Column, Row},
     model::{ChatMessage, string_enum},
-    schema::{CHATS_BY_CONVERSATION, CHATS_BY_TIME},
-    store::{ItemPages, KeyCondition, decode, merge_sorted, query_pages, shards},
-    timefmt,
 };
 
 string_enum!(
@@ -34,22 +25,15 @@ string_enum!(
 );
 
 impl ChatFormat {
-    pub fn file_format(self) -> Format {
+    /// The file's extension.
+    pub fn extension(self) -> &'static str {
         match self {
-            ChatFormat::Json => Format::Json,
-            ChatFormat::Excel => Format::Xlsx,
-            ChatFormat::Both => Format::Zip,
-            ChatFormat::Csv => Format::Csv,
+            ChatFormat::Json => "json",
+            ChatFormat::Excel => "xlsx",
+            ChatFormat::Both => "zip",
+            ChatFormat::Csv => "csv",
         }
     }
-}
-
-/// A chat export request, parsed and scoped to what the caller may see.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChatSpec {
-    pub format: ChatFormat,
-    pub filter: ChatFilter,
-    pub options: ChatOptions,
 }
 
 pub const BASE_COLUMNS: [Column; 12] = [
@@ -57,7 +41,7 @@ pub const BASE_COLUMNS: [Column; 12] = [
     Column::new("From Name", "from_name").width(16.0),
     Column::new("Message", "message").width(50.0),
     Column::new("Reply", "reply").width(50.0),
-    Column::new("Timestamp", "timestamp").width(20.0),
+    Column::new("Timestamp", "timestamp").time().width(20.0),
     Column::new("Conversation ID", "conversation_id").width(16.0),
     Column::new("Token Cost", "token_cost"),
     Column::new("User IP", "user_ip").width(18.0),
@@ -84,19 +68,20 @@ pub const GEO_COLUMNS: [Column; 11] = [
 
 /// Nested under `meta_data` in JSON.
 pub const META_COLUMNS: [Column; 5] = [
-    Column::new("Created At", "meta_data.created_at").width(20.0),
+    Column::new("Created At", "meta_data.created_at").time().width(20.0),
     Column::new("Client ID", "meta_data.client_id").width(16.0),
     Column::new("From User ID", "meta_data.from_user_id").width(26.0),
     Column::new("User Name", "meta_data.user_name").width(16.0),
     Column::new("User Email", "meta_data.user_email").width(24.0),
 ];
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChatOptions {
     pub include_geo: bool,
     pub include_meta: bool,
-    /// Non-admin callers see IP addresses anonymised.
-    #[serde(skip)]
+    /// Non-admin callers see IP addresses anonymised (decided when the spec is built
+    /// from the caller, so a queued or replayed spec keeps it).
     pub anonymize_ips: bool,
 }
 
@@ -328,7 +313,8 @@ impl ChatStats {
 }
 
 /// Which chat messages to export.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChatFilter {
     /// `None`: every client (admins only).
     pub client_id: Option<String>,
@@ -343,157 +329,6 @@ impl ChatFilter {
             && self.conversation_id.as_ref().is_none_or(|c| *c == m.conversation_id)
             && self.range.contains(&m.timestamp)
     }
-
-    /// The read covering every message the filter can match, in time order. Its
-    /// cost follows the messages in the range, never the length of the range.
-    pub fn plan(&self) -> ChatRead {
-        if let Some(conv) = &self.conversation_id {
-            return ChatRead::Conversation(conv.clone());
-        }
-        match &self.client_id {
-            Some(client) => ChatRead::Client(client.clone()),
-            None => ChatRead::AllClients,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ChatRead {
-    /// Query the table: `client_id = :k [AND ts_id BETWEEN ...]`.
-    Client(String),
-    /// Query `by_conversation`: `conversation_id = :k [AND ts_id BETWEEN ...]`.
-    Conversation(String),
-    /// Query `by_time` once per shard (`shard = :s [AND ts_id BETWEEN ...]`), merged
-    /// by `ts_id`: every client, in time order.
-    AllClients,
-}
-
-/// Items per page when the export is short: no read fetches far more than `limit`.
-fn page_limit(limit: u32) -> Option<i32> {
-    (limit < 1000).then_some(limit.max(1) as i32)
-}
-
-fn key_condition<'a>(
-    index: Option<&'a str>,
-    attr: &'a str,
-    value: String,
-    range: &DateRange,
-    limit: u32,
-) -> KeyCondition<'a> {
-    KeyCondition {
-        index,
-        partition_attr: attr,
-        partition: value,
-        sort_attr: "ts_id",
-        from: range.from.map(|f| timefmt::format(&f)),
-        // `~` sorts after `#`, so `<to>~` covers every id at the last instant.
-        to: range.to.map(|t| format!("{}~", timefmt::format(&t))),
-        page_limit: page_limit(limit),
-    }
-}
-
-fn pages(client: &Client, table: &str, filter: &ChatFilter) -> ItemPages {
-    let (range, limit) = (&filter.range, filter.limit);
-    match filter.plan() {
-        ChatRead::Client(c) => query_pages(client, table, key_condition(None, "client_id", c, range, limit)),
-        ChatRead::Conversation(c) => query_pages(
-            client,
-            table,
-            key_condition(Some(CHATS_BY_CONVERSATION), "conversation_id", c, range, limit),
-        ),
-        ChatRead::AllClients => {
-            let reads = shards()
-                .map(|shard| {
-                    query_pages(
-                        client,
-                        table,
-                        key_condition(Some(CHATS_BY_TIME), "shard", shard, range, limit),
-                    )
-                })
-                .collect();
-            merge_sorted(reads, "ts_id", 1000)
-        }
-    }
-}
-
-/// One batch per page of matching messages, at most `filter.limit` rows in all (no
-/// page is read once the limit is reached); every exported message is also observed
-/// by `stats`.
-pub fn rows(client: Client, table: String, filter: ChatFilter, opts: ChatOptions, stats: SharedStats) -> RowBatches {
-    let item_pages = pages(&client, &table, &filter);
-    let remaining = u64::from(filter.limit);
-    stream::try_unfold((item_pages, remaining), move |(mut pages, mut remaining)| {
-        let filter = filter.clone();
-        let stats = stats.clone();
-        async move {
-            if remaining == 0 {
-                return Ok(None);
-            }
-            let Some(page) = pages.try_next().await? else {
-                return Ok(None);
-            };
-            let mut batch = Vec::new();
-            for item in page {
-                if remaining == 0 {
-                    break;
-                }
-                let m: ChatMessage = decode(item, &["client_id", "ts_id"])?;
-                if filter.matches(&m) {
-                    stats_of(&stats).observe(&m);
-                    batch.push(row(&m, opts));
-                    remaining -= 1;
-                }
-            }
-            Ok(Some((batch, (pages, remaining))))
-        }
-    })
-    .boxed()
-}
-
-/// The export job of a spec: source, columns and the document encoder. `now` is
-/// the export date the documents state.
-pub fn job(ctx: &AppContext, spec: &ChatSpec, now: DateTime<Utc>) -> Result<ExportJob, Error> {
-    let stats = SharedStats::default();
-    let columns = columns(spec.options);
-    let options = EncodeOptions::default();
-    let info = ChatDocumentInfo {
-        export_date: now,
-        requested: spec.filter.range.clone(),
-        client_id: spec.filter.client_id.clone(),
-        format: spec.format.as_str().to_string(),
-        include_geo: spec.options.include_geo,
-        include_meta: spec.options.include_meta,
-    };
-    let day = now.format("%Y-%m-%d");
-    let json = || ChatJsonEncoder::new(&columns, stats.clone(), info.clone());
-    let xlsx = || ChatXlsxEncoder::new(&columns, options, stats.clone(), info.clone());
-    let encoder: Option<Box<dyn Encoder>> = match spec.format {
-        ChatFormat::Json => Some(Box::new(json())),
-        ChatFormat::Excel => Some(Box::new(xlsx()?)),
-        ChatFormat::Both => Some(Box::new(ZipEncoder::new(
-            json(),
-            xlsx()?,
-            &format!("chat-export-{day}.json"),
-            &format!("chat-export-{day}.xlsx"),
-        )?)),
-        ChatFormat::Csv => None,
-    };
-    Ok(ExportJob {
-        kind: "chats",
-        file_stem: "chat-export",
-        sheet: "Chat Messages",
-        format: spec.format.file_format(),
-        columns: columns.clone(),
-        options,
-        rows: rows(
-            ctx.aws.dynamodb.clone(),
-            ctx.config.tables.chat_messages.clone(),
-            spec.filter.clone(),
-            spec.options,
-            stats.clone(),
-        ),
-        encoder,
-    })
 }
 
 #[cfg(test)]
@@ -506,42 +341,5 @@ mod tests {
         assert_eq!(anonymize_ip("2001:db8:1:2:3:4:5:6").as_deref(), Some("2001:db8:1::"));
         assert_eq!(anonymize_ip("::1").as_deref(), Some("::"));
         assert_eq!(anonymize_ip("not an ip"), None);
-    }
-
-    #[test]
-    fn plans_follow_the_narrowest_key() {
-        let mut f = ChatFilter {
-            range: DateRange {
-                from: timefmt::parse_rfc3339("0001-01-01T00:00:00Z"),
-                to: None,
-            },
-            ..Default::default()
-        };
-        assert_eq!(
-            f.plan(),
-            ChatRead::AllClients,
-            "any span: one Query per shard, never per day"
-        );
-        f.client_id = Some("c".into());
-        assert_eq!(f.plan(), ChatRead::Client("c".into()));
-        f.conversation_id = Some("v".into());
-        assert_eq!(f.plan(), ChatRead::Conversation("v".into()));
-    }
-
-    #[test]
-    fn an_open_end_is_no_end() {
-        let k = key_condition(
-            None,
-            "client_id",
-            "c".into(),
-            &DateRange {
-                from: timefmt::parse_rfc3339("2024-01-01T00:00:00Z"),
-                to: None,
-            },
-            10,
-        );
-        assert_eq!((k.from.as_deref(), k.to), (Some("2024-01-01T00:00:00.000Z"), None));
-        assert_eq!(k.page_limit, Some(10));
-        assert_eq!(page_limit(1_000_000), None);
     }
 }

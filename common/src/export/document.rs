@@ -10,14 +10,16 @@ use serde::Serialize;
 use zip::{CompressionMethod, ZipWriter, write::SimpleFileOptions, write::StreamWriter};
 
 use crate::{
-    chats::{SharedStats, Summary, day_range, stats_of},
     error::Error,
     export::{
         Cell, Column, EncodeOptions, Encoder, SharedBuf,
         json::JsonEncoder,
         xlsx::{EXCEL_DATE_FORMAT, XlsxEncoder, XlsxFigures, write_integer},
     },
-    leads::DateRange,
+    kinds::{
+        DateRange,
+        chats::{SharedStats, Summary, day_range, stats_of},
+    },
 };
 
 /// What `export_info` says besides the record count.

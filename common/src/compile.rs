@@ -1,0 +1,205 @@
+//! `compile`: an [`ExportSpec`] becomes the pipeline that runs it:
+//! source (typed records from a [`Store`]) -> rows -> encoder (-> compression).
+//!
+//! This is the one place that picks encoders, frames documents (the chat export's JSON
+//! and Excel with their summary, the ZIP of both) and applies limits, whoever started
+//! the export: an HTTP request, a job, a schedule, or the benchmark.
+
+use futures::{StreamExt, TryStreamExt, stream};
+
+use crate::{
+    error::Error,
+    export::{
+        Column, EncodeOptions, Encoder, Pipeline, Row, RowBatches, compress,
+        csv::CsvEncoder,
+        document::{ChatDocumentInfo, ChatJsonEncoder, ChatXlsxEncoder, ZipEncoder},
+        json::JsonEncoder,
+        xlsx::XlsxEncoder,
+    },
+    kinds::{
+        chats::{self, ChatFormat, SharedStats, stats_of},
+        conversations::{self, Folder},
+        leads, sessions,
+    },
+    source::{Pages, Store},
+    spec::{ChatsSpec, ConversationsSpec, ExportSpec, FileOptions, LeadsSpec, TableFormat},
+};
+
+fn encode_options(options: &FileOptions) -> EncodeOptions {
+    EncodeOptions {
+        spreadsheet_safe: options.spreadsheet_safe,
+        time_zone: options.time_zone,
+        bom: options.bom,
+        ..EncodeOptions::default()
+    }
+}
+
+/// The plain encoder of a tabular format.
+fn table_encoder(
+    format: TableFormat,
+    sheet: &str,
+    columns: &[Column],
+    options: EncodeOptions,
+) -> Result<Box<dyn Encoder>, Error> {
+    Ok(match format {
+        TableFormat::Csv => Box::new(CsvEncoder::new(columns, options)?),
+        TableFormat::Json => Box::new(JsonEncoder::new(columns)),
+        TableFormat::Xlsx => Box::new(XlsxEncoder::new(sheet, columns, options)?),
+    })
+}
+
+/// At most `limit` records, in order; no page is pulled once the limit is reached.
+fn limited<T: Send + 'static>(pages: Pages<T>, limit: u64) -> Pages<T> {
+    stream::try_unfold((pages, limit), |(mut pages, remaining)| async move {
+        if remaining == 0 {
+            return Ok(None);
+        }
+        let Some(mut page) = pages.try_next().await? else {
+            return Ok(None);
+        };
+        page.truncate(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let left = remaining - page.len() as u64;
+        Ok(Some((page, (pages, left))))
+    })
+    .boxed()
+}
+
+/// What compiling a kind gives: its rows, its columns and its document's encoder.
+struct Parts {
+    rows: RowBatches,
+    columns: Vec<Column>,
+    encoder: Box<dyn Encoder>,
+}
+
+fn leads_parts(spec: &LeadsSpec, store: &dyn Store) -> Result<Parts, Error> {
+    let indexes: Vec<usize> = spec
+        .columns
+        .iter()
+        .map(|key| {
+            leads::column_index(key)
+                .ok_or_else(|| Error::bad_request(format!("unknown leads column '{}'", crate::http::sanitize(key))))
+        })
+        .collect::<Result<_, _>>()?;
+    let columns: Vec<Column> = indexes.iter().map(|&i| leads::COLUMNS[i]).collect();
+    let rows = store
+        .leads(&spec.filter, spec.as_of)
+        .map_ok(move |page| {
+            page.iter()
+                .map(|lead| indexes.iter().map(|&i| leads::cell(lead, i)).collect::<Row>())
+                .collect()
+        })
+        .boxed();
+    let encoder = table_encoder(spec.format, "Leads", &columns, encode_options(&spec.options))?;
+    Ok(Parts { rows, columns, encoder })
+}
+
+fn chats_parts(spec: &ChatsSpec, store: &dyn Store) -> Result<Parts, Error> {
+    let stats = SharedStats::default();
+    let columns = chats::columns(spec.chat);
+    let options = encode_options(&spec.options);
+    let info = ChatDocumentInfo {
+        export_date: spec.as_of,
+        requested: spec.filter.range.clone(),
+        client_id: spec.filter.client_id.clone(),
+        format: spec.format.as_str().to_string(),
+        include_geo: spec.chat.include_geo,
+        include_meta: spec.chat.include_meta,
+    };
+    let json = || ChatJsonEncoder::new(&columns, stats.clone(), info.clone());
+    let xlsx = || ChatXlsxEncoder::new(&columns, options, stats.clone(), info.clone());
+    let day = spec.as_of.format("%Y-%m-%d");
+    let encoder: Box<dyn Encoder> = match spec.format {
+        ChatFormat::Json => Box::new(json()),
+        ChatFormat::Excel => Box::new(xlsx()?),
+        ChatFormat::Both => Box::new(ZipEncoder::new(
+            json(),
+            xlsx()?,
+            &format!("chat-export-{day}.json"),
+            &format!("chat-export-{day}.xlsx"),
+        )?),
+        ChatFormat::Csv => Box::new(CsvEncoder::new(&columns, options)?),
+    };
+    let chat = spec.chat;
+    // Every exported message passes the summary on its way to a row.
+    let rows = limited(
+        store.chat_messages(&spec.filter, spec.as_of),
+        u64::from(spec.filter.limit),
+    )
+    .map_ok(move |page| {
+        let mut observed = stats_of(&stats);
+        page.iter()
+            .map(|m| {
+                observed.observe(m);
+                chats::row(m, chat)
+            })
+            .collect()
+    })
+    .boxed();
+    Ok(Parts { rows, columns, encoder })
+}
+
+/// Conversations folded from their grouped messages, at most `limit` of them.
+fn conversation_rows(spec: &ConversationsSpec, store: &dyn Store) -> RowBatches {
+    let pages = store.conversation_messages(&spec.filter, spec.as_of);
+    let (limit, anonymize) = (u64::from(spec.filter.limit), spec.anonymize_ips);
+    let state = (Some(pages), Folder::default(), limit);
+    stream::try_unfold(state, move |(pages, mut folder, mut remaining)| async move {
+        let Some(mut pages) = pages else { return Ok(None) };
+        if remaining == 0 {
+            return Ok(None);
+        }
+        let mut batch: Vec<Row> = Vec::new();
+        match pages.try_next().await? {
+            Some(page) => {
+                for m in &page {
+                    if let Some(done) = folder.push(m) {
+                        batch.push(done.row(anonymize));
+                        remaining -= 1;
+                        if remaining == 0 {
+                            return Ok(Some((batch, (None, folder, 0))));
+                        }
+                    }
+                }
+                Ok(Some((batch, (Some(pages), folder, remaining))))
+            }
+            None => {
+                batch.extend(folder.finish().map(|c| c.row(anonymize)));
+                Ok(Some((batch, (None, folder, 0))))
+            }
+        }
+    })
+    .boxed()
+}
+
+/// The running pipeline of a spec, reading from `store`.
+pub fn compile(spec: &ExportSpec, store: &dyn Store) -> Result<Pipeline, Error> {
+    let Parts { rows, columns, encoder } = match spec {
+        ExportSpec::Sessions(s) => {
+            let columns = sessions::COLUMNS.to_vec();
+            Parts {
+                rows: store
+                    .session_lines(s.as_of)
+                    .map_ok(|lines| lines.into_iter().map(sessions::row).collect())
+                    .boxed(),
+                encoder: table_encoder(s.format, "Chat Sessions", &columns, encode_options(&s.options))?,
+                columns,
+            }
+        }
+        ExportSpec::Leads(s) => leads_parts(s, store)?,
+        ExportSpec::Chats(s) => chats_parts(s, store)?,
+        ExportSpec::Conversations(s) => {
+            let columns = conversations::COLUMNS.to_vec();
+            Parts {
+                rows: conversation_rows(s, store),
+                encoder: table_encoder(s.format, "Conversations", &columns, encode_options(&s.options))?,
+                columns,
+            }
+        }
+    };
+    let encoder = compress::wrap(encoder, spec.options().compression, &spec.document_name())?;
+    Ok(Pipeline {
+        rows,
+        encoder,
+        width: columns.len(),
+    })
+}

@@ -1,0 +1,115 @@
+//! The reads of the conversations export: a client's messages grouped by
+//! conversation, from the `by_conversation_group` index (partition `conv_shard`, a
+//! hash of client and conversation; sort key `conv_key` = `<client>#<conversation>#
+//! <timestamp>#<id>` with `#` and `%` escaped in the ids). A conversation's messages
+//! are contiguous and in time order, so they can be folded one conversation at a time.
+//!
+//! The date range is not part of this key (it groups first), so it is applied to each
+//! message: the cost follows the messages of the client (or of the conversation),
+//! not the calendar. See docs/data-model.md.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_dynamodb::{Client, types::AttributeValue};
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt, stream};
+
+use super::{Pages, chats::matching};
+use crate::{
+    error::Error,
+    kinds::chats::ChatFilter,
+    model::ChatMessage,
+    schema::{CHATS_BY_CONVERSATION, CHATS_BY_CONVERSATION_GROUP},
+    store::{ItemPages, KeyCondition, conversation_prefix, conversation_shard, merge_sorted, query_pages, shards},
+};
+
+/// One Query of the group index: a shard, optionally narrowed to a key prefix.
+fn group_read(client: &Client, table: &str, shard: String, prefix: Option<String>) -> ItemPages {
+    query_pages(
+        client,
+        table,
+        KeyCondition {
+            index: Some(CHATS_BY_CONVERSATION_GROUP),
+            partition_attr: "conv_shard",
+            partition: shard,
+            sort_attr: "conv_key",
+            from: None,
+            to: None,
+            page_limit: None,
+            prefix,
+        },
+    )
+}
+
+/// Every shard, narrowed to `prefix` when given, merged in `conv_key` order.
+fn all_shards(client: &Client, table: &str, prefix: Option<String>) -> ItemPages {
+    let reads = shards()
+        .map(|shard| group_read(client, table, shard, prefix.clone()))
+        .collect();
+    merge_sorted(reads, "conv_key", 1000)
+}
+
+/// The clients that have a conversation with this id (admins may ask for a
+/// conversation without naming its client). Only the ids are kept.
+async fn clients_of(client: Client, table: String, conversation_id: String) -> Result<BTreeSet<String>, Error> {
+    let pages = query_pages(
+        &client,
+        &table,
+        KeyCondition {
+            index: Some(CHATS_BY_CONVERSATION),
+            partition_attr: "conversation_id",
+            partition: conversation_id,
+            sort_attr: "ts_id",
+            from: None,
+            to: None,
+            page_limit: None,
+            prefix: None,
+        },
+    );
+    pages
+        .try_fold(BTreeSet::new(), |mut set, items| async move {
+            for item in items {
+                if let Some(AttributeValue::S(c)) = item.get("client_id") {
+                    set.insert(c.clone());
+                }
+            }
+            Ok(set)
+        })
+        .await
+}
+
+fn item_pages(client: Client, table: String, filter: &ChatFilter) -> ItemPages {
+    match (filter.client_id.clone(), filter.conversation_id.clone()) {
+        (Some(c), Some(v)) => group_read(
+            &client,
+            &table,
+            conversation_shard(&c, &v),
+            Some(conversation_prefix(&c, Some(&v))),
+        ),
+        (Some(c), None) => all_shards(&client, &table, Some(conversation_prefix(&c, None))),
+        (None, None) => all_shards(&client, &table, None),
+        (None, Some(v)) => stream::once(clients_of(client.clone(), table.clone(), v.clone()))
+            .map_ok(move |clients| {
+                let (client, table, v) = (client.clone(), table.clone(), v.clone());
+                stream::iter(clients).flat_map(move |c| {
+                    group_read(
+                        &client,
+                        &table,
+                        conversation_shard(&c, &v),
+                        Some(conversation_prefix(&c, Some(&v))),
+                    )
+                })
+            })
+            .try_flatten()
+            .boxed(),
+    }
+}
+
+/// Pages of matching messages, grouped by (client, conversation), each group in
+/// time order.
+pub fn messages(client: Client, table: String, filter: ChatFilter, as_of: DateTime<Utc>) -> Pages<ChatMessage> {
+    let pages = item_pages(client, table, &filter);
+    pages
+        .map(move |page| page.and_then(|items| matching(items, &filter, &as_of)))
+        .boxed()
+}

@@ -1,0 +1,103 @@
+//! The reads of the leads export (docs/data-model.md, "Which read serves which
+//! filter"): every read is a Query whose key condition holds the date range.
+
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, stream};
+
+use super::{Pages, written_by};
+use crate::{
+    kinds::{DateRange, leads::LeadFilter},
+    model::Lead,
+    schema::{LEADS_BY_CHATBOT, LEADS_BY_COMPANY, LEADS_BY_CREATED},
+    store::{ItemPages, KeyCondition, decode, merge_sorted, query_pages, shards},
+    timefmt,
+};
+
+/// One DynamoDB read of the leads table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeadRead {
+    /// Query `by_company_created`: `company_id = :k [AND created_at BETWEEN ...]`.
+    Company(String),
+    /// Query `by_chatbot_created`: `chatbot_id = :k [AND created_at BETWEEN ...]`.
+    Chatbot(String),
+    /// Query `by_created` once per shard (`shard = :s [AND created_key BETWEEN ...]`),
+    /// merged by `created_key`: every company, in `Created At` order (admins).
+    AllCompanies,
+}
+
+/// The reads that cover every lead the filter can match, narrowest first. Each
+/// one's cost follows the leads in the range, not the table.
+pub fn plan(filter: &LeadFilter) -> Vec<LeadRead> {
+    match (&filter.chatbot_id, &filter.companies) {
+        (Some(bot), _) => vec![LeadRead::Chatbot(bot.clone())],
+        (None, Some(companies)) => companies.iter().cloned().map(LeadRead::Company).collect(),
+        (None, None) => vec![LeadRead::AllCompanies],
+    }
+}
+
+fn pages(client: &Client, table: &str, read: &LeadRead, range: &DateRange) -> ItemPages {
+    let from = range.from.map(|f| timefmt::format(&f));
+    let (index, partition_attr, partition) = match read {
+        LeadRead::Company(c) => (LEADS_BY_COMPANY, "company_id", c.clone()),
+        LeadRead::Chatbot(b) => (LEADS_BY_CHATBOT, "chatbot_id", b.clone()),
+        LeadRead::AllCompanies => {
+            let reads = shards()
+                .map(|shard| {
+                    query_pages(
+                        client,
+                        table,
+                        KeyCondition {
+                            index: Some(LEADS_BY_CREATED),
+                            partition_attr: "shard",
+                            partition: shard,
+                            sort_attr: "created_key",
+                            from: from.clone(),
+                            // `~` sorts after `#`: every lead of the last instant.
+                            to: range.to.map(|t| format!("{}~", timefmt::format(&t))),
+                            page_limit: None,
+                            prefix: None,
+                        },
+                    )
+                })
+                .collect();
+            return merge_sorted(reads, "created_key", 1000);
+        }
+    };
+    query_pages(
+        client,
+        table,
+        KeyCondition {
+            index: Some(index),
+            partition_attr,
+            partition,
+            sort_attr: "created_at",
+            from,
+            to: range.to.map(|t| timefmt::format(&t)),
+            page_limit: None,
+            prefix: None,
+        },
+    )
+}
+
+/// One batch per DynamoDB page: the page's leads that match, written by `as_of`.
+pub fn leads(client: Client, table: String, filter: LeadFilter, as_of: DateTime<Utc>) -> Pages<Lead> {
+    let reads = plan(&filter);
+    let range = filter.created.clone();
+    stream::iter(reads)
+        .flat_map(move |read| pages(&client, &table, &read, &range))
+        .map(move |page| {
+            let mut batch = Vec::new();
+            for item in page? {
+                if !written_by(&item, &as_of) {
+                    continue;
+                }
+                let lead: Lead = decode(item, &["lead_id"])?;
+                if filter.matches(&lead) {
+                    batch.push(lead);
+                }
+            }
+            Ok(batch)
+        })
+        .boxed()
+}

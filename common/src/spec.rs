@@ -1,0 +1,424 @@
+//! An export as a value: what to export, for whom, into which file, as of when.
+//!
+//! An [`ExportSpec`] is built once from a trigger (today an HTTP request, see
+//! [`crate::params`]; next a job message or a schedule tick), with the caller's tenant
+//! scope already resolved into its filter. It holds no secret and no live resource, so
+//! it can be stored, queued, logged and replayed; [`crate::compile::compile`] turns it
+//! into the running pipeline. Its JSON form is documented in README ("Export specs").
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{
+    kinds::{
+        chats::{ChatFilter, ChatFormat, ChatOptions},
+        leads::LeadFilter,
+    },
+    model::string_enum,
+    timefmt::serde_ts,
+};
+
+string_enum!(
+    /// The formats of the tabular kinds (sessions, leads, conversations).
+    TableFormat { Csv => "csv", Json => "json", Xlsx => "xlsx" }
+);
+
+impl TableFormat {
+    pub fn extension(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+string_enum!(
+    /// Compression of the whole file.
+    Compression { None => "none", Gzip => "gzip", Zip => "zip" }
+);
+
+/// An IANA time zone (`Europe/Berlin`); `UTC` by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeZone(pub Tz);
+
+impl TimeZone {
+    pub const UTC: TimeZone = TimeZone(Tz::UTC);
+
+    /// Longest zone name accepted (the longest IANA name has 32 characters).
+    pub const MAX_NAME_CHARS: usize = 64;
+
+    /// An IANA name, matched ignoring ASCII case (`europe/berlin` is `Europe/Berlin`).
+    pub fn parse(name: &str) -> Result<Self, String> {
+        let found = (name.len() <= Self::MAX_NAME_CHARS)
+            .then(|| {
+                Tz::from_str(name).ok().or_else(|| {
+                    chrono_tz::TZ_VARIANTS
+                        .iter()
+                        .copied()
+                        .find(|tz| tz.name().eq_ignore_ascii_case(name))
+                })
+            })
+            .flatten();
+        found.map(TimeZone).ok_or_else(|| {
+            format!(
+                "must be an IANA time zone such as UTC or Europe/Berlin; got '{}'",
+                crate::http::sanitize(name)
+            )
+        })
+    }
+
+    /// UTC itself (times are written with `Z`); other zones write their offset.
+    pub fn is_utc(self) -> bool {
+        matches!(
+            self.0.name(),
+            "UTC" | "Etc/UTC" | "Etc/UCT" | "UCT" | "Etc/Universal" | "Universal" | "Zulu" | "Etc/Zulu"
+        )
+    }
+
+    pub fn name(self) -> &'static str {
+        self.0.name()
+    }
+}
+
+impl Default for TimeZone {
+    fn default() -> Self {
+        Self::UTC
+    }
+}
+
+impl Serialize for TimeZone {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeZone {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        TimeZone::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+impl FromStr for TimeZone {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::parse(s)
+    }
+}
+
+/// What every export's file may be asked for, whatever its kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileOptions {
+    /// `gzip` wraps the file (`.csv.gz`); `zip` puts it in an archive (`.zip`).
+    pub compression: Compression,
+    /// A UTF-8 byte order mark before a CSV (what Excel needs to read UTF-8).
+    pub bom: bool,
+    /// The zone timestamps are shown in, in CSV and Excel (JSON stays in UTC); also
+    /// the zone of date-only range bounds.
+    pub time_zone: TimeZone,
+    /// Neutralise formula-like text in CSV (OWASP "CSV injection").
+    pub spreadsheet_safe: bool,
+}
+
+impl Default for FileOptions {
+    fn default() -> Self {
+        Self {
+            compression: Compression::None,
+            bom: false,
+            time_zone: TimeZone::UTC,
+            spreadsheet_safe: true,
+        }
+    }
+}
+
+/// Every chat session with its messages (admins).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsSpec {
+    #[serde(with = "serde_ts")]
+    pub as_of: DateTime<Utc>,
+    pub format: TableFormat,
+    pub options: FileOptions,
+}
+
+/// Leads of the companies in `filter` (one, several, or every company for admins).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeadsSpec {
+    #[serde(with = "serde_ts")]
+    pub as_of: DateTime<Utc>,
+    pub format: TableFormat,
+    pub options: FileOptions,
+    pub filter: LeadFilter,
+    /// Column keys (`lead_id`, ...), in output order.
+    pub columns: Vec<String>,
+}
+
+/// Chat messages of the client in `filter` (or of every client, for admins), with
+/// the seed's documents and analytics.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatsSpec {
+    #[serde(with = "serde_ts")]
+    pub as_of: DateTime<Utc>,
+    pub format: ChatFormat,
+    pub options: FileOptions,
+    pub filter: ChatFilter,
+    pub chat: ChatOptions,
+}
+
+/// One row per conversation of the client in `filter` (or of every client).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationsSpec {
+    #[serde(with = "serde_ts")]
+    pub as_of: DateTime<Utc>,
+    pub format: TableFormat,
+    pub options: FileOptions,
+    /// `limit` counts conversations.
+    pub filter: ChatFilter,
+    pub anonymize_ips: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ExportSpec {
+    Sessions(SessionsSpec),
+    Leads(LeadsSpec),
+    Chats(ChatsSpec),
+    Conversations(ConversationsSpec),
+}
+
+impl ExportSpec {
+    /// `sessions`, `leads`, `chats` or `conversations`: logs, metrics, object keys.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ExportSpec::Sessions(_) => "sessions",
+            ExportSpec::Leads(_) => "leads",
+            ExportSpec::Chats(_) => "chats",
+            ExportSpec::Conversations(_) => "conversations",
+        }
+    }
+
+    /// When the export was asked for: rows written later are not exported, and the
+    /// file is named after this day.
+    pub fn as_of(&self) -> DateTime<Utc> {
+        match self {
+            ExportSpec::Sessions(s) => s.as_of,
+            ExportSpec::Leads(s) => s.as_of,
+            ExportSpec::Chats(s) => s.as_of,
+            ExportSpec::Conversations(s) => s.as_of,
+        }
+    }
+
+    pub fn options(&self) -> &FileOptions {
+        match self {
+            ExportSpec::Sessions(s) => &s.options,
+            ExportSpec::Leads(s) => &s.options,
+            ExportSpec::Chats(s) => &s.options,
+            ExportSpec::Conversations(s) => &s.options,
+        }
+    }
+
+    /// The format as the caller named it (`excel`, `csv`, ...).
+    pub fn format_name(&self) -> &'static str {
+        match self {
+            ExportSpec::Sessions(s) => s.format.as_str(),
+            ExportSpec::Leads(s) => s.format.as_str(),
+            ExportSpec::Chats(s) => s.format.as_str(),
+            ExportSpec::Conversations(s) => s.format.as_str(),
+        }
+    }
+
+    /// The extension of the document before compression.
+    fn extension(&self) -> &'static str {
+        match self {
+            ExportSpec::Sessions(s) => s.format.extension(),
+            ExportSpec::Leads(s) => s.format.extension(),
+            ExportSpec::Chats(s) => s.format.extension(),
+            ExportSpec::Conversations(s) => s.format.extension(),
+        }
+    }
+
+    fn file_stem(&self) -> &'static str {
+        match self {
+            ExportSpec::Sessions(_) => "chat-sessions-export",
+            ExportSpec::Leads(_) => "leads-export",
+            ExportSpec::Chats(_) => "chat-export",
+            ExportSpec::Conversations(_) => "conversations-export",
+        }
+    }
+
+    /// `<stem>-YYYY-MM-DD.<ext>`: the document itself (inside a ZIP, the entry's name).
+    pub fn document_name(&self) -> String {
+        format!(
+            "{}-{}.{}",
+            self.file_stem(),
+            self.as_of().format("%Y-%m-%d"),
+            self.extension()
+        )
+    }
+
+    /// The file delivered: the document, `.gz` after it, or a `.zip` holding it.
+    pub fn file_name(&self) -> String {
+        match self.options().compression {
+            Compression::None => self.document_name(),
+            Compression::Gzip => format!("{}.gz", self.document_name()),
+            Compression::Zip => format!("{}-{}.zip", self.file_stem(), self.as_of().format("%Y-%m-%d")),
+        }
+    }
+
+    pub fn content_type(&self) -> &'static str {
+        match self.options().compression {
+            Compression::Gzip => return "application/gzip",
+            Compression::Zip => return "application/zip",
+            Compression::None => {}
+        }
+        match self.extension() {
+            "csv" => "text/csv; charset=utf-8",
+            "json" => "application/json; charset=utf-8",
+            "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            _ => "application/zip",
+        }
+    }
+
+    /// Whether the file is UTF-8 text (answered inline without base64).
+    pub fn is_text(&self) -> bool {
+        self.options().compression == Compression::None && matches!(self.extension(), "csv" | "json")
+    }
+
+    /// The audit record's partition: `client#<id>`, `company#<id>`, `companies` (a
+    /// list), or `all`.
+    pub fn audit_scope(&self) -> String {
+        match self {
+            ExportSpec::Sessions(_) => "all".into(),
+            ExportSpec::Leads(s) => match s.filter.companies.as_deref() {
+                Some([one]) => format!("company#{one}"),
+                Some(_) => "companies".into(),
+                None => "all".into(),
+            },
+            ExportSpec::Chats(ChatsSpec { filter, .. })
+            | ExportSpec::Conversations(ConversationsSpec { filter, .. }) => match &filter.client_id {
+                Some(c) => format!("client#{c}"),
+                None => "all".into(),
+            },
+        }
+    }
+
+    /// The tenant the chat rate limits count against: `client#<id>`, or `client#*`
+    /// for an export of every client. `None` for kinds without tenant limits.
+    pub fn rate_tenant(&self) -> Option<String> {
+        match self {
+            ExportSpec::Chats(ChatsSpec { filter, .. })
+            | ExportSpec::Conversations(ConversationsSpec { filter, .. }) => {
+                Some(format!("client#{}", filter.client_id.as_deref().unwrap_or("*")))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kinds::DateRange;
+
+    fn at() -> DateTime<Utc> {
+        crate::timefmt::parse_rfc3339("2024-01-15T10:30:00Z").unwrap()
+    }
+
+    fn every_variant() -> Vec<ExportSpec> {
+        let options = FileOptions {
+            compression: Compression::Gzip,
+            bom: true,
+            time_zone: TimeZone::parse("Europe/Berlin").unwrap(),
+            spreadsheet_safe: false,
+        };
+        let chat_filter = ChatFilter {
+            client_id: Some("c1".into()),
+            conversation_id: None,
+            range: DateRange {
+                from: Some(at()),
+                to: None,
+            },
+            limit: 10,
+        };
+        vec![
+            ExportSpec::Sessions(SessionsSpec {
+                as_of: at(),
+                format: TableFormat::Xlsx,
+                options,
+            }),
+            ExportSpec::Leads(LeadsSpec {
+                as_of: at(),
+                format: TableFormat::Csv,
+                options: FileOptions::default(),
+                filter: LeadFilter {
+                    companies: Some(vec!["a".into(), "b".into()]),
+                    search: Some("x".into()),
+                    ..Default::default()
+                },
+                columns: vec!["email".into(), "lead_id".into()],
+            }),
+            ExportSpec::Chats(ChatsSpec {
+                as_of: at(),
+                format: ChatFormat::Both,
+                options,
+                filter: chat_filter.clone(),
+                chat: ChatOptions {
+                    include_geo: true,
+                    include_meta: false,
+                    anonymize_ips: true,
+                },
+            }),
+            ExportSpec::Conversations(ConversationsSpec {
+                as_of: at(),
+                format: TableFormat::Json,
+                options: FileOptions {
+                    compression: Compression::Zip,
+                    ..FileOptions::default()
+                },
+                filter: chat_filter,
+                anonymize_ips: false,
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_variant_round_trips_through_json() {
+        for spec in every_variant() {
+            let json = serde_json::to_string(&spec).unwrap();
+            assert!(json.starts_with(&format!("{{\"kind\":\"{}\"", spec.kind())), "{json}");
+            let back: ExportSpec = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, spec, "{json}");
+        }
+    }
+
+    #[test]
+    fn specs_refuse_unknown_fields_and_bad_zones() {
+        let json = serde_json::to_value(&every_variant()[0]).unwrap();
+        let mut extra = json.clone();
+        extra["options"]["nope"] = true.into();
+        assert!(serde_json::from_value::<ExportSpec>(extra).is_err());
+        let mut zone = json;
+        zone["options"]["time_zone"] = "Mars/Olympus".into();
+        assert!(serde_json::from_value::<ExportSpec>(zone).is_err());
+    }
+
+    #[test]
+    fn file_names_and_types_follow_format_and_compression() {
+        let specs = every_variant();
+        assert_eq!(specs[0].file_name(), "chat-sessions-export-2024-01-15.xlsx.gz");
+        assert_eq!(specs[0].content_type(), "application/gzip");
+        assert_eq!(specs[1].file_name(), "leads-export-2024-01-15.csv");
+        assert!(specs[1].is_text());
+        assert_eq!(specs[2].document_name(), "chat-export-2024-01-15.zip");
+        assert_eq!(specs[3].file_name(), "conversations-export-2024-01-15.zip");
+        assert_eq!(specs[3].document_name(), "conversations-export-2024-01-15.json");
+        assert_eq!(specs[1].audit_scope(), "companies");
+        assert_eq!(specs[2].rate_tenant().as_deref(), Some("client#c1"));
+        assert!(TimeZone::parse("utc").unwrap().is_utc());
+    }
+}
