@@ -152,7 +152,7 @@ fn table_format(format: BenchFormat) -> Result<TableFormat, Error> {
 
 /// The spec the benchmark runs: every row, every column, geo and meta for chats.
 pub fn spec(which: BenchExport, format: BenchFormat, rows: usize) -> Result<ExportSpec, Error> {
-    let as_of = Utc::now();
+    let as_of = common::timefmt::to_millis(Utc::now());
     let options = FileOptions::default();
     let every = ChatFilter {
         limit: u32::try_from(rows).unwrap_or(u32::MAX),

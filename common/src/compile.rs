@@ -5,6 +5,7 @@
 //! and Excel with their summary, the ZIP of both) and applies limits, whoever started
 //! the export: an HTTP request, a job, a schedule, or the benchmark.
 
+use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
 
 use crate::{
@@ -25,11 +26,12 @@ use crate::{
     spec::{ChatsSpec, ConversationsSpec, ExportSpec, FileOptions, LeadsSpec, TableFormat},
 };
 
-fn encode_options(options: &FileOptions) -> EncodeOptions {
+fn encode_options(options: &FileOptions, as_of: DateTime<Utc>) -> EncodeOptions {
     EncodeOptions {
         spreadsheet_safe: options.spreadsheet_safe,
         time_zone: options.time_zone,
         bom: options.bom,
+        created: as_of,
         ..EncodeOptions::default()
     }
 }
@@ -89,14 +91,19 @@ fn leads_parts(spec: &LeadsSpec, store: &dyn Store) -> Result<Parts, Error> {
                 .collect()
         })
         .boxed();
-    let encoder = table_encoder(spec.format, "Leads", &columns, encode_options(&spec.options))?;
+    let encoder = table_encoder(
+        spec.format,
+        "Leads",
+        &columns,
+        encode_options(&spec.options, spec.as_of),
+    )?;
     Ok(Parts { rows, columns, encoder })
 }
 
 fn chats_parts(spec: &ChatsSpec, store: &dyn Store) -> Result<Parts, Error> {
     let stats = SharedStats::default();
     let columns = chats::columns(spec.chat);
-    let options = encode_options(&spec.options);
+    let options = encode_options(&spec.options, spec.as_of);
     let info = ChatDocumentInfo {
         export_date: spec.as_of,
         requested: spec.filter.range.clone(),
@@ -181,7 +188,7 @@ pub fn compile(spec: &ExportSpec, store: &dyn Store) -> Result<Pipeline, Error> 
                     .session_lines(s.as_of)
                     .map_ok(|lines| lines.into_iter().map(sessions::row).collect())
                     .boxed(),
-                encoder: table_encoder(s.format, "Chat Sessions", &columns, encode_options(&s.options))?,
+                encoder: table_encoder(s.format, "Chat Sessions", &columns, encode_options(&s.options, s.as_of))?,
                 columns,
             }
         }
@@ -191,7 +198,7 @@ pub fn compile(spec: &ExportSpec, store: &dyn Store) -> Result<Pipeline, Error> 
             let columns = conversations::COLUMNS.to_vec();
             Parts {
                 rows: conversation_rows(s, store),
-                encoder: table_encoder(s.format, "Conversations", &columns, encode_options(&s.options))?,
+                encoder: table_encoder(s.format, "Conversations", &columns, encode_options(&s.options, s.as_of))?,
                 columns,
             }
         }

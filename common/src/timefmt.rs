@@ -8,6 +8,11 @@ pub fn format(ts: &DateTime<Utc>) -> String {
     ts.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// A time cut to the millisecond: the precision every stored and exported time has.
+pub fn to_millis(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
 /// The same instant in a zone, with its offset: `2024-01-15T11:30:00.000+01:00`. In
 /// UTC itself it is [`format`] (`...Z`).
 pub fn format_in(ts: &DateTime<Utc>, zone: crate::spec::TimeZone) -> String {

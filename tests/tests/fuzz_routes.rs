@@ -32,6 +32,9 @@ const NAMES: &[&str] = &[
     "search",
     "columns",
     "spreadsheet_safe",
+    "compression",
+    "bom",
+    "time_zone",
 ];
 
 /// Values that sit on boundaries of the typed parameters.
@@ -77,6 +80,15 @@ const VALUES: &[&str] = &[
     "'; DROP TABLE x; --",
     "\u{0}\u{1}\r\n",
     "😀",
+    "gzip",
+    "zip",
+    "none",
+    "UTC",
+    "europe/berlin",
+    "Pacific/Kiritimati",
+    "Etc/GMT+12",
+    "America/Santiago",
+    "Mars/Olympus",
 ];
 
 fn name() -> impl Strategy<Value = String> {
@@ -318,6 +330,11 @@ fn chats_download_answers_any_request_within_its_contract() {
 }
 
 #[test]
+fn conversations_export_answers_any_request_within_its_contract() {
+    fuzz_get("fuzz-conversations", chats_export::CONVERSATIONS_PATH, false);
+}
+
+#[test]
 fn chats_post_answers_any_request_within_its_contract() {
     let f = fixture("fuzz-chats-post");
     let mut runner = runner();
@@ -339,6 +356,7 @@ fn raw_request(tokens: [String; 3]) -> impl Strategy<Value = Vec<u8>> {
         leads_export::PATH,
         chats_export::EXPORT_PATH,
         chats_export::DOWNLOAD_PATH,
+        chats_export::CONVERSATIONS_PATH,
         "/",
         "/nope",
     ]);

@@ -133,6 +133,9 @@ pub struct EncodeOptions {
     pub time_zone: TimeZone,
     /// Start a CSV with a UTF-8 byte order mark.
     pub bom: bool,
+    /// When the document was made (a workbook's creation time): the export's `as_of`,
+    /// so the same spec always makes the same file.
+    pub created: DateTime<Utc>,
 }
 
 impl Default for EncodeOptions {
@@ -142,6 +145,7 @@ impl Default for EncodeOptions {
             sheet_row_limit: xlsx::EXCEL_MAX_DATA_ROWS,
             time_zone: TimeZone::UTC,
             bom: false,
+            created: DateTime::UNIX_EPOCH,
         }
     }
 }

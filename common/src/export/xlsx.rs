@@ -12,7 +12,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
-use rust_xlsxwriter::{Format as CellFormat, FormatAlign, Workbook, Worksheet, XlsxError};
+use rust_xlsxwriter::{DocProperties, Format as CellFormat, FormatAlign, Workbook, Worksheet, XlsxError};
 
 use super::{Cell, Column, EncodeOptions, Encoder};
 use crate::{error::Error, spec::TimeZone};
@@ -70,6 +70,7 @@ impl XlsxEncoder {
     pub fn new(sheet_name: &str, columns: &[Column], options: EncodeOptions) -> Result<Self, Error> {
         let mut workbook = Workbook::new();
         workbook.set_tempdir(std::env::temp_dir()).map_err(xlsx_error)?;
+        workbook.set_properties(&DocProperties::new().set_creation_datetime(&options.created));
         let mut enc = Self {
             workbook,
             columns: columns.to_vec(),

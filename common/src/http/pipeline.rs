@@ -182,7 +182,8 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
 
 async fn serve<R: ExportRoute>(ctx: &AppContext, raw: &RawRequest, route: &R, style: &ErrorStyle) -> Response<Body> {
     let started = Instant::now();
-    let now = ctx.clock.now();
+    // One reading of the clock, at the precision a spec's `as_of` keeps.
+    let now = crate::timefmt::to_millis(ctx.clock.now());
     let policy = route.policy();
     let mut trace = Trace::default();
     let result = AssertUnwindSafe(attempt(ctx, raw, route, now, &mut trace))

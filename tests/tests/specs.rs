@@ -1,0 +1,111 @@
+//! Every spec variant (each kind in each of its formats, with and without each
+//! compression) round-trips through JSON, and the replayed spec compiles to the very
+//! same file: a spec is a complete, replayable description of an export.
+
+use common::{
+    compile::compile,
+    export::{self, ByteSink},
+    kinds::chats::ChatFormat,
+    spec::{Compression, ExportSpec, TableFormat, TimeZone},
+};
+use exportctl::bench::{BenchExport, BenchFormat, BenchStore, spec};
+
+/// Keeps every byte: the documents here are small.
+#[derive(Default)]
+struct Collect(Vec<u8>);
+
+impl ByteSink for Collect {
+    type Output = Vec<u8>;
+
+    async fn write(&mut self, chunk: Vec<u8>) -> Result<(), common::Error> {
+        self.0.extend(chunk);
+        Ok(())
+    }
+
+    fn bytes_written(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    async fn finish(self) -> Result<Vec<u8>, common::Error> {
+        Ok(self.0)
+    }
+
+    async fn abort(self) {}
+}
+
+async fn file(spec: &ExportSpec) -> Vec<u8> {
+    let store = BenchStore { records: 300, seed: 7 };
+    export::run(compile(spec, &store).unwrap(), Collect::default())
+        .await
+        .unwrap()
+        .1
+}
+
+fn every_variant() -> Vec<ExportSpec> {
+    let mut specs = Vec::new();
+    let cases = [
+        (
+            BenchExport::Sessions,
+            vec![BenchFormat::Csv, BenchFormat::Json, BenchFormat::Xlsx],
+        ),
+        (
+            BenchExport::Leads,
+            vec![BenchFormat::Csv, BenchFormat::Json, BenchFormat::Xlsx],
+        ),
+        (
+            BenchExport::Chats,
+            vec![BenchFormat::Csv, BenchFormat::Json, BenchFormat::Xlsx, BenchFormat::Zip],
+        ),
+        (
+            BenchExport::Conversations,
+            vec![BenchFormat::Csv, BenchFormat::Json, BenchFormat::Xlsx],
+        ),
+    ];
+    for (kind, formats) in cases {
+        for format in formats {
+            for compression in [Compression::None, Compression::Gzip, Compression::Zip] {
+                let mut s = spec(kind, format, 300).unwrap();
+                let options = match &mut s {
+                    ExportSpec::Sessions(s) => &mut s.options,
+                    ExportSpec::Leads(s) => &mut s.options,
+                    ExportSpec::Chats(s) => &mut s.options,
+                    ExportSpec::Conversations(s) => &mut s.options,
+                };
+                options.compression = compression;
+                options.time_zone = TimeZone::parse("Asia/Kolkata").unwrap();
+                specs.push(s);
+            }
+        }
+    }
+    specs
+}
+
+#[tokio::test]
+async fn every_spec_round_trips_through_json_and_compiles_to_the_same_file() {
+    let specs = every_variant();
+    assert_eq!(specs.len(), 13 * 3);
+    for spec in specs {
+        let json = serde_json::to_string(&spec).unwrap();
+        let replayed: ExportSpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(replayed, spec, "{json}");
+        let (a, b) = (file(&spec).await, file(&replayed).await);
+        assert!(!a.is_empty());
+        assert!(
+            a == b,
+            "{} {}: the replayed spec made another file",
+            spec.kind(),
+            spec.file_name()
+        );
+    }
+}
+
+#[tokio::test]
+async fn chats_accept_the_plain_formats_too() {
+    let s = spec(BenchExport::Chats, BenchFormat::Xlsx, 10).unwrap();
+    let ExportSpec::Chats(c) = &s else { panic!() };
+    assert_eq!(c.format, ChatFormat::Excel);
+    assert_eq!(s.file_name().rsplit('.').next(), Some("xlsx"));
+    let t = spec(BenchExport::Sessions, BenchFormat::Json, 10).unwrap();
+    let ExportSpec::Sessions(s) = &t else { panic!() };
+    assert_eq!(s.format, TableFormat::Json);
+}
