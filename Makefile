@@ -12,7 +12,7 @@ PKG_VENV := .venv-package
 
 help:
 	@echo "make demo         local stack + sample data + API on 127.0.0.1:\$$API_PORT, prints curl commands"
-	@echo "make test         fmt, clippy, unit + integration tests against the local stack, template checks"
+	@echo "make test         fmt, clippy, unit + integration tests against the local stack, template and OpenAPI checks"
 	@echo "make stack        start DynamoDB + S3 emulators (idempotent); stack-down stops them; stack-reset wipes data"
 	@echo "make bench        release benchmark of the engine (rows/s, MB/s, peak RSS)"
 	@echo "make package      sam build (x86_64)"
@@ -50,6 +50,7 @@ $(VENV)/.installed: tools/requirements-lint.txt
 lint: $(VENV)/.installed
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/python scripts/check_template.py
+	$(VENV)/bin/openapi-spec-validator openapi.yaml
 
 fmt:
 	$(CARGO) fmt --all -- --check
