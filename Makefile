@@ -74,10 +74,9 @@ test: fmt clippy unit lint
 
 bench:
 	$(CARGO) build --release --bin exportctl
-	@for n in 100000 1000000; do target/release/exportctl bench --export sessions --rows $$n --sink null; done
-	@for f in csv json xlsx; do for n in 100000 1000000; do \
-	  target/release/exportctl bench --export leads --format $$f --rows $$n --sink null; done; done
-	@for f in json xlsx zip; do for n in 100000 1000000; do \
+	@for k in sessions leads conversations; do for f in csv json xlsx; do for n in 100000 1000000; do \
+	  target/release/exportctl bench --export $$k --format $$f --rows $$n --sink null; done; done; done
+	@for f in csv json xlsx zip; do for n in 100000 1000000; do \
 	  target/release/exportctl bench --export chats --format $$f --rows $$n --sink null; done; done
 	@scripts/stack.sh up >/dev/null; $(ENV) target/release/exportctl setup >/dev/null; \
 	$(ENV) target/release/exportctl bench --rows 1000000 --sink s3

@@ -40,6 +40,13 @@ Chat export for the user's client (client-alpha): JSON, Excel, ZIP of both (IP a
   curl -sS -X POST -H "Authorization: Bearer $USER" -H "Content-Type: application/json" \
        -d '{"format":"both","include_geo":true,"limit":1000}' "$BASE/client/export/chats"
 
+Conversations of the user's client, one row each (CSV, JSON or Excel):
+  curl -sS -OJ -L -H "Authorization: Bearer $USER" "$BASE/client/export/conversations?format=xlsx"
+
+Options of every export: gzip or zip compression, a BOM for Excel, timestamps in a time zone:
+  curl -sS -OJ -L -H "Authorization: Bearer $ADMIN" "$BASE/api/admin/sessions/export?compression=gzip"
+  curl -sS -OJ -L -H "Authorization: Bearer $USER" "$BASE/api/hybrid-leads/export?bom=true&time_zone=Europe/Berlin"
+
 Rate limit: the 11th export by one user within a minute gets 429 with Retry-After:
   for i in \$(seq 11); do curl -s -o /dev/null -w "%{http_code} " -H "Authorization: Bearer $USER" "$BASE/client/export/chats/download?limit=1"; done; echo
 

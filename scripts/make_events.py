@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """Writes events/*.json: API Gateway HTTP API (payload 2.0) events for every route.
 
-Tokens are minted with the dev secret of local.env and are valid until 2099:
-    set -a; . ./local.env; set +a; python3 scripts/make_events.py
+Tokens are minted with the dev secret of local.env and are valid until 2099. Files that
+exist are kept (pass --force to rewrite them all):
+    set -a; . ./local.env; set +a; python3 scripts/make_events.py [--force]
 """
 import json
 import os
 import subprocess
+import sys
 import time
 import urllib.parse
+
+FORCE = "--force" in sys.argv
 
 EXPORTCTL = os.environ.get("EXPORTCTL", "target/debug/exportctl")
 TTL = str(int(time.mktime((2099, 1, 1, 0, 0, 0, 0, 0, 0)) - time.time()))
@@ -23,6 +27,8 @@ USER = token("--role", "user", "--sub", "user-events", "--client-id", "client-al
 
 
 def event(name, method, path, auth, query="", accept="*/*", body=None):
+    if os.path.exists(f"events/{name}.json") and not FORCE:
+        return
     headers = {"host": "abc123.execute-api.us-east-1.amazonaws.com", "user-agent": "curl/8.5.0", "accept": accept}
     if auth:
         headers["authorization"] = "Bearer " + auth
@@ -63,6 +69,7 @@ event("sessions-export-admin-raw", "GET", S, ADMIN, query="spreadsheet_safe=fals
 event("sessions-export-user", "GET", S, USER)
 event("sessions-export-no-token", "GET", S, None)
 event("sessions-export-bad-param", "GET", S, ADMIN, query="format=xml")
+event("sessions-export-admin-xlsx-gzip", "GET", S, ADMIN, query="format=xlsx&compression=gzip")
 
 L = "/api/hybrid-leads/export"
 event("leads-export-user", "GET", L, USER)
@@ -73,6 +80,7 @@ event("leads-export-admin-bulk-json", "GET", L, ADMIN, query="format=json&compan
 event("leads-export-admin-link", "GET", L, ADMIN, accept="application/json")
 event("leads-export-bad-enum", "GET", L, ADMIN, query="confidence=extreme")
 event("leads-export-no-token", "GET", L, None)
+event("leads-export-user-berlin-bom", "GET", L, USER, query="time_zone=Europe/Berlin&bom=true&startDate=2024-01-01")
 
 C = "/client/export/chats"
 D = "/client/export/chats/download"
@@ -82,3 +90,8 @@ event("chats-export-post-invalid", "POST", C, ADMIN, body={"format": "pdf", "lim
 event("chats-export-download-user", "GET", D, USER, query="format=json&include_geo=true&limit=1000")
 event("chats-export-download-other-client", "GET", D, USER, query="client_id=client-beta")
 event("chats-export-no-token", "GET", D, None, query="format=both")
+
+V = "/client/export/conversations"
+event("conversations-export-user", "GET", V, USER)
+event("conversations-export-admin-json", "GET", V, ADMIN, query="format=json&date_from=2024-01-01&limit=500")
+event("conversations-export-other-client", "GET", V, USER, query="client_id=client-beta")

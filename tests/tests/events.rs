@@ -1,23 +1,62 @@
-//! Every file in events/ is a valid API Gateway v2 event for a declared route.
+//! Every file in events/ is a valid API Gateway v2 event for a declared route, and the
+//! real handlers answer each within the contract.
 
-use integration_tests::event_file;
+use common::{store::Record, synth};
+use integration_tests::*;
+
+fn event_names() -> Vec<String> {
+    let dir = format!("{}/../events", env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
+}
 
 #[test]
 fn event_files_parse_and_name_a_served_route() {
-    let dir = format!("{}/../events", env!("CARGO_MANIFEST_DIR"));
-    let mut count = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let name = entry.unwrap().file_name().into_string().unwrap();
-        if !name.ends_with(".json") {
-            continue;
-        }
-        let req = event_file(&name);
+    let names = event_names();
+    for name in &names {
+        let req = event_file(name);
         let route = (req.method().as_str(), req.uri().path());
         assert!(
             exportctl::serve::ROUTES.iter().any(|(m, p)| (*m, *p) == route),
             "{name}: {route:?} is not a served route"
         );
-        count += 1;
     }
-    assert!(count >= 5);
+    // Every route has events.
+    for (_, path) in exportctl::serve::ROUTES {
+        assert!(names.iter().any(|n| event_file(n).uri().path() == *path), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn every_event_gets_an_answer_within_the_contract() {
+    let stack = TestStack::with_config("events", |c| c.chat.per_user_per_minute = 1000).await;
+    let records: Vec<Record> = synth::sessions(2, 10)
+        .chain(synth::leads(2, 20))
+        .chain(synth::chat_messages(2, 40))
+        .collect();
+    stack.load(records).await;
+    for name in event_names() {
+        let resp = exportctl::serve::route(&stack.ctx, event_file(&name)).await;
+        let status = resp.status().as_u16();
+        assert!(status < 500, "{name}: {status}");
+        if status >= 400 {
+            assert_eq!(header(&resp, "content-type"), "application/json", "{name}");
+            assert_error_shape(&body_json(&resp), name.starts_with("leads-"));
+        }
+        let expected = if name.contains("no-token") {
+            401
+        } else if name.contains("other-") || name.starts_with("sessions-export-user") {
+            403
+        } else if name.contains("bad-") || name.contains("invalid") {
+            400
+        } else {
+            status.min(303)
+        };
+        assert_eq!(status, expected, "{name}");
+    }
 }
