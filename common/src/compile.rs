@@ -82,12 +82,20 @@ fn leads_parts(spec: &LeadsSpec, store: &dyn Store) -> Result<Parts, Error> {
                 .ok_or_else(|| Error::bad_request(format!("unknown leads column '{}'", crate::http::sanitize(key))))
         })
         .collect::<Result<_, _>>()?;
+    // A column is moved out of each lead once (take_cell), so a spec (perhaps replayed
+    // from a queue) naming one twice is refused rather than given an empty second copy.
+    if let Some(twice) = indexes.iter().enumerate().find(|(n, i)| indexes[..*n].contains(i)) {
+        return Err(Error::bad_request(format!(
+            "leads column '{}' is listed twice",
+            leads::COLUMNS[*twice.1].key
+        )));
+    }
     let columns: Vec<Column> = indexes.iter().map(|&i| leads::COLUMNS[i]).collect();
     let rows = store
         .leads(&spec.filter, spec.as_of)
         .map_ok(move |page| {
-            page.iter()
-                .map(|lead| indexes.iter().map(|&i| leads::cell(lead, i)).collect::<Row>())
+            page.into_iter()
+                .map(|mut lead| indexes.iter().map(|&i| leads::take_cell(&mut lead, i)).collect::<Row>())
                 .collect()
         })
         .boxed();
@@ -134,9 +142,9 @@ fn chats_parts(spec: &ChatsSpec, store: &dyn Store) -> Result<Parts, Error> {
     )
     .map_ok(move |page| {
         let mut observed = stats_of(&stats);
-        page.iter()
+        page.into_iter()
             .map(|m| {
-                observed.observe(m);
+                observed.observe(&m);
                 chats::row(m, chat)
             })
             .collect()

@@ -383,3 +383,26 @@ pub fn assert_error_shape(body: &serde_json::Value, leads: bool) {
         assert!(o["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     }
 }
+
+/// A sink that keeps every byte: for documents small enough to compare whole.
+#[derive(Default)]
+pub struct Collect(pub Vec<u8>);
+
+impl common::export::ByteSink for Collect {
+    type Output = Vec<u8>;
+
+    async fn write(&mut self, chunk: Vec<u8>) -> Result<(), common::Error> {
+        self.0.extend(chunk);
+        Ok(())
+    }
+
+    fn bytes_written(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    async fn finish(self) -> Result<Vec<u8>, common::Error> {
+        Ok(self.0)
+    }
+
+    async fn abort(self) {}
+}

@@ -5,7 +5,7 @@ use std::io::Cursor;
 use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use common::{
     export::{
-        self, ByteSink, Cell, Column, EncodeOptions, Encoder, Pipeline,
+        self, Cell, Column, EncodeOptions, Encoder, Pipeline,
         csv::CsvEncoder,
         json::JsonEncoder,
         xlsx::{EXCEL_MAX_CELL_CHARS, XlsxEncoder},
@@ -13,6 +13,7 @@ use common::{
     spec::TableFormat as Format,
 };
 use futures::{StreamExt, stream};
+use integration_tests::Collect;
 
 fn job(format: Format, rows: Vec<Vec<Cell>>, options: EncodeOptions) -> Pipeline {
     let batches: Vec<Result<Vec<Vec<Cell>>, common::Error>> = rows.chunks(4).map(|c| Ok(c.to_vec())).collect();
@@ -27,29 +28,6 @@ fn job(format: Format, rows: Vec<Vec<Cell>>, options: EncodeOptions) -> Pipeline
         encoder,
         width: columns.len(),
     }
-}
-
-/// Keeps every byte in memory: enough for these small documents, no stack needed.
-#[derive(Default)]
-struct Collect(Vec<u8>);
-
-impl ByteSink for Collect {
-    type Output = Vec<u8>;
-
-    async fn write(&mut self, chunk: Vec<u8>) -> Result<(), common::Error> {
-        self.0.extend(chunk);
-        Ok(())
-    }
-
-    fn bytes_written(&self) -> u64 {
-        self.0.len() as u64
-    }
-
-    async fn finish(self) -> Result<Vec<u8>, common::Error> {
-        Ok(self.0)
-    }
-
-    async fn abort(self) {}
 }
 
 async fn encode(job: Pipeline) -> Vec<u8> {

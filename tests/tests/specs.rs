@@ -4,34 +4,12 @@
 
 use common::{
     compile::compile,
-    export::{self, ByteSink},
+    export,
     kinds::chats::ChatFormat,
     spec::{Compression, ExportSpec, TableFormat, TimeZone},
 };
 use exportctl::bench::{BenchExport, BenchFormat, BenchStore, spec};
-
-/// Keeps every byte: the documents here are small.
-#[derive(Default)]
-struct Collect(Vec<u8>);
-
-impl ByteSink for Collect {
-    type Output = Vec<u8>;
-
-    async fn write(&mut self, chunk: Vec<u8>) -> Result<(), common::Error> {
-        self.0.extend(chunk);
-        Ok(())
-    }
-
-    fn bytes_written(&self) -> u64 {
-        self.0.len() as u64
-    }
-
-    async fn finish(self) -> Result<Vec<u8>, common::Error> {
-        Ok(self.0)
-    }
-
-    async fn abort(self) {}
-}
+use integration_tests::Collect;
 
 async fn file(spec: &ExportSpec) -> Vec<u8> {
     let store = BenchStore { records: 300, seed: 7 };
@@ -108,4 +86,17 @@ async fn chats_accept_the_plain_formats_too() {
     let t = spec(BenchExport::Sessions, BenchFormat::Json, 10).unwrap();
     let ExportSpec::Sessions(s) = &t else { panic!() };
     assert_eq!(s.format, TableFormat::Json);
+}
+
+#[tokio::test]
+async fn a_replayed_spec_naming_a_column_twice_or_an_unknown_column_is_refused() {
+    for columns in [vec!["email", "lead_id", "email"], vec!["email", "nope"]] {
+        let mut s = spec(BenchExport::Leads, BenchFormat::Csv, 10).unwrap();
+        let ExportSpec::Leads(l) = &mut s else { panic!() };
+        l.columns = columns.iter().map(|c| c.to_string()).collect();
+        let err = compile(&s, &BenchStore { records: 10, seed: 1 })
+            .err()
+            .expect("refused");
+        assert_eq!(err.http_status(), 400, "{columns:?}");
+    }
 }

@@ -52,15 +52,23 @@ pub const COLUMNS: [Column; 32] = [
     Column::new("Conversion Source", "conversion_source"),
 ];
 
-fn text(v: &Option<String>) -> Cell {
-    v.clone().map_or(Cell::Empty, Cell::Text)
+fn text(v: &mut Option<String>) -> Cell {
+    v.take().map_or(Cell::Empty, Cell::Text)
+}
+
+fn owned(v: &mut String) -> Cell {
+    Cell::Text(std::mem::take(v))
+}
+
+fn list(v: &mut Vec<String>) -> Cell {
+    Cell::List(std::mem::take(v))
 }
 
 fn int(v: Option<impl Into<i128>>) -> Cell {
     v.map_or(Cell::Empty, |n| Cell::Int(n.into()))
 }
 
-fn time(v: &Option<DateTime<Utc>>) -> Cell {
+fn time(v: Option<DateTime<Utc>>) -> Cell {
     v.map_or(Cell::Empty, Cell::Time)
 }
 
@@ -73,43 +81,45 @@ pub fn column_index(key: &str) -> Option<usize> {
     COLUMNS.iter().position(|c| c.key == key)
 }
 
-/// The cell of column `index` (into [`COLUMNS`]) for a lead.
-pub fn cell(lead: &Lead, index: usize) -> Cell {
+/// The cell of column `index` (into [`COLUMNS`]), moved out of the lead: no text is
+/// copied on the way to the file. Each column is taken once per lead (column lists
+/// name a column at most once); a second take of the same text column would be empty.
+pub fn take_cell(lead: &mut Lead, index: usize) -> Cell {
     match index {
-        0 => Cell::Text(lead.lead_id.clone()),
-        1 => Cell::Text(lead.chatbot_name.clone()),
-        2 => Cell::Text(lead.company_name.clone()),
-        3 => text(&lead.session_id),
-        4 => text(&lead.email),
-        5 => text(&lead.phone),
+        0 => owned(&mut lead.lead_id),
+        1 => owned(&mut lead.chatbot_name),
+        2 => owned(&mut lead.company_name),
+        3 => text(&mut lead.session_id),
+        4 => text(&mut lead.email),
+        5 => text(&mut lead.phone),
         6 => int(lead.lead_score),
         7 => lead
             .interest_level
             .map_or(Cell::Empty, |v| Cell::Text(v.as_str().into())),
         8 => Cell::Text(lead.confidence.as_str().into()),
         9 => Cell::Text(lead.category.as_str().into()),
-        10 => text(&lead.primary_language),
-        11 => Cell::List(lead.detected_languages.clone()),
+        10 => text(&mut lead.primary_language),
+        11 => list(&mut lead.detected_languages),
         12 => lead.ai_legitimate.map_or(Cell::Empty, Cell::Bool),
         13 => float(lead.ai_confidence_score),
-        14 => Cell::List(lead.ai_verification_reasons.clone()),
+        14 => list(&mut lead.ai_verification_reasons),
         15 => Cell::Text(lead.status.as_str().into()),
         16 => Cell::Time(lead.created_at),
         17 => Cell::Time(lead.updated_at),
-        18 => text(&lead.user_agent),
-        19 => text(&lead.ip_address),
-        20 => text(&lead.location_country),
-        21 => text(&lead.location_city),
+        18 => text(&mut lead.user_agent),
+        19 => text(&mut lead.ip_address),
+        20 => text(&mut lead.location_country),
+        21 => text(&mut lead.location_city),
         22 => int(lead.message_count),
         23 => int(lead.session_duration),
-        24 => time(&lead.first_interest_detected),
-        25 => time(&lead.last_interest_detected),
-        26 => text(&lead.conversation_summary),
-        27 => Cell::List(lead.tags.clone()),
+        24 => time(lead.first_interest_detected),
+        25 => time(lead.last_interest_detected),
+        26 => text(&mut lead.conversation_summary),
+        27 => list(&mut lead.tags),
         28 => int(lead.notes_count),
-        29 => time(&lead.converted_at),
+        29 => time(lead.converted_at),
         30 => float(lead.conversion_value),
-        31 => text(&lead.conversion_source),
+        31 => text(&mut lead.conversion_source),
         // Column lists are parsed against COLUMNS, so no other index is ever asked for.
         _ => Cell::Empty,
     }
