@@ -13,7 +13,7 @@ PKG_VENV := .venv-package
 help:
 	@echo "make demo         local stack + sample data + API on 127.0.0.1:\$$API_PORT, prints curl commands"
 	@echo "make test         fmt, clippy, unit + integration tests against the local stack, template and OpenAPI checks"
-	@echo "make stack        start DynamoDB + S3 emulators (idempotent); stack-down stops them; stack-reset wipes data"
+	@echo "make stack        start DynamoDB + S3 + SQS emulators (idempotent); stack-down stops them; stack-reset wipes data"
 	@echo "make bench        release benchmark of the engine (rows/s, MB/s, peak RSS)"
 	@echo "make package      sam build (x86_64)"
 
@@ -64,7 +64,7 @@ unit:
 	@mkdir -p .stack; was_up=$$(scripts/stack.sh status | grep -c running || true); \
 	scripts/stack.sh up; \
 	status=0; $(ENV) $(CARGO) test --workspace --all-targets 2>&1 | tee .stack/test.log || status=$$?; \
-	if [ "$$was_up" != "2" ]; then scripts/stack.sh down; fi; \
+	if [ "$$was_up" != "3" ]; then scripts/stack.sh down; fi; \
 	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' \
 	  .stack/test.log > .stack/test-summary; \
 	exit $$status

@@ -4,13 +4,16 @@
 For every AWS::Serverless::Function:
   * Metadata.BuildMethod is rust-cargolambda and Metadata.BuildProperties.Binary names a
     binary of a workspace member (an explicit [[bin]], or the implicit one of src/main.rs),
-    each binary used by at most one function;
+    each binary used by at most one function; a binary of a functions/*/Cargo.toml crate
+    that is not (yet) a workspace member is accepted with a warning;
   * its Runtime (own or from Globals) is provided.al2023, its Handler is bootstrap and its
     CodeUri is the workspace root (where cargo-lambda must run);
   * its S3 object statements stay under EXPORT_KEY_PREFIX.
 And for the template as a whole:
   * every environment variable that common/src/config.rs reads is set (Globals or function);
-  * the bucket's expiry lifecycle rule covers EXPORT_KEY_PREFIX.
+  * the bucket's expiry lifecycle rule covers EXPORT_KEY_PREFIX;
+  * the functions' HttpApi events are exactly the operations of openapi.yaml (which
+    tests/tests/openapi.rs keeps equal to exportctl's ROUTES), each served once.
 
 Usage: .venv/bin/python scripts/check_template.py [TEMPLATE] [--workspace DIR]
 Needs Python >= 3.11 (tomllib) and PyYAML (installed with cfn-lint).
@@ -70,8 +73,32 @@ def load_template(path: Path) -> dict:
 
 
 # --------------------------------------------------------------------------- Cargo
-def workspace_binaries(root: Path) -> dict[str, str]:
-    """Maps every binary name of the workspace's members to the member that declares it."""
+def crate_binaries(member: Path, rel: str, bins: dict[str, str]) -> None:
+    """Adds the binaries of the crate at `member` (relative path `rel`) to `bins`."""
+    cargo = tomllib.loads((member / "Cargo.toml").read_text(encoding="utf-8"))
+    package = cargo.get("package", {})
+    for entry in cargo.get("bin", []):
+        if "name" in entry:
+            bins[entry["name"]] = rel
+    # The implicit binary (src/main.rs, named after the package) unless autobins is off.
+    if package.get("autobins", True) and (member / "src" / "main.rs").is_file():
+        explicit_paths = {str(Path(b.get("path", ""))) for b in cargo.get("bin", [])}
+        if "src/main.rs" not in explicit_paths and "name" in package:
+            bins.setdefault(package["name"], rel)
+
+
+def function_crate_binaries(root: Path, members: set[Path]) -> dict[str, str]:
+    """Binaries of functions/*/Cargo.toml crates that are not workspace members (yet)."""
+    bins: dict[str, str] = {}
+    for manifest in sorted(root.glob("functions/*/Cargo.toml")):
+        crate = manifest.parent.resolve()
+        if crate not in members:
+            crate_binaries(crate, str(crate.relative_to(root.resolve())), bins)
+    return bins
+
+
+def workspace_member_dirs(root: Path) -> list[Path]:
+    """The directories of the workspace's members (the root too if it is a package)."""
     manifest = tomllib.loads((root / "Cargo.toml").read_text(encoding="utf-8"))
     workspace = manifest.get("workspace", {})
     excluded = {(root / e).resolve() for e in workspace.get("exclude", [])}
@@ -83,21 +110,33 @@ def workspace_binaries(root: Path) -> dict[str, str]:
                 member_dirs.append(path)
     if "package" in manifest:  # a root package is a member too
         member_dirs.append(root.resolve())
+    return member_dirs
 
+
+def workspace_binaries(root: Path) -> dict[str, str]:
+    """Maps every binary name of the workspace's members to the member that declares it."""
     bins: dict[str, str] = {}
-    for member in member_dirs:
-        cargo = tomllib.loads((member / "Cargo.toml").read_text(encoding="utf-8"))
-        rel = str(member.relative_to(root.resolve())) or "."
-        package = cargo.get("package", {})
-        for entry in cargo.get("bin", []):
-            if "name" in entry:
-                bins[entry["name"]] = rel
-        # The implicit binary (src/main.rs, named after the package) unless autobins is off.
-        if package.get("autobins", True) and (member / "src" / "main.rs").is_file():
-            explicit_paths = {str(Path(b.get("path", ""))) for b in cargo.get("bin", [])}
-            if "src/main.rs" not in explicit_paths and "name" in package:
-                bins.setdefault(package["name"], rel)
+    for member in workspace_member_dirs(root):
+        crate_binaries(member, str(member.relative_to(root.resolve())) or ".", bins)
     return bins
+
+
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def openapi_operations(root: Path) -> set[tuple[str, str]] | None:
+    """(METHOD, path) of every operation in openapi.yaml; None when there is none."""
+    spec = root / "openapi.yaml"
+    if not spec.is_file():
+        return None
+    doc = yaml.safe_load(spec.read_text(encoding="utf-8")) or {}
+    return {
+        (method.upper(), path)
+        for path, item in (doc.get("paths") or {}).items()
+        if isinstance(item, dict)
+        for method in item
+        if method in HTTP_METHODS
+    }
 
 
 def config_env_vars(root: Path) -> list[str] | None:
@@ -137,7 +176,10 @@ def resource_texts(resource) -> list[str]:
 
 
 # --------------------------------------------------------------------------- checks
-def check(template: dict, root: Path, template_path: Path) -> tuple[list[str], list[str]]:
+def check(
+    template: dict, root: Path, template_path: Path
+) -> tuple[list[str], list[str], dict[tuple[str, str], str] | None]:
+    """Problems, the function->binary summary, and the checked routes (None: unchecked)."""
     problems: list[str] = []
     summary: list[str] = []
     resources = template.get("Resources") or {}
@@ -146,8 +188,9 @@ def check(template: dict, root: Path, template_path: Path) -> tuple[list[str], l
 
     try:
         bins = workspace_binaries(root)
+        outside = function_crate_binaries(root, set(workspace_member_dirs(root)))
     except (OSError, tomllib.TOMLDecodeError) as e:
-        return [f"cannot read the Cargo workspace at {root}: {e}"], []
+        return [f"cannot read the Cargo workspace at {root}: {e}"], [], None
 
     functions = {name: r for name, r in resources.items() if isinstance(r, dict) and r.get("Type") == FUNCTION_TYPE}
     if not functions:
@@ -155,6 +198,7 @@ def check(template: dict, root: Path, template_path: Path) -> tuple[list[str], l
 
     prefix = global_env.get("EXPORT_KEY_PREFIX")
     used_binaries: dict[str, str] = {}
+    routes: dict[tuple[str, str], str] = {}
     for name, res in functions.items():
         props = res.get("Properties") or {}
         meta = res.get("Metadata") or {}
@@ -166,13 +210,18 @@ def check(template: dict, root: Path, template_path: Path) -> tuple[list[str], l
         binary = get(meta, "BuildProperties", "Binary")
         if not isinstance(binary, str) or not binary:
             problems.append(f"{where} Metadata.BuildProperties.Binary is missing")
-        elif binary not in bins:
+        elif binary not in bins and binary not in outside:
             known = ", ".join(sorted(bins)) or "none"
-            problems.append(f"{where} Binary {binary!r} is not a [[bin]] of any workspace member (known: {known})")
+            problems.append(f"{where} Binary {binary!r} is not a [[bin]] of any workspace member "
+                            f"nor of a functions/*/Cargo.toml crate (known: {known})")
         elif binary in used_binaries:
             problems.append(f"{where} Binary {binary!r} is already built for {used_binaries[binary]}")
         else:
             used_binaries[binary] = name
+            if binary not in bins:
+                print(f"check_template: warning: {where} Binary {binary!r} is declared by {outside[binary]}, "
+                      "which is not a member of the Cargo workspace (yet); sam build needs it to be",
+                      file=sys.stderr)
 
         runtime = props.get("Runtime", globals_fn.get("Runtime"))
         if runtime != RUNTIME:
@@ -200,6 +249,18 @@ def check(template: dict, root: Path, template_path: Path) -> tuple[list[str], l
                                 f"is not limited to EXPORT_KEY_PREFIX {prefix!r} (expected ...'/{prefix}*')"
                             )
 
+        for event_name, event in (props.get("Events") or {}).items():
+            if not isinstance(event, dict) or event.get("Type") != "HttpApi":
+                continue
+            method, path = get(event, "Properties", "Method"), get(event, "Properties", "Path")
+            if not isinstance(method, str) or not isinstance(path, str):
+                problems.append(f"{where} HttpApi event {event_name} needs a literal Method and Path")
+                continue
+            route = (method.upper(), path)
+            if route in routes:
+                problems.append(f"{where} route {method.upper()} {path} is already served by {routes[route]}")
+            routes[route] = name
+
         summary.append(f"{name}->{binary}")
 
     # Environment: everything config.rs reads must be set.
@@ -224,7 +285,21 @@ def check(template: dict, root: Path, template_path: Path) -> tuple[list[str], l
         if not any(str(r.get("Prefix", "")) == prefix or not r.get("Prefix") for r in expiring):
             problems.append(f"no enabled bucket lifecycle rule expires objects under EXPORT_KEY_PREFIX {prefix!r}")
 
-    return problems, summary
+    # The deployed routes are the documented (and locally served) ones.
+    try:
+        documented = openapi_operations(root)
+    except (OSError, yaml.YAMLError) as e:
+        problems.append(f"cannot read {root / 'openapi.yaml'}: {e}")
+        documented = None
+    if documented is None:
+        print("check_template: note: openapi.yaml not found, routes not checked", file=sys.stderr)
+    else:
+        for method, path in sorted(set(routes) - documented):
+            problems.append(f"{routes[(method, path)]}: route {method} {path} is not an operation of openapi.yaml")
+        for method, path in sorted(documented - set(routes)):
+            problems.append(f"openapi.yaml operation {method} {path} is not an HttpApi event of any function")
+
+    return problems, summary, routes if documented is not None else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,14 +316,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"check_template: cannot load {template_path}: {e}", file=sys.stderr)
         return 1
 
-    problems, summary = check(template, Path(args.workspace), template_path)
+    problems, summary, routes = check(template, Path(args.workspace), template_path)
     if problems:
         print(f"check_template: {len(problems)} problem(s) in {template_path}:", file=sys.stderr)
         for p in problems:
             print(f"  - {p}", file=sys.stderr)
         return 1
+    checked = f", {len(routes)} route(s) as in openapi.yaml" if routes is not None else ""
     print(f"check_template: OK - {len(summary)} function(s) ({', '.join(summary)}), {RUNTIME}, "
-          f"binaries found in the workspace")
+          f"binaries found in the workspace{checked}")
     return 0
 
 

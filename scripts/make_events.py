@@ -26,15 +26,17 @@ ADMIN = token("--role", "admin", "--sub", "admin-events")
 USER = token("--role", "user", "--sub", "user-events", "--client-id", "client-alpha", "--company-id", "comp-acme")
 
 
-def event(name, method, path, auth, query="", accept="*/*", body=None):
+def event(name, method, path, auth, query="", accept="*/*", body=None, route=None, extra=None):
     if os.path.exists(f"events/{name}.json") and not FORCE:
         return
+    route = route or path
     headers = {"host": "abc123.execute-api.us-east-1.amazonaws.com", "user-agent": "curl/8.5.0", "accept": accept}
+    headers.update(extra or {})
     if auth:
         headers["authorization"] = "Bearer " + auth
     e = {
         "version": "2.0",
-        "routeKey": f"{method} {path}",
+        "routeKey": f"{method} {route}",
         "rawPath": path,
         "rawQueryString": query,
         "headers": headers,
@@ -45,7 +47,7 @@ def event(name, method, path, auth, query="", accept="*/*", body=None):
             "domainPrefix": "abc123",
             "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "198.51.100.7", "userAgent": "curl/8.5.0"},
             "requestId": "evt-" + name,
-            "routeKey": f"{method} {path}",
+            "routeKey": f"{method} {route}",
             "stage": "$default",
             "time": "22/Nov/2026:10:00:00 +0000",
             "timeEpoch": 1795341600000,
@@ -55,6 +57,8 @@ def event(name, method, path, auth, query="", accept="*/*", body=None):
     if body is not None:
         headers["content-type"] = "application/json"
         e["body"] = json.dumps(body)
+    if route != path:
+        e["pathParameters"] = {"id": path.split("/")[3]}
     if query:
         e["queryStringParameters"] = {k: ",".join(v) for k, v in urllib.parse.parse_qs(query).items()}
     with open(f"events/{name}.json", "w") as f:
@@ -95,3 +99,18 @@ V = "/client/export/conversations"
 event("conversations-export-user", "GET", V, USER)
 event("conversations-export-admin-json", "GET", V, ADMIN, query="format=json&date_from=2024-01-01&limit=500")
 event("conversations-export-other-client", "GET", V, USER, query="client_id=client-beta")
+event("leads-export-user-async", "GET", L, USER, query="format=csv&confidence=high", extra={"prefer": "respond-async"})
+
+J = "/api/exports"
+UNKNOWN = "0123456789abcdef0123456789abcdef"
+event("jobs-start-user-leads", "POST", J, USER, body={"kind": "leads", "format": "csv", "params": {"confidence": "high"}},
+      extra={"idempotency-key": "events-leads-1"})
+event("jobs-start-admin-chats-excel", "POST", J, ADMIN,
+      body={"kind": "chats", "format": "excel", "params": {"client_id": "client-alpha", "include_geo": True}})
+event("jobs-start-invalid", "POST", J, USER, body={"kind": "leads", "format": "pdf"})
+event("jobs-start-user-other-kind-sessions", "POST", J, USER, body={"kind": "sessions"})
+event("jobs-start-no-token", "POST", J, None, body={"kind": "leads"})
+event("jobs-list-user", "GET", J, USER, query="limit=10&status=succeeded")
+event("jobs-get-unknown", "GET", f"{J}/{UNKNOWN}", USER, route=J + "/{id}")
+event("jobs-download-unknown", "GET", f"{J}/{UNKNOWN}/download", USER, route=J + "/{id}/download")
+event("jobs-cancel-unknown", "DELETE", f"{J}/{UNKNOWN}", USER, route=J + "/{id}")

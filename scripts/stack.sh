@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The local stack: a DynamoDB emulator (dynalite) and an S3 emulator that verifies
-# SigV4 signatures (s3s-fs), pinned, installed into .tools/, data in .stack/data/,
+# The local stack: a DynamoDB emulator (dynalite), an S3 emulator that verifies
+# SigV4 signatures (s3s-fs) and an SQS emulator (local-aws-sqs, in memory, started by
+# tools/sqs/server.mjs), pinned, installed into .tools/, data in .stack/data/,
 # listening on 127.0.0.1 only. Usage: scripts/stack.sh install|up|down|reset|status
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,8 @@ TOOLS=.tools
 STACK=.stack
 DYNALITE="$TOOLS/dynalite/node_modules/.bin/dynalite"
 S3S="$TOOLS/s3s-fs/bin/s3s-fs"
+SQS="$TOOLS/sqs/server.mjs"
+SERVICES="dynamodb s3 sqs"
 
 install() {
   if ! cmp -s tools/dynalite/package-lock.json "$TOOLS/dynalite/package-lock.json" || [ ! -x "$DYNALITE" ]; then
@@ -19,6 +22,14 @@ install() {
     cp tools/dynalite/package.json tools/dynalite/package-lock.json "$TOOLS/dynalite/"
     (cd "$TOOLS/dynalite" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   fi
+  if ! cmp -s tools/sqs/package-lock.json "$TOOLS/sqs/package-lock.json" || [ ! -d "$TOOLS/sqs/node_modules/local-aws-sqs" ]; then
+    echo "installing local-aws-sqs (pinned in tools/sqs/package-lock.json)"
+    mkdir -p "$TOOLS/sqs"
+    cp tools/sqs/package.json tools/sqs/package-lock.json "$TOOLS/sqs/"
+    (cd "$TOOLS/sqs" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+  # The server script must sit next to node_modules for `import "local-aws-sqs"`.
+  cmp -s tools/sqs/server.mjs "$SQS" || cp tools/sqs/server.mjs "$SQS"
   if [ ! -x "$S3S" ] || ! grep -qx "$S3S_VERSION" "$TOOLS/s3s-fs/.version" 2>/dev/null; then
     echo "installing s3s-fs $S3S_VERSION (cargo install, a few minutes the first time)"
     cargo install s3s-fs --version "$S3S_VERSION" --locked --features binary --root "$TOOLS/s3s-fs" --quiet
@@ -56,6 +67,8 @@ up() {
     --path "$STACK/data/dynamodb" --createTableMs 0 --deleteTableMs 0 --updateTableMs 0
   start s3 "$S3_PORT" "$S3S" --host 127.0.0.1 --port "$S3_PORT" \
     --access-key "$AWS_ACCESS_KEY_ID" --secret-key "$AWS_SECRET_ACCESS_KEY" "$STACK/data/s3"
+  # In memory: queues are gone after `down` (`exportctl setup` creates them again).
+  start sqs "$SQS_PORT" node "$SQS" "$SQS_PORT"
 }
 
 stop_one() {
@@ -68,13 +81,13 @@ stop_one() {
   rm -f "$STACK/$1.pid"
 }
 
-down() { stop_one dynamodb; stop_one s3; }
+down() { for s in $SERVICES; do stop_one "$s"; done; }
 
 case "${1:-}" in
   install) install ;;
   up) up ;;
   down) down ;;
   reset) down; rm -rf "$STACK/data"; echo "stack data wiped" ;;
-  status) for s in dynamodb s3; do if alive $s; then echo "$s: running (pid $(cat $STACK/$s.pid))"; else echo "$s: stopped"; fi; done ;;
+  status) for s in $SERVICES; do if alive $s; then echo "$s: running (pid $(cat $STACK/$s.pid))"; else echo "$s: stopped"; fi; done ;;
   *) echo "usage: $0 install|up|down|reset|status" >&2; exit 2 ;;
 esac

@@ -20,7 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the tables (with their indexes) and the export bucket; idempotent.
+    /// Create the tables (with their indexes), the export bucket and the jobs queue
+    /// (with its dead-letter queue); idempotent.
     Setup,
     /// Write deterministic synthetic data for all three exports.
     Seed {
@@ -49,11 +50,18 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
     },
-    /// Serve the API locally, running the same handlers as the Lambda functions.
+    /// Serve the API locally, running the same handlers as the Lambda functions, and
+    /// the export worker on the local jobs queue.
     Serve {
         #[arg(long, env = "API_PORT", default_value_t = 3000)]
         port: u16,
+        /// Do not run the worker (jobs stay queued until `exportctl worker` runs).
+        #[arg(long)]
+        no_worker: bool,
     },
+    /// Run the export worker alone: consume the jobs queue and run each job, as the
+    /// worker Lambda does.
+    Worker,
     /// Benchmark the export engine with an in-process source (run in release).
     Bench {
         #[arg(long, value_enum, default_value = "sessions")]
@@ -102,6 +110,19 @@ async fn run(command: Command) -> Result<(), BoxError> {
             let bucket = schema::create_bucket(&ctx.aws.s3, &ctx.config.delivery.bucket)
                 .await
                 .map_err(explain)?;
+            let visibility: u64 = std::env::var("SQS_VISIBILITY_SECONDS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(120);
+            let queue = schema::create_queue(
+                &ctx.aws.sqs,
+                schema::queue_name(&ctx.config.jobs.queue_url),
+                visibility,
+                ctx.config.jobs.max_attempts,
+            )
+            .await
+            .map_err(explain)?;
+            println!("jobs queue ready: {queue}");
             println!(
                 "tables ready ({} created{}), bucket {} {}",
                 created.len(),
@@ -189,14 +210,23 @@ async fn run(command: Command) -> Result<(), BoxError> {
             };
             println!("{}", auth::mint(&config.jwt, &claims));
         }
-        Command::Serve { port } => {
+        Command::Serve { port, no_worker } => {
             let ctx = AppContext::from_env().await?;
+            if !no_worker {
+                tokio::spawn(common::jobs::queue::poll(ctx.clone()));
+                println!("export worker polling {}", ctx.config.jobs.queue_url);
+            }
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
             println!("serving on http://127.0.0.1:{port}");
             for (method, path) in exportctl::serve::ROUTES {
                 println!("  {method} {path}");
             }
             exportctl::serve::serve(ctx, listener).await?;
+        }
+        Command::Worker => {
+            let ctx = AppContext::from_env().await?;
+            println!("export worker polling {}", ctx.config.jobs.queue_url);
+            common::jobs::queue::poll(ctx).await;
         }
         Command::Bench {
             export,

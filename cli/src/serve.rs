@@ -25,8 +25,9 @@ use common::{
     AppContext, Error,
     http::{
         ErrorStyle, ExportRoute, MAX_PAYLOAD_BYTES, MAX_REQUEST_HEAD_BYTES, RawRequest, error_response,
-        errors::not_found,
+        errors::not_found, pipeline::JOB_ERRORS,
     },
+    jobs::api::{JOB_DOWNLOAD_PATH, JOB_PATH, JOBS_PATH, JobRoute},
 };
 use futures::FutureExt;
 use http_body_util::{BodyExt, Full, Limited};
@@ -48,7 +49,23 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", chats_export::EXPORT_PATH),
     ("GET", chats_export::DOWNLOAD_PATH),
     ("GET", chats_export::CONVERSATIONS_PATH),
+    ("POST", JOBS_PATH),
+    ("GET", JOBS_PATH),
+    ("GET", JOB_PATH),
+    ("DELETE", JOB_PATH),
+    ("GET", JOB_DOWNLOAD_PATH),
 ];
+
+/// The declared route (`(method, path template)`) a request's method and path match.
+pub fn route_of(method: &str, path: &str) -> Option<(&'static str, &'static str)> {
+    let template = match JobRoute::matching(method, path) {
+        Some(JobRoute::List) => JOBS_PATH,
+        Some(JobRoute::Get(_) | JobRoute::Cancel(_)) => JOB_PATH,
+        Some(JobRoute::Download(_)) => JOB_DOWNLOAD_PATH,
+        None => path,
+    };
+    ROUTES.iter().copied().find(|(m, p)| *m == method && *p == template)
+}
 
 /// How long a client may take to send its request head, and then its body.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -70,6 +87,7 @@ pub async fn route(ctx: &AppContext, req: Request) -> Response<Body> {
         ("POST", chats_export::EXPORT_PATH)
         | ("GET", chats_export::DOWNLOAD_PATH)
         | ("GET", chats_export::CONVERSATIONS_PATH) => chats_export::handle(ctx, req).await,
+        (method, p) if p == JOBS_PATH || JobRoute::matching(method, p).is_some() => export_jobs::handle(ctx, req).await,
         _ => not_found(&path),
     }
 }
@@ -83,6 +101,7 @@ fn error_style(raw: &RawRequest) -> ErrorStyle {
         chats_export::EXPORT_PATH => CHATS_EXPORT.error_style(raw),
         chats_export::DOWNLOAD_PATH => CHATS_DOWNLOAD.error_style(raw),
         chats_export::CONVERSATIONS_PATH => ConversationsDownload.error_style(raw),
+        p if p.starts_with(JOBS_PATH) => JOB_ERRORS,
         _ => ErrorStyle::plain(),
     }
 }

@@ -32,6 +32,10 @@ pub struct AuditRecord {
     pub bytes: Option<u64>,
     pub duration_ms: u64,
     pub s3_key: Option<String>,
+    /// The export job this record is about (job API, worker, or a synchronous export
+    /// recorded in the history).
+    #[serde(default)]
+    pub job_id: Option<String>,
 }
 
 impl AuditRecord {
@@ -52,6 +56,7 @@ impl AuditRecord {
             bytes: None,
             duration_ms: 0,
             s3_key: None,
+            job_id: None,
         }
     }
 }

@@ -25,6 +25,30 @@ pub struct TableNames {
     pub rate_limits: String,
     /// One record per chat export attempt.
     pub audit: String,
+    /// Export jobs (and synchronous exports, recorded as finished jobs), their
+    /// idempotency keys and per-caller active-job counters.
+    pub jobs: String,
+}
+
+/// Export jobs: the queue the worker consumes and the job system's limits.
+#[derive(Clone, Debug)]
+pub struct JobsConfig {
+    /// The SQS queue a new job's id is sent to.
+    pub queue_url: String,
+    /// Queued or running jobs one caller may have at once.
+    pub max_active_per_caller: u32,
+    /// A repeated export (same caller, same resolved spec) within this many seconds
+    /// of a job that succeeded returns that job; 0 disables the cache.
+    pub cache_secs: u64,
+    /// How long a worker's claim on a job lasts without a heartbeat.
+    pub lease_secs: u64,
+    /// Claims of one job (deliveries that start running it) before it is failed.
+    pub max_attempts: u32,
+    /// Progress (rows_done, bytes_done) is written at most this often.
+    pub progress_secs: u64,
+    /// Stored files are deleted after this many days (the bucket's lifecycle rule);
+    /// job records live twice as long.
+    pub retention_days: u32,
 }
 
 /// Limits of the chat export.
@@ -75,6 +99,7 @@ pub struct Config {
     pub jwt: JwtConfig,
     pub delivery: DeliveryConfig,
     pub chat: ChatLimits,
+    pub jobs: JobsConfig,
 }
 
 /// Reads a variable; `None` when unset or blank.
@@ -115,6 +140,7 @@ impl Config {
             chat_messages: required("CHAT_MESSAGES_TABLE")?,
             rate_limits: required("RATE_LIMITS_TABLE")?,
             audit: required("AUDIT_TABLE")?,
+            jobs: required("JOBS_TABLE")?,
         };
         let secret = required("JWT_SECRET")?;
         if secret.len() < 32 {
@@ -137,11 +163,21 @@ impl Config {
             per_client_per_hour: number("RATE_LIMIT_CLIENT_PER_HOUR", 100)?,
             max_records: number("CHAT_EXPORT_MAX_RECORDS", DEFAULT_CHAT_MAX_RECORDS)?,
         };
+        let jobs = JobsConfig {
+            queue_url: required("EXPORT_QUEUE_URL")?,
+            max_active_per_caller: number("MAX_ACTIVE_JOBS_PER_CALLER", 3)?,
+            cache_secs: number("EXPORT_CACHE_SECONDS", 300)?,
+            lease_secs: number("JOB_LEASE_SECONDS", 120)?,
+            max_attempts: number("JOB_MAX_ATTEMPTS", 3)?,
+            progress_secs: number("JOB_PROGRESS_SECONDS", 2)?,
+            retention_days: number("EXPORT_RETENTION_DAYS", 7)?,
+        };
         let config = Config {
             tables,
             jwt,
             delivery,
             chat,
+            jobs,
         };
         config.validate()?;
         Ok(config)
@@ -156,6 +192,13 @@ impl Config {
         }
         if d.presign_ttl.is_zero() || d.presign_ttl > MAX_PRESIGN_TTL {
             return Err(ConfigError("PRESIGN_TTL_SECONDS must be between 1 and 604800".into()));
+        }
+        let j = &self.jobs;
+        if j.max_active_per_caller == 0 || j.lease_secs == 0 || j.max_attempts == 0 || j.retention_days == 0 {
+            return Err(ConfigError(
+                "MAX_ACTIVE_JOBS_PER_CALLER, JOB_LEASE_SECONDS, JOB_MAX_ATTEMPTS and EXPORT_RETENTION_DAYS must be positive"
+                    .into(),
+            ));
         }
         if self.chat.max_records == 0 {
             return Err(ConfigError("CHAT_EXPORT_MAX_RECORDS must be positive".into()));

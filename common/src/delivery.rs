@@ -83,15 +83,36 @@ pub fn content_disposition(file_name: &str) -> String {
 /// Compiles a spec and runs it into the inline buffer (when `inline` and it fits) or
 /// S3, and presigns what was stored. The spec's `as_of` dates the file name and the
 /// object key.
-pub async fn run(ctx: &AppContext, spec: &ExportSpec, inline: bool) -> Result<Finished, Error> {
+/// Where a spec's file is stored: a fresh, unguessable key.
+pub fn target(ctx: &AppContext, spec: &ExportSpec) -> ObjectTarget {
     let d = &ctx.config.delivery;
     let file_name = spec.file_name();
-    let target = ObjectTarget {
+    ObjectTarget {
         bucket: d.bucket.clone(),
         key: object_key(&d.key_prefix, spec.kind(), spec.as_of(), &file_name),
         content_type: spec.content_type().to_string(),
         content_disposition: content_disposition(&file_name),
-    };
+    }
+}
+
+/// The target of an object already stored under `key` for `spec`.
+pub fn stored_target(ctx: &AppContext, spec: &ExportSpec, key: &str) -> ObjectTarget {
+    ObjectTarget {
+        key: key.to_string(),
+        ..target(ctx, spec)
+    }
+}
+
+/// A fresh presigned URL of a stored object, valid for `PRESIGN_TTL_SECONDS`.
+pub async fn presign(ctx: &AppContext, target: &ObjectTarget) -> Result<(String, DateTime<Utc>), Error> {
+    let (url, expires) = export::sink::presign_download(&ctx.aws.s3, target, ctx.config.delivery.presign_ttl).await?;
+    Ok((url, expires.into()))
+}
+
+pub async fn run(ctx: &AppContext, spec: &ExportSpec, inline: bool) -> Result<Finished, Error> {
+    let d = &ctx.config.delivery;
+    let file_name = spec.file_name();
+    let target = target(ctx, spec);
     let pipeline = compile(spec, ctx.store.as_ref())?;
     let inline_max = inline.then_some(d.inline_max_bytes);
     let sink = S3Sink::new(ctx.aws.s3.clone(), target.clone(), inline_max, d.part_bytes);
@@ -102,12 +123,12 @@ pub async fn run(ctx: &AppContext, spec: &ExportSpec, inline: bool) -> Result<Fi
             text: spec.is_text(),
         },
         Delivered::Stored { bucket, key } => {
-            let (url, expires) = export::sink::presign_download(&ctx.aws.s3, &target, d.presign_ttl).await?;
+            let (url, expires_at) = presign(ctx, &target).await?;
             Location::Stored {
                 bucket,
                 key,
                 url,
-                expires_at: expires.into(),
+                expires_at,
             }
         }
     };

@@ -24,6 +24,16 @@ pub enum Error {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     NotFound(String),
+    /// The request conflicts with the state of what it names (a job still running, an
+    /// idempotency key used for another request). `code` is the documented error code.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// What the request names existed but is gone for good (an expired file).
+    #[error("{0}")]
+    Gone(String),
+    /// The caller already has as many queued or running jobs as allowed.
+    #[error("Too many export jobs queued or running ({max}); retry in {retry_after_secs} seconds")]
+    TooManyJobs { max: u32, retry_after_secs: u64 },
     /// The request exceeds a transport limit: its request line (414), its headers
     /// (431) or its body (413). The limits mirror API Gateway HTTP API's.
     #[error("{message}")]
@@ -80,6 +90,18 @@ impl Error {
         Self::internal("database error", source)
     }
 
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Wraps an AWS SDK SQS failure.
+    pub fn queue(source: impl Into<Cause>) -> Self {
+        Self::internal("queue error", source)
+    }
+
     /// Wraps an AWS SDK S3 failure.
     pub fn storage(source: impl Into<Cause>) -> Self {
         Self::internal("storage error", source)
@@ -91,6 +113,9 @@ impl Error {
             Self::Unauthorized(_) => 401,
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
+            Self::Conflict { .. } => 409,
+            Self::Gone(_) => 410,
+            Self::TooManyJobs { .. } => 429,
             Self::TooLarge { status, .. } => *status,
             Self::RateLimited { .. } => 429,
             Self::MalformedItem { .. } | Self::Internal { .. } => 500,
@@ -104,6 +129,9 @@ impl Error {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
+            Self::Conflict { code, .. } => code,
+            Self::Gone(_) => "file_gone",
+            Self::TooManyJobs { .. } => "too_many_jobs",
             Self::TooLarge { .. } => "request_too_large",
             Self::RateLimited { .. } => "rate_limited",
             Self::MalformedItem { .. } | Self::Internal { .. } => "export_failed",

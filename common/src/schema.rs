@@ -21,6 +21,8 @@ pub const CHATS_BY_CONVERSATION: &str = "by_conversation";
 pub const CHATS_BY_TIME: &str = "by_time";
 /// Chat messages grouped by (client, conversation), over [`SHARDS`] partitions.
 pub const CHATS_BY_CONVERSATION_GROUP: &str = "by_conversation_group";
+/// A caller's jobs, newest first: the export history.
+pub const JOBS_BY_OWNER: &str = "by_owner";
 
 /// Partitions of the all-tenant time indexes (`by_created`, `by_time`). An item's
 /// `shard` is a fixed hash of its id ([`crate::store::shard_of`]), so writes spread
@@ -81,6 +83,12 @@ pub fn tables(names: &TableNames) -> Vec<TableDef> {
             hash: "client_scope",
             range: Some("at_request"),
             indexes: vec![],
+        },
+        TableDef {
+            name: names.jobs.clone(),
+            hash: "id",
+            range: None,
+            indexes: vec![(JOBS_BY_OWNER, "owner", "created_key")],
         },
     ]
 }
@@ -172,4 +180,47 @@ pub async fn create_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<bool
         Err(e) if matches!(e.code(), Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")) => Ok(false),
         Err(e) => Err(Error::storage(e)),
     }
+}
+
+/// The last path segment of a queue URL: its name.
+pub fn queue_name(url: &str) -> &str {
+    url.trim_end_matches('/').rsplit('/').next().unwrap_or(url)
+}
+
+/// Creates the jobs queue and its dead-letter queue (after `max_receives` receives a
+/// message moves there), as template.yaml does. Returns the queue's URL.
+pub async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    visibility_secs: u64,
+    max_receives: u32,
+) -> Result<String, Error> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await
+        .map_err(Error::queue)?;
+    let dlq_url = dlq.queue_url().unwrap_or_default().to_string();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(Error::queue)?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap_or_default();
+    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives.to_string()});
+    let out = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::VisibilityTimeout, visibility_secs.to_string())
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await
+        .map_err(Error::queue)?;
+    Ok(out.queue_url().unwrap_or_default().to_string())
 }

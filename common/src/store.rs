@@ -605,6 +605,7 @@ mod tests {
             chat_messages: "c".into(),
             rate_limits: "r".into(),
             audit: "a".into(),
+            jobs: "j".into(),
         };
         let records: Vec<Record> = crate::synth::sessions(1, 2)
             .chain(crate::synth::leads(1, 1))

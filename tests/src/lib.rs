@@ -47,11 +47,10 @@ impl TestStack {
             chat_messages: format!("{prefix}-chat-messages"),
             rate_limits: format!("{prefix}-rate-limits"),
             audit: format!("{prefix}-audit"),
+            jobs: format!("{prefix}-jobs"),
         };
         let bucket: String = prefix.chars().take(63).collect();
         config.delivery.bucket = bucket.trim_end_matches('-').to_string();
-        adjust(&mut config);
-        config.validate().expect("valid test configuration");
         let aws = aws::load().await;
         schema::create_tables(&aws.dynamodb, &config.tables)
             .await
@@ -59,6 +58,12 @@ impl TestStack {
         schema::create_bucket(&aws.s3, &config.delivery.bucket)
             .await
             .expect("create bucket");
+        let queue: String = format!("{prefix}-jobs").chars().take(70).collect();
+        config.jobs.queue_url = schema::create_queue(&aws.sqs, &queue, 30, config.jobs.max_attempts)
+            .await
+            .expect("create queue");
+        adjust(&mut config);
+        config.validate().expect("valid test configuration");
         Self {
             ctx: AppContext::new(config, aws),
         }
@@ -80,6 +85,7 @@ impl TestStack {
             AwsClients {
                 dynamodb: self.ctx.aws.dynamodb.clone(),
                 s3: aws_sdk_s3::Client::from_conf(s3_config),
+                sqs: self.ctx.aws.sqs.clone(),
             },
         )
     }
@@ -405,4 +411,56 @@ impl common::export::ByteSink for Collect {
     }
 
     async fn abort(self) {}
+}
+
+/// A store that waits before each page: long enough jobs to watch, cancel or kill.
+pub struct SlowStore {
+    pub inner: std::sync::Arc<dyn common::source::Store>,
+    pub delay: std::time::Duration,
+}
+
+impl SlowStore {
+    fn slow<T: Send + 'static>(&self, pages: common::source::Pages<T>) -> common::source::Pages<T> {
+        use futures::StreamExt;
+        let delay = self.delay;
+        pages
+            .then(move |page| async move {
+                tokio::time::sleep(delay).await;
+                page
+            })
+            .boxed()
+    }
+}
+
+impl common::source::Store for SlowStore {
+    fn session_lines(
+        &self,
+        as_of: chrono::DateTime<chrono::Utc>,
+    ) -> common::source::Pages<common::source::SessionLine> {
+        self.slow(self.inner.session_lines(as_of))
+    }
+
+    fn leads(
+        &self,
+        filter: &common::kinds::leads::LeadFilter,
+        as_of: chrono::DateTime<chrono::Utc>,
+    ) -> common::source::Pages<common::model::Lead> {
+        self.slow(self.inner.leads(filter, as_of))
+    }
+
+    fn chat_messages(
+        &self,
+        filter: &common::kinds::chats::ChatFilter,
+        as_of: chrono::DateTime<chrono::Utc>,
+    ) -> common::source::Pages<common::model::ChatMessage> {
+        self.slow(self.inner.chat_messages(filter, as_of))
+    }
+
+    fn conversation_messages(
+        &self,
+        filter: &common::kinds::chats::ChatFilter,
+        as_of: chrono::DateTime<chrono::Utc>,
+    ) -> common::source::Pages<common::model::ChatMessage> {
+        self.slow(self.inner.conversation_messages(filter, as_of))
+    }
 }

@@ -35,6 +35,9 @@ const NAMES: &[&str] = &[
     "compression",
     "bom",
     "time_zone",
+    "cursor",
+    "owner",
+    "kind",
 ];
 
 /// Values that sit on boundaries of the typed parameters.
@@ -151,6 +154,30 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
         2 => json_value().prop_map(|v| v.to_string().into_bytes()),
         1 => prop::collection::vec(any::<u8>(), 0..200),
         1 => (0usize..40_000).prop_map(|n| format!(r#"{{"format":"{}"}}"#, "j".repeat(n)).into_bytes()),
+    ]
+}
+
+/// A job request: mostly well-formed `{kind, format, params}` with fuzzed contents.
+fn job_body() -> impl Strategy<Value = Vec<u8>> {
+    let kind = prop_oneof![
+        4 => prop::sample::select(&["sessions", "leads", "chats", "conversations"][..]).prop_map(Value::from),
+        1 => json_value(),
+    ];
+    let params = prop::collection::vec((prop::sample::select(NAMES), json_value()), 0..5)
+        .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()));
+    prop_oneof![
+        4 => (kind, prop::option::of(value()), prop::option::of(params)).prop_map(|(kind, format, params)| {
+            let mut o = serde_json::Map::new();
+            o.insert("kind".into(), kind);
+            if let Some(f) = format {
+                o.insert("format".into(), Value::from(f));
+            }
+            if let Some(p) = params {
+                o.insert("params".into(), p);
+            }
+            Value::Object(o).to_string().into_bytes()
+        }),
+        1 => body(),
     ]
 }
 
@@ -345,6 +372,34 @@ fn chats_post_answers_any_request_within_its_contract() {
             let shown = String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned();
             f.check(&resp, false, &format!("POST ?{query} {shown} {auth:?}"))
         })
+        .unwrap();
+}
+
+#[test]
+fn job_api_answers_any_request_within_its_contract() {
+    let f = fixture("fuzz-jobs");
+    let mut runner = runner();
+    let id = prop_oneof![
+        Just("0123456789abcdef0123456789abcdef".to_string()),
+        "[0-9a-f]{32}",
+        "[ -~]{0,40}".prop_map(|s| s.replace(['/', '?', '#', ' ', '%'], "")),
+    ];
+    let sub = prop_oneof![Just(""), Just("/download")];
+    let method = prop::sample::select(&["GET", "DELETE", "POST"][..]);
+    runner
+        .run(
+            &(job_body(), query(), auth(), accept(), id, sub, method),
+            |(body, query, auth, accept, id, sub, method)| {
+                let resp = f.call("POST", common::jobs::api::JOBS_PATH, "", &auth, &accept, &body);
+                let shown = String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned();
+                f.check(&resp, false, &format!("POST /api/exports {shown} {auth:?}"))?;
+                let resp = f.call("GET", common::jobs::api::JOBS_PATH, &query, &auth, &accept, b"");
+                f.check(&resp, false, &format!("GET /api/exports?{query} {auth:?}"))?;
+                let path = format!("{}/{id}{sub}", common::jobs::api::JOBS_PATH);
+                let resp = f.call(method, &path, &query, &auth, &accept, b"");
+                f.check(&resp, false, &format!("{method} {path}?{query} {auth:?}"))
+            },
+        )
         .unwrap();
 }
 

@@ -80,6 +80,10 @@ fn each_route_documents_exactly_its_parameters() {
         (leads_export::PATH, fields::<LeadsParams>()),
         (chats_export::DOWNLOAD_PATH, fields::<ChatsParams>()),
         (chats_export::CONVERSATIONS_PATH, fields::<ConversationsParams>()),
+        (
+            common::jobs::api::JOBS_PATH,
+            fields::<common::jobs::api::HistoryParams>(),
+        ),
     ];
     for (path, accepted) in cases {
         assert_eq!(documented_query_parameters(&doc, path, "get"), accepted, "{path}");
@@ -98,4 +102,21 @@ fn each_route_documents_exactly_its_parameters() {
     assert_eq!(properties, fields::<ChatsParams>());
     assert_eq!(body["additionalProperties"].as_bool(), Some(false));
     assert!(documented_query_parameters(&doc, chats_export::EXPORT_PATH, "post").is_empty());
+    // The job request's top-level fields.
+    let job = resolve(
+        &doc,
+        &doc["paths"][common::jobs::api::JOBS_PATH]["post"]["requestBody"]["content"]["application/json"]["schema"],
+    );
+    let mut keys = BTreeSet::new();
+    for variant in job["oneOf"]
+        .as_vec()
+        .map(Vec::as_slice)
+        .unwrap_or(std::slice::from_ref(job))
+    {
+        let variant = resolve(&doc, variant);
+        if let Some(props) = variant["properties"].as_hash() {
+            keys.extend(props.keys().map(|k| k.as_str().unwrap().to_string()));
+        }
+    }
+    assert_eq!(keys, fields::<common::jobs::api::JobRequest>());
 }

@@ -51,7 +51,7 @@ pub fn error_response(err: &Error, style: &ErrorStyle) -> Response<Body> {
         }
     };
     let mut resp = json_response(status, &body);
-    if let Error::RateLimited { retry_after_secs } = err {
+    if let Error::RateLimited { retry_after_secs } | Error::TooManyJobs { retry_after_secs, .. } = err {
         resp.headers_mut()
             .insert("retry-after", HeaderValue::from(*retry_after_secs));
     }

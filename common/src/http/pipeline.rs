@@ -21,6 +21,8 @@ use crate::{
     auth::{Caller, Role},
     delivery::{self, Finished},
     error::Error,
+    jobs::{self, api::JobRoute},
+    metrics,
     ratelimit::{self, Limit},
     spec::ExportSpec,
 };
@@ -42,6 +44,9 @@ pub enum Answer {
     File,
     /// Always stored in S3 and answered with [`ExportRoute::stored_answer`].
     Stored,
+    /// Queued as an export job and answered `202` with the job (`POST /api/exports`;
+    /// any other route with `Prefer: respond-async`).
+    Job,
 }
 
 /// What a route declares; the pipeline does the rest. Built with the `const`
@@ -81,6 +86,15 @@ impl Policy {
         Self {
             input: Input::JsonBody,
             answer: Answer::Stored,
+            ..Self::query(route, kind)
+        }
+    }
+
+    /// A POST route whose export always becomes a job.
+    pub const fn body_job(route: &'static str, kind: &'static str) -> Self {
+        Self {
+            input: Input::JsonBody,
+            answer: Answer::Job,
             ..Self::query(route, kind)
         }
     }
@@ -146,22 +160,117 @@ struct Trace {
     bytes: Option<u64>,
     delivery: Option<&'static str>,
     s3_key: Option<String>,
+    job_id: Option<String>,
+    /// An object a download route handed out (audited; never this request's own file).
+    served_key: Option<String>,
+    /// The spec of a synchronous export that ran: recorded in the history.
+    ran: Option<ExportSpec>,
 }
 
-/// Serves one request of `route`. Never panics and never answers outside the
-/// route's documented shapes.
+/// Serves one request of an export route. Never panics and never answers outside
+/// the route's documented shapes.
 pub async fn handle<R: ExportRoute>(ctx: &AppContext, req: Request, route: &R) -> Response<Body> {
-    let raw = RawRequest::from_lambda(req);
-    let style = match std::panic::catch_unwind(AssertUnwindSafe(|| route.error_style(&raw))) {
+    frame(ctx, RawRequest::from_lambda(req), &Export(route)).await
+}
+
+/// Serves one request of the job API's resource routes.
+pub async fn handle_job(ctx: &AppContext, req: Request, route: JobRoute) -> Response<Body> {
+    frame(ctx, RawRequest::from_lambda(req), &route).await
+}
+
+/// What runs inside the frame: an export route, or a job resource route.
+trait Work: Sync {
+    fn policy(&self) -> Policy;
+    fn error_style(&self, raw: &RawRequest) -> ErrorStyle;
+    fn attempt(
+        &self,
+        ctx: &AppContext,
+        raw: &RawRequest,
+        now: DateTime<Utc>,
+        trace: &mut Trace,
+    ) -> impl Future<Output = Result<Response<Body>, Error>> + Send;
+}
+
+struct Export<'r, R>(&'r R);
+
+impl<R: ExportRoute> Work for Export<'_, R> {
+    fn policy(&self) -> Policy {
+        self.0.policy()
+    }
+
+    fn error_style(&self, raw: &RawRequest) -> ErrorStyle {
+        // A job answers like the job API, errors included.
+        if self.0.policy().answer == Answer::Job || jobs::api::prefers_async(raw) {
+            JOB_ERRORS
+        } else {
+            self.0.error_style(raw)
+        }
+    }
+
+    async fn attempt(
+        &self,
+        ctx: &AppContext,
+        raw: &RawRequest,
+        now: DateTime<Utc>,
+        trace: &mut Trace,
+    ) -> Result<Response<Body>, Error> {
+        attempt(ctx, raw, self.0, now, trace).await
+    }
+}
+
+/// The error shape of the job API.
+pub const JOB_ERRORS: ErrorStyle = ErrorStyle::Code {
+    failure: "Export job request failed",
+    invalid: Some("Invalid export job request"),
+};
+
+impl Work for JobRoute {
+    fn policy(&self) -> Policy {
+        Policy {
+            audited: matches!(self, JobRoute::Cancel(_) | JobRoute::Download(_)),
+            ..Policy::query(self.name(), "jobs")
+        }
+    }
+
+    fn error_style(&self, _raw: &RawRequest) -> ErrorStyle {
+        JOB_ERRORS
+    }
+
+    async fn attempt(
+        &self,
+        ctx: &AppContext,
+        raw: &RawRequest,
+        now: DateTime<Utc>,
+        trace: &mut Trace,
+    ) -> Result<Response<Body>, Error> {
+        let caller = ctx.auth.authenticate(&raw.headers)?;
+        trace.sub = Some(caller.sub.clone());
+        trace.role = Some(caller.role);
+        trace.parameters = Some(truncate_bytes(&raw.query, AUDIT_PARAMETERS_BYTES));
+        let mut outcome = jobs::api::Outcome::default();
+        let result = jobs::api::serve(ctx, raw, self, &caller, now, &mut outcome).await;
+        trace.job_id = outcome.job_id;
+        // The audit record of a download names the object it handed out; it is not
+        // a file this request made, so it must never be discarded on error.
+        if let Some(key) = outcome.s3_key {
+            trace.delivery = Some("redirect");
+            trace.served_key = Some(key);
+        }
+        result
+    }
+}
+
+async fn frame<W: Work>(ctx: &AppContext, raw: RawRequest, work: &W) -> Response<Body> {
+    let style = match std::panic::catch_unwind(AssertUnwindSafe(|| work.error_style(&raw))) {
         Ok(style) => style,
         Err(_) => ErrorStyle::plain(),
     };
-    match AssertUnwindSafe(serve(ctx, &raw, route, &style)).catch_unwind().await {
+    match AssertUnwindSafe(serve(ctx, &raw, work, &style)).catch_unwind().await {
         Ok(resp) => resp,
         Err(panic) => {
             tracing::error!(
                 request_id = %raw.request_id,
-                route = route.policy().route,
+                route = work.policy().route,
                 panic = panic_message(&*panic),
                 "request handler panicked"
             );
@@ -180,13 +289,13 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
     }
 }
 
-async fn serve<R: ExportRoute>(ctx: &AppContext, raw: &RawRequest, route: &R, style: &ErrorStyle) -> Response<Body> {
+async fn serve<W: Work>(ctx: &AppContext, raw: &RawRequest, work: &W, style: &ErrorStyle) -> Response<Body> {
     let started = Instant::now();
     // One reading of the clock, at the precision a spec's `as_of` keeps.
     let now = crate::timefmt::to_millis(ctx.clock.now());
-    let policy = route.policy();
+    let policy = work.policy();
     let mut trace = Trace::default();
-    let result = AssertUnwindSafe(attempt(ctx, raw, route, now, &mut trace))
+    let result = AssertUnwindSafe(work.attempt(ctx, raw, now, &mut trace))
         .catch_unwind()
         .await
         .unwrap_or_else(|panic| {
@@ -226,7 +335,8 @@ async fn serve<R: ExportRoute>(ctx: &AppContext, raw: &RawRequest, route: &R, st
         record.error_code = error.as_ref().map(|e| e.code().to_string());
         record.records = trace.rows;
         record.bytes = trace.bytes;
-        record.s3_key = trace.s3_key.clone();
+        record.s3_key = trace.s3_key.clone().or_else(|| trace.served_key.clone());
+        record.job_id = trace.job_id.clone();
         record.duration_ms = started.elapsed().as_millis() as u64;
         if let Err(audit_error) = audit::write(&ctx.aws.dynamodb, &ctx.config.tables.audit, &record).await {
             tracing::error!(request_id = %raw.request_id, error = %audit_error.cause_chain(), "audit record not written");
@@ -242,6 +352,31 @@ async fn serve<R: ExportRoute>(ctx: &AppContext, raw: &RawRequest, route: &R, st
                 }
             }
         }
+    }
+
+    // A synchronous export that ran: one history record and one metric line.
+    if let (Some(spec), Some(sub)) = (trace.ran.take(), trace.sub.as_deref()) {
+        let outcome = match &error {
+            None => Ok((trace.rows.unwrap_or(0), trace.bytes.unwrap_or(0), trace.s3_key.clone())),
+            Some(e) => Err(e),
+        };
+        let stored_ok = outcome.is_ok();
+        jobs::api::record_sync(ctx, sub, &spec, now, outcome).await;
+        metrics::emit(
+            &metrics::ExportMetric {
+                kind: spec.kind(),
+                format: spec.format_name(),
+                outcome: if stored_ok { "succeeded" } else { "failed" },
+                trigger: "sync",
+                rows: trace.rows.unwrap_or(0),
+                bytes: trace.bytes.unwrap_or(0),
+                duration_ms: started.elapsed().as_millis() as u64,
+                queue_wait_ms: None,
+                error_code: error.as_ref().map(|e| e.code()),
+                id: &raw.request_id,
+            },
+            now,
+        );
     }
 
     let status = response.status().as_u16();
@@ -306,33 +441,19 @@ async fn attempt<R: ExportRoute>(
 
     let spec = route.spec(ctx, &caller, params, now)?;
     trace.scope = Some(spec.audit_scope());
-    if policy.rate_limited
-        && let Some(tenant) = spec.rate_tenant()
-    {
-        let c = &ctx.config.chat;
-        let limits = [
-            Limit {
-                key: format!("user#{}", caller.sub),
-                max: c.per_user_per_minute,
-                window_secs: 60,
-            },
-            Limit {
-                key: tenant,
-                max: c.per_client_per_hour,
-                window_secs: 3600,
-            },
-        ];
-        ratelimit::admit(
-            &ctx.aws.dynamodb,
-            &ctx.config.tables.rate_limits,
-            &limits,
-            now.timestamp().max(0) as u64,
-        )
-        .await?;
+    let rate_limited = policy.rate_limited;
+    let admit = || admit(ctx, &caller, &spec, rate_limited, now);
+    if policy.answer == Answer::Job || jobs::api::prefers_async(raw) {
+        let started = jobs::api::start(ctx, raw, policy.route, &caller, &spec, now, admit).await?;
+        trace.job_id = Some(started.job.id.clone());
+        trace.delivery = Some("job");
+        return Ok(started.response);
     }
+    admit().await?;
 
     let wants_json = raw.wants_json();
     let inline = policy.answer == Answer::File && !wants_json;
+    trace.ran = Some(spec.clone());
     let finished = delivery::run(ctx, &spec, inline).await?;
     trace.rows = Some(finished.rows);
     trace.bytes = Some(finished.bytes);
@@ -344,9 +465,43 @@ async fn attempt<R: ExportRoute>(
     });
     match policy.answer {
         Answer::File => response::file_response(finished, wants_json),
-        Answer::Stored => Ok(response::json_response(
+        Answer::Stored | Answer::Job => Ok(response::json_response(
             lambda_http::http::StatusCode::OK,
             &route.stored_answer(spec.format_name(), &finished),
         )),
     }
+}
+
+/// The chat export's rate limits (per user per minute, per client per hour), for
+/// routes that declare them and specs with a tenant to count against.
+async fn admit(
+    ctx: &AppContext,
+    caller: &Caller,
+    spec: &ExportSpec,
+    rate_limited: bool,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let Some(tenant) = spec.rate_tenant().filter(|_| rate_limited) else {
+        return Ok(());
+    };
+    let c = &ctx.config.chat;
+    let limits = [
+        Limit {
+            key: format!("user#{}", caller.sub),
+            max: c.per_user_per_minute,
+            window_secs: 60,
+        },
+        Limit {
+            key: tenant,
+            max: c.per_client_per_hour,
+            window_secs: 3600,
+        },
+    ];
+    ratelimit::admit(
+        &ctx.aws.dynamodb,
+        &ctx.config.tables.rate_limits,
+        &limits,
+        now.timestamp().max(0) as u64,
+    )
+    .await
 }

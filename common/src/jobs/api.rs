@@ -1,0 +1,650 @@
+//! The job API: `POST /api/exports` (and `Prefer: respond-async` on every
+//! synchronous route), `GET /api/exports` (the history), `GET /api/exports/{id}`,
+//! `GET /api/exports/{id}/download` and `DELETE /api/exports/{id}`.
+//!
+//! Every route runs through the one request pipeline ([`crate::http::pipeline`]):
+//! this module decides what a request means once the caller is known. A job is
+//! visible to its owner and to admins only; to anyone else it does not exist (404).
+
+use chrono::{DateTime, Utc};
+use lambda_http::{
+    Body, Response,
+    http::{
+        HeaderValue, StatusCode,
+        header::{CACHE_CONTROL, LOCATION},
+    },
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{Job, JobStatus, Link, Trigger, hex, queue, resource, worker};
+use crate::{
+    AppContext,
+    auth::Caller,
+    delivery,
+    error::Error,
+    http::{RawRequest, body, query, response::json_response, sanitize},
+    params::{
+        Id, chats::ChatsParams, conversations::ConversationsParams, leads::LeadsParams, sessions::SessionsParams,
+    },
+    spec::ExportSpec,
+};
+
+pub const JOBS_PATH: &str = "/api/exports";
+pub const JOB_PATH: &str = "/api/exports/{id}";
+pub const JOB_DOWNLOAD_PATH: &str = "/api/exports/{id}/download";
+
+/// How long an idempotency key is remembered.
+const IDEMPOTENCY_KEY_TTL_SECS: i64 = 24 * 3600;
+/// What a caller over the active-job cap is told to wait.
+const TOO_MANY_JOBS_RETRY_SECS: u64 = 10;
+/// How far back the cache looks for a queued or running job of the same spec.
+const CACHE_LOOK_BACK_SECS: i64 = 24 * 3600;
+
+crate::model::string_enum!(
+    /// The kinds of export a job can run.
+    JobKind { Sessions => "sessions", Leads => "leads", Chats => "chats", Conversations => "conversations" }
+);
+
+/// `POST /api/exports`: `{"kind", "format", "params"}`; `params` are the kind's
+/// synchronous route's parameters, decoded by the same types.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<crate::params::Choice<JobKind>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Map<String, Value>>,
+}
+
+impl JobRequest {
+    /// The spec this request asks for, scoped to the caller exactly as the kind's
+    /// synchronous route scopes it.
+    pub fn into_spec(self, ctx: &AppContext, caller: &Caller, now: DateTime<Utc>) -> Result<ExportSpec, Error> {
+        let kind = self
+            .kind
+            .ok_or_else(|| Error::bad_request(format!("kind is required: one of {}", JobKind::choices())))?
+            .0;
+        let mut params = self.params.unwrap_or_default();
+        if let Some(format) = self.format {
+            match params.get("format") {
+                Some(Value::String(f)) if !f.trim().eq_ignore_ascii_case(format.trim()) => {
+                    return Err(Error::bad_request(
+                        "format and params.format name different formats; give one of them",
+                    ));
+                }
+                _ => {
+                    params.insert("format".into(), Value::String(format));
+                }
+            }
+        }
+        let max = ctx.config.chat.max_records;
+        match kind {
+            JobKind::Sessions => {
+                caller.require_admin()?;
+                as_query::<SessionsParams>(&params)?.into_spec(now)
+            }
+            JobKind::Leads => as_query::<LeadsParams>(&params)?.into_spec(caller, now),
+            JobKind::Conversations => as_query::<ConversationsParams>(&params)?.into_spec(caller, max, now),
+            JobKind::Chats => {
+                let json = serde_json::to_vec(&params).map_err(|e| Error::internal("request error", e))?;
+                body::decode::<ChatsParams>(&json)
+                    .map_err(prefix_params)?
+                    .into_spec(caller, max, now)
+            }
+        }
+    }
+}
+
+fn prefix_params(e: Error) -> Error {
+    match e {
+        Error::BadRequest(m) => Error::BadRequest(format!("params: {m}")),
+        other => other,
+    }
+}
+
+/// The parameters of a query-string route, given as a JSON object: each value is
+/// the text the query string would carry (a string, number or boolean).
+fn as_query<T: serde::de::DeserializeOwned>(params: &Map<String, Value>) -> Result<T, Error> {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in params {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Null => continue,
+            _ => {
+                return Err(Error::bad_request(format!(
+                    "params.{} must be a string, number or boolean",
+                    sanitize(name)
+                )));
+            }
+        };
+        out.append_pair(name, &text);
+    }
+    query::decode(&out.finish()).map_err(prefix_params)
+}
+
+/// `Prefer: respond-async` (RFC 7240): turn the export into a job.
+pub fn prefers_async(raw: &RawRequest) -> bool {
+    raw.headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| {
+            p.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("respond-async")
+        })
+}
+
+/// `Cache-Control: no-cache` (or `no-store`): do not return a cached job.
+fn bypasses_cache(raw: &RawRequest) -> bool {
+    raw.headers
+        .get_all(CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| matches!(d.trim().to_ascii_lowercase().as_str(), "no-cache" | "no-store"))
+}
+
+/// `Idempotency-Key`: 1 to 128 of `A-Za-z0-9-_.:`.
+fn idempotency_key(raw: &RawRequest) -> Result<Option<String>, Error> {
+    let values: Vec<_> = raw.headers.get_all("idempotency-key").iter().collect();
+    match values.as_slice() {
+        [] => Ok(None),
+        [one] => {
+            let key = one.to_str().unwrap_or("").trim();
+            let ok = !key.is_empty()
+                && key.len() <= 128
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+            if ok {
+                Ok(Some(key.to_string()))
+            } else {
+                Err(Error::bad_request(
+                    "Idempotency-Key must be 1 to 128 letters, digits or -_.:",
+                ))
+            }
+        }
+        _ => Err(Error::bad_request("Idempotency-Key is given more than once")),
+    }
+}
+
+/// What identifies "the same request" for an idempotency key: route, query, body.
+fn request_fingerprint(route: &str, raw: &RawRequest) -> String {
+    let mut h = Sha256::new();
+    h.update(route.as_bytes());
+    h.update([0]);
+    h.update(raw.query.as_bytes());
+    h.update([0]);
+    h.update(&raw.body);
+    hex(&h.finalize())
+}
+
+fn job_response(status: StatusCode, ctx: &AppContext, job: &Job, cached: bool) -> Response<Body> {
+    let mut body = resource(job, None, ctx.config.jobs.retention_days);
+    body["cached"] = json!(cached);
+    let mut resp = json_response(status, &body);
+    if let Ok(location) = HeaderValue::from_str(&format!("{JOBS_PATH}/{}", job.id)) {
+        resp.headers_mut().insert(LOCATION, location);
+    }
+    resp
+}
+
+/// What [`start`] did, for the pipeline's audit record and log line.
+pub struct Started {
+    pub job: Job,
+    pub response: Response<Body>,
+}
+
+/// Starts a job for a scoped spec (or returns the job an idempotency key or the
+/// cache names). `admit` applies the route's rate limits; it runs only when new
+/// work is created.
+pub async fn start<F, Fut>(
+    ctx: &AppContext,
+    raw: &RawRequest,
+    route: &str,
+    caller: &Caller,
+    spec: &ExportSpec,
+    now: DateTime<Utc>,
+    admit: F,
+) -> Result<Started, Error>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(), Error>>,
+{
+    let store = worker::jobs(ctx);
+    let cfg = &ctx.config.jobs;
+    let key = idempotency_key(raw)?;
+    let fingerprint = request_fingerprint(route, raw);
+    let mut job = Job::new(spec, &caller.sub, Trigger::Api, now, cfg.retention_days);
+
+    if let Some(key) = &key {
+        let ttl = now.timestamp() + IDEMPOTENCY_KEY_TTL_SECS;
+        if let Some((job_id, used_for)) = store
+            .claim_idempotency_key(&caller.sub, key, &fingerprint, &job.id, ttl)
+            .await?
+        {
+            if used_for != fingerprint {
+                return Err(Error::conflict(
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used for another request",
+                ));
+            }
+            let existing = store.get(&job_id).await?.ok_or_else(|| {
+                Error::conflict(
+                    "idempotency_key_reused",
+                    "the request with this Idempotency-Key is still being processed; retry shortly",
+                )
+            })?;
+            let existing = worker::settle(ctx, existing, now).await?;
+            return Ok(Started {
+                response: job_response(StatusCode::OK, ctx, &existing, false),
+                job: existing,
+            });
+        }
+    }
+    let result = create(ctx, raw, caller, &mut job, now, admit).await;
+    match (&result, &key) {
+        (Ok(started), Some(key)) if started.job.id != job.id => {
+            // The cache answered: the key names the cached job from now on.
+            store.drop_idempotency_key(&caller.sub, key).await;
+            let ttl = now.timestamp() + IDEMPOTENCY_KEY_TTL_SECS;
+            store
+                .claim_idempotency_key(&caller.sub, key, &fingerprint, &started.job.id, ttl)
+                .await?;
+        }
+        (Err(_), Some(key)) => store.drop_idempotency_key(&caller.sub, key).await,
+        _ => {}
+    }
+    result
+}
+
+async fn create<F, Fut>(
+    ctx: &AppContext,
+    raw: &RawRequest,
+    caller: &Caller,
+    job: &mut Job,
+    now: DateTime<Utc>,
+    admit: F,
+) -> Result<Started, Error>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(), Error>>,
+{
+    let store = worker::jobs(ctx);
+    let cfg = &ctx.config.jobs;
+    if cfg.cache_secs > 0 && !bypasses_cache(raw) {
+        let fresh_since = now - chrono::Duration::seconds(cfg.cache_secs as i64);
+        let look_back = now - chrono::Duration::seconds(CACHE_LOOK_BACK_SECS.max(cfg.cache_secs as i64));
+        if let Some(cached) = store
+            .find_cached(&caller.sub, &job.spec_hash, fresh_since, look_back)
+            .await?
+        {
+            let cached = worker::settle(ctx, cached, now).await?;
+            if !matches!(cached.status, JobStatus::Failed | JobStatus::Cancelled) {
+                return Ok(Started {
+                    response: job_response(StatusCode::OK, ctx, &cached, true),
+                    job: cached,
+                });
+            }
+        }
+    }
+    admit().await?;
+    if !store.acquire_slot(&caller.sub, cfg.max_active_per_caller).await? {
+        return Err(Error::TooManyJobs {
+            max: cfg.max_active_per_caller,
+            retry_after_secs: TOO_MANY_JOBS_RETRY_SECS,
+        });
+    }
+    if let Err(e) = store.put_new(job).await {
+        store.release_slot(&caller.sub).await;
+        return Err(e);
+    }
+    if let Err(e) = queue::enqueue(ctx, &job.id).await {
+        // Never a job that nothing will run: it fails at once, visibly.
+        if store
+            .finish_failed(&job.id, None, now, e.code(), "The export could not be queued")
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            store.release_slot(&caller.sub).await;
+        }
+        return Err(e);
+    }
+    Ok(Started {
+        response: job_response(StatusCode::ACCEPTED, ctx, job, false),
+        job: job.clone(),
+    })
+}
+
+/// Records a synchronous export that ran (succeeded or failed) as a finished job,
+/// so the history is complete. Best effort: the audit record is the export's
+/// authoritative trace; a failure here is logged.
+pub async fn record_sync(
+    ctx: &AppContext,
+    caller_sub: &str,
+    spec: &ExportSpec,
+    now: DateTime<Utc>,
+    outcome: Result<(u64, u64, Option<String>), &Error>,
+) -> Option<String> {
+    let mut job = Job::new(spec, caller_sub, Trigger::Sync, now, ctx.config.jobs.retention_days);
+    job.started_at = Some(now);
+    job.finished_at = Some(ctx.clock.now());
+    match outcome {
+        Ok((rows, bytes, s3_key)) => {
+            job.status = JobStatus::Succeeded;
+            job.rows = Some(rows);
+            job.size_bytes = Some(bytes);
+            job.rows_done = rows;
+            job.bytes_done = bytes;
+            job.s3_key = s3_key;
+        }
+        Err(e) => {
+            job.status = JobStatus::Failed;
+            job.error_code = Some(e.code().to_string());
+            job.error_message = Some(e.to_string());
+        }
+    }
+    match worker::jobs(ctx).put_new(&job).await {
+        Ok(()) => Some(job.id),
+        Err(e) => {
+            tracing::error!(error = %e.cause_chain(), "synchronous export not recorded in the history");
+            None
+        }
+    }
+}
+
+/// The resource routes, once the path is matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobRoute {
+    List,
+    Get(String),
+    Download(String),
+    Cancel(String),
+}
+
+impl JobRoute {
+    /// Matches a method and path of the job API (`None`: not one of its routes).
+    pub fn matching(method: &str, path: &str) -> Option<Self> {
+        let rest = path.strip_prefix(JOBS_PATH)?;
+        if rest.is_empty() || rest == "/" {
+            return (method == "GET").then_some(JobRoute::List);
+        }
+        let rest = rest.strip_prefix('/')?;
+        let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        if id.is_empty() {
+            return None;
+        }
+        match (method, tail) {
+            ("GET", "") => Some(JobRoute::Get(id.to_string())),
+            ("DELETE", "") => Some(JobRoute::Cancel(id.to_string())),
+            ("GET", "download") => Some(JobRoute::Download(id.to_string())),
+            _ => None,
+        }
+    }
+
+    /// The route as documented (`GET /api/exports/{id}`), for logs and audit records.
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobRoute::List => "GET /api/exports",
+            JobRoute::Get(_) => "GET /api/exports/{id}",
+            JobRoute::Download(_) => "GET /api/exports/{id}/download",
+            JobRoute::Cancel(_) => "DELETE /api/exports/{id}",
+        }
+    }
+
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            JobRoute::List => None,
+            JobRoute::Get(id) | JobRoute::Download(id) | JobRoute::Cancel(id) => Some(id),
+        }
+    }
+}
+
+/// `GET /api/exports` parameters.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryParams {
+    /// 1 to 100 (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::params::Choice<JobStatus>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<crate::params::Choice<JobKind>>,
+    /// Admins: whose history (default: the caller's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+const MAX_HISTORY_PAGE: u64 = 100;
+const DEFAULT_HISTORY_PAGE: u64 = 20;
+
+/// A job the caller may see: its own, or any for an admin. Everything else,
+/// including ids that are not ids, is "not found".
+async fn visible(ctx: &AppContext, caller: &Caller, id: &str, now: DateTime<Utc>) -> Result<Job, Error> {
+    let not_found = || Error::NotFound("no such export job".into());
+    let well_formed = id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+    if !well_formed {
+        return Err(not_found());
+    }
+    let job = worker::jobs(ctx).get(id).await?.ok_or_else(not_found)?;
+    if job.owner != caller.sub && !caller.is_admin() {
+        return Err(not_found());
+    }
+    worker::settle(ctx, job, now).await
+}
+
+/// A fresh link to a succeeded job's file, while the file is kept.
+async fn link(ctx: &AppContext, job: &Job, now: DateTime<Utc>) -> Result<Option<Link>, Error> {
+    let (Some(key), JobStatus::Succeeded) = (&job.s3_key, job.status) else {
+        return Ok(None);
+    };
+    if job
+        .file_expires_at(ctx.config.jobs.retention_days)
+        .is_some_and(|e| e <= now)
+    {
+        return Ok(None);
+    }
+    let spec = job.spec()?;
+    let (url, expires_at) = delivery::presign(ctx, &delivery::stored_target(ctx, &spec, key)).await?;
+    Ok(Some(Link { url, expires_at }))
+}
+
+fn view(ctx: &AppContext, job: &Job, link: Option<&Link>) -> Value {
+    resource(job, link, ctx.config.jobs.retention_days)
+}
+
+/// Cursor of the history: the index position, base64url JSON. Opaque to clients,
+/// and checked on the way back in: it can only move within the owner's own jobs.
+fn encode_cursor(key: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> Option<String> {
+    use base64::Engine;
+    let text = |k: &str| key.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let v = json!({"id": text("id")?, "owner": text("owner")?, "created_key": text("created_key")?});
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string()))
+}
+
+fn decode_cursor(
+    cursor: &str,
+    owner: &str,
+) -> Result<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, Error> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use base64::Engine;
+    let bad = || Error::bad_request("cursor is not one this API returned for this history");
+    if cursor.len() > 1024 {
+        return Err(bad());
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| bad())?;
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Position {
+        id: String,
+        owner: String,
+        created_key: String,
+    }
+    let p: Position = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let id_ok = p.id.len() == 32 && p.id.chars().all(|c| c.is_ascii_hexdigit());
+    if p.owner != owner || !id_ok || p.created_key.len() > 64 {
+        return Err(bad());
+    }
+    Ok([
+        ("id".to_string(), AttributeValue::S(p.id)),
+        ("owner".to_string(), AttributeValue::S(p.owner)),
+        ("created_key".to_string(), AttributeValue::S(p.created_key)),
+    ]
+    .into_iter()
+    .collect())
+}
+
+/// What a resource route did, for the audit record and the log line.
+#[derive(Default)]
+pub struct Outcome {
+    pub job_id: Option<String>,
+    pub s3_key: Option<String>,
+}
+
+/// Serves a resource route for an authenticated caller.
+pub async fn serve(
+    ctx: &AppContext,
+    raw: &RawRequest,
+    route: &JobRoute,
+    caller: &Caller,
+    now: DateTime<Utc>,
+    outcome: &mut Outcome,
+) -> Result<Response<Body>, Error> {
+    if route != &JobRoute::List {
+        // Only the history takes parameters.
+        query::decode::<crate::http::pipeline::NoParams>(&raw.query)?;
+    }
+    outcome.job_id = route.id().map(sanitize);
+    match route {
+        JobRoute::List => {
+            let p: HistoryParams = query::decode(&raw.query)?;
+            let owner = match p.owner {
+                Some(o) if o != caller.sub => {
+                    caller.require_admin()?;
+                    Id::parse(&o).map_err(|m| Error::bad_request(format!("owner {m}")))?;
+                    o
+                }
+                _ => caller.sub.clone(),
+            };
+            let limit = p.limit.unwrap_or(DEFAULT_HISTORY_PAGE as i64);
+            if !(1..=MAX_HISTORY_PAGE as i64).contains(&limit) {
+                return Err(Error::bad_request(format!(
+                    "limit must be between 1 and {MAX_HISTORY_PAGE}"
+                )));
+            }
+            let start = p.cursor.as_deref().map(|c| decode_cursor(c, &owner)).transpose()?;
+            let (jobs, next) = worker::jobs(ctx)
+                .list(
+                    &owner,
+                    limit as usize,
+                    start,
+                    p.status.map(|s| s.0),
+                    p.kind.map(|k| k.0.as_str()),
+                )
+                .await?;
+            let mut items = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                let job = worker::settle(ctx, job, now).await?;
+                let link = link(ctx, &job, now).await?;
+                items.push(view(ctx, &job, link.as_ref()));
+            }
+            let next_cursor = next.as_ref().and_then(encode_cursor);
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"exports": items, "next_cursor": next_cursor}),
+            ))
+        }
+        JobRoute::Get(id) => {
+            let job = visible(ctx, caller, id, now).await?;
+            let link = link(ctx, &job, now).await?;
+            Ok(json_response(StatusCode::OK, &view(ctx, &job, link.as_ref())))
+        }
+        JobRoute::Download(id) => {
+            let job = visible(ctx, caller, id, now).await?;
+            match job.status {
+                JobStatus::Queued | JobStatus::Running => {
+                    return Err(Error::conflict(
+                        "job_not_ready",
+                        format!("the export is {}; its file is not ready yet", job.status.as_str()),
+                    ));
+                }
+                JobStatus::Failed | JobStatus::Cancelled => {
+                    return Err(Error::conflict(
+                        "job_not_succeeded",
+                        format!("the export {}; it has no file", job.status.as_str()),
+                    ));
+                }
+                JobStatus::Succeeded => {}
+            }
+            let Some(key) = job.s3_key.clone() else {
+                return Err(Error::Gone(
+                    "this export was answered inline and never stored; run it again".into(),
+                ));
+            };
+            let gone = || Error::Gone("the export's file has expired; run the export again".into());
+            if job
+                .file_expires_at(ctx.config.jobs.retention_days)
+                .is_some_and(|e| e <= now)
+            {
+                return Err(gone());
+            }
+            let head = ctx
+                .aws
+                .s3
+                .head_object()
+                .bucket(&ctx.config.delivery.bucket)
+                .key(&key)
+                .send()
+                .await;
+            if let Err(e) = head {
+                return Err(if e.as_service_error().is_some_and(|s| s.is_not_found()) {
+                    gone()
+                } else {
+                    Error::storage(e)
+                });
+            }
+            let link = link(ctx, &job, now).await?.ok_or_else(gone)?;
+            outcome.s3_key = Some(key);
+            let mut resp = json_response(
+                StatusCode::SEE_OTHER,
+                &json!({"download_url": link.url, "expires_at": view(ctx, &job, Some(&link))["expires_at"], "file_name": job.file_name}),
+            );
+            resp.headers_mut().insert(
+                LOCATION,
+                HeaderValue::from_str(&link.url).map_err(|e| Error::internal("response error", e))?,
+            );
+            Ok(resp)
+        }
+        JobRoute::Cancel(id) => {
+            let job = visible(ctx, caller, id, now).await?;
+            let store = worker::jobs(ctx);
+            let finished = || {
+                Error::conflict(
+                    "job_finished",
+                    format!("the export already {}; there is nothing to cancel", job.status.as_str()),
+                )
+            };
+            if job.status.is_final() {
+                return Err(finished());
+            }
+            let cancelled = store.cancel(&job.id, ctx.clock.now()).await?.ok_or_else(finished)?;
+            store.release_slot(&cancelled.owner).await;
+            Ok(json_response(StatusCode::ACCEPTED, &view(ctx, &cancelled, None)))
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Export jobs: an [`ExportSpec`] stored with its state and run by a worker.
+//!
+//! A job is created by `POST /api/exports` (or any synchronous route with
+//! `Prefer: respond-async`), its id is sent to the jobs queue, and a worker
+//! ([`worker`]) claims it with a conditional write, runs the spec through the same
+//! engine into S3, writing progress as it goes, and records the outcome. Synchronous
+//! exports are recorded as finished jobs too, so the history ([`api`]) is complete.
+//!
+//! Table `JOBS_TABLE`: one item per job (key `id`), plus two kinds of helper items
+//! (`idem#<owner>#<key>`: an idempotency key; `active#<owner>`: the caller's count of
+//! queued and running jobs). Index `by_owner` (`owner`, `created_key`) lists a
+//! caller's jobs newest first; helper items carry no `owner`, so they never appear
+//! there. docs/data-model.md has the details.
+
+pub mod api;
+pub mod queue;
+pub mod store;
+pub mod worker;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::{model::string_enum, spec::ExportSpec};
+
+string_enum!(
+    /// Where a job is in its life. The last three are final.
+    JobStatus {
+        Queued => "queued",
+        Running => "running",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
+);
+
+impl JobStatus {
+    pub fn is_final(self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled)
+    }
+}
+
+string_enum!(
+    /// What started a job: the job API (or `Prefer: respond-async`), or a synchronous
+    /// export recorded in the history.
+    Trigger { Api => "api", Sync => "sync" }
+);
+
+/// A job as stored in the jobs table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// 32 lowercase hex characters.
+    pub id: String,
+    /// The JWT `sub` of the caller who started it.
+    pub owner: String,
+    /// `<created_at>#<id>`: the history index's sort key.
+    pub created_key: String,
+    pub kind: String,
+    pub format: String,
+    pub trigger: Trigger,
+    pub status: JobStatus,
+    /// The [`ExportSpec`] as JSON: what the worker runs.
+    pub spec: String,
+    /// [`spec_hash`]: equal for equal exports asked for at different times.
+    pub spec_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub as_of: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub rows_done: u64,
+    #[serde(default)]
+    pub bytes_done: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    pub file_name: String,
+    /// Where the file is; `None` until it succeeded, and for inline synchronous exports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    /// Claims so far (deliveries that started running it).
+    #[serde(default)]
+    pub attempts: u32,
+    /// While running: the claim's end (epoch seconds), renewed by every heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<i64>,
+    /// While running: the token of the worker holding the claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// DynamoDB TTL (epoch seconds): the record outlives its file.
+    pub ttl: i64,
+}
+
+impl Job {
+    /// A new job for a spec, `queued` (API) or about to be recorded as finished (sync).
+    pub fn new(spec: &ExportSpec, owner: &str, trigger: Trigger, now: DateTime<Utc>, retention_days: u32) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            created_key: format!("{}#{id}", crate::timefmt::format(&now)),
+            id,
+            owner: owner.to_string(),
+            kind: spec.kind().to_string(),
+            format: spec.format_name().to_string(),
+            trigger,
+            status: JobStatus::Queued,
+            spec: serde_json::to_string(spec).unwrap_or_default(),
+            spec_hash: spec_hash(spec),
+            created_at: now,
+            as_of: spec.as_of(),
+            started_at: None,
+            finished_at: None,
+            rows_done: 0,
+            bytes_done: 0,
+            rows: None,
+            size_bytes: None,
+            file_name: spec.file_name(),
+            s3_key: None,
+            error_code: None,
+            error_message: None,
+            attempts: 0,
+            lease_until: None,
+            worker: None,
+            ttl: now.timestamp() + 2 * i64::from(retention_days) * 86_400,
+        }
+    }
+
+    /// When the stored file is deleted by the bucket's lifecycle rule.
+    pub fn file_expires_at(&self, retention_days: u32) -> Option<DateTime<Utc>> {
+        let finished = self.finished_at?;
+        self.s3_key.as_ref()?;
+        Some(finished + chrono::Duration::days(i64::from(retention_days)))
+    }
+
+    pub fn spec(&self) -> Result<ExportSpec, crate::Error> {
+        serde_json::from_str(&self.spec).map_err(|e| crate::Error::internal("job error", e))
+    }
+}
+
+/// A hash of a spec without its `as_of`: two requests for the same export (same
+/// scope, filters, format and options) at different times hash alike.
+pub fn spec_hash(spec: &ExportSpec) -> String {
+    let mut value = serde_json::to_value(spec).unwrap_or_default();
+    if let Some(o) = value.as_object_mut() {
+        o.remove("as_of");
+    }
+    hex(&Sha256::digest(value.to_string().as_bytes()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn ts(t: &Option<DateTime<Utc>>) -> serde_json::Value {
+    t.map_or(serde_json::Value::Null, |t| json!(crate::timefmt::format(&t)))
+}
+
+/// A freshly presigned download link and when it stops working.
+pub struct Link {
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The job resource of the API (README "Export jobs").
+pub fn resource(job: &Job, link: Option<&Link>, retention_days: u32) -> serde_json::Value {
+    let error = match (&job.error_code, &job.error_message) {
+        (Some(code), message) => json!({"error_code": code, "message": message.clone().unwrap_or_default()}),
+        _ => serde_json::Value::Null,
+    };
+    json!({
+        "id": job.id,
+        "kind": job.kind,
+        "format": job.format,
+        "status": job.status.as_str(),
+        "trigger": job.trigger.as_str(),
+        "owner": job.owner,
+        "created_at": crate::timefmt::format(&job.created_at),
+        "started_at": ts(&job.started_at),
+        "finished_at": ts(&job.finished_at),
+        "as_of": crate::timefmt::format(&job.as_of),
+        "rows_done": job.rows_done,
+        "bytes_done": job.bytes_done,
+        "rows": job.rows,
+        "size_bytes": job.size_bytes,
+        "file_name": job.file_name,
+        "error": error,
+        "download_url": link.map(|l| l.url.clone()),
+        "expires_at": link.map(|l| l.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+        "file_expires_at": ts(&job.file_expires_at(retention_days)),
+        "cached": false,
+    })
+}
+
+/// The message a job's id travels in on the queue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobMessage {
+    pub job_id: String,
+}

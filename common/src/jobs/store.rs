@@ -1,0 +1,495 @@
+//! The jobs table: every state change is one conditional write, so concurrent
+//! workers, retried deliveries and a cancel racing a finish can never disagree.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::{
+    Client,
+    error::{ProvideErrorMetadata, SdkError},
+    types::{AttributeValue, ReturnValue},
+};
+use chrono::{DateTime, Utc};
+
+use super::{Job, JobStatus};
+use crate::{error::Error, schema::JOBS_BY_OWNER};
+
+type Item = HashMap<String, AttributeValue>;
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn conditional_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.code() == Some("ConditionalCheckFailedException")
+}
+
+/// Every `#name` of the expressions: attributes are always aliased, so no name can
+/// clash with DynamoDB's long list of reserved words (`status`, `rows`, `owner`...).
+fn attribute_names(expressions: &[&str]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for e in expressions {
+        for part in e.split('#').skip(1) {
+            let name: String = part
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() && !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+fn decode(item: Item) -> Result<Job, Error> {
+    let id = match item.get("id") {
+        Some(AttributeValue::S(id)) => id.clone(),
+        _ => "?".into(),
+    };
+    serde_dynamo::from_item(item).map_err(|e| Error::MalformedItem {
+        key: format!("job {id}"),
+        reason: e.to_string(),
+    })
+}
+
+/// The jobs table of one deployment.
+#[derive(Clone, Debug)]
+pub struct JobStore {
+    pub client: Client,
+    pub table: String,
+}
+
+/// What a worker's claim found.
+#[derive(Debug)]
+pub enum Claim {
+    /// The job is this worker's to run.
+    Claimed(Box<Job>),
+    /// Nothing to do: the job is final, or another worker holds a live claim.
+    Skip(&'static str),
+    /// The job was claimed too often (its workers died): it is now failed.
+    Exhausted,
+}
+
+impl JobStore {
+    pub async fn get(&self, id: &str) -> Result<Option<Job>, Error> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(Error::database)?;
+        out.item.map(decode).transpose()
+    }
+
+    /// Stores a new job; its id is fresh, so the write never overwrites one.
+    pub async fn put_new(&self, job: &Job) -> Result<(), Error> {
+        let item = serde_dynamo::to_item(job).map_err(|e| Error::internal("job error", e))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(id)")
+            .send()
+            .await
+            .map_err(Error::database)?;
+        Ok(())
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        expression: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Option<Job>, Error> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .return_values(ReturnValue::AllNew);
+        for name in attribute_names(&[expression, condition]) {
+            req = req.expression_attribute_names(format!("#{name}"), name);
+        }
+        for (k, v) in values {
+            req = req.expression_attribute_values(k, v);
+        }
+        match req.send().await {
+            Ok(out) => out.attributes.map(decode).transpose(),
+            Err(e) if conditional_failed(&e) => Ok(None),
+            Err(e) => Err(Error::database(e)),
+        }
+    }
+
+    /// queued -> running, or running with an expired lease -> running again (its
+    /// worker died). Exactly one worker wins; a job claimed `max_attempts` times
+    /// already is failed instead.
+    pub async fn claim(
+        &self,
+        id: &str,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_secs: u64,
+        max_attempts: u32,
+    ) -> Result<Claim, Error> {
+        let Some(job) = self.get(id).await? else {
+            return Ok(Claim::Skip("no such job"));
+        };
+        if job.status.is_final() {
+            return Ok(Claim::Skip("job already finished"));
+        }
+        let lease_live = job.lease_until.is_some_and(|l| l >= now.timestamp());
+        if job.status == JobStatus::Running && lease_live {
+            return Ok(Claim::Skip("another worker holds the job"));
+        }
+        if job.attempts >= max_attempts {
+            let failed = self
+                .finish_failed(
+                    id,
+                    None,
+                    now,
+                    "worker_lost",
+                    "The export stopped unexpectedly too many times; start it again",
+                )
+                .await?;
+            return Ok(match failed {
+                Some(_) => Claim::Exhausted,
+                None => Claim::Skip("job already finished"),
+            });
+        }
+        let claimed = self
+            .update(
+                id,
+                "SET #status = :running, #worker = :w, #lease_until = :lease, #started_at = if_not_exists(#started_at, :now), \
+                 #rows_done = :zero, #bytes_done = :zero ADD #attempts :one",
+                "(#status = :queued) OR (#status = :running AND #lease_until < :now_secs)",
+                vec![
+                    (":running", s(JobStatus::Running.as_str())),
+                    (":queued", s(JobStatus::Queued.as_str())),
+                    (":w", s(worker)),
+                    (":lease", n(now.timestamp() + lease_secs as i64)),
+                    (":now", s(crate::timefmt::format(&now))),
+                    (":now_secs", n(now.timestamp())),
+                    (":zero", n(0)),
+                    (":one", n(1)),
+                ],
+            )
+            .await?;
+        Ok(match claimed {
+            Some(job) => Claim::Claimed(Box::new(job)),
+            None => Claim::Skip("another worker claimed the job first"),
+        })
+    }
+
+    /// Progress, and a renewed lease. `None` when the claim is lost (cancelled, or
+    /// taken over after this worker stalled): the worker must stop.
+    pub async fn heartbeat(
+        &self,
+        id: &str,
+        worker: &str,
+        rows: u64,
+        bytes: u64,
+        now: DateTime<Utc>,
+        lease_secs: u64,
+    ) -> Result<Option<Job>, Error> {
+        self.update(
+            id,
+            "SET #rows_done = :r, #bytes_done = :b, #lease_until = :lease",
+            "#status = :running AND #worker = :w",
+            vec![
+                (":r", n(rows)),
+                (":b", n(bytes)),
+                (":lease", n(now.timestamp() + lease_secs as i64)),
+                (":running", s(JobStatus::Running.as_str())),
+                (":w", s(worker)),
+            ],
+        )
+        .await
+    }
+
+    /// running (held by `worker`) -> succeeded. `None` when the claim was lost.
+    pub async fn finish_succeeded(
+        &self,
+        id: &str,
+        worker: &str,
+        now: DateTime<Utc>,
+        rows: u64,
+        bytes: u64,
+        s3_key: &str,
+    ) -> Result<Option<Job>, Error> {
+        self.update(
+            id,
+            "SET #status = :done, #finished_at = :now, #rows_done = :r, #bytes_done = :b, #rows = :r, #size_bytes = :b, \
+             #s3_key = :k REMOVE #lease_until, #worker",
+            "#status = :running AND #worker = :w",
+            vec![
+                (":done", s(JobStatus::Succeeded.as_str())),
+                (":now", s(crate::timefmt::format(&now))),
+                (":r", n(rows)),
+                (":b", n(bytes)),
+                (":k", s(s3_key)),
+                (":running", s(JobStatus::Running.as_str())),
+                (":w", s(worker)),
+            ],
+        )
+        .await
+        .map(|j| j.filter(|j| j.status == JobStatus::Succeeded))
+    }
+
+    /// queued or running (held by `worker` when given) -> failed.
+    pub async fn finish_failed(
+        &self,
+        id: &str,
+        worker: Option<&str>,
+        now: DateTime<Utc>,
+        code: &str,
+        message: &str,
+    ) -> Result<Option<Job>, Error> {
+        let mut values = vec![
+            (":failed", s(JobStatus::Failed.as_str())),
+            (":now", s(crate::timefmt::format(&now))),
+            (":code", s(code)),
+            (":msg", s(message)),
+            (":running", s(JobStatus::Running.as_str())),
+            (":queued", s(JobStatus::Queued.as_str())),
+        ];
+        let condition = match worker {
+            Some(w) => {
+                values.push((":w", s(w)));
+                "#status = :running AND #worker = :w"
+            }
+            None => "#status IN (:queued, :running)",
+        };
+        self.update(
+            id,
+            "SET #status = :failed, #finished_at = :now, #error_code = :code, #error_message = :msg REMOVE #lease_until, #worker",
+            condition,
+            values,
+        )
+        .await
+    }
+
+    /// queued or running -> cancelled. `None` when the job was already final.
+    pub async fn cancel(&self, id: &str, now: DateTime<Utc>) -> Result<Option<Job>, Error> {
+        self.update(
+            id,
+            "SET #status = :cancelled, #finished_at = :now REMOVE #lease_until, #worker",
+            "#status IN (:queued, :running)",
+            vec![
+                (":cancelled", s(JobStatus::Cancelled.as_str())),
+                (":now", s(crate::timefmt::format(&now))),
+                (":running", s(JobStatus::Running.as_str())),
+                (":queued", s(JobStatus::Queued.as_str())),
+            ],
+        )
+        .await
+    }
+
+    /// Takes one of the caller's active-job slots, or says there is none left.
+    pub async fn acquire_slot(&self, owner: &str, max: u32) -> Result<bool, Error> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(format!("active#{owner}")))
+            .update_expression("ADD active :one")
+            .condition_expression("attribute_not_exists(active) OR active < :max")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(max))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(Error::database(e)),
+        }
+    }
+
+    /// Gives a slot back: once per job, after the write that made it final.
+    pub async fn release_slot(&self, owner: &str) {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(format!("active#{owner}")))
+            .update_expression("ADD active :minus")
+            .condition_expression("active > :zero")
+            .expression_attribute_values(":minus", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        if let Err(e) = out
+            && !conditional_failed(&e)
+        {
+            tracing::error!(error = %Error::database(e).cause_chain(), "active-job slot not released");
+        }
+    }
+
+    /// Records an idempotency key for a job about to be created. `Ok(None)`: the key
+    /// is new and now points at `job_id`; `Ok(Some((job_id, body_hash)))`: it was
+    /// used before.
+    pub async fn claim_idempotency_key(
+        &self,
+        owner: &str,
+        key: &str,
+        body_hash: &str,
+        job_id: &str,
+        ttl: i64,
+    ) -> Result<Option<(String, String)>, Error> {
+        let id = format!("idem#{owner}#{key}");
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("id", s(&id))
+            .item("job_id", s(job_id))
+            .item("body_hash", s(body_hash))
+            .item("ttl", n(ttl))
+            .condition_expression("attribute_not_exists(id)")
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(None),
+            Err(e) if conditional_failed(&e) => {
+                let item = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("id", s(&id))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(Error::database)?
+                    .item
+                    .unwrap_or_default();
+                let text = |k: &str| match item.get(k) {
+                    Some(AttributeValue::S(v)) => v.clone(),
+                    _ => String::new(),
+                };
+                Ok(Some((text("job_id"), text("body_hash"))))
+            }
+            Err(e) => Err(Error::database(e)),
+        }
+    }
+
+    /// Forgets an idempotency key whose job could not be created.
+    pub async fn drop_idempotency_key(&self, owner: &str, key: &str) {
+        let _ = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("id", s(format!("idem#{owner}#{key}")))
+            .send()
+            .await;
+    }
+
+    /// One page of a caller's jobs, newest first, optionally filtered. Reads pages
+    /// until `limit` jobs matched or the index ends, so a filter never makes a short
+    /// page with more to come unless `next` says so.
+    pub async fn list(
+        &self,
+        owner: &str,
+        limit: usize,
+        start: Option<Item>,
+        status: Option<JobStatus>,
+        kind: Option<&str>,
+    ) -> Result<(Vec<Job>, Option<Item>), Error> {
+        let mut jobs = Vec::new();
+        let mut start = start;
+        loop {
+            let mut req = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(JOBS_BY_OWNER)
+                .key_condition_expression("#o = :o")
+                .expression_attribute_names("#o", "owner")
+                .expression_attribute_values(":o", s(owner))
+                .scan_index_forward(false)
+                .limit((limit - jobs.len()) as i32)
+                .set_exclusive_start_key(start.take());
+            let mut filters = Vec::new();
+            if let Some(st) = status {
+                filters.push("#s = :s");
+                req = req
+                    .expression_attribute_names("#s", "status")
+                    .expression_attribute_values(":s", s(st.as_str()));
+            }
+            if let Some(k) = kind {
+                filters.push("#k = :k");
+                req = req
+                    .expression_attribute_names("#k", "kind")
+                    .expression_attribute_values(":k", s(k));
+            }
+            if !filters.is_empty() {
+                req = req.filter_expression(filters.join(" AND "));
+            }
+            let out = req.send().await.map_err(Error::database)?;
+            for item in out.items.unwrap_or_default() {
+                jobs.push(decode(item)?);
+            }
+            start = out.last_evaluated_key;
+            if jobs.len() >= limit || start.is_none() {
+                return Ok((jobs, start));
+            }
+        }
+    }
+
+    /// The caller's newest job with this spec hash that is queued, running, or
+    /// succeeded at or after `fresh_since` (with its file still stored).
+    pub async fn find_cached(
+        &self,
+        owner: &str,
+        spec_hash: &str,
+        fresh_since: DateTime<Utc>,
+        look_back_from: DateTime<Utc>,
+    ) -> Result<Option<Job>, Error> {
+        let mut start = None;
+        // Bounded: at most this many index pages are read.
+        for _ in 0..10 {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(JOBS_BY_OWNER)
+                .key_condition_expression("#o = :o AND created_key >= :from")
+                .filter_expression("spec_hash = :h AND #t = :api")
+                .expression_attribute_names("#o", "owner")
+                .expression_attribute_names("#t", "trigger")
+                .expression_attribute_values(":o", s(owner))
+                .expression_attribute_values(":from", s(crate::timefmt::format(&look_back_from)))
+                .expression_attribute_values(":h", s(spec_hash))
+                .expression_attribute_values(":api", s(super::Trigger::Api.as_str()))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(Error::database)?;
+            for item in out.items.unwrap_or_default() {
+                let job = decode(item)?;
+                let usable = match job.status {
+                    JobStatus::Queued | JobStatus::Running => true,
+                    JobStatus::Succeeded => job.finished_at.is_some_and(|f| f >= fresh_since) && job.s3_key.is_some(),
+                    _ => false,
+                };
+                if usable {
+                    return Ok(Some(job));
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(None)
+    }
+}

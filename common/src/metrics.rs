@@ -1,0 +1,109 @@
+//! Export metrics in CloudWatch's embedded metric format (EMF): one JSON line per
+//! finished export on stdout, which Lambda sends to CloudWatch Logs, where the
+//! metrics are extracted without any API call from the function.
+//!
+//! Namespace `ChatExport`; dimensions `kind`, `format`, `outcome`, `trigger`
+//! (`sync`, `job`); metrics `Exports` (count), `Rows`, `Bytes`, `DurationMs`,
+//! `QueueWaitMs` (jobs: from creation to the worker's claim); and, for a failure,
+//! `Errors` by `error_code`. README ("Metrics") lists them.
+//!
+//! The format is a documented JSON shape; a small writer here is simpler than a
+//! `metrics` facade recorder for one line per export.
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+pub const NAMESPACE: &str = "ChatExport";
+
+/// One finished export (or export attempt that ran).
+#[derive(Clone, Debug, Default)]
+pub struct ExportMetric<'a> {
+    pub kind: &'a str,
+    pub format: &'a str,
+    /// `succeeded`, `failed` or `cancelled`.
+    pub outcome: &'a str,
+    /// `sync` or `job`.
+    pub trigger: &'a str,
+    pub rows: u64,
+    pub bytes: u64,
+    pub duration_ms: u64,
+    pub queue_wait_ms: Option<u64>,
+    pub error_code: Option<&'a str>,
+    /// A request id or job id, to find the export's other log lines (not a dimension).
+    pub id: &'a str,
+}
+
+/// The EMF document of a metric.
+pub fn document(m: &ExportMetric<'_>, at: DateTime<Utc>) -> Value {
+    let mut metrics = vec![
+        json!({"Name": "Exports", "Unit": "Count"}),
+        json!({"Name": "Rows", "Unit": "Count"}),
+        json!({"Name": "Bytes", "Unit": "Bytes"}),
+        json!({"Name": "DurationMs", "Unit": "Milliseconds"}),
+    ];
+    if m.queue_wait_ms.is_some() {
+        metrics.push(json!({"Name": "QueueWaitMs", "Unit": "Milliseconds"}));
+    }
+    let mut directives = vec![json!({
+        "Namespace": NAMESPACE,
+        "Dimensions": [["kind", "format", "outcome", "trigger"], ["trigger"]],
+        "Metrics": metrics,
+    })];
+    if m.error_code.is_some() {
+        directives.push(json!({
+            "Namespace": NAMESPACE,
+            "Dimensions": [["error_code"]],
+            "Metrics": [{"Name": "Errors", "Unit": "Count"}],
+        }));
+    }
+    let mut doc = json!({
+        "_aws": {"Timestamp": at.timestamp_millis(), "CloudWatchMetrics": directives},
+        "kind": m.kind,
+        "format": m.format,
+        "outcome": m.outcome,
+        "trigger": m.trigger,
+        "id": m.id,
+        "Exports": 1,
+        "Rows": m.rows,
+        "Bytes": m.bytes,
+        "DurationMs": m.duration_ms,
+    });
+    if let Some(wait) = m.queue_wait_ms {
+        doc["QueueWaitMs"] = json!(wait);
+    }
+    if let Some(code) = m.error_code {
+        doc["error_code"] = json!(code);
+        doc["Errors"] = json!(1);
+    }
+    doc
+}
+
+static CAPTURE: Mutex<Option<Vec<String>>> = Mutex::new(None);
+
+/// Writes the metric's EMF line to stdout (and to the capture, when one is on).
+pub fn emit(m: &ExportMetric<'_>, at: DateTime<Utc>) {
+    let line = document(m, at).to_string();
+    if let Some(lines) = CAPTURE.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        lines.push(line.clone());
+    }
+    println!("{line}");
+}
+
+/// Starts keeping a copy of every emitted line (tests read them back).
+pub fn capture() {
+    CAPTURE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert_with(Vec::new);
+}
+
+/// The lines emitted since [`capture`].
+pub fn captured() -> Vec<String> {
+    CAPTURE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .unwrap_or_default()
+}

@@ -1,0 +1,56 @@
+//! The export job API:
+//! - POST /api/exports: start a job (`{"kind", "format", "params"}`; the kind's own
+//!   parameters, validated and scoped as its synchronous route does);
+//! - GET /api/exports: the caller's export history, newest first;
+//! - GET /api/exports/{id}, GET /api/exports/{id}/download, DELETE /api/exports/{id}.
+//!
+//! This file only declares the routes' policies; `common::jobs` does the work.
+
+use chrono::{DateTime, Utc};
+use common::{
+    AppContext,
+    auth::Caller,
+    error::Error,
+    http::{self, ErrorStyle, ExportRoute, Policy, RawRequest, errors::not_found, pipeline::JOB_ERRORS},
+    jobs::api::{JOBS_PATH, JobRequest, JobRoute},
+    spec::ExportSpec,
+};
+use lambda_http::{Body, Request, Response, http::Method};
+
+/// POST /api/exports: every export becomes a job. The chat rate limits apply to
+/// chats and conversations jobs as to their synchronous routes.
+pub struct StartJob;
+
+impl ExportRoute for StartJob {
+    type Params = JobRequest;
+
+    fn policy(&self) -> Policy {
+        Policy::body_job("POST /api/exports", "jobs").rate_limited()
+    }
+
+    fn error_style(&self, _req: &RawRequest) -> ErrorStyle {
+        JOB_ERRORS
+    }
+
+    fn spec(
+        &self,
+        ctx: &AppContext,
+        caller: &Caller,
+        params: JobRequest,
+        now: DateTime<Utc>,
+    ) -> Result<ExportSpec, Error> {
+        params.into_spec(ctx, caller, now)
+    }
+}
+
+/// Every route of the function.
+pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    if req.method() == Method::POST && path == JOBS_PATH {
+        return http::handle(ctx, req, &StartJob).await;
+    }
+    match JobRoute::matching(req.method().as_str(), &path) {
+        Some(route) => http::pipeline::handle_job(ctx, req, route).await,
+        None => not_found(&path),
+    }
+}

@@ -1,0 +1,16 @@
+//! Lambda entrypoint: build the context once at cold start, then serve events.
+
+use std::{convert::Infallible, sync::Arc};
+
+use lambda_http::{Error, Request, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    common::logging::init();
+    let ctx = Arc::new(common::AppContext::from_env().await?);
+    lambda_http::run(service_fn(move |req: Request| {
+        let ctx = Arc::clone(&ctx);
+        async move { Ok::<_, Infallible>(export_jobs::handle(&ctx, req).await) }
+    }))
+    .await
+}

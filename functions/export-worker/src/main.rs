@@ -1,0 +1,18 @@
+//! Lambda entrypoint: build the context once at cold start, then handle SQS batches.
+
+use std::sync::Arc;
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    common::logging::init();
+    let ctx = Arc::new(common::AppContext::from_env().await?);
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| {
+            let ctx = Arc::clone(&ctx);
+            async move { Ok::<_, Error>(export_worker::handle(&ctx, event.payload).await) }
+        },
+    ))
+    .await
+}
