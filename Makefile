@@ -80,6 +80,12 @@ bench:
 	  target/release/exportctl bench --export chats --format $$f --rows $$n --sink null; done; done
 	@scripts/stack.sh up >/dev/null; $(ENV) target/release/exportctl setup >/dev/null; \
 	$(ENV) target/release/exportctl bench --rows 1000000 --sink s3
+	@for k in sessions leads chats conversations; do for n in 100000 1000000; do \
+	  $(ENV) target/release/exportctl bench --export $$k --format csv --rows $$n --sink job; done; done
+	@for f in json xlsx; do \
+	  $(ENV) target/release/exportctl bench --export chats --format $$f --rows 1000000 --sink job; done
+	@$(ENV) target/release/exportctl bench-e2e --export chats --format json --rows 100000
+	@$(ENV) target/release/exportctl bench-e2e --export chats --format csv --rows 100000
 
 $(PKG_VENV)/.installed: tools/requirements-package.txt
 	python3 -m venv $(PKG_VENV)

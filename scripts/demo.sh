@@ -47,6 +47,20 @@ Options of every export: gzip or zip compression, a BOM for Excel, timestamps in
   curl -sS -OJ -L -H "Authorization: Bearer $ADMIN" "$BASE/api/admin/sessions/export?compression=gzip"
   curl -sS -OJ -L -H "Authorization: Bearer $USER" "$BASE/api/hybrid-leads/export?bom=true&time_zone=Europe/Berlin"
 
+Export jobs (the worker runs inside this server): start one, watch its progress, download it:
+  JOB=\$(curl -sS -X POST -H "Authorization: Bearer $USER" -H "Content-Type: application/json" \\
+       -d '{"kind":"chats","format":"excel","params":{"include_geo":true,"include_meta":true}}' "$BASE/api/exports" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  curl -sS -H "Authorization: Bearer $USER" "$BASE/api/exports/\$JOB"
+  curl -sS -OJ -L -H "Authorization: Bearer $USER" "$BASE/api/exports/\$JOB/download"
+
+Any export as a job (Prefer: respond-async); the same request again is the cached job; the history:
+  curl -sS -H "Prefer: respond-async" -H "Authorization: Bearer $ADMIN" "$BASE/api/admin/sessions/export?format=xlsx"
+  curl -sS -H "Prefer: respond-async" -H "Authorization: Bearer $ADMIN" "$BASE/api/admin/sessions/export?format=xlsx"
+  curl -sS -H "Authorization: Bearer $ADMIN" "$BASE/api/exports?limit=5"
+
+Cancel a job (202, then status cancelled; a finished job is 409):
+  curl -sS -X DELETE -H "Authorization: Bearer $USER" "$BASE/api/exports/\$JOB"
+
 Rate limit: the 11th export by one user within a minute gets 429 with Retry-After:
   for i in \$(seq 11); do curl -s -o /dev/null -w "%{http_code} " -H "Authorization: Bearer $USER" "$BASE/client/export/chats/download?limit=1"; done; echo
 

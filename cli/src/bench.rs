@@ -28,6 +28,10 @@ pub enum SinkKind {
     Null,
     /// Real S3 multipart upload to the configured endpoint (the local emulator).
     S3,
+    /// The export worker's code path: a job record in the jobs table, claimed and
+    /// run by `worker::process` (heartbeats, progress, S3 multipart upload, outcome),
+    /// with the in-process source. Needs the local stack.
+    Job,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -200,6 +204,56 @@ pub fn spec(which: BenchExport, format: BenchFormat, rows: usize) -> Result<Expo
     })
 }
 
+/// Runs a spec as a job through the worker (and deletes its file afterwards).
+pub async fn run_job(ctx: &AppContext, spec: &ExportSpec) -> Result<export::Summary, Error> {
+    use common::jobs::{Job, JobStatus, Trigger, worker};
+    // The report is the one line on stdout.
+    common::metrics::silence();
+    let job = Job::new(spec, "bench", Trigger::Api, Utc::now(), ctx.config.jobs.retention_days);
+    let store = worker::jobs(ctx);
+    store.put_new(&job).await?;
+    worker::process(ctx, &job.id).await?;
+    let done = store
+        .get(&job.id)
+        .await?
+        .ok_or_else(|| Error::internal("bench error", "the job vanished"))?;
+    if let Some(key) = &done.s3_key {
+        let _ = ctx
+            .aws
+            .s3
+            .delete_object()
+            .bucket(&ctx.config.delivery.bucket)
+            .key(key)
+            .send()
+            .await;
+    }
+    if done.status != JobStatus::Succeeded {
+        return Err(Error::internal(
+            "bench error",
+            format!("the job {}: {:?}", done.status.as_str(), done.error_message),
+        ));
+    }
+    Ok(export::Summary {
+        rows: done.rows.unwrap_or(0),
+        bytes: done.size_bytes.unwrap_or(0),
+    })
+}
+
+/// CPU time (user + system) this process used so far, in seconds.
+pub fn cpu_seconds() -> f64 {
+    // /proc/self/stat fields 14 and 15 (utime, stime), in clock ticks (100 per second
+    // on Linux x86_64), after the command name in parentheses.
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some(ticks / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 /// Peak resident set size of this process (VmHWM), in MiB.
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -255,7 +309,25 @@ pub async fn run(
                 format!("s3 multipart ({} MiB parts)", d.part_bytes / (1024 * 1024)),
             )
         }
-        (SinkKind::S3, None) => return Err(Error::bad_request("--sink s3 needs the AWS configuration (local.env)")),
+        (SinkKind::Job, Some(ctx)) => {
+            let ctx = ctx.clone().with_store(Arc::new(BenchStore {
+                records: rows,
+                seed: 42,
+            }));
+            let summary = run_job(&ctx, &spec).await?;
+            (
+                summary,
+                format!(
+                    "job (worker, s3 multipart {} MiB parts)",
+                    ctx.config.delivery.part_bytes / (1024 * 1024)
+                ),
+            )
+        }
+        (SinkKind::S3 | SinkKind::Job, None) => {
+            return Err(Error::bad_request(
+                "--sink s3 and --sink job need the AWS configuration (local.env)",
+            ));
+        }
     };
     let seconds = started.elapsed().as_secs_f64();
     Ok(Report {
@@ -272,6 +344,150 @@ pub async fn run(
         seconds,
         rows_per_sec: summary.rows as f64 / seconds,
         mb_per_sec: summary.bytes as f64 / seconds / 1e6,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct EndToEndReport {
+    pub export: &'static str,
+    pub format: &'static str,
+    pub path: &'static str,
+    pub rows: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub rows_per_sec: f64,
+    /// CPU time of this process (handler + worker), excluding the emulators'.
+    pub cpu_seconds: f64,
+    pub cpu_us_per_row: f64,
+    pub peak_rss_mb: f64,
+}
+
+/// Records in a table (a COUNT Scan).
+async fn count_items(ctx: &AppContext, table: &str) -> Result<u64, Error> {
+    let mut pages = ctx
+        .aws
+        .dynamodb
+        .scan()
+        .table_name(table)
+        .select(aws_sdk_dynamodb::types::Select::Count)
+        .into_paginator()
+        .send();
+    let mut n = 0u64;
+    while let Some(page) = pages.next().await {
+        n += page.map_err(Error::database)?.count as u64;
+    }
+    Ok(n)
+}
+
+/// `exportctl bench-e2e`: `rows` synthetic records loaded once into bench tables of
+/// the local stack (`<table>-bench`), then one export job started through the job
+/// API's handler and run by the worker against DynamoDB and S3, timed from the
+/// request to the recorded outcome.
+pub async fn end_to_end(ctx: &AppContext, which: BenchExport, format: BenchFormat, rows: usize) -> Result<EndToEndReport, Error> {
+    let mut config = (*ctx.config).clone();
+    let t = &mut config.tables;
+    for name in [
+        &mut t.sessions,
+        &mut t.session_messages,
+        &mut t.leads,
+        &mut t.chat_messages,
+        &mut t.rate_limits,
+        &mut t.audit,
+        &mut t.jobs,
+    ] {
+        name.push_str("-bench");
+    }
+    common::schema::create_tables(&ctx.aws.dynamodb, &config.tables).await?;
+    let ctx = AppContext::new(config, ctx.aws.clone());
+    let (table, records): (&str, Box<dyn Iterator<Item = Record> + Send>) = match which {
+        BenchExport::Leads => (&ctx.config.tables.leads, Box::new(synth::leads(42, rows))),
+        BenchExport::Chats | BenchExport::Conversations => {
+            (&ctx.config.tables.chat_messages, Box::new(synth::chat_messages(42, rows)))
+        }
+        BenchExport::Sessions => {
+            return Err(Error::bad_request("bench-e2e measures leads, chats or conversations"));
+        }
+    };
+    if count_items(&ctx, table).await? != rows as u64 {
+        eprintln!("loading {rows} records into {table} (once)");
+        let mut chunk = Vec::with_capacity(5000);
+        for r in records {
+            chunk.push(r);
+            if chunk.len() == 5000 {
+                common::store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, std::mem::take(&mut chunk), Utc::now())
+                    .await?;
+            }
+        }
+        common::store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, chunk, Utc::now()).await?;
+    }
+    common::metrics::silence();
+    let token = common::auth::mint(
+        &ctx.config.jwt,
+        &common::auth::Claims {
+            sub: "bench".into(),
+            role: common::auth::Role::Admin,
+            client_id: None,
+            company_id: None,
+            exp: common::auth::now_secs() + 3600,
+            iat: None,
+            nbf: None,
+            iss: ctx.config.jwt.issuer.clone(),
+            aud: ctx.config.jwt.audience.clone(),
+        },
+    );
+    let format_name = match (which, format) {
+        (BenchExport::Chats, BenchFormat::Xlsx) => "excel",
+        (BenchExport::Chats, BenchFormat::Zip) => "both",
+        (_, BenchFormat::Csv) => "csv",
+        (_, BenchFormat::Json) => "json",
+        (_, BenchFormat::Xlsx) => "xlsx",
+        (_, BenchFormat::Zip) => return Err(Error::bad_request("zip is a chats format")),
+    };
+    let mut params = serde_json::json!({});
+    if which == BenchExport::Chats {
+        params = serde_json::json!({"include_geo": true, "include_meta": true, "limit": rows});
+    }
+    let body = serde_json::json!({"kind": spec(which, format, 1)?.kind(), "format": format_name, "params": params});
+    let headers = vec![
+        ("authorization".to_string(), format!("Bearer {token}")),
+        ("content-type".to_string(), "application/json".to_string()),
+        ("cache-control".to_string(), "no-cache".to_string()),
+    ];
+    let cpu_before = cpu_seconds();
+    let started = Instant::now();
+    let event = crate::serve::api_gateway_event("POST", "/api/exports", "", &headers, body.to_string().as_bytes(), "127.0.0.1");
+    let req = lambda_http::request::from_str(&event.to_string()).map_err(|e| Error::internal("bench error", e))?;
+    let resp = crate::serve::route(&ctx, req).await;
+    let answer: serde_json::Value = match resp.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or_default(),
+        _ => serde_json::Value::Null,
+    };
+    let id = answer["id"]
+        .as_str()
+        .ok_or_else(|| Error::internal("bench error", format!("no job: {answer}")))?
+        .to_string();
+    common::jobs::worker::process(&ctx, &id).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_before;
+    let done = common::jobs::worker::jobs(&ctx)
+        .get(&id)
+        .await?
+        .ok_or_else(|| Error::internal("bench error", "the job vanished"))?;
+    if let Some(key) = &done.s3_key {
+        let _ = ctx.aws.s3.delete_object().bucket(&ctx.config.delivery.bucket).key(key).send().await;
+    }
+    let rows = done.rows.unwrap_or(0);
+    Ok(EndToEndReport {
+        export: spec(which, format, 1)?.kind(),
+        format: format_name,
+        path: "POST /api/exports -> worker -> DynamoDB (dynalite) -> S3 (s3s-fs)",
+        rows,
+        bytes: done.size_bytes.unwrap_or(0),
+        seconds,
+        rows_per_sec: rows as f64 / seconds,
+        cpu_seconds: cpu,
+        cpu_us_per_row: cpu * 1e6 / rows.max(1) as f64,
         peak_rss_mb: peak_rss_mb(),
     })
 }

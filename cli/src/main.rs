@@ -73,6 +73,17 @@ enum Command {
         #[arg(long, value_enum, default_value = "null")]
         sink: exportctl::bench::SinkKind,
     },
+    /// Export `--rows` records loaded into the local stack (bench tables, loaded
+    /// once) as a job: through the job API's handler and the worker, against the
+    /// DynamoDB and S3 emulators. Reports wall time and this process's CPU per row.
+    BenchE2e {
+        #[arg(long, value_enum, default_value = "chats")]
+        export: exportctl::bench::BenchExport,
+        #[arg(long, value_enum, default_value = "json")]
+        format: exportctl::bench::BenchFormat,
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -223,6 +234,13 @@ async fn run(command: Command) -> Result<(), BoxError> {
             }
             exportctl::serve::serve(ctx, listener).await?;
         }
+        Command::BenchE2e { export, format, rows } => {
+            let ctx = AppContext::from_env().await?;
+            let report = exportctl::bench::end_to_end(&ctx, export, format, rows)
+                .await
+                .map_err(explain)?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
         Command::Worker => {
             let ctx = AppContext::from_env().await?;
             println!("export worker polling {}", ctx.config.jobs.queue_url);
@@ -235,7 +253,7 @@ async fn run(command: Command) -> Result<(), BoxError> {
             sink,
         } => {
             let ctx = match sink {
-                exportctl::bench::SinkKind::S3 => Some(AppContext::from_env().await?),
+                exportctl::bench::SinkKind::S3 | exportctl::bench::SinkKind::Job => Some(AppContext::from_env().await?),
                 exportctl::bench::SinkKind::Null => None,
             };
             let report = exportctl::bench::run(export, format, rows, sink, ctx.as_ref())

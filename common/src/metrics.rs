@@ -81,6 +81,12 @@ pub fn document(m: &ExportMetric<'_>, at: DateTime<Utc>) -> Value {
 }
 
 static CAPTURE: Mutex<Option<Vec<String>>> = Mutex::new(None);
+static SILENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stops writing metric lines to stdout (a benchmark whose stdout is its report).
+pub fn silence() {
+    SILENT.store(true, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// Writes the metric's EMF line to stdout (and to the capture, when one is on).
 pub fn emit(m: &ExportMetric<'_>, at: DateTime<Utc>) {
@@ -88,7 +94,9 @@ pub fn emit(m: &ExportMetric<'_>, at: DateTime<Utc>) {
     if let Some(lines) = CAPTURE.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
         lines.push(line.clone());
     }
-    println!("{line}");
+    if !SILENT.load(std::sync::atomic::Ordering::Relaxed) {
+        println!("{line}");
+    }
 }
 
 /// Starts keeping a copy of every emitted line (tests read them back).

@@ -43,7 +43,8 @@ pub async fn handle_message(ctx: &AppContext, body: &str) -> Disposition {
         }
     };
     match worker::process(ctx, &message.job_id).await {
-        Ok(()) => Disposition::Delete,
+        Ok(worker::Delivery::Done) => Disposition::Delete,
+        Ok(worker::Delivery::Busy) => Disposition::Retry,
         Err(e) => {
             tracing::error!(job_id = %crate::http::sanitize(&message.job_id), error = %e.cause_chain(), "job not handled; it will be delivered again");
             Disposition::Retry

@@ -68,8 +68,11 @@ pub struct JobStore {
 pub enum Claim {
     /// The job is this worker's to run.
     Claimed(Box<Job>),
-    /// Nothing to do: the job is final, or another worker holds a live claim.
+    /// Nothing to do: the job is final (or does not exist).
     Skip(&'static str),
+    /// Another worker holds a live claim: this delivery should come back later, in
+    /// case that worker dies.
+    Busy,
     /// The job was claimed too often (its workers died): it is now failed.
     Exhausted,
 }
@@ -149,7 +152,7 @@ impl JobStore {
         }
         let lease_live = job.lease_until.is_some_and(|l| l >= now.timestamp());
         if job.status == JobStatus::Running && lease_live {
-            return Ok(Claim::Skip("another worker holds the job"));
+            return Ok(Claim::Busy);
         }
         if job.attempts >= max_attempts {
             let failed = self
@@ -186,7 +189,7 @@ impl JobStore {
             .await?;
         Ok(match claimed {
             Some(job) => Claim::Claimed(Box::new(job)),
-            None => Claim::Skip("another worker claimed the job first"),
+            None => Claim::Busy,
         })
     }
 

@@ -46,10 +46,20 @@ pub fn jobs(ctx: &AppContext) -> JobStore {
     }
 }
 
+/// What a delivery of a job's message came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// The job ran here, or there was nothing to do: the message is done.
+    Done,
+    /// Another worker is running the job: keep the message, so that if that worker
+    /// dies the job is run again when the message comes back.
+    Busy,
+}
+
 /// Handles one delivery of a job's message. `Err` only when the job's state could
 /// not be read or written (the message should come back); a failed export is an
-/// outcome (`Ok`), recorded on the job.
-pub async fn process(ctx: &AppContext, job_id: &str) -> Result<(), Error> {
+/// outcome, recorded on the job.
+pub async fn process(ctx: &AppContext, job_id: &str) -> Result<Delivery, Error> {
     let store = jobs(ctx);
     let cfg = &ctx.config.jobs;
     let worker_token = uuid::Uuid::new_v4().simple().to_string();
@@ -61,14 +71,18 @@ pub async fn process(ctx: &AppContext, job_id: &str) -> Result<(), Error> {
         Claim::Claimed(job) => *job,
         Claim::Skip(why) => {
             tracing::info!(job_id = %crate::http::sanitize(job_id), why, "job message ignored");
-            return Ok(());
+            return Ok(Delivery::Done);
+        }
+        Claim::Busy => {
+            tracing::info!(job_id = %crate::http::sanitize(job_id), "another worker is running the job");
+            return Ok(Delivery::Busy);
         }
         Claim::Exhausted => {
             if let Some(job) = store.get(job_id).await? {
                 store.release_slot(&job.owner).await;
                 finished(ctx, &job, None, Duration::ZERO, None).await;
             }
-            return Ok(());
+            return Ok(Delivery::Done);
         }
     };
     let queue_wait = (now - job.created_at).to_std().unwrap_or_default();
@@ -117,7 +131,7 @@ pub async fn process(ctx: &AppContext, job_id: &str) -> Result<(), Error> {
             }
         }
     }
-    Ok(())
+    Ok(Delivery::Done)
 }
 
 /// Audit record, metrics and log line of a job that reached a final state.
