@@ -384,7 +384,12 @@ async fn count_items(ctx: &AppContext, table: &str) -> Result<u64, Error> {
 /// the local stack (`<table>-bench`), then one export job started through the job
 /// API's handler and run by the worker against DynamoDB and S3, timed from the
 /// request to the recorded outcome.
-pub async fn end_to_end(ctx: &AppContext, which: BenchExport, format: BenchFormat, rows: usize) -> Result<EndToEndReport, Error> {
+pub async fn end_to_end(
+    ctx: &AppContext,
+    which: BenchExport,
+    format: BenchFormat,
+    rows: usize,
+) -> Result<EndToEndReport, Error> {
     let mut config = (*ctx.config).clone();
     let t = &mut config.tables;
     for name in [
@@ -402,9 +407,10 @@ pub async fn end_to_end(ctx: &AppContext, which: BenchExport, format: BenchForma
     let ctx = AppContext::new(config, ctx.aws.clone());
     let (table, records): (&str, Box<dyn Iterator<Item = Record> + Send>) = match which {
         BenchExport::Leads => (&ctx.config.tables.leads, Box::new(synth::leads(42, rows))),
-        BenchExport::Chats | BenchExport::Conversations => {
-            (&ctx.config.tables.chat_messages, Box::new(synth::chat_messages(42, rows)))
-        }
+        BenchExport::Chats | BenchExport::Conversations => (
+            &ctx.config.tables.chat_messages,
+            Box::new(synth::chat_messages(42, rows)),
+        ),
         BenchExport::Sessions => {
             return Err(Error::bad_request("bench-e2e measures leads, chats or conversations"));
         }
@@ -415,8 +421,13 @@ pub async fn end_to_end(ctx: &AppContext, which: BenchExport, format: BenchForma
         for r in records {
             chunk.push(r);
             if chunk.len() == 5000 {
-                common::store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, std::mem::take(&mut chunk), Utc::now())
-                    .await?;
+                common::store::write_records(
+                    &ctx.aws.dynamodb,
+                    &ctx.config.tables,
+                    std::mem::take(&mut chunk),
+                    Utc::now(),
+                )
+                .await?;
             }
         }
         common::store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, chunk, Utc::now()).await?;
@@ -456,7 +467,14 @@ pub async fn end_to_end(ctx: &AppContext, which: BenchExport, format: BenchForma
     ];
     let cpu_before = cpu_seconds();
     let started = Instant::now();
-    let event = crate::serve::api_gateway_event("POST", "/api/exports", "", &headers, body.to_string().as_bytes(), "127.0.0.1");
+    let event = crate::serve::api_gateway_event(
+        "POST",
+        "/api/exports",
+        "",
+        &headers,
+        body.to_string().as_bytes(),
+        "127.0.0.1",
+    );
     let req = lambda_http::request::from_str(&event.to_string()).map_err(|e| Error::internal("bench error", e))?;
     let resp = crate::serve::route(&ctx, req).await;
     let answer: serde_json::Value = match resp.body() {
@@ -475,7 +493,14 @@ pub async fn end_to_end(ctx: &AppContext, which: BenchExport, format: BenchForma
         .await?
         .ok_or_else(|| Error::internal("bench error", "the job vanished"))?;
     if let Some(key) = &done.s3_key {
-        let _ = ctx.aws.s3.delete_object().bucket(&ctx.config.delivery.bucket).key(key).send().await;
+        let _ = ctx
+            .aws
+            .s3
+            .delete_object()
+            .bucket(&ctx.config.delivery.bucket)
+            .key(key)
+            .send()
+            .await;
     }
     let rows = done.rows.unwrap_or(0);
     Ok(EndToEndReport {

@@ -476,7 +476,10 @@ async fn duplicate_deliveries_and_racing_workers_make_one_file_and_one_run() {
     let deliveries: Vec<_> = [a, b, c, d].into_iter().map(Result::unwrap).collect();
     assert!(deliveries.contains(&jobs::worker::Delivery::Done), "{deliveries:?}");
     // And once more after it finished: nothing to do, the message is done.
-    assert_eq!(jobs::worker::process(ctx, &id).await.unwrap(), jobs::worker::Delivery::Done);
+    assert_eq!(
+        jobs::worker::process(ctx, &id).await.unwrap(),
+        jobs::worker::Delivery::Done
+    );
     let job = body_json(&get_job(ctx, &admin, &id).await);
     assert_eq!(job["status"], "succeeded");
     assert_eq!(stack.object_keys().await.len(), 1);
@@ -518,7 +521,10 @@ async fn a_job_whose_worker_died_is_run_again_or_failed_never_stuck() {
     let _ = doomed.await;
     // While its lease lasts nobody else takes the job (the delivery stays queued);
     // after it, the redelivered message runs it again from the start.
-    assert_eq!(jobs::worker::process(&ctx, &id).await.unwrap(), jobs::worker::Delivery::Busy);
+    assert_eq!(
+        jobs::worker::process(&ctx, &id).await.unwrap(),
+        jobs::worker::Delivery::Busy
+    );
     tokio::time::sleep(Duration::from_millis(4100)).await;
     let fast = stack.ctx.clone().with_store(Arc::new(BenchStore {
         records: 8_000,
@@ -845,4 +851,65 @@ async fn a_file_that_expired_answers_410_and_a_fresh_link_is_minted_on_every_rea
     let resp = call(ctx, "GET", &format!("/api/exports/{id}/download"), &admin, &[], b"").await;
     assert_eq!(resp.status(), 410);
     assert_eq!(body_json(&resp)["error_code"], "file_gone");
+}
+
+#[tokio::test]
+async fn injected_faults_fail_a_job_visibly_and_leave_nothing_behind() {
+    // S3 cuts the connection on the second part: the job fails, no object, no upload.
+    let stack = TestStack::with_config("job_s3_fault", |c| {
+        c.delivery.part_bytes = common::config::MIN_PART_BYTES
+    })
+    .await;
+    let upstream = std::env::var("AWS_ENDPOINT_URL_S3").unwrap();
+    let proxy = integration_tests::proxy::start(upstream, |method, path| {
+        method == "PUT" && path.contains("partNumber=2")
+    })
+    .await;
+    let ctx = stack.with_s3_endpoint(&proxy.url).with_store(Arc::new(BenchStore {
+        records: 60_000,
+        seed: 9,
+    }));
+    let admin = stack.admin_token();
+    let resp = post_job(&ctx, &admin, json!({"kind": "sessions", "format": "csv"}), &[]).await;
+    let id = body_json(&resp)["id"].as_str().unwrap().to_string();
+    jobs::worker::process(&ctx, &id).await.unwrap();
+    let job = body_json(&get_job(&ctx, &admin, &id).await);
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error"]["error_code"], "export_failed");
+    let message = job["error"]["message"].as_str().unwrap();
+    assert!(
+        !message.to_lowercase().contains("dispatch") && !message.contains("127.0.0.1"),
+        "{message}"
+    );
+    assert!(stack.object_keys().await.is_empty());
+    // Its slot was given back: the caller can start MAX_ACTIVE_JOBS_PER_CALLER more.
+    let quiet = stack.ctx.clone();
+    for n in 1..=3 {
+        let resp = post_job(&quiet, &admin, json!({"kind": "chats", "params": {"limit": n}}), &[]).await;
+        assert_eq!(resp.status(), 202);
+    }
+
+    // The queue is unreachable: the start answers 500 in the job API's shape, and the
+    // job it recorded is failed (never a job that nothing will run), its slot returned.
+    let stack = TestStack::new("job_queue_fault").await;
+    let mut config = (*stack.ctx.config).clone();
+    config.jobs.queue_url = format!("{}-missing", config.jobs.queue_url);
+    let broken = AppContext::new(config, stack.ctx.aws.clone());
+    let resp = post_job(&broken, &admin, json!({"kind": "sessions"}), &[]).await;
+    assert_eq!(resp.status(), 500);
+    let body = body_json(&resp);
+    assert_eq!(body["error_code"], "export_failed");
+    assert!(!body["message"].as_str().unwrap().contains("missing"), "{body}");
+    let history = body_json(&call(&broken, "GET", "/api/exports", &admin, &[], b"").await);
+    assert_eq!(history["exports"][0]["status"], "failed");
+    for n in 1..=3 {
+        let resp = post_job(
+            &stack.ctx,
+            &admin,
+            json!({"kind": "chats", "params": {"limit": n}}),
+            &[],
+        )
+        .await;
+        assert_eq!(resp.status(), 202, "slot {n}");
+    }
 }

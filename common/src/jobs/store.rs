@@ -263,14 +263,17 @@ impl JobStore {
             (":code", s(code)),
             (":msg", s(message)),
             (":running", s(JobStatus::Running.as_str())),
-            (":queued", s(JobStatus::Queued.as_str())),
         ];
+        // DynamoDB refuses values the expressions do not use.
         let condition = match worker {
             Some(w) => {
                 values.push((":w", s(w)));
                 "#status = :running AND #worker = :w"
             }
-            None => "#status IN (:queued, :running)",
+            None => {
+                values.push((":queued", s(JobStatus::Queued.as_str())));
+                "#status IN (:queued, :running)"
+            }
         };
         self.update(
             id,
