@@ -46,6 +46,10 @@ pub struct JobsConfig {
     pub max_attempts: u32,
     /// Progress (rows_done, bytes_done) is written at most this often.
     pub progress_secs: u64,
+    /// A job still running after this long stops and fails with `export_too_large`
+    /// (below the worker Lambda's 900 s timeout, so the failure is recorded rather
+    /// than retried by redelivery).
+    pub max_run_secs: u64,
     /// Stored files are deleted after this many days (the bucket's lifecycle rule);
     /// job records live twice as long.
     pub retention_days: u32,
@@ -170,6 +174,7 @@ impl Config {
             lease_secs: number("JOB_LEASE_SECONDS", 120)?,
             max_attempts: number("JOB_MAX_ATTEMPTS", 3)?,
             progress_secs: number("JOB_PROGRESS_SECONDS", 2)?,
+            max_run_secs: number("JOB_MAX_SECONDS", 870)?,
             retention_days: number("EXPORT_RETENTION_DAYS", 7)?,
         };
         let config = Config {
@@ -194,9 +199,14 @@ impl Config {
             return Err(ConfigError("PRESIGN_TTL_SECONDS must be between 1 and 604800".into()));
         }
         let j = &self.jobs;
-        if j.max_active_per_caller == 0 || j.lease_secs == 0 || j.max_attempts == 0 || j.retention_days == 0 {
+        if j.max_active_per_caller == 0
+            || j.lease_secs == 0
+            || j.max_attempts == 0
+            || j.retention_days == 0
+            || j.max_run_secs == 0
+        {
             return Err(ConfigError(
-                "MAX_ACTIVE_JOBS_PER_CALLER, JOB_LEASE_SECONDS, JOB_MAX_ATTEMPTS and EXPORT_RETENTION_DAYS must be positive"
+                "MAX_ACTIVE_JOBS_PER_CALLER, JOB_LEASE_SECONDS, JOB_MAX_ATTEMPTS, JOB_MAX_SECONDS and EXPORT_RETENTION_DAYS must be positive"
                     .into(),
             ));
         }

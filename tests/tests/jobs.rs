@@ -913,3 +913,21 @@ async fn injected_faults_fail_a_job_visibly_and_leave_nothing_behind() {
         assert_eq!(resp.status(), 202, "slot {n}");
     }
 }
+
+#[tokio::test]
+async fn a_job_that_outgrows_one_worker_run_fails_with_export_too_large() {
+    let stack = TestStack::with_config("job_too_large", |c| c.jobs.max_run_secs = 1).await;
+    let ctx = slow(&stack, 20_000, 150);
+    let admin = stack.admin_token();
+    let resp = post_job(&ctx, &admin, json!({"kind": "leads", "format": "xlsx"}), &[]).await;
+    let id = body_json(&resp)["id"].as_str().unwrap().to_string();
+    jobs::worker::process(&ctx, &id).await.unwrap();
+    let job = body_json(&get_job(&ctx, &admin, &id).await);
+    assert_eq!(
+        (job["status"].as_str(), job["error"]["error_code"].as_str()),
+        (Some("failed"), Some("export_too_large")),
+        "{job}"
+    );
+    assert!(job["error"]["message"].as_str().unwrap().contains("narrow it"));
+    assert!(stack.object_keys().await.is_empty());
+}

@@ -200,11 +200,20 @@ struct Heartbeat {
     every: Duration,
     lease_secs: u64,
     clock: Arc<dyn crate::clock::Clock>,
+    /// When the run must stop (`JOB_MAX_SECONDS` after it started).
+    deadline: Instant,
 }
 
 impl Heartbeat {
     async fn page(&self, rows: usize) -> Result<(), Error> {
         self.rows.fetch_add(rows as u64, Ordering::Relaxed);
+        if Instant::now() >= self.deadline {
+            return Err(Error::conflict(
+                "export_too_large",
+                "The export did not finish within one worker run (15 minutes); narrow it (dates, limit, filters) \
+                 and start it again",
+            ));
+        }
         let due = {
             let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
             if last.elapsed() >= self.every {
@@ -282,6 +291,7 @@ async fn run(ctx: &AppContext, store: &JobStore, job: &Job, worker: &str) -> Res
         every: Duration::from_secs(ctx.config.jobs.progress_secs),
         lease_secs: ctx.config.jobs.lease_secs,
         clock: Arc::clone(&ctx.clock),
+        deadline: Instant::now() + Duration::from_secs(ctx.config.jobs.max_run_secs),
     });
     let beat = Arc::clone(&heartbeat);
     pipeline.rows = pipeline
