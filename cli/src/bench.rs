@@ -213,8 +213,23 @@ pub async fn run_job(ctx: &AppContext, spec: &ExportSpec) -> Result<export::Summ
     let store = worker::jobs(ctx);
     store.put_new(&job).await?;
     worker::process(ctx, &job.id).await?;
-    let done = store
-        .get(&job.id)
+    let done = finished_job(ctx, &job.id).await?;
+    if done.status != JobStatus::Succeeded {
+        return Err(Error::internal(
+            "bench error",
+            format!("the job {}: {:?}", done.status.as_str(), done.error_message),
+        ));
+    }
+    Ok(export::Summary {
+        rows: done.rows.unwrap_or(0),
+        bytes: done.size_bytes.unwrap_or(0),
+    })
+}
+
+/// A job the benchmark ran, read back; its file is deleted (only the figures matter).
+async fn finished_job(ctx: &AppContext, id: &str) -> Result<common::jobs::Job, Error> {
+    let done = common::jobs::worker::jobs(ctx)
+        .get(id)
         .await?
         .ok_or_else(|| Error::internal("bench error", "the job vanished"))?;
     if let Some(key) = &done.s3_key {
@@ -227,16 +242,7 @@ pub async fn run_job(ctx: &AppContext, spec: &ExportSpec) -> Result<export::Summ
             .send()
             .await;
     }
-    if done.status != JobStatus::Succeeded {
-        return Err(Error::internal(
-            "bench error",
-            format!("the job {}: {:?}", done.status.as_str(), done.error_message),
-        ));
-    }
-    Ok(export::Summary {
-        rows: done.rows.unwrap_or(0),
-        bytes: done.size_bytes.unwrap_or(0),
-    })
+    Ok(done)
 }
 
 /// CPU time (user + system) this process used so far, in seconds.
@@ -488,20 +494,7 @@ pub async fn end_to_end(
     common::jobs::worker::process(&ctx, &id).await?;
     let seconds = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_before;
-    let done = common::jobs::worker::jobs(&ctx)
-        .get(&id)
-        .await?
-        .ok_or_else(|| Error::internal("bench error", "the job vanished"))?;
-    if let Some(key) = &done.s3_key {
-        let _ = ctx
-            .aws
-            .s3
-            .delete_object()
-            .bucket(&ctx.config.delivery.bucket)
-            .key(key)
-            .send()
-            .await;
-    }
+    let done = finished_job(&ctx, &id).await?;
     let rows = done.rows.unwrap_or(0);
     Ok(EndToEndReport {
         export: spec(which, format, 1)?.kind(),

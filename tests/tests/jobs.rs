@@ -931,3 +931,30 @@ async fn a_job_that_outgrows_one_worker_run_fails_with_export_too_large() {
     assert!(job["error"]["message"].as_str().unwrap().contains("narrow it"));
     assert!(stack.object_keys().await.is_empty());
 }
+
+#[tokio::test]
+async fn the_worker_lambda_handles_the_sample_sqs_event() {
+    // events/sqs/export-worker-job.json, as `sam local invoke ExportWorkerFunction`
+    // or `cargo lambda invoke export-worker` would send it.
+    let stack = TestStack::new("job_sqs_event").await;
+    let text = std::fs::read_to_string(format!("{}/../events/sqs/export-worker-job.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let mut event: aws_lambda_events::sqs::SqsEvent = serde_json::from_str(&text).unwrap();
+    // An unknown job: nothing to do, the message is done.
+    let out = export_worker::handle(&stack.ctx, event.clone()).await;
+    assert!(out.batch_item_failures.is_empty());
+    // A real job, and a delivery while its state cannot be read (the jobs table is
+    // unreachable): that message is reported as a failure, to come back.
+    let admin = stack.admin_token();
+    let resp = post_job(&stack.ctx, &admin, json!({"kind": "sessions"}), &[]).await;
+    let id = body_json(&resp)["id"].as_str().unwrap().to_string();
+    event.records[0].body = Some(json!({"job_id": id}).to_string());
+    let mut config = (*stack.ctx.config).clone();
+    config.tables.jobs = "no-such-table".into();
+    let broken = AppContext::new(config, stack.ctx.aws.clone());
+    let out = export_worker::handle(&broken, event.clone()).await;
+    assert_eq!(out.batch_item_failures.len(), 1);
+    assert_eq!(out.batch_item_failures[0].item_identifier, "059f36b4-87a3-44ab-83d2-661975830a7d");
+    let out = export_worker::handle(&stack.ctx, event).await;
+    assert!(out.batch_item_failures.is_empty());
+    assert_eq!(body_json(&get_job(&stack.ctx, &admin, &id).await)["status"], "succeeded");
+}
