@@ -209,7 +209,13 @@ pub async fn run_job(ctx: &AppContext, spec: &ExportSpec) -> Result<export::Summ
     use common::jobs::{Job, JobStatus, Trigger, worker};
     // The report is the one line on stdout.
     common::metrics::silence();
-    let job = Job::new(spec, "bench", Trigger::Api, Utc::now(), ctx.config.jobs.retention_days);
+    let owner = common::auth::Caller {
+        sub: "bench".into(),
+        role: common::auth::Role::Admin,
+        client_id: None,
+        company_id: None,
+    };
+    let job = Job::new(spec, &owner, Trigger::Api, Utc::now(), ctx.config.jobs.retention_days);
     let store = worker::jobs(ctx);
     store.put_new(&job).await?;
     worker::process(ctx, &job.id).await?;

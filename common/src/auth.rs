@@ -46,6 +46,16 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The tenants the token names (`client#..|company#..`): a job remembers them, and
+    /// a non-admin owner whose token names other tenants no longer sees the job.
+    pub fn tenant(&self) -> String {
+        format!(
+            "client#{}|company#{}",
+            self.client_id.as_deref().unwrap_or(""),
+            self.company_id.as_deref().unwrap_or("")
+        )
+    }
+
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }

@@ -338,6 +338,12 @@ async fn another_callers_job_does_not_exist_for_them() {
     assert_eq!(list["exports"].as_array().unwrap().len(), 0);
     let resp = call(ctx, "GET", "/api/exports?owner=alice", &bob, &[], b"").await;
     assert_eq!(resp.status(), 403);
+    // The same user, once their token names another client, no longer sees it.
+    let moved = stack.token(Role::User, "alice", Some("client-beta"), None);
+    assert_eq!(get_job(ctx, &moved, &id).await.status(), 404);
+    let list = body_json(&call(ctx, "GET", "/api/exports", &moved, &[], b"").await);
+    assert_eq!(list["exports"].as_array().unwrap().len(), 0, "{list}");
+    assert_eq!(get_job(ctx, &alice, &id).await.status(), 200);
     // Admins see anyone's job and history.
     assert_eq!(get_job(ctx, &admin, &id).await.status(), 200);
     let list = body_json(&call(ctx, "GET", "/api/exports?owner=alice", &admin, &[], b"").await);
@@ -937,7 +943,11 @@ async fn the_worker_lambda_handles_the_sample_sqs_event() {
     // events/sqs/export-worker-job.json, as `sam local invoke ExportWorkerFunction`
     // or `cargo lambda invoke export-worker` would send it.
     let stack = TestStack::new("job_sqs_event").await;
-    let text = std::fs::read_to_string(format!("{}/../events/sqs/export-worker-job.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let text = std::fs::read_to_string(format!(
+        "{}/../events/sqs/export-worker-job.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
     let mut event: aws_lambda_events::sqs::SqsEvent = serde_json::from_str(&text).unwrap();
     // An unknown job: nothing to do, the message is done.
     let out = export_worker::handle(&stack.ctx, event.clone()).await;
@@ -953,8 +963,14 @@ async fn the_worker_lambda_handles_the_sample_sqs_event() {
     let broken = AppContext::new(config, stack.ctx.aws.clone());
     let out = export_worker::handle(&broken, event.clone()).await;
     assert_eq!(out.batch_item_failures.len(), 1);
-    assert_eq!(out.batch_item_failures[0].item_identifier, "059f36b4-87a3-44ab-83d2-661975830a7d");
+    assert_eq!(
+        out.batch_item_failures[0].item_identifier,
+        "059f36b4-87a3-44ab-83d2-661975830a7d"
+    );
     let out = export_worker::handle(&stack.ctx, event).await;
     assert!(out.batch_item_failures.is_empty());
-    assert_eq!(body_json(&get_job(&stack.ctx, &admin, &id).await)["status"], "succeeded");
+    assert_eq!(
+        body_json(&get_job(&stack.ctx, &admin, &id).await)["status"],
+        "succeeded"
+    );
 }

@@ -153,6 +153,8 @@ const AUDIT_PARAMETERS_BYTES: usize = 4096;
 #[derive(Default)]
 struct Trace {
     sub: Option<String>,
+    /// The authenticated caller (a synchronous export's history record names it).
+    caller: Option<Caller>,
     role: Option<Role>,
     parameters: Option<String>,
     scope: Option<String>,
@@ -355,13 +357,13 @@ async fn serve<W: Work>(ctx: &AppContext, raw: &RawRequest, work: &W, style: &Er
     }
 
     // A synchronous export that ran: one history record and one metric line.
-    if let (Some(spec), Some(sub)) = (trace.ran.take(), trace.sub.as_deref()) {
+    if let (Some(spec), Some(caller)) = (trace.ran.take(), trace.caller.as_ref()) {
         let outcome = match &error {
             None => Ok((trace.rows.unwrap_or(0), trace.bytes.unwrap_or(0), trace.s3_key.clone())),
             Some(e) => Err(e),
         };
         let stored_ok = outcome.is_ok();
-        jobs::api::record_sync(ctx, sub, &spec, now, outcome).await;
+        jobs::api::record_sync(ctx, caller, &spec, now, outcome).await;
         metrics::emit(
             &metrics::ExportMetric {
                 kind: spec.kind(),
@@ -418,6 +420,7 @@ async fn attempt<R: ExportRoute>(
     let caller = ctx.auth.authenticate(&raw.headers)?;
     trace.sub = Some(caller.sub.clone());
     trace.role = Some(caller.role);
+    trace.caller = Some(caller.clone());
     if policy.admin_only {
         caller.require_admin()?;
     }

@@ -223,7 +223,7 @@ where
     let cfg = &ctx.config.jobs;
     let key = idempotency_key(raw)?;
     let fingerprint = request_fingerprint(route, raw);
-    let mut job = Job::new(spec, &caller.sub, Trigger::Api, now, cfg.retention_days);
+    let mut job = Job::new(spec, caller, Trigger::Api, now, cfg.retention_days);
 
     if let Some(key) = &key {
         let ttl = now.timestamp() + IDEMPOTENCY_KEY_TTL_SECS;
@@ -237,7 +237,12 @@ where
                     "this Idempotency-Key was used for another request",
                 ));
             }
-            let existing = store.get(&job_id).await?.ok_or_else(|| {
+            // A key used under other tenants (the token changed) names nothing here.
+            let existing = store
+                .get(&job_id)
+                .await?
+                .filter(|j| j.owner_tenant == caller.tenant() || caller.is_admin());
+            let existing = existing.ok_or_else(|| {
                 Error::conflict(
                     "idempotency_key_reused",
                     "the request with this Idempotency-Key is still being processed; retry shortly",
@@ -331,12 +336,12 @@ where
 /// authoritative trace; a failure here is logged.
 pub async fn record_sync(
     ctx: &AppContext,
-    caller_sub: &str,
+    caller: &Caller,
     spec: &ExportSpec,
     now: DateTime<Utc>,
     outcome: Result<(u64, u64, Option<String>), &Error>,
 ) -> Option<String> {
-    let mut job = Job::new(spec, caller_sub, Trigger::Sync, now, ctx.config.jobs.retention_days);
+    let mut job = Job::new(spec, caller, Trigger::Sync, now, ctx.config.jobs.retention_days);
     job.started_at = Some(now);
     job.finished_at = Some(ctx.clock.now());
     match outcome {
@@ -440,7 +445,10 @@ async fn visible(ctx: &AppContext, caller: &Caller, id: &str, now: DateTime<Utc>
         return Err(not_found());
     }
     let job = worker::jobs(ctx).get(id).await?.ok_or_else(not_found)?;
-    if job.owner != caller.sub && !caller.is_admin() {
+    // A non-admin sees its own jobs, and only while its token names the tenants it
+    // had when it started them: whatever the timing, a file never reaches a caller
+    // outside the tenant it was made for.
+    if !caller.is_admin() && (job.owner != caller.sub || job.owner_tenant != caller.tenant()) {
         return Err(not_found());
     }
     worker::settle(ctx, job, now).await
@@ -548,6 +556,9 @@ pub async fn serve(
                 )));
             }
             let start = p.cursor.as_deref().map(|c| decode_cursor(c, &owner)).transpose()?;
+            // A non-admin's history holds the jobs started under the tenants its token
+            // names now (as `GET /api/exports/{id}` does).
+            let tenant = (!caller.is_admin()).then(|| caller.tenant());
             let (jobs, next) = worker::jobs(ctx)
                 .list(
                     &owner,
@@ -555,6 +566,7 @@ pub async fn serve(
                     start,
                     p.status.map(|s| s.0),
                     p.kind.map(|k| k.0.as_str()),
+                    tenant.as_deref(),
                 )
                 .await?;
             let mut items = Vec::with_capacity(jobs.len());

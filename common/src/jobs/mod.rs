@@ -54,6 +54,9 @@ pub struct Job {
     pub id: String,
     /// The JWT `sub` of the caller who started it.
     pub owner: String,
+    /// The tenants the owner's token named ([`crate::auth::Caller::tenant`]).
+    #[serde(default)]
+    pub owner_tenant: String,
     /// `<created_at>#<id>`: the history index's sort key.
     pub created_key: String,
     pub kind: String,
@@ -101,12 +104,19 @@ pub struct Job {
 
 impl Job {
     /// A new job for a spec, `queued` (API) or about to be recorded as finished (sync).
-    pub fn new(spec: &ExportSpec, owner: &str, trigger: Trigger, now: DateTime<Utc>, retention_days: u32) -> Self {
+    pub fn new(
+        spec: &ExportSpec,
+        owner: &crate::auth::Caller,
+        trigger: Trigger,
+        now: DateTime<Utc>,
+        retention_days: u32,
+    ) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         Self {
             created_key: format!("{}#{id}", crate::timefmt::format(&now)),
             id,
-            owner: owner.to_string(),
+            owner: owner.sub.clone(),
+            owner_tenant: owner.tenant(),
             kind: spec.kind().to_string(),
             format: spec.format_name().to_string(),
             trigger,

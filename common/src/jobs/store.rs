@@ -408,6 +408,7 @@ impl JobStore {
         start: Option<Item>,
         status: Option<JobStatus>,
         kind: Option<&str>,
+        tenant: Option<&str>,
     ) -> Result<(Vec<Job>, Option<Item>), Error> {
         let mut jobs = Vec::new();
         let mut start = start;
@@ -435,6 +436,12 @@ impl JobStore {
                 req = req
                     .expression_attribute_names("#k", "kind")
                     .expression_attribute_values(":k", s(k));
+            }
+            if let Some(t) = tenant {
+                filters.push("#t = :t");
+                req = req
+                    .expression_attribute_names("#t", "owner_tenant")
+                    .expression_attribute_values(":t", s(t));
             }
             if !filters.is_empty() {
                 req = req.filter_expression(filters.join(" AND "));
