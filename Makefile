@@ -84,8 +84,8 @@ bench:
 	  $(ENV) target/release/exportctl bench --export $$k --format csv --rows $$n --sink job; done; done
 	@for f in json xlsx; do \
 	  $(ENV) target/release/exportctl bench --export chats --format $$f --rows 1000000 --sink job; done
-	@$(ENV) target/release/exportctl bench-e2e --export chats --format json --rows 100000
-	@$(ENV) target/release/exportctl bench-e2e --export chats --format csv --rows 100000
+	@for f in json csv xlsx; do \
+	  $(ENV) target/release/exportctl bench-e2e --export chats --format $$f --rows 100000 2>/dev/null; done
 
 $(PKG_VENV)/.installed: tools/requirements-package.txt
 	python3 -m venv $(PKG_VENV)

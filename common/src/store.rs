@@ -495,6 +495,16 @@ async fn refill(cursors: &mut [MergeCursor]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Items per page of each shard's read in a merge. A merge holds one page per shard:
+/// full 1 MB pages of 16 shards took an export of every client to 166 MB peak RSS;
+/// 256-item pages keep it at 54-76 MB, for about 15% more time (more Queries).
+pub const SHARD_PAGE_ITEMS: i32 = 256;
+
+/// A shard read's page size: [`SHARD_PAGE_ITEMS`], or less when the export is short.
+pub fn shard_page_limit(limit: Option<i32>) -> Option<i32> {
+    Some(limit.map_or(SHARD_PAGE_ITEMS, |l| l.min(SHARD_PAGE_ITEMS)))
+}
+
 /// Merges reads that are each sorted by the string attribute `sort_attr` (Queries on
 /// an index whose sort key it is) into one sequence sorted by it, in pages of at most
 /// `batch` items. It holds at most one page per read, so memory does not grow with

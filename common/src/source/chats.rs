@@ -11,7 +11,7 @@ use crate::{
     kinds::{DateRange, chats::ChatFilter},
     model::ChatMessage,
     schema::{CHATS_BY_CONVERSATION, CHATS_BY_TIME},
-    store::{ItemPages, KeyCondition, decode, merge_sorted, query_pages, shards},
+    store::{ItemPages, KeyCondition, decode, merge_sorted, query_pages, shard_page_limit, shards},
     timefmt,
 };
 
@@ -75,11 +75,9 @@ fn pages(client: &Client, table: &str, filter: &ChatFilter) -> ItemPages {
         ChatRead::AllClients => {
             let reads = shards()
                 .map(|shard| {
-                    query_pages(
-                        client,
-                        table,
-                        key_condition(Some(CHATS_BY_TIME), "shard", shard, range, limit),
-                    )
+                    let mut condition = key_condition(Some(CHATS_BY_TIME), "shard", shard, range, limit);
+                    condition.page_limit = shard_page_limit(condition.page_limit);
+                    query_pages(client, table, condition)
                 })
                 .collect();
             merge_sorted(reads, "ts_id", 1000)

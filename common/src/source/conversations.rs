@@ -20,7 +20,10 @@ use crate::{
     kinds::chats::ChatFilter,
     model::ChatMessage,
     schema::{CHATS_BY_CONVERSATION, CHATS_BY_CONVERSATION_GROUP},
-    store::{ItemPages, KeyCondition, conversation_prefix, conversation_shard, merge_sorted, query_pages, shards},
+    store::{
+        ItemPages, KeyCondition, conversation_prefix, conversation_shard, merge_sorted, query_pages, shard_page_limit,
+        shards,
+    },
 };
 
 /// One Query of the group index: a shard, optionally narrowed to a key prefix.
@@ -35,7 +38,7 @@ fn group_read(client: &Client, table: &str, shard: String, prefix: Option<String
             sort_attr: "conv_key",
             from: None,
             to: None,
-            page_limit: None,
+            page_limit: shard_page_limit(None),
             prefix,
         },
     )

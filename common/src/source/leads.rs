@@ -10,7 +10,7 @@ use crate::{
     kinds::{DateRange, leads::LeadFilter},
     model::Lead,
     schema::{LEADS_BY_CHATBOT, LEADS_BY_COMPANY, LEADS_BY_CREATED},
-    store::{ItemPages, KeyCondition, decode, merge_sorted, query_pages, shards},
+    store::{ItemPages, KeyCondition, decode, merge_sorted, query_pages, shard_page_limit, shards},
     timefmt,
 };
 
@@ -55,7 +55,7 @@ fn pages(client: &Client, table: &str, read: &LeadRead, range: &DateRange) -> It
                             from: from.clone(),
                             // `~` sorts after `#`: every lead of the last instant.
                             to: range.to.map(|t| format!("{}~", timefmt::format(&t))),
-                            page_limit: None,
+                            page_limit: shard_page_limit(None),
                             prefix: None,
                         },
                     )
