@@ -88,8 +88,56 @@ pub async fn route(ctx: &AppContext, req: Request) -> Response<Body> {
         | ("GET", chats_export::DOWNLOAD_PATH)
         | ("GET", chats_export::CONVERSATIONS_PATH) => chats_export::handle(ctx, req).await,
         (method, p) if p == JOBS_PATH || JobRoute::matching(method, p).is_some() => export_jobs::handle(ctx, req).await,
+        ("GET", p) => match static_file(p) {
+            Some(resp) => resp,
+            None => not_found(&path),
+        },
         _ => not_found(&path),
     }
+}
+
+/// The dashboard's files (`web/`, or `WEB_DIR`), served at `/`: `/` is
+/// `index.html`. Only plain file names under the directory are served (no `..`, no
+/// hidden files), with a content type by extension; nothing else is ever read.
+fn static_file(path: &str) -> Option<Response<Body>> {
+    let dir = std::env::var("WEB_DIR").unwrap_or_else(|_| "web".into());
+    let rel = match path.trim_start_matches('/') {
+        "" => "index.html",
+        rel => rel,
+    };
+    let safe = rel.split('/').all(|part| {
+        !part.is_empty() && !part.starts_with('.') && part.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    });
+    if !safe {
+        return None;
+    }
+    let content_type = match rel.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("json") => "application/json",
+        Some("ts") => "text/plain; charset=utf-8",
+        _ => return None,
+    };
+    let bytes = std::fs::read(std::path::Path::new(&dir).join(rel)).ok()?;
+    let mut resp = Response::new(Body::Binary(bytes));
+    let headers = resp.headers_mut();
+    headers.insert("content-type", lambda_http::http::HeaderValue::from_static(content_type));
+    headers.insert("cache-control", lambda_http::http::HeaderValue::from_static("no-cache"));
+    // The console loads nothing from anywhere else, and its API is this origin (or
+    // the configured one).
+    headers.insert(
+        "content-security-policy",
+        lambda_http::http::HeaderValue::from_static(
+            "default-src 'self'; connect-src 'self' http: https:; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert("x-content-type-options", lambda_http::http::HeaderValue::from_static("nosniff"));
+    headers.insert("referrer-policy", lambda_http::http::HeaderValue::from_static("no-referrer"));
+    Some(resp)
 }
 
 /// The error shape of the route a path belongs to (for answers given before the
