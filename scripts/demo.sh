@@ -11,6 +11,10 @@ cat <<TXT
 
 chat-export demo: local stack up, sample data loaded.
 
+The export console (open in a browser; the token moves into sessionStorage and leaves the address bar):
+  admin: $BASE/#token=$ADMIN
+  user (client-alpha, comp-acme): $BASE/#token=$USER
+
 Admin: download every chat session as CSV
   curl -sS -OJ -H "Authorization: Bearer $ADMIN" "$BASE/api/admin/sessions/export"
 

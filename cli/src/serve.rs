@@ -100,13 +100,23 @@ pub async fn route(ctx: &AppContext, req: Request) -> Response<Body> {
 /// `index.html`. Only plain file names under the directory are served (no `..`, no
 /// hidden files), with a content type by extension; nothing else is ever read.
 fn static_file(path: &str) -> Option<Response<Body>> {
-    let dir = std::env::var("WEB_DIR").unwrap_or_else(|_| "web".into());
+    // `WEB_DIR`, else `web/` of the working directory (the repository root), else the
+    // repository this binary was built from.
+    let dir = std::env::var("WEB_DIR").unwrap_or_else(|_| {
+        if std::path::Path::new("web/index.html").exists() {
+            "web".into()
+        } else {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../web").into()
+        }
+    });
     let rel = match path.trim_start_matches('/') {
         "" => "index.html",
         rel => rel,
     };
     let safe = rel.split('/').all(|part| {
-        !part.is_empty() && !part.starts_with('.') && part.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        !part.is_empty()
+            && !part.starts_with('.')
+            && part.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     });
     if !safe {
         return None;
@@ -125,7 +135,10 @@ fn static_file(path: &str) -> Option<Response<Body>> {
     let bytes = std::fs::read(std::path::Path::new(&dir).join(rel)).ok()?;
     let mut resp = Response::new(Body::Binary(bytes));
     let headers = resp.headers_mut();
-    headers.insert("content-type", lambda_http::http::HeaderValue::from_static(content_type));
+    headers.insert(
+        "content-type",
+        lambda_http::http::HeaderValue::from_static(content_type),
+    );
     headers.insert("cache-control", lambda_http::http::HeaderValue::from_static("no-cache"));
     // The console loads nothing from anywhere else, and its API is this origin (or
     // the configured one).
@@ -135,8 +148,14 @@ fn static_file(path: &str) -> Option<Response<Body>> {
             "default-src 'self'; connect-src 'self' http: https:; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
         ),
     );
-    headers.insert("x-content-type-options", lambda_http::http::HeaderValue::from_static("nosniff"));
-    headers.insert("referrer-policy", lambda_http::http::HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        "x-content-type-options",
+        lambda_http::http::HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        "referrer-policy",
+        lambda_http::http::HeaderValue::from_static("no-referrer"),
+    );
     Some(resp)
 }
 
