@@ -8,12 +8,13 @@ EXPORTCTL := target/debug/exportctl
 VENV := .venv
 PKG_VENV := .venv-package
 
-.PHONY: help stack stack-down stack-reset stack-status build setup seed serve demo test lint fmt clippy unit bench package tools
+.PHONY: help stack stack-down stack-reset stack-status build setup seed serve demo test lint fmt clippy unit browser bench package tools
 
 help:
 	@echo "make demo         local stack + sample data + API on 127.0.0.1:\$$API_PORT, prints curl commands"
-	@echo "make test         fmt, clippy, unit + integration tests against the local stack, template and OpenAPI checks"
+	@echo "make test         fmt, clippy, unit + integration tests against the local stack, template and OpenAPI checks, browser tests"
 	@echo "make stack        start DynamoDB + S3 + SQS emulators (idempotent); stack-down stops them; stack-reset wipes data"
+	@echo "make browser      the web console in headless Chromium (Playwright) + the client's Node tests"
 	@echo "make bench        release benchmark of the engine (rows/s, MB/s, peak RSS)"
 	@echo "make package      sam build (x86_64)"
 
@@ -65,12 +66,20 @@ unit:
 	scripts/stack.sh up; \
 	status=0; $(ENV) $(CARGO) test --workspace --all-targets 2>&1 | tee .stack/test.log || status=$$?; \
 	if [ "$$was_up" != "3" ]; then scripts/stack.sh down; fi; \
-	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' \
+	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "cargo tests: %d passed, %d failed\n", p, f }' \
 	  .stack/test.log > .stack/test-summary; \
 	exit $$status
 
-test: fmt clippy unit lint
+# The web console in headless Chromium (Playwright) and the Node tests of its client,
+# against `exportctl serve` on dedicated tables; appends its line to .stack/test-summary.
+browser:
+	@scripts/browser-tests.sh
+
+# The last line is the total of every suite (cargo, Node, Playwright).
+test: fmt clippy unit lint browser
 	@cat .stack/test-summary
+	@awk '{ for (i = 2; i <= NF; i++) { if ($$i == "passed,") p += $$(i-1); if ($$i == "failed") f += $$(i-1) } } \
+	  END { printf "tests: %d passed, %d failed\n", p, f }' .stack/test-summary
 
 bench:
 	$(CARGO) build --release --bin exportctl

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Browser tests of the web console (`make browser`; `make test` runs them last).
+#
+# Installs what it needs (idempotent, like the other tools of the project):
+#   - Debian's chromium, when /usr/bin/chromium is missing (never `playwright install`:
+#     no browser build can be downloaded here);
+#   - .venv-browser with tools/browser/requirements.txt (Playwright for Python, pytest),
+#     reinstalled when that file changes.
+# Then: brings the local stack up if it is not running (and stops it at the end only if
+# this script started it); creates dedicated tables and a dedicated jobs queue (prefix
+# bt-<random>; like the integration tests' tables, they stay in the emulator) and seeds
+# them (`exportctl seed --sessions 20 --leads 60 --chats 300 --seed 5`); starts
+# `exportctl serve --no-worker` on $BROWSER_PORT (default 3400) with `exportctl worker`
+# beside it (the worker `serve` would run inside, as its own process so that a test can
+# pause it; both log to .stack/browser-serve.log); mints tokens; runs the Node unit
+# tests of the client (web/tests/) and the Playwright tests (tests/browser/;
+# screenshots in .stack/screenshots/, JUnit XML in .stack/browser-tests.xml).
+# Prints `browser tests: N passed, M failed` and appends it to .stack/test-summary
+# (which `make test` prints last). Exits non-zero when any test failed or could not run.
+#
+# Environment: BROWSER_PORT (3400), BROWSER_BUILD=1 (run `cargo build --workspace`
+# even when target/debug/exportctl exists), PYTEST_ARGS (extra pytest arguments,
+# e.g. "-k leads -x").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+started=$(date +%s)
+STACK=.stack
+VENV=.venv-browser
+REQS=tools/browser/requirements.txt
+EXPORTCTL=target/debug/exportctl
+CHROMIUM=/usr/bin/chromium
+BROWSER_PORT=${BROWSER_PORT:-3400}
+mkdir -p "$STACK"
+
+log() { echo "browser-tests: $*"; }
+
+# --- tools -------------------------------------------------------------------------
+if [ ! -x "$CHROMIUM" ]; then
+  log "installing Debian's chromium"
+  # Another apt run (unattended upgrades, a colleague) may hold the lock for a while.
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    --no-install-recommends chromium >/dev/null
+fi
+log "$("$CHROMIUM" --version 2>/dev/null | head -1)"
+
+if ! cmp -s "$REQS" "$VENV/.installed" || [ ! -x "$VENV/bin/pytest" ]; then
+  log "installing $REQS into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQS"
+  cp "$REQS" "$VENV/.installed"
+fi
+log "playwright $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("playwright"))'), $("$VENV/bin/pytest" --version 2>&1 | head -1)"
+
+if [ ! -x "$EXPORTCTL" ] || [ "${BROWSER_BUILD:-0}" = 1 ]; then
+  log "building the workspace (cargo build --workspace)"
+  cargo build --workspace --quiet
+fi
+
+# --- state and cleanup -------------------------------------------------------------
+set -a; . ./local.env; set +a
+P="bt-$RANDOM$RANDOM"
+export SESSIONS_TABLE="$P-sessions" SESSION_MESSAGES_TABLE="$P-session-messages" \
+  LEADS_TABLE="$P-leads" CHAT_MESSAGES_TABLE="$P-chat-messages" RATE_LIMITS_TABLE="$P-rate-limits" \
+  AUDIT_TABLE="$P-audit" JOBS_TABLE="$P-jobs" \
+  EXPORT_QUEUE_URL="http://127.0.0.1:${SQS_PORT}/123456789012/$P-jobs" \
+  EXPORT_DLQ_URL="http://127.0.0.1:${SQS_PORT}/123456789012/$P-jobs-dlq"
+# No test meets a chat rate limit by accident (the 429 tests fake theirs).
+export RATE_LIMIT_USER_PER_MINUTE=1000 RATE_LIMIT_CLIENT_PER_HOUR=100000
+
+stack_started=0
+server_pid=""
+worker_pid=""
+summary_written=0
+passed=0
+failed=0
+
+write_summary() {
+  local line="browser tests: $passed passed, $failed failed"
+  echo "$line"
+  # `make test` prints .stack/test-summary at the end (`make unit` writes it afresh);
+  # a standalone run replaces the browser line of an earlier one.
+  if [ -f "$STACK/test-summary" ]; then
+    grep -v '^browser tests:' "$STACK/test-summary" > "$STACK/test-summary.tmp" || true
+    mv "$STACK/test-summary.tmp" "$STACK/test-summary"
+  fi
+  echo "$line" >> "$STACK/test-summary"
+  summary_written=1
+}
+
+stop_pid() {
+  local pid=$1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -CONT "$pid" 2>/dev/null || true # a test may have paused the worker
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  stop_pid "$server_pid"
+  stop_pid "$worker_pid"
+  if [ "$stack_started" = 1 ]; then scripts/stack.sh down || true; fi
+  if [ "$summary_written" = 0 ]; then
+    # Failed before or while running the tests: say so in the summary too.
+    [ "$failed" -gt 0 ] || failed=1
+    write_summary
+  fi
+  log "took $(( $(date +%s) - started )) s"
+  if [ "$rc" = 0 ] && [ "$failed" -gt 0 ]; then rc=1; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- stack, data, server -----------------------------------------------------------
+if [ "$(scripts/stack.sh status | grep -c ': running' || true)" != 3 ]; then
+  stack_started=1
+  scripts/stack.sh up
+fi
+
+if (exec 3<>"/dev/tcp/127.0.0.1/$BROWSER_PORT") 2>/dev/null; then
+  log "port $BROWSER_PORT is taken by another process; set BROWSER_PORT to a free port" >&2
+  exit 1
+fi
+
+log "tables and queue prefix $P"
+: > "$STACK/browser-serve.log"
+"$EXPORTCTL" setup 2>>"$STACK/browser-serve.log" >/dev/null
+"$EXPORTCTL" seed --sessions 20 --leads 60 --chats 300 --seed 5 2>>"$STACK/browser-serve.log" >/dev/null
+
+# The API and the console; the export worker runs beside it as its own process (what
+# `serve` would run inside), so a test can pause it (SIGSTOP) to catch a job queued.
+"$EXPORTCTL" serve --port "$BROWSER_PORT" --no-worker >>"$STACK/browser-serve.log" 2>&1 &
+server_pid=$!
+"$EXPORTCTL" worker >>"$STACK/browser-serve.log" 2>&1 &
+worker_pid=$!
+BASE_URL="http://127.0.0.1:$BROWSER_PORT"
+for i in $(seq 1 150); do
+  if curl -s -o /dev/null --max-time 2 "$BASE_URL/"; then break; fi
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    log "exportctl serve exited; see $STACK/browser-serve.log" >&2; tail -5 "$STACK/browser-serve.log" >&2; exit 1
+  fi
+  if [ "$i" = 150 ]; then log "exportctl serve did not answer on $BASE_URL" >&2; exit 1; fi
+  sleep 0.2
+done
+kill -0 "$worker_pid" 2>/dev/null || { log "exportctl worker exited; see $STACK/browser-serve.log" >&2; exit 1; }
+log "console and API on $BASE_URL (pid $server_pid), worker pid $worker_pid"
+
+ADMIN_TOKEN=$("$EXPORTCTL" token --role admin --sub admin-bt 2>/dev/null)
+USER_TOKEN=$("$EXPORTCTL" token --role user --sub user-bt --client-id client-alpha --company-id comp-acme 2>/dev/null)
+OTHER_TOKEN=$("$EXPORTCTL" token --role user --sub other-bt --client-id client-beta --company-id comp-globex 2>/dev/null)
+# A user with a history of its own, for the pages of the Exports tab.
+PAGER_TOKEN=$("$EXPORTCTL" token --role user --sub pager-bt --client-id client-gamma --company-id comp-umbrella 2>/dev/null)
+SCREENSHOT_DIR="$STACK/screenshots"
+rm -rf "$SCREENSHOT_DIR"; mkdir -p "$SCREENSHOT_DIR"
+WORKER_PID=$worker_pid
+export BASE_URL ADMIN_TOKEN USER_TOKEN OTHER_TOKEN PAGER_TOKEN SCREENSHOT_DIR CHROMIUM WORKER_PID
+
+# --- Node unit tests of the client ---------------------------------------------------
+if [ -d web/tests ]; then
+  log "node --test web/tests/"
+  rm -f "$STACK/node-tests.tap"
+  node_rc=0
+  node --test --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=tap --test-reporter-destination="$STACK/node-tests.tap" web/tests/ || node_rc=$?
+  np=$(awk '/^# pass /{print $3}' "$STACK/node-tests.tap" 2>/dev/null | tail -1)
+  nf=$(awk '/^# fail /{print $3}' "$STACK/node-tests.tap" 2>/dev/null | tail -1)
+  np=${np:-0}; nf=${nf:-0}
+  if [ "$node_rc" != 0 ] && [ "$nf" = 0 ]; then nf=1; fi # crashed without a count
+  passed=$((passed + np)); failed=$((failed + nf))
+  log "node: $np passed, $nf failed"
+else
+  log "node: skipped, web/tests/ does not exist yet"
+fi
+
+# --- Playwright tests ----------------------------------------------------------------
+log "pytest tests/browser"
+rm -f "$STACK/browser-tests.xml"
+py_rc=0
+# shellcheck disable=SC2086
+"$VENV/bin/pytest" -q -p no:cacheprovider --junitxml="$STACK/browser-tests.xml" tests/browser ${PYTEST_ARGS:-} || py_rc=$?
+read -r pp pf < <("$VENV/bin/python" - "$STACK/browser-tests.xml" <<'EOF' || echo "0 0"
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    print(0, 0); sys.exit()
+# One outcome per test: a test that failed and then also errored in teardown is one failure.
+outcome = {}
+for case in root.iter("testcase"):
+    key = (case.get("classname"), case.get("name"))
+    tags = {child.tag for child in case}
+    bad = bool(tags & {"failure", "error"})
+    if bad or key not in outcome:
+        outcome[key] = "failed" if bad else ("skipped" if "skipped" in tags else "passed")
+print(sum(v == "passed" for v in outcome.values()), sum(v == "failed" for v in outcome.values()))
+EOF
+)
+if [ "$py_rc" != 0 ] && [ "$pf" = 0 ]; then pf=1; fi # collection error, crash, no tests (5)
+passed=$((passed + pp)); failed=$((failed + pf))
+log "pytest: $pp passed, $pf failed"
+
+write_summary

@@ -1,0 +1,232 @@
+// Types of export-client.js (the chat-export API's browser client). README.md ("API") and
+// openapi.yaml describe the server.
+
+export type ExportKind = "sessions" | "leads" | "chats" | "conversations";
+export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+/** Formats of sessions, leads and conversations. */
+export type TableFormat = "csv" | "json" | "xlsx";
+/** Formats of the chat export (`both`: a ZIP of the JSON and the Excel file; `xlsx` is `excel`). */
+export type ChatFormat = "json" | "excel" | "xlsx" | "both" | "csv";
+export type Compression = "none" | "gzip" | "zip";
+/** A boolean; in a query string `true`/`false`, `1`/`0`, `yes`/`no` (any case) are read too. */
+export type Flag = boolean | "true" | "false" | "1" | "0" | "yes" | "no";
+/** `YYYY-MM-DD` (a whole day in `time_zone`) or RFC 3339 with any offset. */
+export type DateBound = string;
+/** A parameter left out: null, undefined and "" are dropped before sending. */
+type Opt<T> = T | null | undefined;
+
+/** Options of every export. */
+export interface FileOptions {
+  compression?: Opt<Compression>;
+  /** A UTF-8 BOM before a CSV (400 with another format). */
+  bom?: Opt<Flag>;
+  /** An IANA zone, e.g. `Europe/Berlin`; default UTC. */
+  time_zone?: Opt<string>;
+  /** The CSV formula guard; default true. */
+  spreadsheet_safe?: Opt<Flag>;
+}
+
+/** Query parameters of `GET /api/admin/sessions/export` (admins). */
+export interface SessionsParams extends FileOptions {
+  format?: Opt<TableFormat>;
+}
+
+export type Confidence = "high" | "medium" | "low";
+export type LeadStatus = "new" | "contacted" | "qualified" | "converted" | "lost";
+export type LeadCategory = "buying_intent" | "pricing_inquiry" | "demo_request" | "general_inquiry";
+export type LeadLanguage = "en" | "es" | "fr" | "hi_transliterated";
+
+/** Query parameters of `GET /api/hybrid-leads/export`. */
+export interface LeadsParams extends FileOptions {
+  format?: Opt<TableFormat>;
+  confidence?: Opt<Confidence>;
+  /**
+   * The last 7, 30 or 90 days. The API has no such parameter: the client sends it as
+   * `startDate` = now minus that many days (so it cannot be combined with `startDate`).
+   */
+  period?: Opt<7 | 30 | 90 | "7" | "30" | "90">;
+  startDate?: Opt<DateBound>;
+  endDate?: Opt<DateBound>;
+  /** At most 200 characters. */
+  search?: Opt<string>;
+  status?: Opt<LeadStatus>;
+  category?: Opt<LeadCategory>;
+  language?: Opt<LeadLanguage>;
+  chatbotId?: Opt<string>;
+  /** A company id; admins: several (an array, or a comma-separated list), or none for all. */
+  companyId?: Opt<string | string[]>;
+  /** Header names (`Lead ID`) or JSON keys (`lead_id`), each once, in output order. */
+  columns?: Opt<string | string[]>;
+}
+
+/** Body fields of `POST /client/export/chats` (strings of numbers and flags are converted). */
+export interface ChatsParams extends FileOptions {
+  format?: Opt<ChatFormat>;
+  date_from?: Opt<DateBound>;
+  date_to?: Opt<DateBound>;
+  /** Admins: any client, or none for every client; users: their own. */
+  client_id?: Opt<string>;
+  conversation_id?: Opt<string>;
+  /** 1 to 1,000,000; default 10,000. Above `asyncAboveRows` the export runs as a job. */
+  limit?: Opt<number | string>;
+  include_geo?: Opt<Flag>;
+  include_meta?: Opt<Flag>;
+}
+
+/** Query parameters of `GET /client/export/conversations` (`limit` counts conversations). */
+export interface ConversationsParams extends Omit<ChatsParams, "format"> {
+  format?: Opt<TableFormat>;
+}
+
+/** An export job, or a synchronous export recorded in the history. Every key is present. */
+export interface ExportJob {
+  /** 32 lowercase hex characters. */
+  id: string;
+  kind: ExportKind;
+  /** The format as the spec names it (a chat `xlsx` is `excel`). */
+  format: string;
+  status: JobStatus;
+  /** `api`: a job; `sync`: a synchronous export. */
+  trigger: "api" | "sync";
+  /** The `sub` of the caller who started it. */
+  owner: string;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  /** The snapshot time: records written later are not exported. */
+  as_of: string;
+  rows_done: number;
+  bytes_done: number;
+  rows: number | null;
+  size_bytes: number | null;
+  file_name: string;
+  error: { error_code: string; message: string } | null;
+  /** A presigned URL minted on every read; null unless succeeded and stored. */
+  download_url: string | null;
+  expires_at: string | null;
+  file_expires_at: string | null;
+  /** True when a start returned an existing job from the cache. */
+  cached: boolean;
+}
+
+export interface ExportJobList {
+  exports: ExportJob[];
+  next_cursor: string | null;
+}
+
+interface JobSpecBase {
+  /** Same key, same request, same caller: the same job (200) for 24 hours. */
+  idempotencyKey?: string;
+  /** Bypass the cache (`Cache-Control: no-cache`). */
+  noCache?: boolean;
+}
+/** `POST /api/exports`: params are those of the kind's synchronous route. */
+export type JobSpec = JobSpecBase &
+  (
+    | { kind: "sessions"; format?: TableFormat; params?: Record<string, string | number | boolean> }
+    | { kind: "leads"; format?: TableFormat; params?: Record<string, string | number | boolean> }
+    | { kind: "chats"; format?: ChatFormat; params?: ChatsParams }
+    | { kind: "conversations"; format?: TableFormat; params?: Record<string, string | number | boolean> }
+  );
+
+/** What `download` is handed: a link to navigate to, or an inline file. */
+export interface DownloadRequest {
+  url?: string;
+  blob?: Blob;
+  fileName: string;
+}
+
+export interface ExportOptions<F extends string = string> {
+  /** Overrides `params.format`. */
+  format?: F;
+  /** Run as a job (start, poll, download). */
+  async?: boolean;
+  /** Called with the job after every poll when the export runs as a job. */
+  onProgress?: (job: ExportJob) => void;
+  /** Aborts requests and polling (ExportError code "aborted", name "AbortError"). */
+  signal?: AbortSignal;
+}
+
+export interface SessionsExportOptions extends ExportOptions<TableFormat> {
+  params?: SessionsParams;
+}
+
+export interface ExportResult {
+  fileName: string;
+  /** `inline`: the file came in the answer; `link`: a stored file; `job`: it ran as a job. */
+  via: "inline" | "link" | "job";
+  rows?: number;
+  /** The succeeded job (via "job"). */
+  job?: ExportJob;
+}
+
+export interface ExportClientOptions {
+  /** API origin, e.g. "" (same origin) or "https://api.example.com". */
+  baseUrl?: string;
+  /** Called for every request; never stored, logged or put in an error. */
+  getToken: () => string | Promise<string>;
+  fetch?: typeof globalThis.fetch;
+  /** Default: browserDownload. */
+  download?: (file: DownloadRequest) => void | Promise<void>;
+  /** First poll interval of a job (ms), growing x1.5 up to maxPollMs. Default 500. */
+  pollMs?: number;
+  /** Default 5000. */
+  maxPollMs?: number;
+  /** An export whose params.limit is above this runs as a job. Default 100000. */
+  asyncAboveRows?: number;
+}
+
+export interface ListExportsQuery {
+  /** 1 to 100; default 20. */
+  limit?: number;
+  cursor?: string | null;
+  status?: JobStatus;
+  kind?: ExportKind;
+  /** Admins only: another user's sub. */
+  owner?: string;
+}
+
+export interface ExportClient {
+  exportSessions(opts?: SessionsExportOptions): Promise<ExportResult>;
+  exportLeads(params?: LeadsParams, opts?: ExportOptions<TableFormat>): Promise<ExportResult>;
+  /** `POST /client/export/chats` (always a stored file: via "link"); as a job, kind "chats". */
+  exportChats(params?: ChatsParams, opts?: ExportOptions<ChatFormat>): Promise<ExportResult>;
+  exportConversations(params?: ConversationsParams, opts?: ExportOptions<TableFormat>): Promise<ExportResult>;
+  /** Starts a job; `cached` is true when the cache returned an existing one. */
+  startJob(spec: JobSpec): Promise<ExportJob>;
+  /**
+   * Polls until the job is final; resolves the succeeded job. Rejects an ExportError with
+   * status 409 and `.job`: code from `job.error` when it failed, "cancelled" when cancelled.
+   */
+  watchJob(id: string, onProgress?: (job: ExportJob) => void, opts?: { signal?: AbortSignal }): Promise<ExportJob>;
+  /** Rejects 409 `job_finished` when the job is already final. */
+  cancelJob(id: string): Promise<ExportJob>;
+  listExports(query?: ListExportsQuery): Promise<ExportJobList>;
+  /**
+   * Reads the job (a fresh link) and hands it to `download`. Rejects 409 `job_not_ready` /
+   * `job_not_succeeded`, 410 `file_gone`.
+   */
+  downloadJob(id: string, opts?: { signal?: AbortSignal }): Promise<{ fileName: string; job: ExportJob }>;
+}
+
+export declare class ExportError extends Error {
+  /** "ExportError", or "AbortError" for code "aborted". */
+  name: "ExportError" | "AbortError";
+  /** HTTP status; 0 for a network failure or an abort. A failed or cancelled job is 409. */
+  status: number;
+  /** The server's `error_code` (or one derived from the status), "network_error", "aborted", "cancelled", ... */
+  code: string;
+  /** Seconds from `Retry-After` (429), else null. */
+  retryAfter: number | null;
+  /** The job, for errors about a job's state. */
+  job?: ExportJob;
+  constructor(message: string, info?: { status?: number; code?: string; retryAfter?: number | null; job?: ExportJob });
+}
+
+export declare function createExportClient(options: ExportClientOptions): ExportClient;
+
+/** Clicks an `<a download>` for `url`, or for an object URL of `blob` (revoked later). */
+export declare function browserDownload(file: DownloadRequest): void;
+
+/** The file name of a Content-Disposition header (RFC 6266, `filename*` first); null when none. */
+export declare function fileNameFromDisposition(header: string | null | undefined): string | null;
