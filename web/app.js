@@ -17,6 +17,11 @@ import {
 
 const TOKEN_KEY = "token";
 
+/** "1 row", "2 rows", with thousands separators. */
+function rowCount(n) {
+  return `${Number(n).toLocaleString("en-US")} ${Number(n) === 1 ? "row" : "rows"}`;
+}
+
 // -----------------------------------------------------------------------------------
 // 1. A token handed over in the address (`/#token=<JWT>`) moves to sessionStorage and
 //    leaves the address bar (and so the history) before anything else happens.
@@ -365,7 +370,7 @@ function signOut() {
 function describeJob(job) {
   const rows = job.rows ?? job.rows_done;
   const parts = [job.status ?? "working"];
-  if (typeof rows === "number") parts.push(`${rows} rows`);
+  if (typeof rows === "number") parts.push(rowCount(rows));
   return parts.join(" · ");
 }
 
@@ -868,7 +873,7 @@ function updateJobRow(row, job) {
     progress.max = Math.max(rowsDone, 1);
     progress.value = rowsDone;
   }
-  setText(cells[3].querySelector(".rows"), `${rows ?? rowsDone} rows`);
+  setText(cells[3].querySelector(".rows"), rowCount(rows ?? rowsDone));
 
   const time = cells[4].firstElementChild;
   if (time.getAttribute("datetime") !== (job.created_at ?? "")) {
