@@ -46,11 +46,13 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The tenants the token names (`client#..|company#..`): a job remembers them, and
-    /// a non-admin owner whose token names other tenants no longer sees the job.
+    /// What the token allows (`role#..|client#..|company#..`): a job remembers it, and
+    /// a non-admin owner whose token allows something else now (another tenant, or no
+    /// longer the admin role that made an export of every tenant) no longer sees the job.
     pub fn tenant(&self) -> String {
         format!(
-            "client#{}|company#{}",
+            "role#{}|client#{}|company#{}",
+            if self.is_admin() { "admin" } else { "user" },
             self.client_id.as_deref().unwrap_or(""),
             self.company_id.as_deref().unwrap_or("")
         )

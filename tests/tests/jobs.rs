@@ -346,6 +346,21 @@ async fn another_callers_job_does_not_exist_for_them() {
     assert_eq!(get_job(ctx, &alice, &id).await.status(), 200);
     // Admins see anyone's job and history.
     assert_eq!(get_job(ctx, &admin, &id).await.status(), 200);
+    // An admin's export of every tenant is not visible to the same person once their
+    // token is a user's.
+    let resp = post_job(ctx, &admin, json!({"kind": "sessions"}), &[]).await;
+    let all_tenants = body_json(&resp)["id"].as_str().unwrap().to_string();
+    let demoted = stack.token(Role::User, "admin-test", Some("client-alpha"), None);
+    assert_eq!(get_job(ctx, &demoted, &all_tenants).await.status(), 404);
+    let list = body_json(&call(ctx, "GET", "/api/exports", &demoted, &[], b"").await);
+    assert!(
+        list["exports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["id"] != all_tenants.as_str()),
+        "{list}"
+    );
     let list = body_json(&call(ctx, "GET", "/api/exports?owner=alice", &admin, &[], b"").await);
     assert_eq!(list["exports"][0]["id"], id.as_str());
 }
