@@ -206,7 +206,7 @@ pub fn spec(which: BenchExport, format: BenchFormat, rows: usize) -> Result<Expo
 
 /// Runs a spec as a job through the worker (and deletes its file afterwards).
 pub async fn run_job(ctx: &AppContext, spec: &ExportSpec) -> Result<export::Summary, Error> {
-    use common::jobs::{Job, JobStatus, Trigger, worker};
+    use common::jobs::{Job, JobStatus, Trigger, store::JobStore, worker};
     // The report is the one line on stdout.
     common::metrics::silence();
     let owner = common::auth::Caller {
@@ -216,7 +216,7 @@ pub async fn run_job(ctx: &AppContext, spec: &ExportSpec) -> Result<export::Summ
         company_id: None,
     };
     let job = Job::new(spec, &owner, Trigger::Api, Utc::now(), ctx.config.jobs.retention_days);
-    let store = worker::jobs(ctx);
+    let store = JobStore::of(ctx);
     store.put_new(&job).await?;
     worker::process(ctx, &job.id).await?;
     let done = finished_job(ctx, &job.id).await?;
@@ -234,7 +234,7 @@ pub async fn run_job(ctx: &AppContext, spec: &ExportSpec) -> Result<export::Summ
 
 /// A job the benchmark ran, read back; its file is deleted (only the figures matter).
 async fn finished_job(ctx: &AppContext, id: &str) -> Result<common::jobs::Job, Error> {
-    let done = common::jobs::worker::jobs(ctx)
+    let done = common::jobs::store::JobStore::of(ctx)
         .get(id)
         .await?
         .ok_or_else(|| Error::internal("bench error", "the job vanished"))?;
@@ -471,7 +471,8 @@ pub async fn end_to_end(
     if which == BenchExport::Chats {
         params = serde_json::json!({"include_geo": true, "include_meta": true, "limit": rows});
     }
-    let body = serde_json::json!({"kind": spec(which, format, 1)?.kind(), "format": format_name, "params": params});
+    let kind = spec(which, format, 1)?.kind();
+    let body = serde_json::json!({"kind": kind, "format": format_name, "params": params});
     let headers = vec![
         ("authorization".to_string(), format!("Bearer {token}")),
         ("content-type".to_string(), "application/json".to_string()),
@@ -503,7 +504,7 @@ pub async fn end_to_end(
     let done = finished_job(&ctx, &id).await?;
     let rows = done.rows.unwrap_or(0);
     Ok(EndToEndReport {
-        export: spec(which, format, 1)?.kind(),
+        export: kind,
         format: format_name,
         path: "POST /api/exports -> worker -> DynamoDB (dynalite) -> S3 (s3s-fs)",
         rows,

@@ -101,13 +101,16 @@ pub async fn route(ctx: &AppContext, req: Request) -> Response<Body> {
 /// hidden files), with a content type by extension; nothing else is ever read.
 fn static_file(path: &str) -> Option<Response<Body>> {
     // `WEB_DIR`, else `web/` of the working directory (the repository root), else the
-    // repository this binary was built from.
-    let dir = std::env::var("WEB_DIR").unwrap_or_else(|_| {
-        if std::path::Path::new("web/index.html").exists() {
-            "web".into()
-        } else {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../web").into()
-        }
+    // repository this binary was built from; decided once.
+    static DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        std::env::var("WEB_DIR").unwrap_or_else(|_| {
+            if std::path::Path::new("web/index.html").exists() {
+                "web".into()
+            } else {
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../web").into()
+            }
+        })
     });
     let rel = match path.trim_start_matches('/') {
         "" => "index.html",
@@ -132,7 +135,7 @@ fn static_file(path: &str) -> Option<Response<Body>> {
         Some("ts") => "text/plain; charset=utf-8",
         _ => return None,
     };
-    let bytes = std::fs::read(std::path::Path::new(&dir).join(rel)).ok()?;
+    let bytes = std::fs::read(std::path::Path::new(dir).join(rel)).ok()?;
     let mut resp = Response::new(Body::Binary(bytes));
     let headers = resp.headers_mut();
     headers.insert(

@@ -18,7 +18,7 @@ use super::{RawRequest, body, error_response, errors::ErrorStyle, query, respons
 use crate::{
     AppContext,
     audit::{self, AuditRecord},
-    auth::{Caller, Role},
+    auth::Caller,
     delivery::{self, Finished},
     error::Error,
     jobs::{self, api::JobRoute},
@@ -152,10 +152,9 @@ const AUDIT_PARAMETERS_BYTES: usize = 4096;
 /// What the log line and the audit record learn along the way.
 #[derive(Default)]
 struct Trace {
-    sub: Option<String>,
-    /// The authenticated caller (a synchronous export's history record names it).
+    /// The authenticated caller: the log line, the audit record and a synchronous
+    /// export's history record name it.
     caller: Option<Caller>,
-    role: Option<Role>,
     parameters: Option<String>,
     scope: Option<String>,
     rows: Option<u64>,
@@ -245,9 +244,7 @@ impl Work for JobRoute {
         now: DateTime<Utc>,
         trace: &mut Trace,
     ) -> Result<Response<Body>, Error> {
-        let caller = ctx.auth.authenticate(&raw.headers)?;
-        trace.sub = Some(caller.sub.clone());
-        trace.role = Some(caller.role);
+        let caller = authenticate(ctx, raw, trace)?;
         trace.parameters = Some(truncate_bytes(&raw.query, AUDIT_PARAMETERS_BYTES));
         let mut outcome = jobs::api::Outcome::default();
         let result = jobs::api::serve(ctx, raw, self, &caller, now, &mut outcome).await;
@@ -319,10 +316,11 @@ async fn serve<W: Work>(ctx: &AppContext, raw: &RawRequest, work: &W, style: &Er
 
     if policy.audited {
         let mut record = AuditRecord::new(&raw.request_id, policy.route, now);
-        record.caller = trace.sub.clone();
+        record.caller = trace.caller.as_ref().map(|c| c.sub.clone());
         record.role = trace
-            .role
-            .map(|r| if r == Role::Admin { "admin" } else { "user" }.to_string());
+            .caller
+            .as_ref()
+            .map(|c| if c.is_admin() { "admin" } else { "user" }.to_string());
         record.parameters = trace.parameters.clone();
         if let Some(scope) = &trace.scope {
             record.client_scope = scope.clone();
@@ -383,7 +381,12 @@ async fn serve<W: Work>(ctx: &AppContext, raw: &RawRequest, work: &W, style: &Er
 
     let status = response.status().as_u16();
     let duration_ms = started.elapsed().as_millis() as u64;
-    let (route_name, kind, request_id, sub) = (policy.route, policy.kind, &raw.request_id, trace.sub.as_deref());
+    let (route_name, kind, request_id, sub) = (
+        policy.route,
+        policy.kind,
+        &raw.request_id,
+        trace.caller.as_ref().map(|c| c.sub.as_str()),
+    );
     match &error {
         Some(e) if e.is_server_error() => tracing::error!(
             request_id, route = route_name, sub, kind, status, duration_ms,
@@ -409,6 +412,13 @@ async fn serve<W: Work>(ctx: &AppContext, raw: &RawRequest, work: &W, style: &Er
     response
 }
 
+/// The caller, remembered for the audit record and the log line.
+fn authenticate(ctx: &AppContext, raw: &RawRequest, trace: &mut Trace) -> Result<Caller, Error> {
+    let caller = ctx.auth.authenticate(&raw.headers)?;
+    trace.caller = Some(caller.clone());
+    Ok(caller)
+}
+
 async fn attempt<R: ExportRoute>(
     ctx: &AppContext,
     raw: &RawRequest,
@@ -417,10 +427,7 @@ async fn attempt<R: ExportRoute>(
     trace: &mut Trace,
 ) -> Result<Response<Body>, Error> {
     let policy = route.policy();
-    let caller = ctx.auth.authenticate(&raw.headers)?;
-    trace.sub = Some(caller.sub.clone());
-    trace.role = Some(caller.role);
-    trace.caller = Some(caller.clone());
+    let caller = authenticate(ctx, raw, trace)?;
     if policy.admin_only {
         caller.require_admin()?;
     }

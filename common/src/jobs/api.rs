@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Job, JobStatus, Link, Trigger, hex, queue, resource, worker};
+use super::{Job, JobStatus, Link, Trigger, hex, queue, resource, store::JobStore, worker};
 use crate::{
     AppContext,
     auth::Caller,
@@ -128,30 +128,26 @@ fn as_query<T: serde::de::DeserializeOwned>(params: &Map<String, Value>) -> Resu
     query::decode(&out.finish()).map_err(prefix_params)
 }
 
-/// `Prefer: respond-async` (RFC 7240): turn the export into a job.
-pub fn prefers_async(raw: &RawRequest) -> bool {
+/// The comma-separated elements of every value of a header, trimmed, each without
+/// its `;` parameters (`Prefer: respond-async, wait=10` -> `respond-async`, `wait=10`).
+fn header_elements<'a>(raw: &'a RawRequest, name: &str) -> impl Iterator<Item = &'a str> {
     raw.headers
-        .get_all("prefer")
+        .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|p| {
-            p.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("respond-async")
-        })
+        .map(|e| e.split(';').next().unwrap_or("").trim())
+}
+
+/// `Prefer: respond-async` (RFC 7240): turn the export into a job.
+pub fn prefers_async(raw: &RawRequest) -> bool {
+    header_elements(raw, "prefer").any(|p| p.eq_ignore_ascii_case("respond-async"))
 }
 
 /// `Cache-Control: no-cache` (or `no-store`): do not return a cached job.
 fn bypasses_cache(raw: &RawRequest) -> bool {
-    raw.headers
-        .get_all(CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|d| matches!(d.trim().to_ascii_lowercase().as_str(), "no-cache" | "no-store"))
+    header_elements(raw, CACHE_CONTROL.as_str())
+        .any(|d| d.eq_ignore_ascii_case("no-cache") || d.eq_ignore_ascii_case("no-store"))
 }
 
 /// `Idempotency-Key`: 1 to 128 of `A-Za-z0-9-_.:`.
@@ -219,7 +215,7 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<(), Error>>,
 {
-    let store = worker::jobs(ctx);
+    let store = JobStore::of(ctx);
     let cfg = &ctx.config.jobs;
     let key = idempotency_key(raw)?;
     let fingerprint = request_fingerprint(route, raw);
@@ -259,10 +255,9 @@ where
     match (&result, &key) {
         (Ok(started), Some(key)) if started.job.id != job.id => {
             // The cache answered: the key names the cached job from now on.
-            store.drop_idempotency_key(&caller.sub, key).await;
             let ttl = now.timestamp() + IDEMPOTENCY_KEY_TTL_SECS;
             store
-                .claim_idempotency_key(&caller.sub, key, &fingerprint, &started.job.id, ttl)
+                .point_idempotency_key(&caller.sub, key, &fingerprint, &started.job.id, ttl)
                 .await?;
         }
         (Err(_), Some(key)) => store.drop_idempotency_key(&caller.sub, key).await,
@@ -283,7 +278,7 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<(), Error>>,
 {
-    let store = worker::jobs(ctx);
+    let store = JobStore::of(ctx);
     let cfg = &ctx.config.jobs;
     if cfg.cache_secs > 0 && !bypasses_cache(raw) {
         let fresh_since = now - chrono::Duration::seconds(cfg.cache_secs as i64);
@@ -359,7 +354,7 @@ pub async fn record_sync(
             job.error_message = Some(e.to_string());
         }
     }
-    match worker::jobs(ctx).put_new(&job).await {
+    match JobStore::of(ctx).put_new(&job).await {
         Ok(()) => Some(job.id),
         Err(e) => {
             tracing::error!(error = %e.cause_chain(), "synchronous export not recorded in the history");
@@ -444,7 +439,7 @@ async fn visible(ctx: &AppContext, caller: &Caller, id: &str, now: DateTime<Utc>
     if !well_formed {
         return Err(not_found());
     }
-    let job = worker::jobs(ctx).get(id).await?.ok_or_else(not_found)?;
+    let job = JobStore::of(ctx).get(id).await?.ok_or_else(not_found)?;
     // A non-admin sees its own jobs, and only while its token names the tenants it
     // had when it started them: whatever the timing, a file never reaches a caller
     // outside the tenant it was made for.
@@ -559,7 +554,7 @@ pub async fn serve(
             // A non-admin's history holds the jobs started under the tenants its token
             // names now (as `GET /api/exports/{id}` does).
             let tenant = (!caller.is_admin()).then(|| caller.tenant());
-            let (jobs, next) = worker::jobs(ctx)
+            let (jobs, next) = JobStore::of(ctx)
                 .list(
                     &owner,
                     limit as usize,
@@ -609,12 +604,6 @@ pub async fn serve(
                 ));
             };
             let gone = || Error::Gone("the export's file has expired; run the export again".into());
-            if job
-                .file_expires_at(ctx.config.jobs.retention_days)
-                .is_some_and(|e| e <= now)
-            {
-                return Err(gone());
-            }
             let head = ctx
                 .aws
                 .s3
@@ -634,7 +623,7 @@ pub async fn serve(
             outcome.s3_key = Some(key);
             let mut resp = json_response(
                 StatusCode::SEE_OTHER,
-                &json!({"download_url": link.url, "expires_at": view(ctx, &job, Some(&link))["expires_at"], "file_name": job.file_name}),
+                &json!({"download_url": link.url, "expires_at": link.expires(), "file_name": job.file_name}),
             );
             resp.headers_mut().insert(
                 LOCATION,
@@ -644,7 +633,7 @@ pub async fn serve(
         }
         JobRoute::Cancel(id) => {
             let job = visible(ctx, caller, id, now).await?;
-            let store = worker::jobs(ctx);
+            let store = JobStore::of(ctx);
             let finished = || {
                 Error::conflict(
                     "job_finished",

@@ -178,6 +178,13 @@ pub struct Link {
     pub expires_at: DateTime<Utc>,
 }
 
+impl Link {
+    /// `expires_at` as the API shows it (RFC 3339, seconds).
+    pub fn expires(&self) -> String {
+        self.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+    }
+}
+
 /// The job resource of the API (README "Export jobs").
 pub fn resource(job: &Job, link: Option<&Link>, retention_days: u32) -> serde_json::Value {
     let error = match (&job.error_code, &job.error_message) {
@@ -202,7 +209,7 @@ pub fn resource(job: &Job, link: Option<&Link>, retention_days: u32) -> serde_js
         "file_name": job.file_name,
         "error": error,
         "download_url": link.map(|l| l.url.clone()),
-        "expires_at": link.map(|l| l.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+        "expires_at": link.map(Link::expires),
         "file_expires_at": ts(&job.file_expires_at(retention_days)),
         "cached": false,
     })

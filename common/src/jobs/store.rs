@@ -27,6 +27,11 @@ fn conditional_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.code() == Some("ConditionalCheckFailedException")
 }
 
+/// The item of a caller's idempotency key.
+fn idempotency_id(owner: &str, key: &str) -> String {
+    format!("idem#{owner}#{key}")
+}
+
 /// Every `#name` of the expressions: attributes are always aliased, so no name can
 /// clash with DynamoDB's long list of reserved words (`status`, `rows`, `owner`...).
 fn attribute_names(expressions: &[&str]) -> Vec<String> {
@@ -78,6 +83,14 @@ pub enum Claim {
 }
 
 impl JobStore {
+    /// The jobs table of a function's context.
+    pub fn of(ctx: &crate::AppContext) -> Self {
+        Self {
+            client: ctx.aws.dynamodb.clone(),
+            table: ctx.config.tables.jobs.clone(),
+        }
+    }
+
     pub async fn get(&self, id: &str) -> Result<Option<Job>, Error> {
         let out = self
             .client
@@ -351,15 +364,8 @@ impl JobStore {
         job_id: &str,
         ttl: i64,
     ) -> Result<Option<(String, String)>, Error> {
-        let id = format!("idem#{owner}#{key}");
         let out = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("id", s(&id))
-            .item("job_id", s(job_id))
-            .item("body_hash", s(body_hash))
-            .item("ttl", n(ttl))
+            .idempotency_item(owner, key, body_hash, job_id, ttl)
             .condition_expression("attribute_not_exists(id)")
             .send()
             .await;
@@ -370,7 +376,7 @@ impl JobStore {
                     .client
                     .get_item()
                     .table_name(&self.table)
-                    .key("id", s(&id))
+                    .key("id", s(idempotency_id(owner, key)))
                     .consistent_read(true)
                     .send()
                     .await
@@ -387,13 +393,46 @@ impl JobStore {
         }
     }
 
+    /// Points a key this request claimed at another job (the one the cache returned).
+    pub async fn point_idempotency_key(
+        &self,
+        owner: &str,
+        key: &str,
+        body_hash: &str,
+        job_id: &str,
+        ttl: i64,
+    ) -> Result<(), Error> {
+        self.idempotency_item(owner, key, body_hash, job_id, ttl)
+            .send()
+            .await
+            .map_err(Error::database)?;
+        Ok(())
+    }
+
+    fn idempotency_item(
+        &self,
+        owner: &str,
+        key: &str,
+        body_hash: &str,
+        job_id: &str,
+        ttl: i64,
+    ) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("id", s(idempotency_id(owner, key)))
+            .item("job_id", s(job_id))
+            .item("body_hash", s(body_hash))
+            .item("ttl", n(ttl))
+    }
+
     /// Forgets an idempotency key whose job could not be created.
     pub async fn drop_idempotency_key(&self, owner: &str, key: &str) {
         let _ = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("id", s(format!("idem#{owner}#{key}")))
+            .key("id", s(idempotency_id(owner, key)))
             .send()
             .await;
     }

@@ -39,13 +39,6 @@ fn claim_lost() -> Error {
     Error::conflict("job_cancelled", "the job was cancelled or taken over")
 }
 
-pub fn jobs(ctx: &AppContext) -> JobStore {
-    JobStore {
-        client: ctx.aws.dynamodb.clone(),
-        table: ctx.config.tables.jobs.clone(),
-    }
-}
-
 /// What a delivery of a job's message came to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Delivery {
@@ -60,7 +53,7 @@ pub enum Delivery {
 /// not be read or written (the message should come back); a failed export is an
 /// outcome, recorded on the job.
 pub async fn process(ctx: &AppContext, job_id: &str) -> Result<Delivery, Error> {
-    let store = jobs(ctx);
+    let store = JobStore::of(ctx);
     let cfg = &ctx.config.jobs;
     let worker_token = uuid::Uuid::new_v4().simple().to_string();
     let now = ctx.clock.now();
@@ -325,7 +318,7 @@ pub async fn settle(ctx: &AppContext, job: Job, now: DateTime<Utc>) -> Result<Jo
     if job.status != JobStatus::Running || !lease_over || job.attempts < cfg.max_attempts {
         return Ok(job);
     }
-    let store = jobs(ctx);
+    let store = JobStore::of(ctx);
     match store
         .finish_failed(
             &job.id,
