@@ -12,7 +12,9 @@
 # them (`exportctl seed --sessions 20 --leads 60 --chats 300 --seed 5`); starts
 # `exportctl serve --no-worker` on $BROWSER_PORT (default 3400) with `exportctl worker`
 # beside it (the worker `serve` would run inside, as its own process so that a test can
-# pause it; both log to .stack/browser-serve.log); mints tokens; runs the Node unit
+# pause it; both log to .stack/browser-serve.log; `serve` also ticks the scheduler, and
+# the schedules tests tick it themselves with `$EXPORTCTL schedules tick --at`, in this
+# script's environment); mints tokens (the user's with an email claim); runs the Node unit
 # tests of the client (web/tests/) and the Playwright tests (tests/browser/;
 # screenshots in .stack/screenshots/, JUnit XML in .stack/browser-tests.xml).
 # Prints `browser tests: N passed, M failed` and appends it to .stack/test-summary
@@ -63,7 +65,7 @@ set -a; . ./local.env; set +a
 P="bt-$RANDOM$RANDOM"
 export SESSIONS_TABLE="$P-sessions" SESSION_MESSAGES_TABLE="$P-session-messages" \
   LEADS_TABLE="$P-leads" CHAT_MESSAGES_TABLE="$P-chat-messages" RATE_LIMITS_TABLE="$P-rate-limits" \
-  AUDIT_TABLE="$P-audit" JOBS_TABLE="$P-jobs" \
+  AUDIT_TABLE="$P-audit" JOBS_TABLE="$P-jobs" SCHEDULES_TABLE="$P-schedules" \
   EXPORT_QUEUE_URL="http://127.0.0.1:${SQS_PORT}/123456789012/$P-jobs" \
   EXPORT_DLQ_URL="http://127.0.0.1:${SQS_PORT}/123456789012/$P-jobs-dlq"
 # No test meets a chat rate limit by accident (the 429 tests fake theirs).
@@ -118,7 +120,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- stack, data, server -----------------------------------------------------------
-if [ "$(scripts/stack.sh status | grep -c ': running' || true)" != 3 ]; then
+# Up unless every service of the stack already runs.
+stack_status=$(scripts/stack.sh status)
+if [ -z "$stack_status" ] || grep -qv ': running' <<<"$stack_status"; then
   stack_started=1
   scripts/stack.sh up
 fi
@@ -152,14 +156,22 @@ kill -0 "$worker_pid" 2>/dev/null || { log "exportctl worker exited; see $STACK/
 log "console and API on $BASE_URL (pid $server_pid), worker pid $worker_pid"
 
 ADMIN_TOKEN=$("$EXPORTCTL" token --role admin --sub admin-bt 2>/dev/null)
-USER_TOKEN=$("$EXPORTCTL" token --role user --sub user-bt --client-id client-alpha --company-id comp-acme 2>/dev/null)
+# The user's token names an email address (when `exportctl token` has --email): a
+# non-admin may only have exports emailed to that address (docs/schedules.md).
+USER_EMAIL=""
+if "$EXPORTCTL" token --help 2>/dev/null | grep -q -- '--email'; then USER_EMAIL="user-bt@example.com"; fi
+USER_TOKEN=$("$EXPORTCTL" token --role user --sub user-bt --client-id client-alpha --company-id comp-acme \
+  ${USER_EMAIL:+--email "$USER_EMAIL"} 2>/dev/null)
 OTHER_TOKEN=$("$EXPORTCTL" token --role user --sub other-bt --client-id client-beta --company-id comp-globex 2>/dev/null)
 # A user with a history of its own, for the pages of the Exports tab.
 PAGER_TOKEN=$("$EXPORTCTL" token --role user --sub pager-bt --client-id client-gamma --company-id comp-umbrella 2>/dev/null)
 SCREENSHOT_DIR="$STACK/screenshots"
 rm -rf "$SCREENSHOT_DIR"; mkdir -p "$SCREENSHOT_DIR"
 WORKER_PID=$worker_pid
-export BASE_URL ADMIN_TOKEN USER_TOKEN OTHER_TOKEN PAGER_TOKEN SCREENSHOT_DIR CHROMIUM WORKER_PID
+# The schedules tests tick the scheduler themselves (`exportctl schedules tick --at`),
+# with this environment (the dedicated tables and queue).
+EXPORTCTL="$PWD/$EXPORTCTL"
+export BASE_URL ADMIN_TOKEN USER_TOKEN OTHER_TOKEN PAGER_TOKEN SCREENSHOT_DIR CHROMIUM WORKER_PID EXPORTCTL USER_EMAIL
 
 # --- Node unit tests of the client ---------------------------------------------------
 if [ -d web/tests ]; then

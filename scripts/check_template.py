@@ -10,10 +10,14 @@ For every AWS::Serverless::Function:
     CodeUri is the workspace root (where cargo-lambda must run);
   * its S3 object statements stay under EXPORT_KEY_PREFIX.
 And for the template as a whole:
-  * every environment variable that common/src/config.rs reads is set (Globals or function);
+  * every environment variable that common/src/config.rs reads is set (Globals or function),
+    except the link variables (PUBLIC_API_URL): a function the HttpApi routes to cannot
+    reference that API (circular dependency), so these are required exactly on the
+    functions allowed to send email (ses:SendEmail), which build the links;
   * the bucket's expiry lifecycle rule covers EXPORT_KEY_PREFIX;
   * the functions' HttpApi events are exactly the operations of openapi.yaml (which
-    tests/tests/openapi.rs keeps equal to exportctl's ROUTES), each served once.
+    tests/tests/openapi.rs keeps equal to exportctl's ROUTES), each served once;
+  * the HttpApi's CORS AllowMethods (when it lists any) admit every routed method.
 
 Usage: .venv/bin/python scripts/check_template.py [TEMPLATE] [--workspace DIR]
 Needs Python >= 3.11 (tomllib) and PyYAML (installed with cfn-lint).
@@ -39,6 +43,11 @@ RUNTIME = "provided.al2023"
 BUILD_METHOD = "rust-cargolambda"
 HANDLER = "bootstrap"
 FUNCTION_TYPE = "AWS::Serverless::Function"
+HTTP_API_TYPE = "AWS::Serverless::HttpApi"
+# Read in config.rs but set only where emails are sent: their value names the HttpApi
+# (the base of the emailed download links), which an API function cannot reference.
+LINK_VARS = ("PUBLIC_API_URL",)
+EMAIL_ACTIONS = ("ses:SendEmail", "ses:SendRawEmail", "ses:*")
 
 
 # --------------------------------------------------------------------------- YAML
@@ -175,6 +184,16 @@ def resource_texts(resource) -> list[str]:
     return out
 
 
+def policy_actions(props: dict) -> set[str]:
+    """Every Allow action of a function's inline policy statements."""
+    actions: set[str] = set()
+    for policy in as_list(props.get("Policies")):
+        for stmt in as_list(get(policy, "Statement")):
+            if get(stmt, "Effect") == "Allow":
+                actions.update(a for a in as_list(get(stmt, "Action")) if isinstance(a, str))
+    return actions
+
+
 # --------------------------------------------------------------------------- checks
 def check(
     template: dict, root: Path, template_path: Path
@@ -271,9 +290,32 @@ def check(
         for name, res in functions.items():
             env = dict(global_env)
             env.update(get(res, "Properties", "Environment", "Variables", default={}) or {})
-            missing = [v for v in wanted if v not in env]
+            sends_email = bool(policy_actions(res.get("Properties") or {}) & set(EMAIL_ACTIONS))
+            missing = [v for v in wanted if v not in env and (sends_email or v not in LINK_VARS)]
             if missing:
                 problems.append(f"{name}: environment lacks {', '.join(missing)} (read in common/src/config.rs)")
+
+    # The API's CORS must admit every method it routes (a browser's preflight of a
+    # PATCH is refused otherwise).
+    for api_name, api in resources.items():
+        if not isinstance(api, dict) or api.get("Type") != HTTP_API_TYPE:
+            continue
+        allowed = get(api, "Properties", "CorsConfiguration", "AllowMethods")
+        if not isinstance(allowed, list):
+            continue
+        allowed_upper = {m.upper() for m in allowed if isinstance(m, str)}
+        if "*" in allowed_upper:
+            continue
+        served = set()
+        for name, res in functions.items():
+            for event in (get(res, "Properties", "Events", default={}) or {}).values():
+                if (isinstance(event, dict) and event.get("Type") == "HttpApi"
+                        and get(event, "Properties", "ApiId") == {"Ref": api_name}):
+                    method = get(event, "Properties", "Method")
+                    if isinstance(method, str):
+                        served.add(method.upper())
+        for method in sorted(served - allowed_upper):
+            problems.append(f"{api_name}: CorsConfiguration.AllowMethods lacks {method}, which a route uses")
 
     # Lifecycle expiry must cover the export prefix.
     if prefix is None:

@@ -4,6 +4,9 @@
 Tokens are minted with the dev secret of local.env and are valid until 2099. Files that
 exist are kept (pass --force to rewrite them all):
     set -a; . ./local.env; set +a; python3 scripts/make_events.py [--force]
+The events of the other triggers are written by hand: events/sqs/ (export-worker's
+queue), events/scheduler/ (export-scheduler's EventBridge Scheduler tick) and
+events/worker/ (an operator-defined export, invoked directly by EventBridge Scheduler).
 """
 import json
 import os
@@ -114,3 +117,22 @@ event("jobs-list-user", "GET", J, USER, query="limit=10&status=succeeded")
 event("jobs-get-unknown", "GET", f"{J}/{UNKNOWN}", USER, route=J + "/{id}")
 event("jobs-download-unknown", "GET", f"{J}/{UNKNOWN}/download", USER, route=J + "/{id}/download")
 event("jobs-cancel-unknown", "DELETE", f"{J}/{UNKNOWN}", USER, route=J + "/{id}")
+event("jobs-purge-unknown", "DELETE", f"{J}/{UNKNOWN}", USER, query="purge=true", route=J + "/{id}")
+
+SC = "/api/schedules"
+UNKNOWN_SCHEDULE = "fedcba9876543210fedcba9876543210"
+# The body of docs/schedules.md; an admin may notify addresses of NOTIFY_ALLOWED_DOMAINS.
+event("schedules-create-admin-leads", "POST", SC, ADMIN,
+      body={"name": "Nightly leads", "export": {"kind": "leads", "format": "csv", "params": {"status": "new"}},
+            "cron": "0 2 * * *", "time_zone": "Europe/Berlin", "window": "previous_period",
+            "notify": {"emails": ["me@example.com"], "on_empty": True}, "enabled": True})
+event("schedules-create-invalid", "POST", SC, USER,
+      body={"name": "Both", "export": {"kind": "leads", "format": "csv"}, "cron": "0 2 * * *", "rate": "1 hour"})
+event("schedules-list-user", "GET", SC, USER, query="limit=10")
+event("schedules-preview-user", "POST", f"{SC}/preview", USER,
+      body={"name": "Hourly leads", "export": {"kind": "leads", "format": "csv", "params": {"confidence": "high"}},
+            "rate": "1 hour", "window": "incremental", "lag_seconds": 300})
+event("schedules-get-unknown", "GET", f"{SC}/{UNKNOWN_SCHEDULE}", USER, route=SC + "/{id}")
+event("schedules-update-unknown", "PATCH", f"{SC}/{UNKNOWN_SCHEDULE}", USER, route=SC + "/{id}",
+      body={"cron": "0 2 * * *", "time_zone": "Europe/Berlin", "enabled": False})
+event("schedules-delete-unknown", "DELETE", f"{SC}/{UNKNOWN_SCHEDULE}", USER, route=SC + "/{id}")

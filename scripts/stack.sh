@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The local stack: a DynamoDB emulator (dynalite), an S3 emulator that verifies
-# SigV4 signatures (s3s-fs) and an SQS emulator (local-aws-sqs, in memory, started by
-# tools/sqs/server.mjs), pinned, installed into .tools/, data in .stack/data/,
-# listening on 127.0.0.1 only. Usage: scripts/stack.sh install|up|down|reset|status
+# SigV4 signatures (s3s-fs), an SQS emulator (local-aws-sqs, in memory, started by
+# tools/sqs/server.mjs) and an SES v2 emulator (aws-ses-v2-local, in memory: the mail
+# it receives is listed at GET /store, emptied by POST /clear-store), pinned, installed
+# into .tools/, data in .stack/data/, listening on 127.0.0.1 only.
+# Usage: scripts/stack.sh install|up|down|reset|status
 set -euo pipefail
 cd "$(dirname "$0")/.."
 set -a; . ./local.env; set +a
@@ -13,7 +15,8 @@ STACK=.stack
 DYNALITE="$TOOLS/dynalite/node_modules/.bin/dynalite"
 S3S="$TOOLS/s3s-fs/bin/s3s-fs"
 SQS="$TOOLS/sqs/server.mjs"
-SERVICES="dynamodb s3 sqs"
+SES="$TOOLS/ses/node_modules/aws-ses-v2-local/dist/cli.js"
+SERVICES="dynamodb s3 sqs ses"
 
 install() {
   if ! cmp -s tools/dynalite/package-lock.json "$TOOLS/dynalite/package-lock.json" || [ ! -x "$DYNALITE" ]; then
@@ -27,6 +30,12 @@ install() {
     mkdir -p "$TOOLS/sqs"
     cp tools/sqs/package.json tools/sqs/package-lock.json "$TOOLS/sqs/"
     (cd "$TOOLS/sqs" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+  if ! cmp -s tools/ses/package-lock.json "$TOOLS/ses/package-lock.json" || [ ! -f "$SES" ]; then
+    echo "installing aws-ses-v2-local (pinned in tools/ses/package-lock.json)"
+    mkdir -p "$TOOLS/ses"
+    cp tools/ses/package.json tools/ses/package-lock.json "$TOOLS/ses/"
+    (cd "$TOOLS/ses" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   fi
   # The server script must sit next to node_modules for `import "local-aws-sqs"`.
   cmp -s tools/sqs/server.mjs "$SQS" || cp tools/sqs/server.mjs "$SQS"
@@ -69,6 +78,8 @@ up() {
     --access-key "$AWS_ACCESS_KEY_ID" --secret-key "$AWS_SECRET_ACCESS_KEY" "$STACK/data/s3"
   # In memory: queues are gone after `down` (`exportctl setup` creates them again).
   start sqs "$SQS_PORT" node "$SQS" "$SQS_PORT"
+  # In memory too: the stored mail is gone after `down`.
+  start ses "$SES_PORT" node "$SES" --host 127.0.0.1 --port "$SES_PORT"
 }
 
 stop_one() {

@@ -14,6 +14,7 @@ import {
   leadsToJson,
   mockFileName,
 } from "./mock-leads.js";
+import { createSchedulesPage } from "./schedules.js";
 
 const TOKEN_KEY = "token";
 
@@ -251,7 +252,10 @@ async function withBusy(button, busyLabel, fn) {
 // -----------------------------------------------------------------------------------
 // Views
 
-const VIEWS = ["sessions", "leads", "chats", "exports"];
+const VIEWS = ["sessions", "leads", "chats", "exports", "schedules"];
+
+/** The Schedules page (./schedules.js), made once the page is wired. */
+let schedulesPage = null;
 
 function showView(name) {
   if (!state.claims) return;
@@ -266,6 +270,8 @@ function showView(name) {
   }
   if (name === "exports") loadJobs();
   else stopPolling();
+  if (name === "schedules") schedulesPage?.show();
+  else schedulesPage?.hide();
 }
 
 function showSignIn() {
@@ -274,6 +280,7 @@ function showSignIn() {
   state.client = null;
   stopPolling();
   resetJobs();
+  schedulesPage?.reset();
   $("#session-bar").hidden = true;
   $("#main-nav").hidden = true;
   $("#whoami").replaceChildren();
@@ -304,6 +311,7 @@ function showApp(claims) {
     el("span", { className: "whoami-scope", text: scope }),
   );
   for (const node of $$("[data-admin-only]")) node.hidden = !admin;
+  schedulesPage?.reset();
 
   $("#leads-scope").textContent = admin
     ? "Every company, or the companies you name. Filters combine with AND."
@@ -1048,4 +1056,18 @@ renderColumnChooser();
 updatePeriodInputs();
 setMockMode($("#mock-mode").checked);
 wire();
+schedulesPage = createSchedulesPage({
+  $,
+  $$,
+  el,
+  getClient,
+  toastSuccess,
+  toastError,
+  errorText,
+  withBusy,
+  isAdmin,
+  safeText,
+  formatBytes,
+  rowCount,
+});
 startFromStorage();

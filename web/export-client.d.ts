@@ -86,8 +86,8 @@ export interface ExportJob {
   /** The format as the spec names it (a chat `xlsx` is `excel`). */
   format: string;
   status: JobStatus;
-  /** `api`: a job; `sync`: a synchronous export. */
-  trigger: "api" | "sync";
+  /** `api`: a job; `sync`: a synchronous export; `schedule`: a run of a schedule. */
+  trigger: "api" | "sync" | "schedule";
   /** The `sub` of the caller who started it. */
   owner: string;
   created_at: string;
@@ -186,6 +186,121 @@ export interface ListExportsQuery {
   owner?: string;
 }
 
+// --- schedules (docs/schedules.md) ---------------------------------------------------------
+
+/** `none`: the export as it stands at each run; `previous_period`: the period that just ended; `incremental`: since the last succeeded window. */
+export type ScheduleWindow = "none" | "previous_period" | "incremental";
+
+/** What a schedule exports: exactly the body of `POST /api/exports`. */
+export type ScheduleExport =
+  | { kind: "sessions"; format?: TableFormat; params?: Record<string, string | number | boolean> }
+  | { kind: "leads"; format?: TableFormat; params?: Record<string, string | number | boolean> }
+  | { kind: "chats"; format?: ChatFormat; params?: ChatsParams }
+  | { kind: "conversations"; format?: TableFormat; params?: Record<string, string | number | boolean> };
+
+export interface ScheduleNotify {
+  /** At most 10; a non-admin may only name the `email` claim of their own token. */
+  emails: string[];
+  /** Whether a run with 0 rows sends its email; default true. */
+  on_empty?: boolean;
+}
+
+/** Body of `POST /api/schedules` and `POST /api/schedules/preview` (unknown fields are refused). */
+export interface ScheduleBody {
+  /** 1 to 100 characters. */
+  name: string;
+  export: ScheduleExport;
+  /** Five fields, evaluated in `time_zone`; exactly one of `cron` and `rate`. */
+  cron?: string;
+  /** `"N minute(s)|hour(s)|day(s)"`, or `rate(1 hour)`. */
+  rate?: string;
+  /** An IANA name; default `UTC`. */
+  time_zone?: string;
+  window?: ScheduleWindow;
+  /** Incremental only: 0 to 86400; default SCHEDULE_LAG_SECONDS (120). */
+  lag_seconds?: number;
+  /** Incremental only (RFC 3339): the first window's start. */
+  start_at?: string;
+  notify?: ScheduleNotify;
+  enabled?: boolean;
+}
+
+/** Body of `PATCH /api/schedules/{id}`. */
+export interface SchedulePatch {
+  name?: string;
+  enabled?: boolean;
+  cron?: string | null;
+  rate?: string | null;
+  time_zone?: string;
+  notify?: ScheduleNotify;
+  lag_seconds?: number;
+}
+
+/** One upcoming run and its window (RFC 3339, UTC). */
+export interface ScheduleNextRun {
+  run_at: string;
+  window_start: string | null;
+  window_end: string | null;
+}
+
+/** One run of a schedule: its job (download it with `downloadJob(job_id)`). */
+export interface ScheduleRun {
+  job_id: string;
+  run_at: string;
+  window_start: string | null;
+  window_end: string | null;
+  status: JobStatus;
+  rows: number | null;
+  size_bytes: number | null;
+  file_name: string | null;
+  finished_at: string | null;
+  error: { error_code: string; message: string } | null;
+}
+
+export interface Schedule {
+  /** 32 lowercase hex characters. */
+  id: string;
+  name: string;
+  /** The `sub` of its creator. */
+  owner: string;
+  export: ScheduleExport;
+  cron: string | null;
+  rate: string | null;
+  time_zone: string;
+  window: ScheduleWindow;
+  lag_seconds: number;
+  notify: { emails: string[]; on_empty: boolean };
+  enabled: boolean;
+  /** For people, e.g. "at 02:00, every day (Europe/Berlin)". */
+  description: string;
+  /** Null while paused. */
+  next_run_at: string | null;
+  /** The next five runs while enabled. */
+  next_runs: ScheduleNextRun[];
+  /** Incremental: the end of the last window that succeeded. */
+  cursor: string | null;
+  created_at: string;
+  updated_at: string;
+  /** Only from `getSchedule`: the last 20 runs, newest first. */
+  runs?: ScheduleRun[];
+}
+
+export interface ScheduleList {
+  schedules: Schedule[];
+}
+
+export interface SchedulePreview {
+  description: string;
+  next_runs: ScheduleNextRun[];
+}
+
+export interface ListSchedulesQuery {
+  /** Admins only: one user's sub. */
+  owner?: string;
+  limit?: number;
+  signal?: AbortSignal;
+}
+
 export interface ExportClient {
   exportSessions(opts?: SessionsExportOptions): Promise<ExportResult>;
   exportLeads(params?: LeadsParams, opts?: ExportOptions<TableFormat>): Promise<ExportResult>;
@@ -207,6 +322,18 @@ export interface ExportClient {
    * `job_not_succeeded`, 410 `file_gone`.
    */
   downloadJob(id: string, opts?: { signal?: AbortSignal }): Promise<{ fileName: string; job: ExportJob }>;
+  /** `GET /api/schedules`: the caller's schedules (admins: every one, `owner` narrows), newest first. */
+  listSchedules(query?: ListSchedulesQuery): Promise<ScheduleList>;
+  /** `GET /api/schedules/{id}`: the schedule with its last runs. 404 for another caller's. */
+  getSchedule(id: string, opts?: { signal?: AbortSignal }): Promise<Schedule & { runs: ScheduleRun[] }>;
+  /** `POST /api/schedules`. A 400 (`invalid_request`) names the field in its message (`cron: ...`). */
+  createSchedule(body: ScheduleBody, opts?: { signal?: AbortSignal }): Promise<Schedule>;
+  /** `POST /api/schedules/preview`: the description and next runs of a body; nothing is stored. */
+  previewSchedule(body: ScheduleBody, opts?: { signal?: AbortSignal }): Promise<SchedulePreview>;
+  /** `PATCH /api/schedules/{id}`; `{enabled: false}` pauses, `{enabled: true}` resumes. */
+  updateSchedule(id: string, patch: SchedulePatch, opts?: { signal?: AbortSignal }): Promise<Schedule>;
+  /** `DELETE /api/schedules/{id}` (204); its jobs and files stay until they expire. */
+  deleteSchedule(id: string, opts?: { signal?: AbortSignal }): Promise<void>;
 }
 
 export declare class ExportError extends Error {

@@ -330,6 +330,33 @@ export function createExportClient({
     return { fileName: job.file_name, job };
   }
 
+  // --- schedules (docs/schedules.md) -------------------------------------------------
+
+  const schedulePath = (id) => `/api/schedules/${encodeURIComponent(id)}`;
+
+  /** The caller's schedules, newest first (admins: every one; `owner` narrows). */
+  const listSchedules = ({ owner, limit, signal } = {}) =>
+    call("GET", "/api/schedules", { query: clean({ limit, owner }), signal }).then((r) => r.body);
+
+  /** One schedule, with `runs` (its last 20, newest first). */
+  const getSchedule = (id, { signal } = {}) => call("GET", schedulePath(id), { signal }).then((r) => r.body);
+
+  /** Creates a schedule (`201`); resolves the schedule. A 400 names the bad field in its message. */
+  const createSchedule = (body, { signal } = {}) =>
+    call("POST", "/api/schedules", { ok: [201, 200], body, signal }).then((r) => r.body);
+
+  /** What a schedule body would do (`{description, next_runs}`); nothing is stored. */
+  const previewSchedule = (body, { signal } = {}) =>
+    call("POST", "/api/schedules/preview", { body, signal }).then((r) => r.body);
+
+  /** Changes any of name, enabled, cron, rate, time_zone, notify, lag_seconds; resolves the schedule. */
+  const updateSchedule = (id, patch, { signal } = {}) =>
+    call("PATCH", schedulePath(id), { body: patch ?? {}, signal }).then((r) => r.body);
+
+  /** Deletes a schedule (`204`); its jobs and files stay until they expire. */
+  const deleteSchedule = (id, { signal } = {}) =>
+    call("DELETE", schedulePath(id), { ok: [204, 200], signal }).then(() => undefined);
+
   /** Job params of a kind: JSON types for chats (the POST body's fields), strings otherwise. */
   const jobParams = (kind, params) => (kind === "chats" ? asChatBody(params) : asStrings(params));
 
@@ -412,5 +439,11 @@ export function createExportClient({
     cancelJob,
     listExports,
     downloadJob,
+    listSchedules,
+    getSchedule,
+    createSchedule,
+    previewSchedule,
+    updateSchedule,
+    deleteSchedule,
   };
 }

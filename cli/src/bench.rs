@@ -214,6 +214,7 @@ pub async fn run_job(ctx: &AppContext, spec: &ExportSpec) -> Result<export::Summ
         role: common::auth::Role::Admin,
         client_id: None,
         company_id: None,
+        email: None,
     };
     let job = Job::new(spec, &owner, Trigger::Api, Utc::now(), ctx.config.jobs.retention_days);
     let store = JobStore::of(ctx);
@@ -452,6 +453,7 @@ pub async fn end_to_end(
             role: common::auth::Role::Admin,
             client_id: None,
             company_id: None,
+            email: None,
             exp: common::auth::now_secs() + 3600,
             iat: None,
             nbf: None,

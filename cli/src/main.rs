@@ -46,6 +46,9 @@ enum Command {
         client_id: Option<String>,
         #[arg(long)]
         company_id: Option<String>,
+        /// The `email` claim: where this user may have exports emailed.
+        #[arg(long)]
+        email: Option<String>,
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
@@ -58,10 +61,19 @@ enum Command {
         /// Do not run the worker (jobs stay queued until `exportctl worker` runs).
         #[arg(long)]
         no_worker: bool,
+        /// Run the scheduler's tick this often (0: never; `exportctl schedules tick`
+        /// runs one).
+        #[arg(long, env = "SCHEDULER_TICK_SECONDS", default_value_t = 5)]
+        tick_seconds: u64,
     },
     /// Run the export worker alone: consume the jobs queue and run each job, as the
     /// worker Lambda does.
     Worker,
+    /// Scheduled exports (docs/schedules.md).
+    Schedules {
+        #[command(subcommand)]
+        command: SchedulesCommand,
+    },
     /// Benchmark the export engine with an in-process source (run in release).
     Bench {
         #[arg(long, value_enum, default_value = "sessions")]
@@ -83,6 +95,17 @@ enum Command {
         format: exportctl::bench::BenchFormat,
         #[arg(long, default_value_t = 100_000)]
         rows: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchedulesCommand {
+    /// Run one scheduler tick, as the scheduler Lambda does every minute: start the
+    /// runs due at `--at` (default now) as export jobs. Prints what it did as JSON.
+    Tick {
+        /// The instant to tick at (RFC 3339), to drive time deterministically.
+        #[arg(long)]
+        at: Option<String>,
     },
 }
 
@@ -201,6 +224,7 @@ async fn run(command: Command) -> Result<(), BoxError> {
             sub,
             client_id,
             company_id,
+            email,
             ttl,
         } => {
             let config = Config::from_env()?;
@@ -213,6 +237,7 @@ async fn run(command: Command) -> Result<(), BoxError> {
                 },
                 client_id,
                 company_id,
+                email,
                 exp: now + ttl,
                 iat: Some(now),
                 nbf: None,
@@ -221,11 +246,19 @@ async fn run(command: Command) -> Result<(), BoxError> {
             };
             println!("{}", auth::mint(&config.jwt, &claims));
         }
-        Command::Serve { port, no_worker } => {
+        Command::Serve {
+            port,
+            no_worker,
+            tick_seconds,
+        } => {
             let ctx = AppContext::from_env().await?;
             if !no_worker {
                 tokio::spawn(common::jobs::queue::poll(ctx.clone()));
                 println!("export worker polling {}", ctx.config.jobs.queue_url);
+            }
+            if tick_seconds > 0 {
+                tokio::spawn(exportctl::serve::tick_every(ctx.clone(), tick_seconds));
+                println!("scheduler ticking every {tick_seconds} s");
             }
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
             println!("serving on http://127.0.0.1:{port}");
@@ -240,6 +273,20 @@ async fn run(command: Command) -> Result<(), BoxError> {
                 .await
                 .map_err(explain)?;
             println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::Schedules {
+            command: SchedulesCommand::Tick { at },
+        } => {
+            let ctx = AppContext::from_env().await?;
+            let at = match at {
+                None => ctx.clock.now(),
+                Some(t) => common::timefmt::parse_rfc3339(&t).ok_or("--at must be an RFC 3339 time")?,
+            };
+            let report = common::schedules::tick::tick(&ctx, at).await;
+            println!("{}", serde_json::to_string(&report)?);
+            if report.failed > 0 {
+                return Err(format!("{} schedule(s) could not be handled; see the log", report.failed).into());
+            }
         }
         Command::Worker => {
             let ctx = AppContext::from_env().await?;

@@ -28,6 +28,7 @@ use common::{
         errors::not_found, pipeline::JOB_ERRORS,
     },
     jobs::api::{JOB_DOWNLOAD_PATH, JOB_PATH, JOBS_PATH, JobRoute},
+    schedules::api::{PREVIEW_PATH, SCHEDULE_PATH, SCHEDULES_PATH, ScheduleRoute},
 };
 use futures::FutureExt;
 use http_body_util::{BodyExt, Full, Limited};
@@ -54,17 +55,37 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", JOB_PATH),
     ("DELETE", JOB_PATH),
     ("GET", JOB_DOWNLOAD_PATH),
+    ("POST", SCHEDULES_PATH),
+    ("GET", SCHEDULES_PATH),
+    ("POST", PREVIEW_PATH),
+    ("GET", SCHEDULE_PATH),
+    ("PATCH", SCHEDULE_PATH),
+    ("DELETE", SCHEDULE_PATH),
 ];
 
 /// The declared route (`(method, path template)`) a request's method and path match.
 pub fn route_of(method: &str, path: &str) -> Option<(&'static str, &'static str)> {
-    let template = match JobRoute::matching(method, path) {
-        Some(JobRoute::List) => JOBS_PATH,
-        Some(JobRoute::Get(_) | JobRoute::Cancel(_)) => JOB_PATH,
-        Some(JobRoute::Download(_)) => JOB_DOWNLOAD_PATH,
-        None => path,
+    let template = match (JobRoute::matching(method, path), ScheduleRoute::matching(method, path)) {
+        (Some(JobRoute::List), _) => JOBS_PATH,
+        (Some(JobRoute::Get(_) | JobRoute::Cancel(_)), _) => JOB_PATH,
+        (Some(JobRoute::Download(_)), _) => JOB_DOWNLOAD_PATH,
+        (None, Some(ScheduleRoute::Create | ScheduleRoute::List)) => SCHEDULES_PATH,
+        (None, Some(ScheduleRoute::Preview)) => PREVIEW_PATH,
+        (None, Some(ScheduleRoute::Get(_) | ScheduleRoute::Update(_) | ScheduleRoute::Delete(_))) => SCHEDULE_PATH,
+        (None, None) => path,
     };
     ROUTES.iter().copied().find(|(m, p)| *m == method && *p == template)
+}
+
+/// The scheduler's tick every `seconds` (what EventBridge Scheduler does every minute
+/// in a deployment), for `exportctl serve`.
+pub async fn tick_every(ctx: AppContext, seconds: u64) {
+    let mut interval = tokio::time::interval(Duration::from_secs(seconds.max(1)));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        common::schedules::tick::tick(&ctx, ctx.clock.now()).await;
+    }
 }
 
 /// How long a client may take to send its request head, and then its body.
@@ -87,7 +108,13 @@ pub async fn route(ctx: &AppContext, req: Request) -> Response<Body> {
         ("POST", chats_export::EXPORT_PATH)
         | ("GET", chats_export::DOWNLOAD_PATH)
         | ("GET", chats_export::CONVERSATIONS_PATH) => chats_export::handle(ctx, req).await,
-        (method, p) if p == JOBS_PATH || JobRoute::matching(method, p).is_some() => export_jobs::handle(ctx, req).await,
+        (method, p)
+            if p == JOBS_PATH
+                || JobRoute::matching(method, p).is_some()
+                || ScheduleRoute::matching(method, p).is_some() =>
+        {
+            export_jobs::handle(ctx, req).await
+        }
         ("GET", p) => match static_file(p) {
             Some(resp) => resp,
             None => not_found(&path),

@@ -25,6 +25,9 @@ pub struct Claims {
     pub client_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company_id: Option<String>,
+    /// Where this user may have exports emailed (docs/schedules.md, "Recipients").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     pub exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
@@ -43,6 +46,8 @@ pub struct Caller {
     pub role: Role,
     pub client_id: Option<String>,
     pub company_id: Option<String>,
+    /// The token's `email` claim, when it is a plausible address.
+    pub email: Option<String>,
 }
 
 impl Caller {
@@ -145,6 +150,7 @@ impl Authenticator {
             role: c.role,
             client_id: tenant(c.client_id)?,
             company_id: tenant(c.company_id)?,
+            email: c.email.filter(|e| crate::notify::is_address(e)),
         })
     }
 }
@@ -182,6 +188,7 @@ mod tests {
             role,
             client_id: Some("c1".into()),
             company_id: None,
+            email: None,
             exp,
             iat: None,
             nbf: None,

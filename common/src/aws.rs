@@ -1,5 +1,5 @@
 //! AWS SDK clients from the standard loader, so the same binaries run against real
-//! AWS and the local emulators (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL_SQS`).
+//! AWS and the local emulators (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_SESV2`).
 
 use aws_config::{BehaviorVersion, retry::RetryConfig};
 use aws_smithy_http_client::tls;
@@ -9,6 +9,7 @@ pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub ses: aws_sdk_sesv2::Client,
 }
 
 /// True when S3 is reached through an overridden endpoint (an emulator), which
@@ -37,5 +38,6 @@ pub async fn load() -> AwsClients {
         dynamodb,
         s3: aws_sdk_s3::Client::from_conf(s3_config),
         sqs: aws_sdk_sqs::Client::new(&shared),
+        ses: aws_sdk_sesv2::Client::new(&shared),
     }
 }

@@ -28,6 +28,8 @@ pub struct TableNames {
     /// Export jobs (and synchronous exports, recorded as finished jobs), their
     /// idempotency keys and per-caller active-job counters.
     pub jobs: String,
+    /// Scheduled exports (docs/schedules.md).
+    pub schedules: String,
 }
 
 /// Export jobs: the queue the worker consumes and the job system's limits.
@@ -97,6 +99,29 @@ pub struct DeliveryConfig {
     pub key_prefix: String,
 }
 
+/// Scheduled exports.
+#[derive(Clone, Debug)]
+pub struct SchedulesConfig {
+    /// Default `lag_seconds` of an incremental schedule: how long after a window's
+    /// end its rows may still arrive.
+    pub default_lag_secs: u32,
+    /// Runs one schedule may start in one tick (missed runs after an outage).
+    pub max_runs_per_tick: u32,
+}
+
+/// Email delivery of finished exports.
+#[derive(Clone, Debug)]
+pub struct NotifyConfig {
+    /// The sender address (`NOTIFY_FROM`); `None`: no email is sent.
+    pub from: Option<String>,
+    /// Domains (lowercase) admins may send exports to.
+    pub allowed_domains: Vec<String>,
+    /// How long an emailed download link works (never longer than the file is kept).
+    pub link_days: u32,
+    /// The API's public base URL, which emailed links point at.
+    pub public_api_url: String,
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub tables: TableNames,
@@ -104,6 +129,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub chat: ChatLimits,
     pub jobs: JobsConfig,
+    pub schedules: SchedulesConfig,
+    pub notify: NotifyConfig,
 }
 
 /// Reads a variable; `None` when unset or blank.
@@ -145,6 +172,7 @@ impl Config {
             rate_limits: required("RATE_LIMITS_TABLE")?,
             audit: required("AUDIT_TABLE")?,
             jobs: required("JOBS_TABLE")?,
+            schedules: required("SCHEDULES_TABLE")?,
         };
         let secret = required("JWT_SECRET")?;
         if secret.len() < 32 {
@@ -177,12 +205,33 @@ impl Config {
             max_run_secs: number("JOB_MAX_SECONDS", 870)?,
             retention_days: number("EXPORT_RETENTION_DAYS", 7)?,
         };
+        let schedules = SchedulesConfig {
+            default_lag_secs: number("SCHEDULE_LAG_SECONDS", 120)?,
+            max_runs_per_tick: number("SCHEDULER_MAX_RUNS_PER_TICK", 24)?,
+        };
+        let notify = NotifyConfig {
+            from: var("NOTIFY_FROM").map(|v| v.trim().to_string()),
+            allowed_domains: var("NOTIFY_ALLOWED_DOMAINS")
+                .unwrap_or_default()
+                .split(',')
+                .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+                .filter(|d| !d.is_empty())
+                .collect(),
+            link_days: number("DOWNLOAD_LINK_DAYS", 7)?,
+            public_api_url: var("PUBLIC_API_URL")
+                .unwrap_or_else(|| "http://127.0.0.1:3000".into())
+                .trim()
+                .trim_end_matches('/')
+                .to_string(),
+        };
         let config = Config {
             tables,
             jwt,
             delivery,
             chat,
             jobs,
+            schedules,
+            notify,
         };
         config.validate()?;
         Ok(config)
@@ -208,6 +257,14 @@ impl Config {
             return Err(ConfigError(
                 "MAX_ACTIVE_JOBS_PER_CALLER, JOB_LEASE_SECONDS, JOB_MAX_ATTEMPTS, JOB_MAX_SECONDS and EXPORT_RETENTION_DAYS must be positive"
                     .into(),
+            ));
+        }
+        if self.notify.link_days == 0 || self.notify.link_days > 366 {
+            return Err(ConfigError("DOWNLOAD_LINK_DAYS must be between 1 and 366".into()));
+        }
+        if self.schedules.max_runs_per_tick == 0 || self.schedules.default_lag_secs > 86_400 {
+            return Err(ConfigError(
+                "SCHEDULER_MAX_RUNS_PER_TICK must be positive and SCHEDULE_LAG_SECONDS at most 86400".into(),
             ));
         }
         if self.chat.max_records == 0 {

@@ -16,6 +16,10 @@ pub enum Error {
     /// No credentials, or credentials that cannot be verified.
     #[error("{0}")]
     Unauthorized(String),
+    /// A credential other than the API token (an emailed download link) that is
+    /// refused; `code` is the documented error code (`invalid_link`, `link_expired`).
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
     /// Valid credentials that do not allow this request.
     #[error("{0}")]
     Forbidden(String),
@@ -90,6 +94,13 @@ impl Error {
         Self::internal("database error", source)
     }
 
+    pub fn denied(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Denied {
+            code,
+            message: message.into(),
+        }
+    }
+
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Self::Conflict {
             code,
@@ -110,7 +121,7 @@ impl Error {
     pub fn http_status(&self) -> u16 {
         match self {
             Self::BadRequest(_) => 400,
-            Self::Unauthorized(_) => 401,
+            Self::Unauthorized(_) | Self::Denied { .. } => 401,
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
             Self::Conflict { .. } => 409,
@@ -129,7 +140,7 @@ impl Error {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
-            Self::Conflict { code, .. } => code,
+            Self::Conflict { code, .. } | Self::Denied { code, .. } => code,
             Self::Gone(_) => "file_gone",
             Self::TooManyJobs { .. } => "too_many_jobs",
             Self::TooLarge { .. } => "request_too_large",

@@ -23,6 +23,17 @@ pub const CHATS_BY_TIME: &str = "by_time";
 pub const CHATS_BY_CONVERSATION_GROUP: &str = "by_conversation_group";
 /// A caller's jobs, newest first: the export history.
 pub const JOBS_BY_OWNER: &str = "by_owner";
+/// A schedule's runs (jobs with a `schedule_id`), newest first.
+pub const JOBS_BY_SCHEDULE: &str = "by_schedule";
+/// Enabled schedules by next run time, in [`SCHEDULE_SHARDS`] partitions (`due_shard`);
+/// a paused schedule has no `due_shard`, so it is not in this index.
+pub const SCHEDULES_BY_DUE: &str = "by_due";
+/// A caller's schedules, newest first.
+pub const SCHEDULES_BY_OWNER: &str = "by_owner";
+/// Every schedule, in [`SCHEDULE_SHARDS`] partitions (`shard`): the admins' list.
+pub const SCHEDULES_BY_SHARD: &str = "by_shard";
+/// Partitions of the schedules' indexes: the scheduler reads each due partition.
+pub const SCHEDULE_SHARDS: u32 = 8;
 
 /// Partitions of the all-tenant time indexes (`by_created`, `by_time`). An item's
 /// `shard` is a fixed hash of its id ([`crate::store::shard_of`]), so writes spread
@@ -88,7 +99,20 @@ pub fn tables(names: &TableNames) -> Vec<TableDef> {
             name: names.jobs.clone(),
             hash: "id",
             range: None,
-            indexes: vec![(JOBS_BY_OWNER, "owner", "created_key")],
+            indexes: vec![
+                (JOBS_BY_OWNER, "owner", "created_key"),
+                (JOBS_BY_SCHEDULE, "schedule_id", "created_key"),
+            ],
+        },
+        TableDef {
+            name: names.schedules.clone(),
+            hash: "id",
+            range: None,
+            indexes: vec![
+                (SCHEDULES_BY_DUE, "due_shard", "next_run_at"),
+                (SCHEDULES_BY_OWNER, "owner", "created_key"),
+                (SCHEDULES_BY_SHARD, "shard", "created_key"),
+            ],
         },
     ]
 }
@@ -146,12 +170,49 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<Vec<St
                 tracing::debug!(table = %def.name, "created table");
                 created.push(def.name.clone())
             }
-            Err(e) if e.code() == Some("ResourceInUseException") => {}
+            Err(e) if e.code() == Some("ResourceInUseException") => {
+                wait_active(client, &def.name).await?;
+                check_indexes(client, &def).await?;
+            }
             Err(e) => return Err(Error::database(e)),
         }
         wait_active(client, &def.name).await?;
     }
     Ok(created)
+}
+
+/// A table made by an older version may lack an index added since. Local emulators
+/// cannot add one to an existing table (dynalite accepts the update and then loses
+/// the index), so setup stops with what to do instead of serving half a schema.
+async fn check_indexes(client: &Client, def: &TableDef) -> Result<(), Error> {
+    let out = client
+        .describe_table()
+        .table_name(&def.name)
+        .send()
+        .await
+        .map_err(Error::database)?;
+    let existing: Vec<String> = out
+        .table()
+        .map(|t| t.global_secondary_indexes())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|i| i.index_name().map(String::from))
+        .collect();
+    match def
+        .indexes
+        .iter()
+        .find(|(index, _, _)| !existing.iter().any(|e| e == index))
+    {
+        None => Ok(()),
+        Some((index, _, _)) => Err(Error::internal(
+            "schema error",
+            format!(
+                "table {} was made by an older version and lacks index {index}; delete the table \
+                 (locally: `make stack-reset` wipes the emulators' data) and run setup again",
+                def.name
+            ),
+        )),
+    }
 }
 
 async fn wait_active(client: &Client, table: &str) -> Result<(), Error> {

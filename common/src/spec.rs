@@ -192,6 +192,43 @@ pub enum ExportSpec {
 }
 
 impl ExportSpec {
+    /// The same export as of another instant (a schedule's run, an operator event).
+    pub fn with_as_of(mut self, as_of: DateTime<Utc>) -> Self {
+        match &mut self {
+            ExportSpec::Sessions(s) => s.as_of = as_of,
+            ExportSpec::Leads(s) => s.as_of = as_of,
+            ExportSpec::Chats(s) => s.as_of = as_of,
+            ExportSpec::Conversations(s) => s.as_of = as_of,
+        }
+        self
+    }
+
+    /// Whether the kind has a time filter a schedule's window can set (sessions have none).
+    pub fn has_time_filter(&self) -> bool {
+        !matches!(self, ExportSpec::Sessions(_))
+    }
+
+    /// The same export limited to the half-open window `[start, end)` of the kind's
+    /// own time (leads: `Created At`; chats and conversations: the message time).
+    /// Stored times have millisecond precision, so `[start, end)` is the inclusive
+    /// range `[start, end - 1 ms]` the filters hold.
+    pub fn with_window(mut self, start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Self, String> {
+        if end <= start {
+            return Err("a window must end after it starts".into());
+        }
+        let range = crate::kinds::DateRange {
+            from: Some(start),
+            to: Some(end - chrono::Duration::milliseconds(1)),
+        };
+        match &mut self {
+            ExportSpec::Sessions(_) => return Err("the sessions export has no time filter".into()),
+            ExportSpec::Leads(s) => s.filter.created = range,
+            ExportSpec::Chats(s) => s.filter.range = range,
+            ExportSpec::Conversations(s) => s.filter.range = range,
+        }
+        Ok(self)
+    }
+
     /// `sessions`, `leads`, `chats` or `conversations`: logs, metrics, object keys.
     pub fn kind(&self) -> &'static str {
         match self {

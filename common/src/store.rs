@@ -616,6 +616,7 @@ mod tests {
             rate_limits: "r".into(),
             audit: "a".into(),
             jobs: "j".into(),
+            schedules: "x".into(),
         };
         let records: Vec<Record> = crate::synth::sessions(1, 2)
             .chain(crate::synth::leads(1, 1))

@@ -3,8 +3,10 @@
 scripts/browser-tests.sh starts `exportctl serve` on dedicated tables and sets:
 BASE_URL, ADMIN_TOKEN, USER_TOKEN (client-alpha / comp-acme), OTHER_TOKEN (client-beta /
 comp-globex), PAGER_TOKEN (client-gamma / comp-umbrella, whose history only the pages
-test writes), SCREENSHOT_DIR, WORKER_PID (the export worker, which the cancel test pauses)
-and CHROMIUM (Debian's /usr/bin/chromium; no browser is ever downloaded).
+test writes), SCREENSHOT_DIR, WORKER_PID (the export worker, which the cancel test pauses),
+CHROMIUM (Debian's /usr/bin/chromium; no browser is ever downloaded), EXPORTCTL (the
+binary the schedules tests tick the scheduler with, in this same environment) and
+USER_EMAIL (USER_TOKEN's `email` claim; empty when `exportctl token` has no --email).
 """
 
 import json

@@ -48,6 +48,7 @@ impl TestStack {
             rate_limits: format!("{prefix}-rate-limits"),
             audit: format!("{prefix}-audit"),
             jobs: format!("{prefix}-jobs"),
+            schedules: format!("{prefix}-schedules"),
         };
         let bucket: String = prefix.chars().take(63).collect();
         config.delivery.bucket = bucket.trim_end_matches('-').to_string();
@@ -86,6 +87,7 @@ impl TestStack {
                 dynamodb: self.ctx.aws.dynamodb.clone(),
                 s3: aws_sdk_s3::Client::from_conf(s3_config),
                 sqs: self.ctx.aws.sqs.clone(),
+                ses: self.ctx.aws.ses.clone(),
             },
         )
     }
@@ -102,6 +104,18 @@ impl TestStack {
     }
 
     pub fn token(&self, role: Role, sub: &str, client_id: Option<&str>, company_id: Option<&str>) -> String {
+        self.token_with_email(role, sub, client_id, company_id, None)
+    }
+
+    /// A token with an `email` claim (who its holder may have exports emailed to).
+    pub fn token_with_email(
+        &self,
+        role: Role,
+        sub: &str,
+        client_id: Option<&str>,
+        company_id: Option<&str>,
+        email: Option<&str>,
+    ) -> String {
         let now = auth::now_secs();
         auth::mint(
             &self.ctx.config.jwt,
@@ -110,6 +124,7 @@ impl TestStack {
                 role,
                 client_id: client_id.map(Into::into),
                 company_id: company_id.map(Into::into),
+                email: email.map(Into::into),
                 exp: now + 600,
                 iat: Some(now),
                 nbf: None,

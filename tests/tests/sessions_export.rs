@@ -171,6 +171,7 @@ async fn without_token_401_and_non_admin_403_in_the_error_shape() {
         role: Role::Admin,
         client_id: None,
         company_id: None,
+        email: None,
         exp: common::auth::now_secs() - 3600,
         iat: None,
         nbf: None,

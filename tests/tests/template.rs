@@ -45,6 +45,7 @@ fn template_tables_match_the_schema() {
         rate_limits: logical("RATE_LIMITS_TABLE"),
         audit: logical("AUDIT_TABLE"),
         jobs: logical("JOBS_TABLE"),
+        schedules: logical("SCHEDULES_TABLE"),
     };
     for def in schema::tables(&names) {
         let props = &t["Resources"][def.name.as_str()]["Properties"];

@@ -275,6 +275,150 @@ describe("without a server (fake fetch)", () => {
   });
 });
 
+// ------------------------------------------------------------------------- schedules (fake fetch)
+
+const SCHEDULE = {
+  id: "5f0c0123456789abcdef0123456789ab", name: "Nightly leads", owner: "u",
+  export: { kind: "leads", format: "csv", params: { status: "new" } },
+  cron: "0 2 * * *", rate: null, time_zone: "Europe/Berlin", window: "previous_period", lag_seconds: 120,
+  notify: { emails: [], on_empty: true }, enabled: true, description: "at 02:00, every day (Europe/Berlin)",
+  next_run_at: "2026-12-01T01:00:00.000Z",
+  next_runs: [{ run_at: "2026-12-01T01:00:00.000Z", window_start: "2026-11-29T23:00:00.000Z", window_end: "2026-11-30T23:00:00.000Z" }],
+  cursor: null, created_at: "2026-11-30T10:00:00.000Z", updated_at: "2026-11-30T10:00:00.000Z",
+};
+const SCHEDULE_BODY = {
+  name: "Nightly leads", export: { kind: "leads", format: "csv", params: { status: "new" } },
+  cron: "0 2 * * *", time_zone: "Europe/Berlin", window: "previous_period", notify: { emails: [], on_empty: true }, enabled: true,
+};
+
+describe("schedules (fake fetch)", () => {
+  /** A fake API of one schedule; records every call. */
+  function scheduleApi() {
+    let current = { ...SCHEDULE };
+    return fakeFetch((url, init) => {
+      const m = init.method;
+      const p = url.pathname;
+      if (p === "/api/schedules" && m === "GET") return json(200, { schedules: [current] });
+      if (p === "/api/schedules" && m === "POST") return json(201, current, { location: `/api/schedules/${current.id}` });
+      if (p === "/api/schedules/preview" && m === "POST") {
+        return json(200, { description: current.description, next_runs: current.next_runs });
+      }
+      if (p === `/api/schedules/${current.id}`) {
+        if (m === "GET") return json(200, { ...current, runs: [] });
+        if (m === "PATCH") {
+          const patch = JSON.parse(init.body);
+          current = { ...current, ...patch, next_run_at: patch.enabled === false ? null : current.next_run_at };
+          return json(200, current);
+        }
+        if (m === "DELETE") return new Response(null, { status: 204 });
+      }
+      return json(404, { error_code: "not_found", message: "Schedule not found" });
+    });
+  }
+
+  test("every call: route, method, JSON body, headers and answer", async () => {
+    const fetch = scheduleApi();
+    const { client } = fakeClient(fetch);
+
+    const list = await client.listSchedules({ owner: "user-1", limit: 50 });
+    assert.deepEqual(list, { schedules: [SCHEDULE] });
+    const created = await client.createSchedule(SCHEDULE_BODY);
+    assert.equal(created.id, SCHEDULE.id);
+    const preview = await client.previewSchedule(SCHEDULE_BODY);
+    assert.deepEqual(preview, { description: SCHEDULE.description, next_runs: SCHEDULE.next_runs });
+    const one = await client.getSchedule(SCHEDULE.id);
+    assert.deepEqual(one.runs, []);
+    const paused = await client.updateSchedule(SCHEDULE.id, { enabled: false });
+    assert.equal(paused.enabled, false);
+    assert.equal(paused.next_run_at, null);
+    assert.equal(await client.deleteSchedule(SCHEDULE.id), undefined);
+
+    const seen = fetch.calls.map((c) => [c.init.method, c.url.pathname + c.url.search]);
+    assert.deepEqual(seen, [
+      ["GET", "/api/schedules?limit=50&owner=user-1"],
+      ["POST", "/api/schedules"],
+      ["POST", "/api/schedules/preview"],
+      ["GET", `/api/schedules/${SCHEDULE.id}`],
+      ["PATCH", `/api/schedules/${SCHEDULE.id}`],
+      ["DELETE", `/api/schedules/${SCHEDULE.id}`],
+    ]);
+    for (const { init } of fetch.calls) {
+      assert.equal(init.redirect, "manual");
+      assert.equal(init.headers.Accept, "application/json");
+      assert.equal(init.headers.Authorization, `Bearer ${SECRET}`);
+    }
+    for (const i of [1, 2]) {
+      assert.equal(fetch.calls[i].init.headers["Content-Type"], "application/json");
+      assert.deepEqual(JSON.parse(fetch.calls[i].init.body), SCHEDULE_BODY, "the body is sent as given");
+    }
+    assert.deepEqual(JSON.parse(fetch.calls[4].init.body), { enabled: false });
+    assert.equal(fetch.calls[0].init.body, undefined);
+    assert.equal(fetch.calls[5].init.body, undefined);
+  });
+
+  test("an empty query sends none; ids are path-encoded", async () => {
+    const fetch = fakeFetch(() => json(200, { schedules: [] }));
+    const { client } = fakeClient(fetch);
+    await client.listSchedules();
+    await client.listSchedules({ owner: "", limit: null });
+    assert.deepEqual(fetch.calls.map((c) => c.url.search), ["", ""]);
+    const fetch2 = fakeFetch(() => json(404, { error_code: "not_found", message: "Schedule not found" }));
+    await rejects(fakeClient(fetch2).client.getSchedule("a/b?c"), { status: 404, code: "not_found", message: "Schedule not found" }, SECRET);
+    assert.equal(fetch2.calls[0].url.pathname, "/api/schedules/a%2Fb%3Fc");
+  });
+
+  test("a 400 keeps the server's message naming the field; errors never hold the token", async () => {
+    const bad = (message) => fakeFetch(() => json(400, { error_code: "invalid_request", message }));
+    const cron = "cron: expected 5 fields, got 2";
+    await rejects(fakeClient(bad(cron)).client.previewSchedule({ ...SCHEDULE_BODY, cron: "0 2" }), { status: 400, code: "invalid_request", message: cron }, SECRET);
+    const tz = "time_zone: unknown time zone 'Mars/Olympus'";
+    await rejects(fakeClient(bad(tz)).client.createSchedule({ ...SCHEDULE_BODY, time_zone: "Mars/Olympus" }), { status: 400, code: "invalid_request", message: tz }, SECRET);
+    const echo = `notify.emails[0]: not allowed (token ${SECRET})`;
+    const err = await rejects(fakeClient(bad(echo)).client.updateSchedule(SCHEDULE.id, { notify: { emails: ["x@y.z"] } }), { status: 400, code: "invalid_request" }, SECRET);
+    assert.equal(err.message, "notify.emails[0]: not allowed (token [redacted])");
+    const gone = fakeFetch(() => json(404, { error_code: "not_found", message: "Schedule not found" }));
+    await rejects(fakeClient(gone).client.deleteSchedule(SCHEDULE.id), { status: 404, code: "not_found" }, SECRET);
+    const plain = fakeFetch(() => new Response("nope", { status: 403, headers: { "content-type": "text/plain" } }));
+    await rejects(fakeClient(plain).client.listSchedules(), { status: 403, code: "forbidden" }, SECRET);
+    const down = fakeFetch((url, init) => { throw new TypeError(`bad header ${init.headers.Authorization}`); });
+    await rejects(fakeClient(down).client.createSchedule(SCHEDULE_BODY), { status: 0, code: "network_error" }, SECRET);
+  });
+
+  test("a 200 where 201 or 204 is due is accepted; any other success status is an error", async () => {
+    const ok = fakeFetch(() => json(200, SCHEDULE));
+    assert.equal((await fakeClient(ok).client.createSchedule(SCHEDULE_BODY)).id, SCHEDULE.id);
+    assert.equal(await fakeClient(ok).client.deleteSchedule(SCHEDULE.id), undefined);
+    const odd = fakeFetch(() => json(202, SCHEDULE));
+    await rejects(fakeClient(odd).client.previewSchedule(SCHEDULE_BODY), { status: 202 }, SECRET);
+  });
+
+  test("a preview can be aborted (a newer edit replaces it)", async () => {
+    // Like fetch: rejects an AbortError when the signal is (or becomes) aborted.
+    const fetch = fakeFetch((url, init) => new Promise((resolve, reject) => {
+      const abort = () => reject(new DOMException("aborted", "AbortError"));
+      if (init.signal?.aborted) abort();
+      init.signal?.addEventListener("abort", abort);
+    }));
+    const { client } = fakeClient(fetch);
+    const ctl = new AbortController();
+    const pending = client.previewSchedule(SCHEDULE_BODY, { signal: ctl.signal });
+    ctl.abort();
+    const err = await rejects(pending, { status: 0, code: "aborted" }, SECRET);
+    assert.equal(err.name, "AbortError");
+    await rejects(client.listSchedules({ signal: AbortSignal.abort() }), { code: "aborted" });
+    assert.equal(fetch.calls.length, 1, "an aborted signal sends nothing");
+  });
+
+  test("a schedule run downloads through the job API", async () => {
+    const fetch = fakeFetch(() => json(200, { ...JOB, trigger: "schedule", status: "succeeded", rows: 3, download_url: S3 }));
+    const { client, rec } = fakeClient(fetch);
+    const out = await client.downloadJob(JOB.id);
+    assert.equal(out.fileName, JOB.file_name);
+    assert.equal(fetch.calls[0].url.pathname, `/api/exports/${JOB.id}`);
+    assert.deepEqual(rec.calls.map((c) => c.url), [S3]);
+  });
+});
+
 // ------------------------------------------------------------------------- real server
 
 /** A client of the real server with a recording download. */

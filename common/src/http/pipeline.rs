@@ -23,7 +23,9 @@ use crate::{
     error::Error,
     jobs::{self, api::JobRoute},
     metrics,
+    notify::Notify,
     ratelimit::{self, Limit},
+    schedules::api::ScheduleRoute,
     spec::ExportSpec,
 };
 
@@ -134,6 +136,16 @@ pub trait ExportRoute: Sync {
         now: DateTime<Utc>,
     ) -> Result<ExportSpec, Error>;
 
+    /// Who a job of this route emails when it finishes (checked against the
+    /// recipient rules). Only the job API takes recipients.
+    fn notify(&self, ctx: &AppContext, caller: &Caller, params: &Self::Params) -> Result<Notify, Error> {
+        let _ = (ctx, caller, params);
+        Ok(Notify {
+            emails: Vec::new(),
+            on_empty: true,
+        })
+    }
+
     /// The JSON answer of an [`Answer::Stored`] route.
     fn stored_answer(&self, label: &str, finished: &Finished) -> serde_json::Value {
         let _ = label;
@@ -176,6 +188,11 @@ pub async fn handle<R: ExportRoute>(ctx: &AppContext, req: Request, route: &R) -
 
 /// Serves one request of the job API's resource routes.
 pub async fn handle_job(ctx: &AppContext, req: Request, route: JobRoute) -> Response<Body> {
+    frame(ctx, RawRequest::from_lambda(req), &route).await
+}
+
+/// Serves one request of the schedules API.
+pub async fn handle_schedule(ctx: &AppContext, req: Request, route: ScheduleRoute) -> Response<Body> {
     frame(ctx, RawRequest::from_lambda(req), &route).await
 }
 
@@ -244,10 +261,21 @@ impl Work for JobRoute {
         now: DateTime<Utc>,
         trace: &mut Trace,
     ) -> Result<Response<Body>, Error> {
-        let caller = authenticate(ctx, raw, trace)?;
-        trace.parameters = Some(truncate_bytes(&raw.query, AUDIT_PARAMETERS_BYTES));
         let mut outcome = jobs::api::Outcome::default();
-        let result = jobs::api::serve(ctx, raw, self, &caller, now, &mut outcome).await;
+        // An emailed link stands in for the token on the download route; the audit
+        // record keeps the route, never the link itself.
+        let link = match self {
+            JobRoute::Download(_) => query::decode::<jobs::api::DownloadParams>(&raw.query)?.link,
+            _ => None,
+        };
+        let result = if let Some(token) = link {
+            trace.parameters = Some("link=<redacted>".into());
+            jobs::api::serve_link(ctx, self, &token, now, &mut outcome).await
+        } else {
+            let caller = authenticate(ctx, raw, trace)?;
+            trace.parameters = Some(truncate_bytes(&raw.query, AUDIT_PARAMETERS_BYTES));
+            jobs::api::serve(ctx, raw, self, &caller, now, &mut outcome).await
+        };
         trace.job_id = outcome.job_id;
         // The audit record of a download names the object it handed out; it is not
         // a file this request made, so it must never be discarded on error.
@@ -258,6 +286,46 @@ impl Work for JobRoute {
         result
     }
 }
+
+impl Work for ScheduleRoute {
+    fn policy(&self) -> Policy {
+        Policy {
+            audited: self.audited(),
+            ..Policy::query(self.name(), "schedules")
+        }
+    }
+
+    fn error_style(&self, _raw: &RawRequest) -> ErrorStyle {
+        SCHEDULE_ERRORS
+    }
+
+    async fn attempt(
+        &self,
+        ctx: &AppContext,
+        raw: &RawRequest,
+        now: DateTime<Utc>,
+        trace: &mut Trace,
+    ) -> Result<Response<Body>, Error> {
+        let caller = authenticate(ctx, raw, trace)?;
+        let sent = if raw.body.is_empty() {
+            raw.query.clone()
+        } else {
+            String::from_utf8_lossy(&raw.body).into_owned()
+        };
+        trace.parameters = Some(truncate_bytes(&sent, AUDIT_PARAMETERS_BYTES));
+        let mut outcome = crate::schedules::api::Outcome::default();
+        let result = crate::schedules::api::serve(ctx, raw, self, &caller, now, &mut outcome).await;
+        // The audit record's job id names the schedule.
+        trace.job_id = outcome.schedule_id;
+        result
+    }
+}
+
+/// The error shape of the schedules API.
+pub const SCHEDULE_ERRORS: ErrorStyle = ErrorStyle::Code {
+    failure: "Schedule request failed",
+    invalid: Some("Invalid schedule request"),
+};
 
 async fn frame<W: Work>(ctx: &AppContext, raw: RawRequest, work: &W) -> Response<Body> {
     let style = match std::panic::catch_unwind(AssertUnwindSafe(|| work.error_style(&raw))) {
@@ -449,12 +517,22 @@ async fn attempt<R: ExportRoute>(
         trace.parameters = Some(truncate_bytes(&json, AUDIT_PARAMETERS_BYTES));
     }
 
+    let notify = route.notify(ctx, &caller, &params)?;
     let spec = route.spec(ctx, &caller, params, now)?;
     trace.scope = Some(spec.audit_scope());
     let rate_limited = policy.rate_limited;
     let admit = || admit(ctx, &caller, &spec, rate_limited, now);
     if policy.answer == Answer::Job || jobs::api::prefers_async(raw) {
-        let started = jobs::api::start(ctx, raw, policy.route, &caller, &spec, now, admit).await?;
+        let started = jobs::api::start(
+            ctx,
+            raw,
+            policy.route,
+            &caller,
+            jobs::api::Order { spec: &spec, notify },
+            now,
+            admit,
+        )
+        .await?;
         trace.job_id = Some(started.job.id.clone());
         trace.delivery = Some("job");
         return Ok(started.response);

@@ -25,6 +25,7 @@ use crate::{
     delivery,
     error::Error,
     http::{RawRequest, body, query, response::json_response, sanitize},
+    notify::{Notify, link},
     params::{
         Id, chats::ChatsParams, conversations::ConversationsParams, leads::LeadsParams, sessions::SessionsParams,
     },
@@ -58,6 +59,9 @@ pub struct JobRequest {
     pub format: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<Map<String, Value>>,
+    /// Who is emailed a download link when the job finishes (docs/schedules.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<crate::notify::NotifyRequest>,
 }
 
 impl JobRequest {
@@ -199,6 +203,12 @@ pub struct Started {
     pub response: Response<Body>,
 }
 
+/// What a new job is asked to do: the scoped spec, and who to email when it ends.
+pub struct Order<'a> {
+    pub spec: &'a ExportSpec,
+    pub notify: Notify,
+}
+
 /// Starts a job for a scoped spec (or returns the job an idempotency key or the
 /// cache names). `admit` applies the route's rate limits; it runs only when new
 /// work is created.
@@ -207,7 +217,7 @@ pub async fn start<F, Fut>(
     raw: &RawRequest,
     route: &str,
     caller: &Caller,
-    spec: &ExportSpec,
+    Order { spec, notify }: Order<'_>,
     now: DateTime<Utc>,
     admit: F,
 ) -> Result<Started, Error>
@@ -220,6 +230,8 @@ where
     let key = idempotency_key(raw)?;
     let fingerprint = request_fingerprint(route, raw);
     let mut job = Job::new(spec, caller, Trigger::Api, now, cfg.retention_days);
+    job.notify = notify.emails;
+    job.notify_on_empty = notify.on_empty;
 
     if let Some(key) = &key {
         let ttl = now.timestamp() + IDEMPOTENCY_KEY_TTL_SECS;
@@ -280,7 +292,9 @@ where
 {
     let store = JobStore::of(ctx);
     let cfg = &ctx.config.jobs;
-    if cfg.cache_secs > 0 && !bypasses_cache(raw) {
+    // A job that emails its recipients is never answered from the cache: the
+    // cached job would not email them.
+    if cfg.cache_secs > 0 && !bypasses_cache(raw) && job.notify.is_empty() {
         let fresh_since = now - chrono::Duration::seconds(cfg.cache_secs as i64);
         let look_back = now - chrono::Duration::seconds(CACHE_LOOK_BACK_SECS.max(cfg.cache_secs as i64));
         if let Some(cached) = store
@@ -528,9 +542,16 @@ pub async fn serve(
     now: DateTime<Utc>,
     outcome: &mut Outcome,
 ) -> Result<Response<Body>, Error> {
-    if route != &JobRoute::List {
-        // Only the history takes parameters.
-        query::decode::<crate::http::pipeline::NoParams>(&raw.query)?;
+    match route {
+        JobRoute::Get(_) => {
+            query::decode::<crate::http::pipeline::NoParams>(&raw.query)?;
+        }
+        JobRoute::Download(_) if query::decode::<DownloadParams>(&raw.query)?.link.is_some() => {
+            return Err(Error::bad_request(
+                "a download link is used without an Authorization header",
+            ));
+        }
+        _ => {}
     }
     outcome.job_id = route.id().map(sanitize);
     match route {
@@ -583,56 +604,14 @@ pub async fn serve(
         }
         JobRoute::Download(id) => {
             let job = visible(ctx, caller, id, now).await?;
-            match job.status {
-                JobStatus::Queued | JobStatus::Running => {
-                    return Err(Error::conflict(
-                        "job_not_ready",
-                        format!("the export is {}; its file is not ready yet", job.status.as_str()),
-                    ));
-                }
-                JobStatus::Failed | JobStatus::Cancelled => {
-                    return Err(Error::conflict(
-                        "job_not_succeeded",
-                        format!("the export {}; it has no file", job.status.as_str()),
-                    ));
-                }
-                JobStatus::Succeeded => {}
-            }
-            let Some(key) = job.s3_key.clone() else {
-                return Err(Error::Gone(
-                    "this export was answered inline and never stored; run it again".into(),
-                ));
-            };
-            let gone = || Error::Gone("the export's file has expired; run the export again".into());
-            let head = ctx
-                .aws
-                .s3
-                .head_object()
-                .bucket(&ctx.config.delivery.bucket)
-                .key(&key)
-                .send()
-                .await;
-            if let Err(e) = head {
-                return Err(if e.as_service_error().is_some_and(|s| s.is_not_found()) {
-                    gone()
-                } else {
-                    Error::storage(e)
-                });
-            }
-            let link = link(ctx, &job, now).await?.ok_or_else(gone)?;
-            outcome.s3_key = Some(key);
-            let mut resp = json_response(
-                StatusCode::SEE_OTHER,
-                &json!({"download_url": link.url, "expires_at": link.expires(), "file_name": job.file_name}),
-            );
-            resp.headers_mut().insert(
-                LOCATION,
-                HeaderValue::from_str(&link.url).map_err(|e| Error::internal("response error", e))?,
-            );
-            Ok(resp)
+            download(ctx, job, now, outcome).await
         }
         JobRoute::Cancel(id) => {
+            let p: CancelParams = query::decode(&raw.query)?;
             let job = visible(ctx, caller, id, now).await?;
+            if p.purge.is_some_and(|f| f.0) {
+                return purge(ctx, job, now).await;
+            }
             let store = JobStore::of(ctx);
             let finished = || {
                 Error::conflict(
@@ -644,8 +623,135 @@ pub async fn serve(
                 return Err(finished());
             }
             let cancelled = store.cancel(&job.id, ctx.clock.now()).await?.ok_or_else(finished)?;
-            store.release_slot(&cancelled.owner).await;
+            store.release_slot_of(&cancelled).await;
             Ok(json_response(StatusCode::ACCEPTED, &view(ctx, &cancelled, None)))
         }
     }
+}
+
+/// `GET /api/exports/{id}/download` parameters: `link`, an emailed download link
+/// (used instead of an Authorization header).
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+/// `DELETE /api/exports/{id}` parameters: `purge=true` deletes the job and its file.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purge: Option<crate::params::Flag>,
+}
+
+/// `303` to a fresh presigned URL of a succeeded job's file.
+async fn download(
+    ctx: &AppContext,
+    job: Job,
+    now: DateTime<Utc>,
+    outcome: &mut Outcome,
+) -> Result<Response<Body>, Error> {
+    match job.status {
+        JobStatus::Queued | JobStatus::Running => {
+            return Err(Error::conflict(
+                "job_not_ready",
+                format!("the export is {}; its file is not ready yet", job.status.as_str()),
+            ));
+        }
+        JobStatus::Failed | JobStatus::Cancelled => {
+            return Err(Error::conflict(
+                "job_not_succeeded",
+                format!("the export {}; it has no file", job.status.as_str()),
+            ));
+        }
+        JobStatus::Succeeded => {}
+    }
+    let Some(key) = job.s3_key.clone() else {
+        return Err(Error::Gone(
+            "this export was answered inline and never stored; run it again".into(),
+        ));
+    };
+    let gone = || Error::Gone("the export's file has expired; run the export again".into());
+    let head = ctx
+        .aws
+        .s3
+        .head_object()
+        .bucket(&ctx.config.delivery.bucket)
+        .key(&key)
+        .send()
+        .await;
+    if let Err(e) = head {
+        return Err(if e.as_service_error().is_some_and(|s| s.is_not_found()) {
+            gone()
+        } else {
+            Error::storage(e)
+        });
+    }
+    let link = link(ctx, &job, now).await?.ok_or_else(gone)?;
+    outcome.s3_key = Some(key);
+    let mut resp = json_response(
+        StatusCode::SEE_OTHER,
+        &json!({"download_url": link.url, "expires_at": link.expires(), "file_name": job.file_name}),
+    );
+    resp.headers_mut().insert(
+        LOCATION,
+        HeaderValue::from_str(&link.url).map_err(|e| Error::internal("response error", e))?,
+    );
+    Ok(resp)
+}
+
+/// `GET /api/exports/{id}/download?link=...`: an emailed link, checked on every
+/// click against the job as it is now. A link for another job, for a recipient no
+/// longer on the job, or for a job deleted since, names nothing (404).
+pub async fn serve_link(
+    ctx: &AppContext,
+    route: &JobRoute,
+    token: &str,
+    now: DateTime<Utc>,
+    outcome: &mut Outcome,
+) -> Result<Response<Body>, Error> {
+    let not_found = || Error::NotFound("no such export job".into());
+    let JobRoute::Download(id) = route else {
+        return Err(not_found());
+    };
+    let verified = link::verify(&ctx.config.jwt.secret, token, now)?;
+    if verified.job_id != *id {
+        return Err(not_found());
+    }
+    outcome.job_id = Some(sanitize(id));
+    let job = JobStore::of(ctx).get(id).await?.ok_or_else(not_found)?;
+    if !job.notify.iter().any(|r| link::recipient_hash(r) == verified.recipient) {
+        return Err(not_found());
+    }
+    let job = worker::settle(ctx, job, now).await?;
+    download(ctx, job, now, outcome).await
+}
+
+/// `DELETE /api/exports/{id}?purge=true`: cancels the job if it is still active,
+/// deletes its file and its record. Every link to it (presigned or emailed) stops
+/// working.
+async fn purge(ctx: &AppContext, job: Job, now: DateTime<Utc>) -> Result<Response<Body>, Error> {
+    let store = JobStore::of(ctx);
+    if !job.status.is_final()
+        && let Some(cancelled) = store.cancel(&job.id, now).await?
+    {
+        store.release_slot_of(&cancelled).await;
+    }
+    if let Some(key) = &job.s3_key {
+        ctx.aws
+            .s3
+            .delete_object()
+            .bucket(&ctx.config.delivery.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(Error::storage)?;
+    }
+    store.delete(&job.id).await?;
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Body::Empty)
+        .map_err(|e| Error::internal("response error", e))
 }

@@ -13,6 +13,7 @@
 //! there. docs/data-model.md has the details.
 
 pub mod api;
+pub mod operator;
 pub mod queue;
 pub mod store;
 pub mod worker;
@@ -42,9 +43,10 @@ impl JobStatus {
 }
 
 string_enum!(
-    /// What started a job: the job API (or `Prefer: respond-async`), or a synchronous
-    /// export recorded in the history.
-    Trigger { Api => "api", Sync => "sync" }
+    /// What started a job: the job API (or `Prefer: respond-async`), a synchronous
+    /// export recorded in the history, a schedule's run, or an operator-defined
+    /// event (an EventBridge schedule invoking the worker with an export).
+    Trigger { Api => "api", Sync => "sync", Schedule => "schedule", Event => "event" }
 );
 
 /// A job as stored in the jobs table.
@@ -100,6 +102,27 @@ pub struct Job {
     pub worker: Option<String>,
     /// DynamoDB TTL (epoch seconds): the record outlives its file.
     pub ttl: i64,
+    /// A schedule's run: the schedule (index `by_schedule`), the run's due time and
+    /// the window it exports (`None` for a window of `none`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_end: Option<DateTime<Utc>>,
+    /// Who is emailed a link when the job finishes (checked against the recipient
+    /// rules when the job was made, and again when the email is sent).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
+    /// Whether a run that exported no row still emails.
+    #[serde(default = "yes")]
+    pub notify_on_empty: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Job {
@@ -112,11 +135,25 @@ impl Job {
         retention_days: u32,
     ) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
+        Self::owned(id, spec, &owner.sub, owner.tenant(), trigger, now, retention_days)
+    }
+
+    /// A new job with a given id (a schedule's run: derived from the schedule and
+    /// its window) for an owner that is not calling now.
+    pub fn owned(
+        id: String,
+        spec: &ExportSpec,
+        owner: &str,
+        owner_tenant: String,
+        trigger: Trigger,
+        now: DateTime<Utc>,
+        retention_days: u32,
+    ) -> Self {
         Self {
             created_key: format!("{}#{id}", crate::timefmt::format(&now)),
             id,
-            owner: owner.sub.clone(),
-            owner_tenant: owner.tenant(),
+            owner: owner.to_string(),
+            owner_tenant,
             kind: spec.kind().to_string(),
             format: spec.format_name().to_string(),
             trigger,
@@ -139,7 +176,19 @@ impl Job {
             lease_until: None,
             worker: None,
             ttl: now.timestamp() + 2 * i64::from(retention_days) * 86_400,
+            schedule_id: None,
+            run_at: None,
+            window_start: None,
+            window_end: None,
+            notify: Vec::new(),
+            notify_on_empty: true,
         }
+    }
+
+    /// Jobs of the job API count against their owner's active-job cap; scheduled
+    /// and operator runs do not (a schedule must not lock its owner out).
+    pub fn holds_slot(&self) -> bool {
+        self.trigger == Trigger::Api
     }
 
     /// When the stored file is deleted by the bucket's lifecycle rule.
@@ -212,6 +261,11 @@ pub fn resource(job: &Job, link: Option<&Link>, retention_days: u32) -> serde_js
         "expires_at": link.map(Link::expires),
         "file_expires_at": ts(&job.file_expires_at(retention_days)),
         "cached": false,
+        "schedule_id": job.schedule_id,
+        "run_at": ts(&job.run_at),
+        "window_start": ts(&job.window_start),
+        "window_end": ts(&job.window_end),
+        "notify": {"emails": job.notify, "on_empty": job.notify_on_empty},
     })
 }
 

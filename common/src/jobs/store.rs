@@ -118,6 +118,51 @@ impl JobStore {
         Ok(())
     }
 
+    /// Stores a job whose id is derived (a schedule's run) unless it exists: `true`
+    /// when this call created it.
+    pub async fn put_if_absent(&self, job: &Job) -> Result<bool, Error> {
+        match self.put_new(job).await {
+            Ok(()) => Ok(true),
+            Err(Error::Internal { source, .. })
+                if source
+                    .downcast_ref::<SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError>>()
+                    .is_some_and(conditional_failed) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a job's record (`DELETE /api/exports/{id}?purge=true`).
+    pub async fn delete(&self, id: &str) -> Result<(), Error> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .send()
+            .await
+            .map_err(Error::database)?;
+        Ok(())
+    }
+
+    /// A schedule's runs, newest first (index `by_schedule`).
+    pub async fn runs_of(&self, schedule_id: &str, limit: usize) -> Result<Vec<Job>, Error> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(crate::schema::JOBS_BY_SCHEDULE)
+            .key_condition_expression("schedule_id = :s")
+            .expression_attribute_values(":s", s(schedule_id))
+            .scan_index_forward(false)
+            .limit(limit as i32)
+            .send()
+            .await
+            .map_err(Error::database)?;
+        out.items.unwrap_or_default().into_iter().map(decode).collect()
+    }
+
     async fn update(
         &self,
         id: &str,
@@ -330,6 +375,13 @@ impl JobStore {
             Ok(_) => Ok(true),
             Err(e) if conditional_failed(&e) => Ok(false),
             Err(e) => Err(Error::database(e)),
+        }
+    }
+
+    /// Gives a job's slot back, if it holds one ([`Job::holds_slot`]).
+    pub async fn release_slot_of(&self, job: &Job) {
+        if job.holds_slot() {
+            self.release_slot(&job.owner).await;
         }
     }
 

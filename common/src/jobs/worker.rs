@@ -72,7 +72,7 @@ pub async fn process(ctx: &AppContext, job_id: &str) -> Result<Delivery, Error> 
         }
         Claim::Exhausted => {
             if let Some(job) = store.get(job_id).await? {
-                store.release_slot(&job.owner).await;
+                store.release_slot_of(&job).await;
                 finished(ctx, &job, None, Duration::ZERO, None).await;
             }
             return Ok(Delivery::Done);
@@ -112,7 +112,7 @@ pub async fn process(ctx: &AppContext, job_id: &str) -> Result<Delivery, Error> 
     };
     match final_job {
         Some(done) => {
-            store.release_slot(&done.owner).await;
+            store.release_slot_of(&done).await;
             finished(ctx, &done, Some(&worker_token), started.elapsed(), Some(queue_wait)).await;
         }
         None => {
@@ -179,6 +179,7 @@ async fn finished(ctx: &AppContext, job: &Job, worker: Option<&str>, took: Durat
         duration_ms = record.duration_ms,
         "export job finished"
     );
+    crate::notify::email::send_for(ctx, job).await;
 }
 
 /// Writes progress and renews the lease at most every `JOB_PROGRESS_SECONDS`, and
@@ -330,7 +331,7 @@ pub async fn settle(ctx: &AppContext, job: Job, now: DateTime<Utc>) -> Result<Jo
         .await?
     {
         Some(failed) => {
-            store.release_slot(&failed.owner).await;
+            store.release_slot_of(&failed).await;
             finished(ctx, &failed, None, Duration::ZERO, None).await;
             Ok(failed)
         }

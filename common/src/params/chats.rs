@@ -201,6 +201,7 @@ mod tests {
             role,
             client_id: client.map(Into::into),
             company_id: None,
+            email: None,
         }
     }
 

@@ -181,6 +181,7 @@ mod tests {
             role,
             client_id: None,
             company_id: company.map(Into::into),
+            email: None,
         }
     }
 

@@ -249,7 +249,7 @@ impl DateParam {
 
 /// Local midnight of a day in a zone, as UTC; where midnight falls in a DST gap, the
 /// first local time that exists.
-fn day_start(day: NaiveDate, zone: TimeZone) -> DateTime<Utc> {
+pub fn day_start(day: NaiveDate, zone: TimeZone) -> DateTime<Utc> {
     use chrono::TimeZone as _;
     (0..48)
         .find_map(|quarter| {

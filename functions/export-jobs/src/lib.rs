@@ -2,7 +2,9 @@
 //! - POST /api/exports: start a job (`{"kind", "format", "params"}`; the kind's own
 //!   parameters, validated and scoped as its synchronous route does);
 //! - GET /api/exports: the caller's export history, newest first;
-//! - GET /api/exports/{id}, GET /api/exports/{id}/download, DELETE /api/exports/{id}.
+//! - GET /api/exports/{id}, GET /api/exports/{id}/download (also with an emailed
+//!   `?link=`), DELETE /api/exports/{id} (`?purge=true` deletes it);
+//! - the schedules API: /api/schedules, /api/schedules/preview, /api/schedules/{id}.
 //!
 //! This file only declares the routes' policies; `common::jobs` does the work.
 
@@ -13,6 +15,8 @@ use common::{
     error::Error,
     http::{self, ErrorStyle, ExportRoute, Policy, RawRequest, errors::not_found, pipeline::JOB_ERRORS},
     jobs::api::{JOBS_PATH, JobRequest, JobRoute},
+    notify::{Notify, check_recipients},
+    schedules::api::ScheduleRoute,
     spec::ExportSpec,
 };
 use lambda_http::{Body, Request, Response, http::Method};
@@ -41,6 +45,10 @@ impl ExportRoute for StartJob {
     ) -> Result<ExportSpec, Error> {
         params.into_spec(ctx, caller, now)
     }
+
+    fn notify(&self, ctx: &AppContext, caller: &Caller, params: &JobRequest) -> Result<Notify, Error> {
+        check_recipients(&ctx.config.notify, caller, params.notify.clone(), "notify")
+    }
 }
 
 /// Every route of the function.
@@ -48,6 +56,9 @@ pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
     let path = req.uri().path().to_string();
     if req.method() == Method::POST && path == JOBS_PATH {
         return http::handle(ctx, req, &StartJob).await;
+    }
+    if let Some(route) = ScheduleRoute::matching(req.method().as_str(), &path) {
+        return http::pipeline::handle_schedule(ctx, req, route).await;
     }
     match JobRoute::matching(req.method().as_str(), &path) {
         Some(route) => http::pipeline::handle_job(ctx, req, route).await,

@@ -1,4 +1,5 @@
-//! Lambda entrypoint: build the context once at cold start, then handle SQS batches.
+//! Lambda entrypoint: build the context once at cold start, then handle SQS batches
+//! and operator-defined export events.
 
 use std::sync::Arc;
 
@@ -8,11 +9,13 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     common::logging::init();
     let ctx = Arc::new(common::AppContext::from_env().await?);
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| {
-            let ctx = Arc::clone(&ctx);
-            async move { Ok::<_, Error>(export_worker::handle(&ctx, event.payload).await) }
-        },
-    ))
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let ctx = Arc::clone(&ctx);
+        async move {
+            export_worker::handle_any(&ctx, event.payload)
+                .await
+                .map_err(Error::from)
+        }
+    }))
     .await
 }

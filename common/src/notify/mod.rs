@@ -1,0 +1,184 @@
+//! Email delivery of finished exports: who may be emailed ([`check_recipients`]),
+//! the signed download links the emails carry ([`link`]) and the emails themselves
+//! ([`email`]). docs/schedules.md, "Email delivery".
+
+pub mod email;
+pub mod link;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{auth::Caller, config::NotifyConfig, error::Error, http::sanitize};
+
+/// Most recipients one job or schedule may email.
+pub const MAX_RECIPIENTS: usize = 10;
+
+/// `"notify": {"emails": [...], "on_empty": true}` of a job or schedule request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyRequest {
+    #[serde(default)]
+    pub emails: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_empty: Option<bool>,
+}
+
+/// Checked recipients (lowercase, each once) and whether an empty run emails.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Notify {
+    pub emails: Vec<String>,
+    pub on_empty: bool,
+}
+
+/// A plausible single address: `local@domain.tld`, no spaces, no control
+/// characters, no display names or lists, at most 254 characters.
+pub fn is_address(text: &str) -> bool {
+    let Some((local, domain)) = text.rsplit_once('@') else {
+        return false;
+    };
+    let atom = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c);
+    text.len() <= 254
+        && !local.is_empty()
+        && local.len() <= 64
+        && local.chars().all(atom)
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && domain.contains('.')
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map_or("", |(_, d)| d)
+}
+
+/// The recipients a caller may have an export emailed to: a non-admin only the
+/// `email` claim of its own token; an admin also any address in
+/// `NOTIFY_ALLOWED_DOMAINS`. `field` names the request field in messages.
+pub fn check_recipients(
+    cfg: &NotifyConfig,
+    caller: &Caller,
+    request: Option<NotifyRequest>,
+    field: &str,
+) -> Result<Notify, Error> {
+    let Some(request) = request else {
+        return Ok(Notify {
+            emails: Vec::new(),
+            on_empty: true,
+        });
+    };
+    if request.emails.len() > MAX_RECIPIENTS {
+        return Err(Error::bad_request(format!(
+            "{field}.emails: at most {MAX_RECIPIENTS} recipients"
+        )));
+    }
+    let own = caller.email.as_deref().map(str::to_ascii_lowercase);
+    let mut emails: Vec<String> = Vec::new();
+    for (i, raw) in request.emails.iter().enumerate() {
+        let address = raw.trim().to_ascii_lowercase();
+        let at = format!("{field}.emails[{i}]");
+        if !is_address(&address) {
+            return Err(Error::bad_request(format!(
+                "{at}: '{}' is not an email address",
+                sanitize(raw)
+            )));
+        }
+        let allowed = own.as_deref() == Some(address.as_str())
+            || (caller.is_admin() && cfg.allowed_domains.iter().any(|d| d == domain_of(&address)));
+        if !allowed {
+            let rule = if caller.is_admin() {
+                "admins may email their own address and addresses in NOTIFY_ALLOWED_DOMAINS"
+            } else if own.is_some() {
+                "exports may only be emailed to the address of your own token"
+            } else {
+                "your token has no email claim, so exports cannot be emailed"
+            };
+            return Err(Error::bad_request(format!("{at}: {rule}")));
+        }
+        if !emails.contains(&address) {
+            emails.push(address);
+        }
+    }
+    Ok(Notify {
+        emails,
+        on_empty: request.on_empty.unwrap_or(true),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+
+    fn cfg() -> NotifyConfig {
+        NotifyConfig {
+            from: Some("exports@example.com".into()),
+            allowed_domains: vec!["example.com".into()],
+            link_days: 7,
+            public_api_url: "http://127.0.0.1:3000".into(),
+        }
+    }
+
+    fn caller(role: Role, email: Option<&str>) -> Caller {
+        Caller {
+            sub: "u".into(),
+            role,
+            client_id: None,
+            company_id: None,
+            email: email.map(Into::into),
+        }
+    }
+
+    fn ask(emails: &[&str]) -> Option<NotifyRequest> {
+        Some(NotifyRequest {
+            emails: emails.iter().map(|e| e.to_string()).collect(),
+            on_empty: None,
+        })
+    }
+
+    #[test]
+    fn users_may_only_email_themselves() {
+        let me = caller(Role::User, Some("Me@Corp.io"));
+        let ok = check_recipients(&cfg(), &me, ask(&["me@corp.io", "ME@corp.io"]), "notify").unwrap();
+        assert_eq!(ok.emails, ["me@corp.io"]);
+        for bad in [&["other@corp.io"][..], &["a@example.com"], &["me@corp.io", "x@y.z"]] {
+            let e = check_recipients(&cfg(), &me, ask(bad), "notify").unwrap_err();
+            assert!(e.to_string().starts_with("notify.emails["), "{e}");
+        }
+        let nobody = caller(Role::User, None);
+        assert!(check_recipients(&cfg(), &nobody, ask(&["me@corp.io"]), "notify").is_err());
+        assert!(check_recipients(&cfg(), &nobody, ask(&[]), "notify").is_ok());
+    }
+
+    #[test]
+    fn admins_may_email_allowed_domains() {
+        let admin = caller(Role::Admin, Some("boss@corp.io"));
+        assert!(check_recipients(&cfg(), &admin, ask(&["a@example.com", "boss@corp.io"]), "notify").is_ok());
+        assert!(check_recipients(&cfg(), &admin, ask(&["a@evil.example.com"]), "notify").is_err());
+        assert!(check_recipients(&cfg(), &admin, ask(&["a@example.com.evil.io"]), "notify").is_err());
+    }
+
+    #[test]
+    fn addresses_are_single_and_plain() {
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "a b@c.d",
+            "a@b.c\r\nBcc: x@y.z",
+            "A <a@b.c>",
+            "a@b.c,d@e.f",
+            "a@-b.c",
+            ".a@b.c",
+            "a@b..c",
+        ] {
+            assert!(!is_address(bad), "{bad:?}");
+        }
+        assert!(is_address("first.last+tag@sub.example.com"));
+    }
+}

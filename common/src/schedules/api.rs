@@ -1,0 +1,518 @@
+//! The schedules API: `POST /api/schedules`, `POST /api/schedules/preview`,
+//! `GET /api/schedules`, `GET|PATCH|DELETE /api/schedules/{id}`. Served inside the
+//! request pipeline ([`crate::http::pipeline`]) once the caller is known.
+
+use chrono::{DateTime, Utc};
+use lambda_http::{
+    Body, Response,
+    http::{HeaderValue, StatusCode, header::LOCATION},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Schedule, WindowKind, cadence::Cadence, resource, run_resource, shard_of, store::ScheduleStore, tick};
+use crate::{
+    AppContext,
+    auth::Caller,
+    error::Error,
+    http::{RawRequest, body, pipeline::NoParams, query, response::json_response, sanitize},
+    jobs::{api::JobRequest, store::JobStore},
+    notify::{NotifyRequest, check_recipients},
+    spec::TimeZone,
+    timefmt,
+};
+
+pub const SCHEDULES_PATH: &str = "/api/schedules";
+pub const SCHEDULE_PATH: &str = "/api/schedules/{id}";
+pub const PREVIEW_PATH: &str = "/api/schedules/preview";
+
+/// Schedules one owner may have.
+pub const MAX_SCHEDULES_PER_OWNER: u32 = 100;
+/// Runs `GET /api/schedules/{id}` lists.
+const RUNS_SHOWN: usize = 20;
+const MAX_NAME_CHARS: usize = 100;
+const MAX_LAG_SECONDS: i64 = 86_400;
+const DEFAULT_LIST: i64 = 100;
+
+/// The routes, once the path is matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScheduleRoute {
+    Create,
+    Preview,
+    List,
+    Get(String),
+    Update(String),
+    Delete(String),
+}
+
+impl ScheduleRoute {
+    pub fn matching(method: &str, path: &str) -> Option<Self> {
+        let rest = path.strip_prefix(SCHEDULES_PATH)?;
+        if rest.is_empty() || rest == "/" {
+            return match method {
+                "POST" => Some(ScheduleRoute::Create),
+                "GET" => Some(ScheduleRoute::List),
+                _ => None,
+            };
+        }
+        let id = rest.strip_prefix('/')?;
+        if id.is_empty() || id.contains('/') {
+            return None;
+        }
+        match (method, id) {
+            ("POST", "preview") => Some(ScheduleRoute::Preview),
+            ("GET", _) => Some(ScheduleRoute::Get(id.to_string())),
+            ("PATCH", _) => Some(ScheduleRoute::Update(id.to_string())),
+            ("DELETE", _) => Some(ScheduleRoute::Delete(id.to_string())),
+            _ => None,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            ScheduleRoute::Create => "POST /api/schedules",
+            ScheduleRoute::Preview => "POST /api/schedules/preview",
+            ScheduleRoute::List => "GET /api/schedules",
+            ScheduleRoute::Get(_) => "GET /api/schedules/{id}",
+            ScheduleRoute::Update(_) => "PATCH /api/schedules/{id}",
+            ScheduleRoute::Delete(_) => "DELETE /api/schedules/{id}",
+        }
+    }
+
+    /// Routes that change something are audited.
+    pub fn audited(&self) -> bool {
+        matches!(
+            self,
+            ScheduleRoute::Create | ScheduleRoute::Update(_) | ScheduleRoute::Delete(_)
+        )
+    }
+
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            ScheduleRoute::Get(id) | ScheduleRoute::Update(id) | ScheduleRoute::Delete(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// `POST /api/schedules` (and `/preview`).
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<JobRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// `PATCH /api/schedules/{id}`: what may change. `cron` replaces a rate and `rate` a cron.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulePatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<i64>,
+}
+
+/// `GET /api/schedules` parameters.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    /// Admins: whose schedules (default: every one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+fn field(name: &str, message: impl std::fmt::Display) -> Error {
+    Error::bad_request(format!("{name}: {message}"))
+}
+
+fn check_name(name: Option<String>) -> Result<String, Error> {
+    let name = name.map(|n| n.trim().to_string()).unwrap_or_default();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(field(
+            "name",
+            format!("is required: 1 to {MAX_NAME_CHARS} characters, no control characters"),
+        ));
+    }
+    Ok(name)
+}
+
+fn cadence_of(cron: Option<&str>, rate: Option<&str>) -> Result<Cadence, Error> {
+    match (cron, rate) {
+        (Some(_), Some(_)) => Err(field("cron", "give either cron or rate, not both")),
+        (None, None) => Err(field(
+            "cron",
+            "one of cron (\"0 2 * * *\") or rate (\"1 hour\") is required",
+        )),
+        (Some(c), None) => Cadence::cron(c).map_err(|m| field("cron", m)),
+        (None, Some(r)) => Cadence::rate(r).map_err(|m| field("rate", m)),
+    }
+}
+
+fn zone_of(name: Option<&str>) -> Result<TimeZone, Error> {
+    name.map_or(Ok(TimeZone::UTC), |z| {
+        TimeZone::parse(z.trim()).map_err(|m| field("time_zone", m))
+    })
+}
+
+fn lag_of(lag: Option<i64>, default: u32) -> Result<u32, Error> {
+    match lag {
+        None => Ok(default),
+        Some(l) if (0..=MAX_LAG_SECONDS).contains(&l) => Ok(l as u32),
+        Some(_) => Err(field("lag_seconds", format!("must be between 0 and {MAX_LAG_SECONDS}"))),
+    }
+}
+
+/// The parameters a windowed schedule sets itself.
+const WINDOW_OWNED_PARAMS: [&str; 5] = ["startDate", "endDate", "date_from", "date_to", "limit"];
+
+/// A new schedule from a request, scoped to the caller now.
+fn build(ctx: &AppContext, caller: &Caller, req: ScheduleRequest, now: DateTime<Utc>) -> Result<Schedule, Error> {
+    let name = check_name(req.name)?;
+    let window = match req.window.as_deref() {
+        None => WindowKind::None,
+        Some(w) => WindowKind::parse(w.trim())
+            .ok_or_else(|| field("window", format!("must be one of {}", WindowKind::choices())))?,
+    };
+    let cadence = cadence_of(req.cron.as_deref(), req.rate.as_deref())?;
+    let time_zone = zone_of(req.time_zone.as_deref())?;
+    if window != WindowKind::Incremental && (req.lag_seconds.is_some() || req.start_at.is_some()) {
+        return Err(field(
+            "lag_seconds",
+            "lag_seconds and start_at apply to incremental windows only",
+        ));
+    }
+    let lag_seconds = lag_of(req.lag_seconds, ctx.config.schedules.default_lag_secs)?;
+    let cursor = match req.start_at.as_deref() {
+        None => now,
+        Some(t) => timefmt::parse_rfc3339(t.trim())
+            .filter(timefmt::in_range)
+            .map(timefmt::to_millis)
+            .ok_or_else(|| field("start_at", "must be an RFC 3339 time such as 2026-01-01T00:00:00Z"))?,
+    };
+    let mut export = req
+        .export
+        .ok_or_else(|| field("export", "is required: {\"kind\", \"format\", \"params\"}"))?;
+    if export.notify.is_some() {
+        return Err(field(
+            "export.notify",
+            "give the recipients in the schedule's own notify",
+        ));
+    }
+    if window != WindowKind::None {
+        let params = export.params.get_or_insert_with(Default::default);
+        if let Some(taken) = WINDOW_OWNED_PARAMS.iter().find(|p| params.contains_key(**p)) {
+            return Err(field(
+                &format!("export.params.{taken}"),
+                "a schedule with a window sets the dates itself and exports every row of each window",
+            ));
+        }
+    }
+    let shown = serde_json::to_string(&export).map_err(|e| Error::internal("schedule error", e))?;
+    let is_chatty = export
+        .kind
+        .as_ref()
+        .is_some_and(|k| matches!(k.0.as_str(), "chats" | "conversations"));
+    if window != WindowKind::None && is_chatty {
+        // Every row of a window: the largest export a request may ask for.
+        export
+            .params
+            .get_or_insert_with(Default::default)
+            .insert("limit".into(), json!(ctx.config.chat.max_records));
+    }
+    let spec = export.into_spec(ctx, caller, now).map_err(|e| match e {
+        Error::BadRequest(m) => Error::BadRequest(format!("export: {m}")),
+        other => other,
+    })?;
+    if window != WindowKind::None && !spec.has_time_filter() {
+        return Err(field(
+            "window",
+            format!("the {} export has no date filter; use \"none\"", spec.kind()),
+        ));
+    }
+    let notify = check_recipients(&ctx.config.notify, caller, req.notify, "notify")?;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut schedule = Schedule {
+        created_key: format!("{}#{id}", timefmt::format(&now)),
+        shard: shard_of(&id),
+        id,
+        name,
+        owner: caller.sub.clone(),
+        owner_tenant: caller.tenant(),
+        due_shard: None,
+        export: shown,
+        kind: spec.kind().to_string(),
+        spec: serde_json::to_string(&spec).map_err(|e| Error::internal("schedule error", e))?,
+        cron: None,
+        rate: None,
+        time_zone,
+        window,
+        lag_seconds,
+        notify: notify.emails,
+        notify_on_empty: notify.on_empty,
+        enabled: req.enabled.unwrap_or(true),
+        next_run_at: None,
+        cursor: (window == WindowKind::Incremental).then_some(cursor),
+        pending: None,
+        pending_end: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    set_cadence(&mut schedule, &cadence);
+    reschedule(&mut schedule, &cadence, now);
+    Ok(schedule)
+}
+
+fn set_cadence(s: &mut Schedule, cadence: &Cadence) {
+    match cadence {
+        Cadence::Cron { .. } => {
+            s.cron = Some(cadence.text());
+            s.rate = None;
+        }
+        Cadence::Rate { .. } => {
+            s.rate = Some(cadence.text());
+            s.cron = None;
+        }
+    }
+}
+
+/// The next due time from now (or none, paused), and the due index entry with it.
+fn reschedule(s: &mut Schedule, cadence: &Cadence, now: DateTime<Utc>) {
+    s.next_run_at = if s.enabled {
+        tick::first_run(cadence, s, now)
+    } else {
+        None
+    };
+    s.due_shard = s.next_run_at.map(|_| s.shard.clone());
+}
+
+/// A schedule the caller may see: its own (made under the tenants its token names
+/// now), or any for an admin. Everything else is "not found".
+async fn visible(store: &ScheduleStore, caller: &Caller, id: &str) -> Result<Schedule, Error> {
+    let not_found = || Error::NotFound("no such schedule".into());
+    let well_formed = id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+    if !well_formed {
+        return Err(not_found());
+    }
+    let s = store.get(id).await?.ok_or_else(not_found)?;
+    if !caller.is_admin() && (s.owner != caller.sub || s.owner_tenant != caller.tenant()) {
+        return Err(not_found());
+    }
+    Ok(s)
+}
+
+fn created_response(s: &Schedule) -> Response<Body> {
+    let mut resp = json_response(StatusCode::CREATED, &resource(s));
+    if let Ok(location) = HeaderValue::from_str(&format!("{SCHEDULES_PATH}/{}", s.id)) {
+        resp.headers_mut().insert(LOCATION, location);
+    }
+    resp
+}
+
+/// What a route did, for the audit record.
+#[derive(Default)]
+pub struct Outcome {
+    pub schedule_id: Option<String>,
+}
+
+/// Serves a schedules route for an authenticated caller.
+pub async fn serve(
+    ctx: &AppContext,
+    raw: &RawRequest,
+    route: &ScheduleRoute,
+    caller: &Caller,
+    now: DateTime<Utc>,
+    outcome: &mut Outcome,
+) -> Result<Response<Body>, Error> {
+    if route != &ScheduleRoute::List {
+        query::decode::<NoParams>(&raw.query)?;
+    }
+    let store = ScheduleStore::of(ctx);
+    outcome.schedule_id = route.id().map(sanitize);
+    match route {
+        ScheduleRoute::Create => {
+            let req: ScheduleRequest = body::decode(&raw.body)?;
+            let schedule = build(ctx, caller, req, now)?;
+            if store.count_of(&caller.sub, MAX_SCHEDULES_PER_OWNER).await? >= MAX_SCHEDULES_PER_OWNER {
+                return Err(Error::conflict(
+                    "too_many_schedules",
+                    format!("you already have {MAX_SCHEDULES_PER_OWNER} schedules; delete one first"),
+                ));
+            }
+            store.put(&schedule, None).await?;
+            outcome.schedule_id = Some(schedule.id.clone());
+            Ok(created_response(&schedule))
+        }
+        ScheduleRoute::Preview => {
+            let req: ScheduleRequest = body::decode(&raw.body)?;
+            let schedule = build(ctx, caller, req, now)?;
+            let cadence = schedule.cadence()?;
+            let runs: Vec<Value> = schedule
+                .upcoming(&cadence, now, super::UPCOMING_RUNS)
+                .iter()
+                .map(super::run_json)
+                .collect();
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"description": cadence.describe(schedule.time_zone), "next_runs": runs}),
+            ))
+        }
+        ScheduleRoute::List => {
+            let p: ListParams = query::decode(&raw.query)?;
+            let limit = p.limit.unwrap_or(DEFAULT_LIST);
+            if !(1..=100).contains(&limit) {
+                return Err(field("limit", "must be between 1 and 100"));
+            }
+            let schedules = match (caller.is_admin(), p.owner) {
+                (true, None) => store.list_all(limit as usize).await?,
+                (true, Some(o)) => {
+                    crate::params::Id::parse(&o).map_err(|m| field("owner", m))?;
+                    store.list_of(&o, None, limit as usize).await?
+                }
+                (false, Some(o)) if o != caller.sub => {
+                    return Err(Error::Forbidden("Only admins may list another user's schedules".into()));
+                }
+                (false, _) => {
+                    store
+                        .list_of(&caller.sub, Some(&caller.tenant()), limit as usize)
+                        .await?
+                }
+            };
+            let items: Vec<Value> = schedules.iter().map(resource).collect();
+            Ok(json_response(StatusCode::OK, &json!({"schedules": items})))
+        }
+        ScheduleRoute::Get(id) => {
+            let s = visible(&store, caller, id).await?;
+            let runs = JobStore::of(ctx).runs_of(&s.id, RUNS_SHOWN).await?;
+            let mut body = resource(&s);
+            body["runs"] = Value::Array(runs.iter().map(run_resource).collect());
+            Ok(json_response(StatusCode::OK, &body))
+        }
+        ScheduleRoute::Update(id) => {
+            let patch: SchedulePatch = body::decode(&raw.body)?;
+            // Read, change, write on the version read; a tick moving the schedule
+            // meanwhile makes us read again.
+            for _ in 0..5 {
+                let current = visible(&store, caller, id).await?;
+                let updated = apply(ctx, caller, current.clone(), &patch, now)?;
+                if store.put(&updated, Some(current.version)).await? {
+                    return Ok(json_response(StatusCode::OK, &resource(&updated)));
+                }
+            }
+            Err(Error::conflict(
+                "schedule_busy",
+                "the schedule kept changing while it was updated; retry",
+            ))
+        }
+        ScheduleRoute::Delete(id) => {
+            let s = visible(&store, caller, id).await?;
+            store.delete(&s.id).await?;
+            Ok(Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .body(Body::Empty)
+                .map_err(|e| Error::internal("response error", e))?)
+        }
+    }
+}
+
+/// A schedule with a PATCH applied.
+fn apply(
+    ctx: &AppContext,
+    caller: &Caller,
+    mut s: Schedule,
+    patch: &SchedulePatch,
+    now: DateTime<Utc>,
+) -> Result<Schedule, Error> {
+    if let Some(name) = &patch.name {
+        s.name = check_name(Some(name.clone()))?;
+    }
+    let cadence = match (&patch.cron, &patch.rate) {
+        (None, None) => s.cadence()?,
+        (cron, rate) => cadence_of(cron.as_deref(), rate.as_deref())?,
+    };
+    if let Some(z) = &patch.time_zone {
+        s.time_zone = zone_of(Some(z))?;
+    }
+    if let Some(lag) = patch.lag_seconds {
+        if s.window != WindowKind::Incremental {
+            return Err(field("lag_seconds", "applies to incremental windows only"));
+        }
+        s.lag_seconds = lag_of(Some(lag), s.lag_seconds)?;
+    }
+    if let Some(notify) = &patch.notify {
+        let checked = check_recipients(&ctx.config.notify, caller, Some(notify.clone()), "notify")?;
+        s.notify = checked.emails;
+        s.notify_on_empty = checked.on_empty;
+    }
+    let timing_changed = patch.cron.is_some() || patch.rate.is_some() || patch.time_zone.is_some();
+    let resumed = patch.enabled == Some(true) && !s.enabled;
+    if let Some(enabled) = patch.enabled {
+        s.enabled = enabled;
+    }
+    set_cadence(&mut s, &cadence);
+    if timing_changed || resumed || !s.enabled {
+        reschedule(&mut s, &cadence, now);
+    }
+    s.updated_at = now;
+    s.version += 1;
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match() {
+        assert_eq!(
+            ScheduleRoute::matching("POST", "/api/schedules"),
+            Some(ScheduleRoute::Create)
+        );
+        assert_eq!(
+            ScheduleRoute::matching("GET", "/api/schedules/"),
+            Some(ScheduleRoute::List)
+        );
+        assert_eq!(
+            ScheduleRoute::matching("POST", "/api/schedules/preview"),
+            Some(ScheduleRoute::Preview)
+        );
+        assert_eq!(
+            ScheduleRoute::matching("PATCH", "/api/schedules/abc"),
+            Some(ScheduleRoute::Update("abc".into()))
+        );
+        assert_eq!(ScheduleRoute::matching("PUT", "/api/schedules/abc"), None);
+        assert_eq!(ScheduleRoute::matching("GET", "/api/schedules/a/b"), None);
+        assert_eq!(ScheduleRoute::matching("GET", "/api/schedulesx"), None);
+    }
+}

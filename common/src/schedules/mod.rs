@@ -1,0 +1,347 @@
+//! Scheduled exports: a stored export request plus a cadence and a window rule. At
+//! each due time the scheduler ([`tick`]) turns it into an export job with a
+//! deterministic id; the worker runs it like any job and emails the recipients.
+//! docs/schedules.md is the reference.
+//!
+//! Table `SCHEDULES_TABLE`: one item per schedule (key `id`). Indexes: `by_due`
+//! (`due_shard`, `next_run_at`; only enabled schedules carry `due_shard`),
+//! `by_owner` (`owner`, `created_key`) and `by_shard` (`shard`, `created_key`).
+
+pub mod api;
+pub mod cadence;
+pub mod store;
+pub mod tick;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use self::cadence::Cadence;
+use crate::{
+    error::Error,
+    jobs::hex,
+    model::string_enum,
+    spec::{ExportSpec, TimeZone},
+    timefmt::{self, serde_ts, serde_ts_opt},
+};
+
+string_enum!(
+    /// What each run exports (docs/schedules.md, "Windows").
+    WindowKind { None => "none", PreviousPeriod => "previous_period", Incremental => "incremental" }
+);
+
+/// A schedule as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// 32 lowercase hex characters.
+    pub id: String,
+    pub name: String,
+    /// The JWT `sub` of its creator, and the tenants the creator's token named then.
+    pub owner: String,
+    pub owner_tenant: String,
+    /// `<created_at>#<id>`: the listing indexes' sort key.
+    pub created_key: String,
+    /// `00`..: the admins' listing partition (fixed).
+    pub shard: String,
+    /// Present while enabled: the `by_due` partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_shard: Option<String>,
+    /// The export as asked for (`{"kind", "format", "params"}`), shown back.
+    pub export: String,
+    /// The [`ExportSpec`] (JSON) resolved for the creator when the schedule was made:
+    /// its tenant scope is what every run exports.
+    pub spec: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<String>,
+    pub time_zone: TimeZone,
+    pub window: WindowKind,
+    pub lag_seconds: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
+    pub notify_on_empty: bool,
+    pub enabled: bool,
+    /// The next due time; `None` while paused.
+    #[serde(default, with = "serde_ts_opt", skip_serializing_if = "Option::is_none")]
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// Incremental: the end of the last window that succeeded.
+    #[serde(default, with = "serde_ts_opt", skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<DateTime<Utc>>,
+    /// Incremental: the run in flight, and the end of its window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
+    #[serde(default, with = "serde_ts_opt", skip_serializing_if = "Option::is_none")]
+    pub pending_end: Option<DateTime<Utc>>,
+    #[serde(with = "serde_ts")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "serde_ts")]
+    pub updated_at: DateTime<Utc>,
+    /// Bumped by every write: PATCH writes the whole item on this condition.
+    pub version: u64,
+}
+
+/// One run: when it was due, and the window it exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub run_at: DateTime<Utc>,
+    pub window_start: Option<DateTime<Utc>>,
+    pub window_end: Option<DateTime<Utc>>,
+}
+
+impl Schedule {
+    pub fn cadence(&self) -> Result<Cadence, Error> {
+        let parsed = match (&self.cron, &self.rate) {
+            (Some(c), _) => Cadence::cron(c),
+            (None, Some(r)) => Cadence::rate(r),
+            (None, None) => Err("no cadence".into()),
+        };
+        parsed.map_err(|m| Error::MalformedItem {
+            key: format!("schedule {}", self.id),
+            reason: m,
+        })
+    }
+
+    pub fn spec(&self) -> Result<ExportSpec, Error> {
+        serde_json::from_str(&self.spec).map_err(|e| Error::internal("schedule error", e))
+    }
+
+    pub fn lag(&self) -> Duration {
+        Duration::seconds(i64::from(self.lag_seconds))
+    }
+
+    /// The run due at `run_at`. An incremental run starts at `start` (the cursor).
+    pub fn run(&self, cadence: &Cadence, run_at: DateTime<Utc>, start: Option<DateTime<Utc>>) -> Run {
+        let (window_start, window_end) = match self.window {
+            WindowKind::None => (None, None),
+            WindowKind::PreviousPeriod => {
+                let unit = cadence.unit();
+                let end = cadence::floor(run_at, unit, self.time_zone);
+                let start = cadence
+                    .previous_before(run_at, self.time_zone)
+                    .map(|p| cadence::floor(p, unit, self.time_zone))
+                    .filter(|s| *s < end)
+                    .unwrap_or_else(|| {
+                        end - match unit {
+                            cadence::Unit::Minute => Duration::minutes(1),
+                            cadence::Unit::Hour => Duration::hours(1),
+                            cadence::Unit::Day => Duration::days(1),
+                        }
+                    });
+                (Some(start), Some(end))
+            }
+            WindowKind::Incremental => (start, Some(run_at - self.lag())),
+        };
+        Run {
+            run_at,
+            window_start,
+            window_end,
+        }
+    }
+
+    /// The next `n` runs from `from` (exclusive), with their windows. Incremental
+    /// windows are chained from the cursor as if every run succeeded.
+    pub fn upcoming(&self, cadence: &Cadence, from: DateTime<Utc>, n: usize) -> Vec<Run> {
+        let mut out = Vec::with_capacity(n);
+        let mut next = cadence.next_after(from, self.time_zone);
+        let mut start = self.cursor;
+        while let Some(run_at) = next {
+            if out.len() >= n {
+                break;
+            }
+            let run = self.run(cadence, run_at, start);
+            if self.window != WindowKind::Incremental
+                || run.window_start.zip(run.window_end).is_some_and(|(s, e)| e > s)
+            {
+                start = run.window_end;
+                out.push(run);
+            }
+            next = cadence.next_after(run_at, self.time_zone);
+        }
+        out
+    }
+
+    /// The id of a run's job: derived from the schedule and the run's window end
+    /// (its due time for a window of `none`), so that every tick that sees the run
+    /// names the same job and a conditional write makes it once.
+    pub fn job_id(&self, run: &Run) -> String {
+        let end = run.window_end.unwrap_or(run.run_at);
+        let digest = Sha256::digest(format!("schedule|{}|{}", self.id, timefmt::format(&end)).as_bytes());
+        hex(&digest[..16])
+    }
+
+    /// The export of one run, as of `now`.
+    pub fn spec_for(&self, run: &Run, now: DateTime<Utc>) -> Result<ExportSpec, Error> {
+        let spec = self.spec()?.with_as_of(now);
+        match (self.window, run.window_start, run.window_end) {
+            (WindowKind::None, _, _) => Ok(spec),
+            (_, Some(start), Some(end)) => spec.with_window(start, end).map_err(|m| Error::MalformedItem {
+                key: format!("schedule {}", self.id),
+                reason: m,
+            }),
+            _ => Err(Error::MalformedItem {
+                key: format!("schedule {}", self.id),
+                reason: "a windowed run without a window".into(),
+            }),
+        }
+    }
+}
+
+/// The partition of a schedule in the sharded indexes.
+pub fn shard_of(id: &str) -> String {
+    let digest = Sha256::digest(id.as_bytes());
+    format!("{:02}", u32::from(digest[0]) % crate::schema::SCHEDULE_SHARDS)
+}
+
+fn ts(t: Option<DateTime<Utc>>) -> Value {
+    t.map_or(Value::Null, |t| json!(timefmt::format(&t)))
+}
+
+fn run_json(run: &Run) -> Value {
+    json!({
+        "run_at": timefmt::format(&run.run_at),
+        "window_start": ts(run.window_start),
+        "window_end": ts(run.window_end),
+    })
+}
+
+/// How many upcoming runs a schedule shows.
+pub const UPCOMING_RUNS: usize = 5;
+
+/// The schedule resource of the API (docs/schedules.md).
+pub fn resource(s: &Schedule) -> Value {
+    let cadence = s.cadence().ok();
+    let next_runs: Vec<Value> = match (&cadence, s.enabled, s.next_run_at) {
+        (Some(c), true, Some(next)) => {
+            // From just before the next due time, so that it is the first shown.
+            s.upcoming(c, next - Duration::milliseconds(1), UPCOMING_RUNS)
+                .iter()
+                .map(run_json)
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    let export: Value = serde_json::from_str(&s.export).unwrap_or(Value::Null);
+    json!({
+        "id": s.id,
+        "name": s.name,
+        "owner": s.owner,
+        "export": export,
+        "cron": s.cron,
+        "rate": s.rate,
+        "time_zone": s.time_zone.name(),
+        "window": s.window.as_str(),
+        "lag_seconds": s.lag_seconds,
+        "notify": {"emails": s.notify, "on_empty": s.notify_on_empty},
+        "enabled": s.enabled,
+        "description": cadence.map(|c| c.describe(s.time_zone)),
+        "next_run_at": ts(s.next_run_at),
+        "next_runs": next_runs,
+        "cursor": ts(s.cursor),
+        "created_at": timefmt::format(&s.created_at),
+        "updated_at": timefmt::format(&s.updated_at),
+    })
+}
+
+/// A run as `GET /api/schedules/{id}` lists it.
+pub fn run_resource(job: &crate::jobs::Job) -> Value {
+    let error = job
+        .error_code
+        .as_ref()
+        .map(|c| json!({"error_code": c, "message": job.error_message.clone().unwrap_or_default()}));
+    json!({
+        "job_id": job.id,
+        "run_at": ts(job.run_at),
+        "window_start": ts(job.window_start),
+        "window_end": ts(job.window_end),
+        "status": job.status.as_str(),
+        "rows": job.rows,
+        "rows_done": job.rows_done,
+        "size_bytes": job.size_bytes,
+        "file_name": job.file_name,
+        "created_at": timefmt::format(&job.created_at),
+        "finished_at": ts(job.finished_at),
+        "error": error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        timefmt::parse_rfc3339(s).unwrap()
+    }
+
+    fn schedule(cron: &str, zone: &str, window: WindowKind) -> Schedule {
+        Schedule {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            name: "n".into(),
+            owner: "o".into(),
+            owner_tenant: "t".into(),
+            created_key: "k".into(),
+            shard: "00".into(),
+            due_shard: None,
+            export: "{}".into(),
+            spec: "{}".into(),
+            kind: "leads".into(),
+            cron: Some(cron.into()),
+            rate: None,
+            time_zone: TimeZone::parse(zone).unwrap(),
+            window,
+            lag_seconds: 120,
+            notify: vec![],
+            notify_on_empty: true,
+            enabled: true,
+            next_run_at: None,
+            cursor: Some(t("2026-01-01T00:00:00Z")),
+            pending: None,
+            pending_end: None,
+            created_at: t("2026-01-01T00:00:00Z"),
+            updated_at: t("2026-01-01T00:00:00Z"),
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn previous_period_is_yesterday_in_the_zone_across_dst() {
+        let s = schedule("0 2 * * *", "Europe/Berlin", WindowKind::PreviousPeriod);
+        let c = s.cadence().unwrap();
+        let runs = s.upcoming(&c, t("2026-03-27T12:00:00Z"), 4);
+        let windows: Vec<_> = runs
+            .iter()
+            .map(|r| {
+                (
+                    timefmt::format(&r.window_start.unwrap()),
+                    timefmt::format(&r.window_end.unwrap()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            windows,
+            [
+                ("2026-03-26T23:00:00.000Z".into(), "2026-03-27T23:00:00.000Z".into()),
+                // The day DST starts has 23 hours.
+                ("2026-03-27T23:00:00.000Z".into(), "2026-03-28T23:00:00.000Z".into()),
+                ("2026-03-28T23:00:00.000Z".into(), "2026-03-29T22:00:00.000Z".into()),
+                ("2026-03-29T22:00:00.000Z".into(), "2026-03-30T22:00:00.000Z".into()),
+            ]
+        );
+        // Different windows, different jobs; the same window, the same job.
+        assert_ne!(s.job_id(&runs[0]), s.job_id(&runs[1]));
+        assert_eq!(s.job_id(&runs[0]), s.job_id(&s.run(&c, runs[0].run_at, None)));
+    }
+
+    #[test]
+    fn incremental_windows_chain_from_the_cursor() {
+        let s = schedule("0 * * * *", "UTC", WindowKind::Incremental);
+        let c = s.cadence().unwrap();
+        let runs = s.upcoming(&c, t("2026-01-01T00:30:00Z"), 3);
+        assert_eq!(runs[0].window_start, Some(t("2026-01-01T00:00:00Z")));
+        assert_eq!(runs[0].window_end, Some(t("2026-01-01T00:58:00Z")));
+        assert_eq!(runs[1].window_start, runs[0].window_end);
+        assert_eq!(runs[2].window_end, Some(t("2026-01-01T02:58:00Z")));
+    }
+}

@@ -1,0 +1,314 @@
+//! The schedules table. Every change the scheduler makes is one conditional write on
+//! what it read (`next_run_at`, `pending`), so duplicate and concurrent ticks agree;
+//! the API writes a whole schedule on its `version`.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::{
+    Client,
+    error::{ProvideErrorMetadata, SdkError},
+    types::{AttributeValue, ReturnValue, Select},
+};
+use chrono::{DateTime, Utc};
+
+use super::Schedule;
+use crate::{
+    error::Error,
+    schema::{SCHEDULE_SHARDS, SCHEDULES_BY_DUE, SCHEDULES_BY_OWNER, SCHEDULES_BY_SHARD},
+    timefmt,
+};
+
+type Item = HashMap<String, AttributeValue>;
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn conditional_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.code() == Some("ConditionalCheckFailedException")
+}
+
+fn decode(item: Item) -> Result<Schedule, Error> {
+    let id = match item.get("id") {
+        Some(AttributeValue::S(id)) => id.clone(),
+        _ => "?".into(),
+    };
+    serde_dynamo::from_item(item).map_err(|e| Error::MalformedItem {
+        key: format!("schedule {id}"),
+        reason: e.to_string(),
+    })
+}
+
+#[derive(Clone, Debug)]
+pub struct ScheduleStore {
+    pub client: Client,
+    pub table: String,
+}
+
+impl ScheduleStore {
+    pub fn of(ctx: &crate::AppContext) -> Self {
+        Self {
+            client: ctx.aws.dynamodb.clone(),
+            table: ctx.config.tables.schedules.clone(),
+        }
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Schedule>, Error> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(Error::database)?;
+        out.item.map(decode).transpose()
+    }
+
+    /// Writes a whole schedule: a new one (`expected_version` `None`), or over the
+    /// version it was read at. `Ok(false)`: someone wrote it meanwhile.
+    pub async fn put(&self, schedule: &Schedule, expected_version: Option<u64>) -> Result<bool, Error> {
+        let item = serde_dynamo::to_item(schedule).map_err(|e| Error::internal("schedule error", e))?;
+        let mut req = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        req = match expected_version {
+            None => req.condition_expression("attribute_not_exists(id)"),
+            Some(v) => req
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", n(v)),
+        };
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(Error::database(e)),
+        }
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<(), Error> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .send()
+            .await
+            .map_err(Error::database)?;
+        Ok(())
+    }
+
+    /// How many schedules an owner has, counting up to `cap`.
+    pub async fn count_of(&self, owner: &str, cap: u32) -> Result<u32, Error> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(SCHEDULES_BY_OWNER)
+            .key_condition_expression("#o = :o")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":o", s(owner))
+            .select(Select::Count)
+            .limit(cap as i32)
+            .send()
+            .await
+            .map_err(Error::database)?;
+        Ok(out.count.max(0) as u32)
+    }
+
+    /// An owner's schedules, newest first (at most `limit`), optionally only those
+    /// made under `tenant`.
+    pub async fn list_of(&self, owner: &str, tenant: Option<&str>, limit: usize) -> Result<Vec<Schedule>, Error> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let mut req = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(SCHEDULES_BY_OWNER)
+                .key_condition_expression("#o = :o")
+                .expression_attribute_names("#o", "owner")
+                .expression_attribute_values(":o", s(owner))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take());
+            if let Some(t) = tenant {
+                req = req
+                    .filter_expression("#t = :t")
+                    .expression_attribute_names("#t", "owner_tenant")
+                    .expression_attribute_values(":t", s(t));
+            }
+            let out = req.send().await.map_err(Error::database)?;
+            for item in out.items.unwrap_or_default() {
+                found.push(decode(item)?);
+            }
+            start = out.last_evaluated_key;
+            if found.len() >= limit || start.is_none() {
+                found.truncate(limit);
+                return Ok(found);
+            }
+        }
+    }
+
+    /// Every schedule, newest first (at most `limit`): the newest `limit` of each
+    /// partition, merged.
+    pub async fn list_all(&self, limit: usize) -> Result<Vec<Schedule>, Error> {
+        let mut all = Vec::new();
+        for shard in 0..SCHEDULE_SHARDS {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(SCHEDULES_BY_SHARD)
+                .key_condition_expression("#s = :s")
+                .expression_attribute_names("#s", "shard")
+                .expression_attribute_values(":s", s(format!("{shard:02}")))
+                .scan_index_forward(false)
+                .limit(limit as i32)
+                .send()
+                .await
+                .map_err(Error::database)?;
+            for item in out.items.unwrap_or_default() {
+                all.push(decode(item)?);
+            }
+        }
+        all.sort_by(|a, b| b.created_key.cmp(&a.created_key));
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// Enabled schedules of one partition due at `now` (at most `limit`), earliest first.
+    pub async fn due(&self, shard: u32, now: DateTime<Utc>, limit: usize) -> Result<Vec<Schedule>, Error> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(SCHEDULES_BY_DUE)
+            .key_condition_expression("due_shard = :s AND next_run_at <= :now")
+            .expression_attribute_values(":s", s(format!("{shard:02}")))
+            .expression_attribute_values(":now", s(timefmt::format(&now)))
+            .limit(limit as i32)
+            .send()
+            .await
+            .map_err(Error::database)?;
+        out.items.unwrap_or_default().into_iter().map(decode).collect()
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        expression: &str,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Option<Schedule>, Error> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .return_values(ReturnValue::AllNew);
+        for (k, v) in names {
+            req = req.expression_attribute_names(*k, *v);
+        }
+        for (k, v) in values {
+            req = req.expression_attribute_values(k, v);
+        }
+        match req.send().await {
+            Ok(out) => out.attributes.map(decode).transpose(),
+            Err(e) if conditional_failed(&e) => Ok(None),
+            Err(e) => Err(Error::database(e)),
+        }
+    }
+
+    /// Moves `next_run_at` from the run just handled to the next one (or removes it
+    /// from the due index when the cadence never fires again). `None`: another tick
+    /// moved it first.
+    pub async fn advance(
+        &self,
+        id: &str,
+        handled: DateTime<Utc>,
+        next: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Schedule>, Error> {
+        let mut values = vec![
+            (":handled", s(timefmt::format(&handled))),
+            (":now", s(timefmt::format(&now))),
+            (":one", n(1)),
+        ];
+        let expression = match next {
+            Some(next) => {
+                values.push((":next", s(timefmt::format(&next))));
+                "SET next_run_at = :next, updated_at = :now ADD #v :one"
+            }
+            None => "SET updated_at = :now REMOVE next_run_at, due_shard ADD #v :one",
+        };
+        self.update(id, expression, "next_run_at = :handled", &[("#v", "version")], values)
+            .await
+    }
+
+    /// Incremental: records the run just created as the one in flight and moves
+    /// `next_run_at` on, if nothing else did.
+    pub async fn start_pending(
+        &self,
+        id: &str,
+        handled: DateTime<Utc>,
+        next: Option<DateTime<Utc>>,
+        job_id: &str,
+        window_end: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Schedule>, Error> {
+        let mut values = vec![
+            (":handled", s(timefmt::format(&handled))),
+            (":now", s(timefmt::format(&now))),
+            (":job", s(job_id)),
+            (":end", s(timefmt::format(&window_end))),
+            (":one", n(1)),
+        ];
+        let set = "SET pending = :job, pending_end = :end, updated_at = :now";
+        let expression = match next {
+            Some(next) => {
+                values.push((":next", s(timefmt::format(&next))));
+                format!("{set}, next_run_at = :next ADD #v :one")
+            }
+            None => format!("{set} REMOVE next_run_at, due_shard ADD #v :one"),
+        };
+        self.update(
+            id,
+            &expression,
+            "next_run_at = :handled AND attribute_not_exists(pending)",
+            &[("#v", "version")],
+            values,
+        )
+        .await
+    }
+
+    /// Incremental: the run in flight finished. A success moves the cursor to its
+    /// window's end; a failure leaves it, so the next window starts where this one did.
+    pub async fn resolve_pending(
+        &self,
+        id: &str,
+        job_id: &str,
+        new_cursor: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Schedule>, Error> {
+        let mut values = vec![(":job", s(job_id)), (":now", s(timefmt::format(&now))), (":one", n(1))];
+        let expression = match new_cursor {
+            Some(c) => {
+                values.push((":c", s(timefmt::format(&c))));
+                "SET #c = :c, updated_at = :now REMOVE pending, pending_end ADD #v :one"
+            }
+            None => "SET updated_at = :now REMOVE pending, pending_end ADD #v :one",
+        };
+        let names: &[(&str, &str)] = if new_cursor.is_some() {
+            &[("#v", "version"), ("#c", "cursor")]
+        } else {
+            &[("#v", "version")]
+        };
+        self.update(id, expression, "pending = :job", names, values).await
+    }
+}

@@ -1,0 +1,16 @@
+//! Lambda entrypoint: build the context once at cold start, then tick on each invocation.
+
+use std::sync::Arc;
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    common::logging::init();
+    let ctx = Arc::new(common::AppContext::from_env().await?);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let ctx = Arc::clone(&ctx);
+        async move { Ok::<_, Error>(export_scheduler::handle(&ctx, event.payload).await) }
+    }))
+    .await
+}
