@@ -403,6 +403,100 @@ fn job_api_answers_any_request_within_its_contract() {
         .unwrap();
 }
 
+/// A schedule request: mostly well-formed, with fuzzed cadences, zones, windows,
+/// recipients and exports.
+fn schedule_body() -> impl Strategy<Value = Vec<u8>> {
+    let cadence = prop_oneof![
+        2 => prop::sample::select(&["0 2 * * *", "*/5 * * * *", "0 0 L * *", "0 2 * *", "99 * * * *", "@daily", ""][..])
+            .prop_map(|c| ("cron", Value::from(c))),
+        2 => prop::sample::select(&["1 hour", "rate(15 minutes)", "0 days", "1 fortnight", "9999999999 days"][..])
+            .prop_map(|r| ("rate", Value::from(r))),
+        1 => json_value().prop_map(|v| ("cron", v)),
+    ];
+    let zone = prop_oneof![
+        Just(Value::from("Europe/Berlin")),
+        Just(Value::from("utc")),
+        value().prop_map(Value::from),
+        json_value(),
+    ];
+    let window = prop_oneof![
+        prop::sample::select(&["none", "previous_period", "incremental"][..]).prop_map(Value::from),
+        json_value(),
+    ];
+    let emails = prop::collection::vec(
+        prop_oneof![
+            Just(Value::from("ops@example.com")),
+            value().prop_map(Value::from),
+            json_value()
+        ],
+        0..3,
+    );
+    prop_oneof![
+        4 => (job_body(), cadence, prop::option::of(zone), prop::option::of(window), prop::option::of(emails),
+              prop::option::of(json_value()))
+            .prop_map(|(export, (key, cadence), zone, window, emails, extra)| {
+                let mut o = serde_json::Map::new();
+                o.insert("name".into(), Value::from("fuzz"));
+                let export: Value = serde_json::from_slice(&export).unwrap_or(Value::Null);
+                o.insert("export".into(), export);
+                o.insert(key.into(), cadence);
+                if let Some(z) = zone {
+                    o.insert("time_zone".into(), z);
+                }
+                if let Some(w) = window {
+                    o.insert("window".into(), w);
+                }
+                if let Some(e) = emails {
+                    o.insert("notify".into(), serde_json::json!({"emails": e}));
+                }
+                if let Some(x) = extra {
+                    o.insert("lag_seconds".into(), x);
+                }
+                Value::Object(o).to_string().into_bytes()
+            }),
+        1 => body(),
+    ]
+}
+
+#[test]
+fn schedules_api_answers_any_request_within_its_contract() {
+    let f = fixture("fuzz-schedules");
+    let mut runner = runner();
+    let id = prop_oneof![
+        Just("0123456789abcdef0123456789abcdef".to_string()),
+        Just("preview".to_string()),
+        "[ -~]{0,40}".prop_map(|s| s.replace(['/', '?', '#', ' ', '%'], "")),
+    ];
+    let method = prop::sample::select(&["GET", "PATCH", "DELETE", "POST"][..]);
+    runner
+        .run(
+            &(schedule_body(), query(), auth(), accept(), id, method),
+            |(body, query, auth, accept, id, method)| {
+                let shown = String::from_utf8_lossy(&body[..body.len().min(160)]).into_owned();
+                for route in [
+                    common::schedules::api::SCHEDULES_PATH,
+                    common::schedules::api::PREVIEW_PATH,
+                ] {
+                    let resp = f.call("POST", route, "", &auth, &accept, &body);
+                    f.check(&resp, false, &format!("POST {route} {shown} {auth:?}"))?;
+                }
+                let resp = f.call(
+                    "GET",
+                    common::schedules::api::SCHEDULES_PATH,
+                    &query,
+                    &auth,
+                    &accept,
+                    b"",
+                );
+                f.check(&resp, false, &format!("GET /api/schedules?{query} {auth:?}"))?;
+                let path = format!("{}/{id}", common::schedules::api::SCHEDULES_PATH);
+                let resp = f.call(method, &path, &query, &auth, &accept, &body);
+                f.check(&resp, false, &format!("{method} {path}?{query} {shown} {auth:?}"))
+            },
+        )
+        .unwrap();
+}
+
 /// A raw HTTP/1.1 request: any method, target bytes, header bytes and body length.
 fn raw_request(tokens: [String; 3]) -> impl Strategy<Value = Vec<u8>> {
     let method = prop::sample::select(vec!["GET", "POST", "PUT", "DELETE", "OPTIONS", "G=T", ""]);

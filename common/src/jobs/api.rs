@@ -546,10 +546,9 @@ pub async fn serve(
         JobRoute::Get(_) => {
             query::decode::<crate::http::pipeline::NoParams>(&raw.query)?;
         }
-        JobRoute::Download(_) if query::decode::<DownloadParams>(&raw.query)?.link.is_some() => {
-            return Err(Error::bad_request(
-                "a download link is used without an Authorization header",
-            ));
+        JobRoute::Download(_) => {
+            // `link` is served by [`serve_link`] before any token is looked at.
+            query::decode::<DownloadParams>(&raw.query)?;
         }
         _ => {}
     }

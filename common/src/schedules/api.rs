@@ -414,7 +414,9 @@ pub async fn serve(
         }
         ScheduleRoute::Get(id) => {
             let s = visible(&store, caller, id).await?;
-            let runs = JobStore::of(ctx).runs_of(&s.id, RUNS_SHOWN).await?;
+            let mut runs = JobStore::of(ctx).runs_of(&s.id, RUNS_SHOWN).await?;
+            // Runs started by one tick share their creation time: newest due time first.
+            runs.sort_by(|a, b| (b.run_at, &b.created_key).cmp(&(a.run_at, &a.created_key)));
             let mut body = resource(&s);
             body["runs"] = Value::Array(runs.iter().map(run_resource).collect());
             Ok(json_response(StatusCode::OK, &body))
