@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 X=target/debug/exportctl
 ADMIN=$($X token --role admin --sub admin-demo --ttl 28800)
-USER=$($X token --role user --sub user-demo --client-id client-alpha --company-id comp-acme --ttl 28800)
+USER=$($X token --role user --sub user-demo --client-id client-alpha --company-id comp-acme --email user-demo@example.com --ttl 28800)
 BASE="http://127.0.0.1:${API_PORT}"
 cat <<TXT
 
@@ -69,4 +69,32 @@ Rate limit: the 11th export by one user within a minute gets 429 with Retry-Afte
   for i in \$(seq 11); do curl -s -o /dev/null -w "%{http_code} " -H "Authorization: Bearer $USER" "$BASE/client/export/chats/download?limit=1"; done; echo
 
 TXT
-exec $X serve --port "$API_PORT"
+
+# The API in the background, so that the sample schedule can be created through it.
+$X serve --port "$API_PORT" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null' EXIT INT TERM
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null && break; sleep 0.1; done
+SCHEDULE=$(curl -sS -X POST -H "Authorization: Bearer $USER" -H "Content-Type: application/json" \
+  -d '{"name":"Daily leads (demo)","export":{"kind":"leads","format":"csv","params":{"status":"new"}},"cron":"0 2 * * *","time_zone":"Europe/Berlin","window":"none","notify":{"emails":["user-demo@example.com"]}}' \
+  "$BASE/api/schedules")
+SCHEDULE_ID=$(printf '%s' "$SCHEDULE" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+NEXT=$(printf '%s' "$SCHEDULE" | python3 -c 'import json,sys; print(json.load(sys.stdin)["next_run_at"])')
+AT=$(python3 -c "from datetime import datetime, timedelta; t = datetime.fromisoformat('$NEXT'.replace('Z', '+00:00')) + timedelta(seconds=30); print(t.strftime('%Y-%m-%dT%H:%M:%SZ'))")
+cat <<TXT
+
+Scheduled exports: a sample schedule was created for the user (daily at 02:00 Berlin time,
+its new leads as CSV, emailed to user-demo@example.com). See it, and its next runs:
+  curl -sS -H "Authorization: Bearer $USER" "$BASE/api/schedules/$SCHEDULE_ID"
+
+Run the scheduler as if it were just after its next run ($NEXT); the worker in this server
+runs the job, and the SES emulator receives the email:
+  set -a; . ./local.env; set +a; $X schedules tick --at $AT
+  curl -sS -H "Authorization: Bearer $USER" "$BASE/api/schedules/$SCHEDULE_ID"
+Read the email (its link downloads the file, no token needed, for 7 days):
+  curl -sS "http://127.0.0.1:${SES_PORT}/store" | python3 -m json.tool
+  (or open http://127.0.0.1:${SES_PORT}/ in a browser)
+
+Serving on $BASE (Ctrl-C stops it; make stack-down stops the emulators).
+TXT
+wait $SERVER
