@@ -338,6 +338,19 @@ mod tests {
     }
 
     #[test]
+    fn a_time_repeated_when_dst_ends_fires_once() {
+        // 2026-10-25 in Berlin: 03:00 CEST goes back to 02:00 CET, so 02:30 happens twice.
+        let c = Cadence::cron("30 2 * * *").unwrap();
+        let overlap = c.next_after(t("2026-10-24T12:00:00Z"), berlin()).unwrap();
+        assert_eq!(overlap, t("2026-10-25T00:30:00Z"), "the first 02:30 (CEST)");
+        assert_eq!(
+            c.next_after(overlap, berlin()),
+            Some(t("2026-10-26T01:30:00Z")),
+            "and only once"
+        );
+    }
+
+    #[test]
     fn bad_cron_and_rate_are_refused_with_a_reason() {
         for bad in [
             "",
@@ -387,6 +400,43 @@ mod tests {
             Some(t("2026-01-01T02:00:00Z"))
         );
         assert_eq!(c.describe(z), "At 02:00 (UTC)");
+    }
+
+    #[test]
+    fn any_text_is_a_cadence_or_a_reason_never_a_panic() {
+        let alphabet: Vec<char> = "0123456789*/,-LW#?+ @abcdefghijklmnopqrstuvwxyzJANFEBMONSUN"
+            .chars()
+            .collect();
+        let mut rng = crate::synth::Rng::new(11);
+        let zone = TimeZone::parse("America/Santiago").unwrap();
+        for i in 0..3000 {
+            let len = rng.below(30) as usize;
+            let text: String = if i % 3 == 0 {
+                // Five fields of plausible tokens.
+                (0..5)
+                    .map(|_| {
+                        let n = 1 + rng.below(4) as usize;
+                        (0..n)
+                            .map(|_| *rng.pick(&alphabet))
+                            .collect::<String>()
+                            .replace(' ', "")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            } else {
+                (0..len).map(|_| *rng.pick(&alphabet)).collect()
+            };
+            for parsed in [Cadence::cron(&text), Cadence::rate(&text)] {
+                if let Ok(c) = parsed {
+                    let from = t("2026-12-01T00:00:00Z");
+                    if let Some(next) = c.next_after(from, zone) {
+                        assert!(next > from, "{text}: {next}");
+                        assert!(c.previous_before(next, zone).is_none_or(|p| p < next), "{text}");
+                    }
+                    let _ = (c.describe(zone), c.unit(), c.text());
+                }
+            }
+        }
     }
 
     #[test]

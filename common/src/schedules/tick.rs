@@ -96,7 +96,10 @@ async fn run_due(
             let new_cursor = outcome.flatten();
             s = match store.resolve_pending(&s.id, &pending, new_cursor, now).await? {
                 Some(updated) => updated,
-                None => reread(store, &s.id).await?,
+                None => match reread(store, &s.id).await? {
+                    Some(now) => now,
+                    None => return Ok(()),
+                },
             };
             continue;
         }
@@ -111,7 +114,10 @@ async fn run_due(
             // export yet: the next one will.
             s = match store.advance(&s.id, run_at, next, now).await? {
                 Some(updated) => updated,
-                None => reread(store, &s.id).await?,
+                None => match reread(store, &s.id).await? {
+                    Some(now) => now,
+                    None => return Ok(()),
+                },
             };
             continue;
         }
@@ -124,18 +130,18 @@ async fn run_due(
         };
         s = match moved {
             Some(updated) => updated,
-            None => reread(store, &s.id).await?,
+            None => match reread(store, &s.id).await? {
+                Some(now) => now,
+                None => return Ok(()),
+            },
         };
     }
     Ok(())
 }
 
-async fn reread(store: &ScheduleStore, id: &str) -> Result<Schedule, Error> {
-    // Deleted meanwhile: a disabled shell ends the loop.
-    store
-        .get(id)
-        .await?
-        .ok_or_else(|| Error::NotFound("schedule deleted".into()))
+/// The schedule as it is now, after another writer moved it; `None` once deleted.
+async fn reread(store: &ScheduleStore, id: &str) -> Result<Option<Schedule>, Error> {
+    store.get(id).await
 }
 
 /// Creates a run's job (unless a tick already did) and queues it.
