@@ -32,15 +32,45 @@ fn when(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// The filters of a spec, as JSON without its file options and time.
+/// The filters of a spec for people: `companies: comp-acme; status: new`, the unset
+/// ones left out (the window has its own line).
 fn filters(spec: &ExportSpec) -> String {
-    let mut v = serde_json::to_value(spec).unwrap_or_default();
-    if let Some(o) = v.as_object_mut() {
-        for k in ["as_of", "options", "kind", "format", "columns"] {
-            o.remove(k);
+    fn text(v: &serde_json::Value) -> Option<String> {
+        match v {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Array(a) => {
+                let parts: Vec<String> = a.iter().filter_map(text).collect();
+                (!parts.is_empty()).then(|| parts.join(", "))
+            }
+            serde_json::Value::Object(o) => match (o.get("from").and_then(text), o.get("to").and_then(text)) {
+                (None, None) if o.contains_key("from") => None,
+                (from, to) if o.contains_key("from") => Some(format!(
+                    "from {} to {}",
+                    from.unwrap_or_else(|| "the start".into()),
+                    to.unwrap_or_else(|| "now".into())
+                )),
+                _ => Some(serde_json::Value::Object(o.clone()).to_string()),
+            },
+            other => Some(other.to_string()),
         }
     }
-    v.to_string()
+    let value = serde_json::to_value(spec).unwrap_or_default();
+    let mut parts = Vec::new();
+    for section in ["filter", "chat"] {
+        if let Some(o) = value.get(section).and_then(|v| v.as_object()) {
+            for (k, v) in o {
+                if let Some(t) = text(v) {
+                    parts.push(format!("{k}: {t}"));
+                }
+            }
+        }
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join("; ")
+    }
 }
 
 /// The link of a recipient: valid `DOWNLOAD_LINK_DAYS`, never past the file's end.

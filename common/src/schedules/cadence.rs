@@ -426,15 +426,13 @@ mod tests {
             } else {
                 (0..len).map(|_| *rng.pick(&alphabet)).collect()
             };
-            for parsed in [Cadence::cron(&text), Cadence::rate(&text)] {
-                if let Ok(c) = parsed {
-                    let from = t("2026-12-01T00:00:00Z");
-                    if let Some(next) = c.next_after(from, zone) {
-                        assert!(next > from, "{text}: {next}");
-                        assert!(c.previous_before(next, zone).is_none_or(|p| p < next), "{text}");
-                    }
-                    let _ = (c.describe(zone), c.unit(), c.text());
+            for c in [Cadence::cron(&text), Cadence::rate(&text)].into_iter().flatten() {
+                let from = t("2026-12-01T00:00:00Z");
+                if let Some(next) = c.next_after(from, zone) {
+                    assert!(next > from, "{text}: {next}");
+                    assert!(c.previous_before(next, zone).is_none_or(|p| p < next), "{text}");
                 }
+                let _ = (c.describe(zone), c.unit(), c.text());
             }
         }
     }
