@@ -891,3 +891,38 @@ async fn operator_exports_run_once_per_firing_and_the_scheduler_lambda_ticks() {
     let report = export_scheduler::handle(&stack.ctx, tick_event).await;
     assert_eq!(report.failed, 0);
 }
+
+#[tokio::test]
+async fn an_email_that_cannot_be_sent_leaves_the_export_succeeded() {
+    let stack = TestStack::new("sched_ses_down").await;
+    stack
+        .load((0..2).map(|i| lead(i, "comp-ses", t("2026-11-01T10:00:00Z"))).collect())
+        .await;
+    // SES unreachable: nothing listens on port 9.
+    let ses_config = stack
+        .ctx
+        .aws
+        .ses
+        .config()
+        .to_builder()
+        .endpoint_url("http://127.0.0.1:9")
+        .build();
+    let mut aws = stack.ctx.aws.clone();
+    aws.ses = aws_sdk_sesv2::Client::from_conf(ses_config);
+    let clock = Arc::new(FixedClock::new(t("2026-12-01T00:00:00Z")));
+    let ctx = AppContext::new((*stack.ctx.config).clone(), aws).with_clock(clock.clone());
+    let admin = stack.token_with_email(Role::Admin, "ses-admin", None, None, Some("boss@corp.io"));
+    let address = unique_address("down");
+    create(
+        &ctx,
+        &admin,
+        json!({"name": "down", "export": {"kind": "leads", "format": "csv", "params": {"companyId": "comp-ses"}},
+               "rate": "1 day", "notify": {"emails": [address]}}),
+    )
+    .await;
+    let report = tick_and_run(&ctx, &clock, "2026-12-02T00:00:10Z").await;
+    let job = body_json(&call(&ctx, "GET", &format!("/api/exports/{}", report.created[0]), Some(&admin), None).await);
+    assert_eq!(job["status"], "succeeded");
+    assert_eq!(job["rows"], 2);
+    assert!(mail_to(&address).await.is_empty());
+}

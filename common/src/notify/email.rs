@@ -158,12 +158,12 @@ pub fn compose(ctx: &AppContext, job: &Job, now: DateTime<Utc>) -> Vec<Email> {
         .collect()
 }
 
-fn content(text: &str) -> Result<Content, crate::Error> {
+fn content(text: &str) -> Result<Content, String> {
     Content::builder()
         .data(text)
         .charset("UTF-8")
         .build()
-        .map_err(|e| crate::Error::internal("email error", e))
+        .map_err(|_| "invalid_content".to_string())
 }
 
 /// Sends a finished job's emails. Best effort: a failure is logged (without
@@ -192,12 +192,16 @@ pub async fn send_for(ctx: &AppContext, job: &Job) {
                 .content(EmailContent::builder().simple(message).build())
                 .send()
                 .await
-                .map_err(|e| crate::Error::internal("email error", e))
+                // Only the error's code: SES messages quote the addresses they refuse.
+                .map_err(|e| {
+                    use aws_sdk_sesv2::error::ProvideErrorMetadata;
+                    e.code().unwrap_or("unknown").to_string()
+                })
         }
         .await;
         match result {
             Ok(_) => sent += 1,
-            Err(e) => tracing::error!(job_id = %job.id, error = %e.cause_chain(), "export email not sent"),
+            Err(code) => tracing::error!(job_id = %job.id, error_code = %code, "export email not sent"),
         }
     }
     tracing::info!(job_id = %job.id, recipients = emails.len(), sent, "export emails sent");
