@@ -349,22 +349,25 @@ async fn incremental_runs_export_every_row_exactly_once() {
     )
     .await;
     assert_eq!(cancelled.status(), 202);
-    // An outage until 06:30: the missed runs go one at a time (one in flight).
+    // An outage until 06:30. The cancelled window waits for the next firing (07:00),
+    // then it and the windows behind run one per tick (one in flight), a period each.
+    assert!(
+        tick_and_run(&ctx, &clock, "2026-12-01T06:30:00Z")
+            .await
+            .created
+            .is_empty()
+    );
     let mut later = Vec::new();
-    for _ in 0..4 {
-        later.extend(tick_and_run(&ctx, &clock, "2026-12-01T06:30:00Z").await.created);
+    for _ in 0..7 {
+        later.extend(tick_and_run(&ctx, &clock, "2026-12-01T07:00:05Z").await.created);
     }
-    assert_eq!(later.len(), 3, "04:00, 05:00 and 06:00: {later:?}");
+    assert_eq!(later.len(), 5, "{later:?}");
 
-    // The cursor moves when the scheduler next looks at the schedule (its next due
-    // time, 07:00): until then it names the last success it knew of.
     let schedule = get(&ctx, &user, &id).await;
-    assert_eq!(schedule["cursor"], "2026-12-01T04:58:00.000Z");
-    tick_and_run(&ctx, &clock, "2026-12-01T07:00:00Z").await;
-    let schedule = get(&ctx, &user, &id).await;
-    assert_eq!(schedule["cursor"], "2026-12-01T05:58:00.000Z");
+    assert_eq!(schedule["cursor"], "2026-12-01T06:58:00.000Z");
+    assert_eq!(schedule["next_run_at"], "2026-12-01T08:00:00.000Z");
     let runs: Vec<&Value> = schedule["runs"].as_array().unwrap().iter().rev().collect();
-    let windows: Vec<(&str, &str, &str)> = runs[..6]
+    let windows: Vec<(&str, &str, &str)> = runs
         .iter()
         .map(|r| {
             (
@@ -380,14 +383,16 @@ async fn incremental_runs_export_every_row_exactly_once() {
             ("2026-12-01T00:00:00.000Z", "2026-12-01T00:58:00.000Z", "succeeded"),
             ("2026-12-01T00:58:00.000Z", "2026-12-01T01:58:00.000Z", "succeeded"),
             ("2026-12-01T01:58:00.000Z", "2026-12-01T02:58:00.000Z", "cancelled"),
-            // Starts where the last success ended.
-            ("2026-12-01T01:58:00.000Z", "2026-12-01T03:58:00.000Z", "succeeded"),
+            // The same window again (another job), then the ones behind.
+            ("2026-12-01T01:58:00.000Z", "2026-12-01T02:58:00.000Z", "succeeded"),
+            ("2026-12-01T02:58:00.000Z", "2026-12-01T03:58:00.000Z", "succeeded"),
             ("2026-12-01T03:58:00.000Z", "2026-12-01T04:58:00.000Z", "succeeded"),
             ("2026-12-01T04:58:00.000Z", "2026-12-01T05:58:00.000Z", "succeeded"),
+            ("2026-12-01T05:58:00.000Z", "2026-12-01T06:58:00.000Z", "succeeded"),
         ]
     );
     let mut exported = Vec::new();
-    for run in runs[..6].iter().filter(|r| r["status"] == "succeeded") {
+    for run in runs.iter().filter(|r| r["status"] == "succeeded") {
         exported.extend(ids(&download(&ctx, &user, run["job_id"].as_str().unwrap()).await));
     }
     let unique: BTreeSet<&String> = exported.iter().collect();
@@ -921,8 +926,81 @@ async fn an_email_that_cannot_be_sent_leaves_the_export_succeeded() {
     )
     .await;
     let report = tick_and_run(&ctx, &clock, "2026-12-02T00:00:10Z").await;
-    let job = body_json(&call(&ctx, "GET", &format!("/api/exports/{}", report.created[0]), Some(&admin), None).await);
+    let job = body_json(
+        &call(
+            &ctx,
+            "GET",
+            &format!("/api/exports/{}", report.created[0]),
+            Some(&admin),
+            None,
+        )
+        .await,
+    );
     assert_eq!(job["status"], "succeeded");
     assert_eq!(job["rows"], 2);
     assert!(mail_to(&address).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_incremental_schedule_starts_one_run_per_window_under_concurrent_ticks_and_catches_up_after_a_pause() {
+    let stack = TestStack::new("sched_incr_pause").await;
+    let (ctx, clock) = at(&stack, "2026-12-01T00:00:00Z");
+    let user = stack.token(Role::User, "incr-pauser", None, Some("comp-ip"));
+    let s = create(
+        &ctx,
+        &user,
+        json!({"name": "inc", "export": {"kind": "leads", "format": "csv"}, "rate": "1 hour",
+               "window": "incremental", "lag_seconds": 60}),
+    )
+    .await;
+    let id = s["id"].as_str().unwrap().to_string();
+    let path = format!("/api/schedules/{id}");
+    assert_eq!(s["next_run_at"], "2026-12-01T01:00:00.000Z");
+    assert_eq!(s["next_runs"][0]["window_end"], "2026-12-01T00:59:00.000Z");
+
+    clock.set(t("2026-12-01T01:00:10Z"));
+    let reports = futures::future::join_all((0..4).map(|_| tick::tick(&ctx, t("2026-12-01T01:00:10Z")))).await;
+    let created: Vec<&String> = reports.iter().flat_map(|r| &r.created).collect();
+    assert_eq!(created.len(), 1, "{reports:?}");
+    worker::process(&ctx, created[0]).await.unwrap();
+
+    // Paused over three firings, then resumed: the windows behind run one per tick.
+    let paused = body_json(&call(&ctx, "PATCH", &path, Some(&user), Some(json!({"enabled": false}))).await);
+    assert_eq!(paused["next_run_at"], Value::Null);
+    assert!(
+        tick_and_run(&ctx, &clock, "2026-12-01T04:30:00Z")
+            .await
+            .created
+            .is_empty()
+    );
+    let resumed = body_json(&call(&ctx, "PATCH", &path, Some(&user), Some(json!({"enabled": true}))).await);
+    assert_eq!(resumed["next_run_at"], "2026-12-01T05:00:00.000Z");
+    let mut later = Vec::new();
+    for _ in 0..8 {
+        later.extend(tick_and_run(&ctx, &clock, "2026-12-01T05:00:10Z").await.created);
+    }
+    assert_eq!(
+        later.len(),
+        4,
+        "the windows ending 01:59, 02:59, 03:59 and 04:59: {later:?}"
+    );
+    let schedule = get(&ctx, &user, &id).await;
+    let ends: Vec<&str> = schedule["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|r| r["window_end"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            "2026-12-01T00:59:00.000Z",
+            "2026-12-01T01:59:00.000Z",
+            "2026-12-01T02:59:00.000Z",
+            "2026-12-01T03:59:00.000Z",
+            "2026-12-01T04:59:00.000Z",
+        ]
+    );
+    assert_eq!(schedule["cursor"], "2026-12-01T04:59:00.000Z");
 }

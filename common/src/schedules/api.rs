@@ -284,13 +284,21 @@ fn build(ctx: &AppContext, caller: &Caller, req: ScheduleRequest, now: DateTime<
         next_run_at: None,
         cursor: (window == WindowKind::Incremental).then_some(cursor),
         pending: None,
+        pending_start: None,
         pending_end: None,
+        attempt: 0,
         created_at: now,
         updated_at: now,
         version: 1,
     };
     set_cadence(&mut schedule, &cadence);
     reschedule(&mut schedule, &cadence, now);
+    if let (true, Some(cursor)) = (schedule.enabled, schedule.cursor) {
+        // The first incremental window is due at its own firing (at once when
+        // `start_at` is further back than a period: the windows behind run one by one).
+        schedule.next_run_at = schedule.incremental_run(&cadence, cursor).map(|r| r.run_at);
+        schedule.due_shard = schedule.next_run_at.map(|_| schedule.shard.clone());
+    }
     Ok(schedule)
 }
 

@@ -70,11 +70,16 @@ pub struct Schedule {
     /// Incremental: the end of the last window that succeeded.
     #[serde(default, with = "serde_ts_opt", skip_serializing_if = "Option::is_none")]
     pub cursor: Option<DateTime<Utc>>,
-    /// Incremental: the run in flight, and the end of its window.
+    /// Incremental: the run in flight, and its window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<String>,
     #[serde(default, with = "serde_ts_opt", skip_serializing_if = "Option::is_none")]
+    pub pending_start: Option<DateTime<Utc>>,
+    #[serde(default, with = "serde_ts_opt", skip_serializing_if = "Option::is_none")]
     pub pending_end: Option<DateTime<Utc>>,
+    /// Incremental: failed runs of the window that starts at the cursor (0 after a success).
+    #[serde(default)]
+    pub attempt: u32,
     #[serde(with = "serde_ts")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "serde_ts")]
@@ -112,7 +117,19 @@ impl Schedule {
         Duration::seconds(i64::from(self.lag_seconds))
     }
 
-    /// The run due at `run_at`. An incremental run starts at `start` (the cursor).
+    /// An incremental schedule's next window from a cursor: `[cursor, slot - lag)`,
+    /// `slot` being the first firing after `cursor + lag`, which is when it is due.
+    /// One period at most (`last_end + period`), never past `now - lag` once due.
+    pub fn incremental_run(&self, cadence: &Cadence, cursor: DateTime<Utc>) -> Option<Run> {
+        let slot = cadence.next_after(cursor + self.lag(), self.time_zone)?;
+        Some(Run {
+            run_at: slot,
+            window_start: Some(cursor),
+            window_end: Some(slot - self.lag()),
+        })
+    }
+
+    /// The run due at `run_at` of a schedule whose window is `none` or `previous_period`.
     pub fn run(&self, cadence: &Cadence, run_at: DateTime<Utc>, start: Option<DateTime<Utc>>) -> Run {
         let (window_start, window_end) = match self.window {
             WindowKind::None => (None, None),
@@ -142,9 +159,23 @@ impl Schedule {
     }
 
     /// The next `n` runs from `from` (exclusive), with their windows. Incremental
-    /// windows are chained from the cursor as if every run succeeded.
+    /// windows are chained from the cursor (or the window in flight) as if every run
+    /// succeeded; one already due shows at `from`.
     pub fn upcoming(&self, cadence: &Cadence, from: DateTime<Utc>, n: usize) -> Vec<Run> {
         let mut out = Vec::with_capacity(n);
+        if self.window == WindowKind::Incremental {
+            let mut cursor = self.pending_end.or(self.cursor);
+            let not_before = self.next_run_at.unwrap_or(from).max(from);
+            while out.len() < n {
+                let Some(mut run) = cursor.and_then(|c| self.incremental_run(cadence, c)) else {
+                    break;
+                };
+                cursor = run.window_end;
+                run.run_at = run.run_at.max(not_before);
+                out.push(run);
+            }
+            return out;
+        }
         let mut next = cadence.next_after(from, self.time_zone);
         let mut start = self.cursor;
         while let Some(run_at) = next {
@@ -166,10 +197,14 @@ impl Schedule {
     /// The id of a run's job: derived from the schedule and the run's window end
     /// (its due time for a window of `none`), so that every tick that sees the run
     /// names the same job and a conditional write makes it once.
-    pub fn job_id(&self, run: &Run) -> String {
+    /// `attempt` counts the failed runs of an incremental window before this one.
+    pub fn job_id(&self, run: &Run, attempt: u32) -> String {
         let end = run.window_end.unwrap_or(run.run_at);
-        let digest = Sha256::digest(format!("schedule|{}|{}", self.id, timefmt::format(&end)).as_bytes());
-        hex(&digest[..16])
+        let mut key = format!("schedule|{}|{}", self.id, timefmt::format(&end));
+        if attempt > 0 {
+            key.push_str(&format!("|{attempt}"));
+        }
+        hex(&Sha256::digest(key.as_bytes())[..16])
     }
 
     /// The export of one run, as of `now`.
@@ -298,7 +333,9 @@ mod tests {
             next_run_at: None,
             cursor: Some(t("2026-01-01T00:00:00Z")),
             pending: None,
+            pending_start: None,
             pending_end: None,
+            attempt: 0,
             created_at: t("2026-01-01T00:00:00Z"),
             updated_at: t("2026-01-01T00:00:00Z"),
             version: 1,
@@ -330,8 +367,9 @@ mod tests {
             ]
         );
         // Different windows, different jobs; the same window, the same job.
-        assert_ne!(s.job_id(&runs[0]), s.job_id(&runs[1]));
-        assert_eq!(s.job_id(&runs[0]), s.job_id(&s.run(&c, runs[0].run_at, None)));
+        assert_ne!(s.job_id(&runs[0], 0), s.job_id(&runs[1], 0));
+        assert_eq!(s.job_id(&runs[0], 0), s.job_id(&s.run(&c, runs[0].run_at, None), 0));
+        assert_ne!(s.job_id(&runs[0], 0), s.job_id(&runs[0], 1), "a retry is another job");
     }
 
     #[test]

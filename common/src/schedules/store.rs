@@ -251,64 +251,72 @@ impl ScheduleStore {
             .await
     }
 
-    /// Incremental: records the run just created as the one in flight and moves
-    /// `next_run_at` on, if nothing else did.
+    /// Incremental: records the run about to be created as the one in flight, if no
+    /// other tick did first. `next_run_at` stays as it is (due), so every tick looks
+    /// at the run until it ends.
     pub async fn start_pending(
         &self,
         id: &str,
-        handled: DateTime<Utc>,
-        next: Option<DateTime<Utc>>,
+        due: DateTime<Utc>,
         job_id: &str,
-        window_end: DateTime<Utc>,
+        window: (DateTime<Utc>, DateTime<Utc>),
         now: DateTime<Utc>,
     ) -> Result<Option<Schedule>, Error> {
-        let mut values = vec![
-            (":handled", s(timefmt::format(&handled))),
-            (":now", s(timefmt::format(&now))),
-            (":job", s(job_id)),
-            (":end", s(timefmt::format(&window_end))),
-            (":one", n(1)),
-        ];
-        let set = "SET pending = :job, pending_end = :end, updated_at = :now";
-        let expression = match next {
-            Some(next) => {
-                values.push((":next", s(timefmt::format(&next))));
-                format!("{set}, next_run_at = :next ADD #v :one")
-            }
-            None => format!("{set} REMOVE next_run_at, due_shard ADD #v :one"),
-        };
         self.update(
             id,
-            &expression,
-            "next_run_at = :handled AND attribute_not_exists(pending)",
+            "SET pending = :job, pending_start = :start, pending_end = :end, updated_at = :now ADD #v :one",
+            "next_run_at = :due AND attribute_not_exists(pending)",
             &[("#v", "version")],
-            values,
+            vec![
+                (":due", s(timefmt::format(&due))),
+                (":now", s(timefmt::format(&now))),
+                (":job", s(job_id)),
+                (":start", s(timefmt::format(&window.0))),
+                (":end", s(timefmt::format(&window.1))),
+                (":one", n(1)),
+            ],
         )
         .await
     }
 
-    /// Incremental: the run in flight finished. A success moves the cursor to its
-    /// window's end; a failure leaves it, so the next window starts where this one did.
+    /// Incremental: the run in flight ended. A success moves the cursor to its
+    /// window's end and starts over at 0 attempts; a failure counts one more attempt
+    /// of the same window. Either way the next run is due at `next`.
     pub async fn resolve_pending(
         &self,
         id: &str,
         job_id: &str,
-        new_cursor: Option<DateTime<Utc>>,
+        succeeded_until: Option<DateTime<Utc>>,
+        next: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<Option<Schedule>, Error> {
         let mut values = vec![(":job", s(job_id)), (":now", s(timefmt::format(&now))), (":one", n(1))];
-        let expression = match new_cursor {
+        let mut set = vec!["updated_at = :now"];
+        let mut remove = vec!["pending", "pending_start", "pending_end"];
+        let mut names = vec![("#v", "version")];
+        match next {
+            Some(next) => {
+                values.push((":next", s(timefmt::format(&next))));
+                set.push("next_run_at = :next");
+            }
+            None => remove.extend(["next_run_at", "due_shard"]),
+        }
+        let add = match succeeded_until {
             Some(c) => {
                 values.push((":c", s(timefmt::format(&c))));
-                "SET #c = :c, updated_at = :now REMOVE pending, pending_end ADD #v :one"
+                values.push((":zero", n(0)));
+                set.push("#c = :c");
+                set.push("#a = :zero");
+                names.push(("#c", "cursor"));
+                names.push(("#a", "attempt"));
+                "ADD #v :one".to_string()
             }
-            None => "SET updated_at = :now REMOVE pending, pending_end ADD #v :one",
+            None => {
+                names.push(("#a", "attempt"));
+                "ADD #v :one, #a :one".to_string()
+            }
         };
-        let names: &[(&str, &str)] = if new_cursor.is_some() {
-            &[("#v", "version"), ("#c", "cursor")]
-        } else {
-            &[("#v", "version")]
-        };
-        self.update(id, expression, "pending = :job", names, values).await
+        let expression = format!("SET {} REMOVE {} {add}", set.join(", "), remove.join(", "));
+        self.update(id, &expression, "pending = :job", &names, values).await
     }
 }

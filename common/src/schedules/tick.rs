@@ -73,65 +73,102 @@ pub async fn tick(ctx: &AppContext, now: DateTime<Utc>) -> TickReport {
 async fn run_due(
     ctx: &AppContext,
     store: &ScheduleStore,
+    s: Schedule,
+    now: DateTime<Utc>,
+    created: &mut Vec<String>,
+) -> Result<(), Error> {
+    if s.window == WindowKind::Incremental {
+        return run_incremental(ctx, store, s, now, created).await;
+    }
+    let cadence = s.cadence()?;
+    let jobs = JobStore::of(ctx);
+    let mut s = s;
+    for _ in 0..ctx.config.schedules.max_runs_per_tick {
+        let Some(run_at) = s.next_run_at.filter(|t| *t <= now && s.enabled) else {
+            return Ok(());
+        };
+        let run = s.run(&cadence, run_at, None);
+        start_run(ctx, &jobs, &s, &run, s.job_id(&run, 0), now, created).await?;
+        let next = cadence.next_after(run_at, s.time_zone);
+        s = match store.advance(&s.id, run_at, next, now).await? {
+            Some(updated) => updated,
+            None => match reread(store, &s.id).await? {
+                Some(current) => current,
+                None => return Ok(()),
+            },
+        };
+    }
+    Ok(())
+}
+
+/// An incremental schedule: one run in flight at a time. Each tick that finds the
+/// schedule due looks at the run in flight; once it ended, the cursor moves (success)
+/// or the window waits for the next firing (failure), and the next window starts.
+/// After an outage or a pause the windows behind run one per tick, each a period long.
+async fn run_incremental(
+    ctx: &AppContext,
+    store: &ScheduleStore,
     mut s: Schedule,
     now: DateTime<Utc>,
     created: &mut Vec<String>,
 ) -> Result<(), Error> {
     let cadence = s.cadence()?;
     let jobs = JobStore::of(ctx);
-    let max = ctx.config.schedules.max_runs_per_tick;
-    let mut steps = 0;
-    while steps < max * 2 {
-        steps += 1;
-        if s.window == WindowKind::Incremental
-            && let Some(pending) = s.pending.clone()
-        {
+    for _ in 0..ctx.config.schedules.max_runs_per_tick.max(2) * 2 {
+        let moved = if let Some(pending) = s.pending.clone() {
+            let window = s.pending_start.zip(s.pending_end);
             let job = jobs.get(&pending).await?;
-            let outcome = match job.as_ref().map(|j| j.status) {
+            let (succeeded_until, next) = match job.as_ref().map(|j| j.status) {
                 Some(JobStatus::Queued | JobStatus::Running) => return Ok(()),
-                Some(JobStatus::Succeeded) => Some(s.pending_end),
-                // Failed, cancelled or gone (purged): the cursor stays.
-                _ => None,
+                None if window.is_some() => {
+                    // The tick that recorded the run stopped before making its job.
+                    let (start, end) = window.unwrap_or_default();
+                    let run = super::Run {
+                        run_at: end + s.lag(),
+                        window_start: Some(start),
+                        window_end: Some(end),
+                    };
+                    start_run(ctx, &jobs, &s, &run, pending, now, created).await?;
+                    return Ok(());
+                }
+                Some(JobStatus::Succeeded) => {
+                    let until = s.pending_end;
+                    // The next window is due at its own firing (at once when behind).
+                    let next = until.and_then(|c| s.incremental_run(&cadence, c)).map(|r| r.run_at);
+                    (until, next)
+                }
+                // Failed or cancelled: the same window again at the next firing.
+                _ => (None, cadence.next_after(now, s.time_zone)),
             };
-            let new_cursor = outcome.flatten();
-            s = match store.resolve_pending(&s.id, &pending, new_cursor, now).await? {
-                Some(updated) => updated,
-                None => match reread(store, &s.id).await? {
-                    Some(now) => now,
-                    None => return Ok(()),
-                },
-            };
-            continue;
-        }
-        let Some(run_at) = s.next_run_at.filter(|t| *t <= now && s.enabled) else {
-            return Ok(());
-        };
-        let next = cadence.next_after(run_at, s.time_zone);
-        let run = s.run(&cadence, run_at, s.cursor);
-        let empty = matches!((run.window_start, run.window_end), (Some(a), Some(b)) if b <= a);
-        if empty {
-            // An incremental run due before its cursor plus the lag has nothing to
-            // export yet: the next one will.
-            s = match store.advance(&s.id, run_at, next, now).await? {
-                Some(updated) => updated,
-                None => match reread(store, &s.id).await? {
-                    Some(now) => now,
-                    None => return Ok(()),
-                },
-            };
-            continue;
-        }
-        let job_id = start_run(ctx, &jobs, &s, &run, now, created).await?;
-        let moved = if s.window == WindowKind::Incremental {
-            let end = run.window_end.unwrap_or(run_at);
-            store.start_pending(&s.id, run_at, next, &job_id, end, now).await?
+            store
+                .resolve_pending(&s.id, &pending, succeeded_until, next, now)
+                .await?
         } else {
-            store.advance(&s.id, run_at, next, now).await?
+            let (Some(due), Some(cursor)) = (s.next_run_at.filter(|t| *t <= now && s.enabled), s.cursor) else {
+                return Ok(());
+            };
+            let Some(run) = s.incremental_run(&cadence, cursor) else {
+                return Ok(());
+            };
+            if run.run_at > now {
+                // Not due yet (the schedule was resumed or changed): wait for it.
+                store.advance(&s.id, due, Some(run.run_at), now).await?
+            } else {
+                let job_id = s.job_id(&run, s.attempt);
+                let window = (cursor, run.window_end.unwrap_or(cursor));
+                match store.start_pending(&s.id, due, &job_id, window, now).await? {
+                    Some(updated) => {
+                        start_run(ctx, &jobs, &updated, &run, job_id, now, created).await?;
+                        Some(updated)
+                    }
+                    None => None,
+                }
+            }
         };
         s = match moved {
             Some(updated) => updated,
             None => match reread(store, &s.id).await? {
-                Some(now) => now,
+                Some(current) => current,
                 None => return Ok(()),
             },
         };
@@ -150,12 +187,13 @@ async fn start_run(
     jobs: &JobStore,
     s: &Schedule,
     run: &super::Run,
+    job_id: String,
     now: DateTime<Utc>,
     created: &mut Vec<String>,
 ) -> Result<String, Error> {
     let spec = s.spec_for(run, now)?;
     let mut job = Job::owned(
-        s.job_id(run),
+        job_id,
         &spec,
         &s.owner,
         s.owner_tenant.clone(),
