@@ -13,7 +13,7 @@ PKG_VENV := .venv-package
 help:
 	@echo "make demo         local stack + sample data + API on 127.0.0.1:\$$API_PORT, prints curl commands"
 	@echo "make test         fmt, clippy, unit + integration tests against the local stack, template and OpenAPI checks, browser tests"
-	@echo "make stack        start DynamoDB + S3 + SQS emulators (idempotent); stack-down stops them; stack-reset wipes data"
+	@echo "make stack        start DynamoDB + S3 + SQS + SES emulators (idempotent); stack-down stops them; stack-reset wipes data"
 	@echo "make browser      the web console in headless Chromium (Playwright) + the client's Node tests"
 	@echo "make bench        release benchmark of the engine (rows/s, MB/s, peak RSS)"
 	@echo "make package      sam build (x86_64)"
