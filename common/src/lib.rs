@@ -16,6 +16,7 @@ pub mod compile;
 pub mod config;
 pub mod context;
 pub mod delivery;
+pub mod dynamo;
 pub mod error;
 pub mod export;
 pub mod http;

@@ -1,64 +1,23 @@
 //! The jobs table: every state change is one conditional write, so concurrent
 //! workers, retried deliveries and a cancel racing a finish can never disagree.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::{
-    Client,
-    error::{ProvideErrorMetadata, SdkError},
-    types::{AttributeValue, ReturnValue},
-};
+use aws_sdk_dynamodb::{Client, types::AttributeValue};
 use chrono::{DateTime, Utc};
 
 use super::{Job, JobStatus};
-use crate::{error::Error, schema::JOBS_BY_OWNER};
-
-type Item = HashMap<String, AttributeValue>;
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn conditional_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
-    e.code() == Some("ConditionalCheckFailedException")
-}
+use crate::{
+    dynamo::{Item, Records, conditional_failed, n, s},
+    error::Error,
+    schema::JOBS_BY_OWNER,
+};
 
 /// The item of a caller's idempotency key.
 fn idempotency_id(owner: &str, key: &str) -> String {
     format!("idem#{owner}#{key}")
 }
 
-/// Every `#name` of the expressions: attributes are always aliased, so no name can
-/// clash with DynamoDB's long list of reserved words (`status`, `rows`, `owner`...).
-fn attribute_names(expressions: &[&str]) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for e in expressions {
-        for part in e.split('#').skip(1) {
-            let name: String = part
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            if !name.is_empty() && !names.contains(&name) {
-                names.push(name);
-            }
-        }
-    }
-    names
-}
-
 fn decode(item: Item) -> Result<Job, Error> {
-    let id = match item.get("id") {
-        Some(AttributeValue::S(id)) => id.clone(),
-        _ => "?".into(),
-    };
-    serde_dynamo::from_item(item).map_err(|e| Error::MalformedItem {
-        key: format!("job {id}"),
-        reason: e.to_string(),
-    })
+    crate::dynamo::decode(item, "job")
 }
 
 /// The jobs table of one deployment.
@@ -91,59 +50,35 @@ impl JobStore {
         }
     }
 
+    fn records(&self) -> Records {
+        Records {
+            client: self.client.clone(),
+            table: self.table.clone(),
+        }
+    }
+
     pub async fn get(&self, id: &str) -> Result<Option<Job>, Error> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("id", s(id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(Error::database)?;
-        out.item.map(decode).transpose()
+        self.records().get(id).await?.map(decode).transpose()
     }
 
     /// Stores a new job; its id is fresh, so the write never overwrites one.
     pub async fn put_new(&self, job: &Job) -> Result<(), Error> {
-        let item = serde_dynamo::to_item(job).map_err(|e| Error::internal("job error", e))?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(id)")
-            .send()
-            .await
-            .map_err(Error::database)?;
-        Ok(())
+        if self.put_if_absent(job).await? {
+            Ok(())
+        } else {
+            Err(Error::internal("job error", format!("job {} exists already", job.id)))
+        }
     }
 
-    /// Stores a job whose id is derived (a schedule's run) unless it exists: `true`
-    /// when this call created it.
+    /// Stores a job unless one with its id exists (a schedule's run, whose id is
+    /// derived): `true` when this call created it.
     pub async fn put_if_absent(&self, job: &Job) -> Result<bool, Error> {
-        match self.put_new(job).await {
-            Ok(()) => Ok(true),
-            Err(Error::Internal { source, .. })
-                if source
-                    .downcast_ref::<SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError>>()
-                    .is_some_and(conditional_failed) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
+        self.records().put(job, "attribute_not_exists(id)", vec![]).await
     }
 
     /// Deletes a job's record (`DELETE /api/exports/{id}?purge=true`).
     pub async fn delete(&self, id: &str) -> Result<(), Error> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("id", s(id))
-            .send()
-            .await
-            .map_err(Error::database)?;
-        Ok(())
+        self.records().delete(id).await
     }
 
     /// A schedule's runs, newest first (index `by_schedule`).
@@ -170,25 +105,11 @@ impl JobStore {
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<Option<Job>, Error> {
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", s(id))
-            .update_expression(expression)
-            .condition_expression(condition)
-            .return_values(ReturnValue::AllNew);
-        for name in attribute_names(&[expression, condition]) {
-            req = req.expression_attribute_names(format!("#{name}"), name);
-        }
-        for (k, v) in values {
-            req = req.expression_attribute_values(k, v);
-        }
-        match req.send().await {
-            Ok(out) => out.attributes.map(decode).transpose(),
-            Err(e) if conditional_failed(&e) => Ok(None),
-            Err(e) => Err(Error::database(e)),
-        }
+        self.records()
+            .update(id, expression, condition, values)
+            .await?
+            .map(decode)
+            .transpose()
     }
 
     /// queued -> running, or running with an expired lease -> running again (its

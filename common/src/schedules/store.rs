@@ -2,45 +2,22 @@
 //! what it read (`next_run_at`, `pending`), so duplicate and concurrent ticks agree;
 //! the API writes a whole schedule on its `version`.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::{
     Client,
-    error::{ProvideErrorMetadata, SdkError},
-    types::{AttributeValue, ReturnValue, Select},
+    types::{AttributeValue, Select},
 };
 use chrono::{DateTime, Utc};
 
 use super::Schedule;
 use crate::{
+    dynamo::{Item, Records, n, s},
     error::Error,
     schema::{SCHEDULE_SHARDS, SCHEDULES_BY_DUE, SCHEDULES_BY_OWNER, SCHEDULES_BY_SHARD},
     timefmt,
 };
 
-type Item = HashMap<String, AttributeValue>;
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn conditional_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
-    e.code() == Some("ConditionalCheckFailedException")
-}
-
 fn decode(item: Item) -> Result<Schedule, Error> {
-    let id = match item.get("id") {
-        Some(AttributeValue::S(id)) => id.clone(),
-        _ => "?".into(),
-    };
-    serde_dynamo::from_item(item).map_err(|e| Error::MalformedItem {
-        key: format!("schedule {id}"),
-        reason: e.to_string(),
-    })
+    crate::dynamo::decode(item, "schedule")
 }
 
 #[derive(Clone, Debug)]
@@ -57,47 +34,28 @@ impl ScheduleStore {
         }
     }
 
+    fn records(&self) -> Records {
+        Records {
+            client: self.client.clone(),
+            table: self.table.clone(),
+        }
+    }
+
     pub async fn get(&self, id: &str) -> Result<Option<Schedule>, Error> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("id", s(id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(Error::database)?;
-        out.item.map(decode).transpose()
+        self.records().get(id).await?.map(decode).transpose()
     }
 
     /// Writes a whole schedule: a new one (`expected_version` `None`), or over the
     /// version it was read at. `Ok(false)`: someone wrote it meanwhile.
     pub async fn put(&self, schedule: &Schedule, expected_version: Option<u64>) -> Result<bool, Error> {
-        let item = serde_dynamo::to_item(schedule).map_err(|e| Error::internal("schedule error", e))?;
-        let mut req = self.client.put_item().table_name(&self.table).set_item(Some(item));
-        req = match expected_version {
-            None => req.condition_expression("attribute_not_exists(id)"),
-            Some(v) => req
-                .condition_expression("#v = :v")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":v", n(v)),
-        };
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if conditional_failed(&e) => Ok(false),
-            Err(e) => Err(Error::database(e)),
+        match expected_version {
+            None => self.records().put(schedule, "attribute_not_exists(id)", vec![]).await,
+            Some(v) => self.records().put(schedule, "#version = :v", vec![(":v", n(v))]).await,
         }
     }
 
     pub async fn delete(&self, id: &str) -> Result<(), Error> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("id", s(id))
-            .send()
-            .await
-            .map_err(Error::database)?;
-        Ok(())
+        self.records().delete(id).await
     }
 
     /// How many schedules an owner has, counting up to `cap`.
@@ -201,28 +159,13 @@ impl ScheduleStore {
         id: &str,
         expression: &str,
         condition: &str,
-        names: &[(&str, &str)],
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<Option<Schedule>, Error> {
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", s(id))
-            .update_expression(expression)
-            .condition_expression(condition)
-            .return_values(ReturnValue::AllNew);
-        for (k, v) in names {
-            req = req.expression_attribute_names(*k, *v);
-        }
-        for (k, v) in values {
-            req = req.expression_attribute_values(k, v);
-        }
-        match req.send().await {
-            Ok(out) => out.attributes.map(decode).transpose(),
-            Err(e) if conditional_failed(&e) => Ok(None),
-            Err(e) => Err(Error::database(e)),
-        }
+        self.records()
+            .update(id, expression, condition, values)
+            .await?
+            .map(decode)
+            .transpose()
     }
 
     /// Moves `next_run_at` from the run just handled to the next one (or removes it
@@ -243,12 +186,11 @@ impl ScheduleStore {
         let expression = match next {
             Some(next) => {
                 values.push((":next", s(timefmt::format(&next))));
-                "SET next_run_at = :next, updated_at = :now ADD #v :one"
+                "SET next_run_at = :next, updated_at = :now ADD #version :one"
             }
-            None => "SET updated_at = :now REMOVE next_run_at, due_shard ADD #v :one",
+            None => "SET updated_at = :now REMOVE next_run_at, due_shard ADD #version :one",
         };
-        self.update(id, expression, "next_run_at = :handled", &[("#v", "version")], values)
-            .await
+        self.update(id, expression, "next_run_at = :handled", values).await
     }
 
     /// Incremental: records the run about to be created as the one in flight, if no
@@ -264,9 +206,8 @@ impl ScheduleStore {
     ) -> Result<Option<Schedule>, Error> {
         self.update(
             id,
-            "SET pending = :job, pending_start = :start, pending_end = :end, updated_at = :now ADD #v :one",
+            "SET pending = :job, pending_start = :start, pending_end = :end, updated_at = :now ADD #version :one",
             "next_run_at = :due AND attribute_not_exists(pending)",
-            &[("#v", "version")],
             vec![
                 (":due", s(timefmt::format(&due))),
                 (":now", s(timefmt::format(&now))),
@@ -293,7 +234,6 @@ impl ScheduleStore {
         let mut values = vec![(":job", s(job_id)), (":now", s(timefmt::format(&now))), (":one", n(1))];
         let mut set = vec!["updated_at = :now"];
         let mut remove = vec!["pending", "pending_start", "pending_end"];
-        let mut names = vec![("#v", "version")];
         match next {
             Some(next) => {
                 values.push((":next", s(timefmt::format(&next))));
@@ -305,18 +245,13 @@ impl ScheduleStore {
             Some(c) => {
                 values.push((":c", s(timefmt::format(&c))));
                 values.push((":zero", n(0)));
-                set.push("#c = :c");
-                set.push("#a = :zero");
-                names.push(("#c", "cursor"));
-                names.push(("#a", "attempt"));
-                "ADD #v :one".to_string()
+                set.push("#cursor = :c");
+                set.push("#attempt = :zero");
+                "ADD #version :one".to_string()
             }
-            None => {
-                names.push(("#a", "attempt"));
-                "ADD #v :one, #a :one".to_string()
-            }
+            None => "ADD #version :one, #attempt :one".to_string(),
         };
         let expression = format!("SET {} REMOVE {} {add}", set.join(", "), remove.join(", "));
-        self.update(id, &expression, "pending = :job", &names, values).await
+        self.update(id, &expression, "pending = :job", values).await
     }
 }
