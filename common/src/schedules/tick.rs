@@ -50,10 +50,21 @@ pub async fn tick(ctx: &AppContext, now: DateTime<Utc>) -> TickReport {
                 continue;
             }
         };
-        for schedule in due {
+        for listed in due {
             report.due += 1;
-            let id = schedule.id.clone();
-            match run_due(ctx, &store, schedule, now, &mut report.created).await {
+            let id = listed.id.clone();
+            // The index is eventually consistent: act on the schedule as it is now (it
+            // may have been paused, changed or deleted since the index saw it).
+            let current = match store.get(&id).await {
+                Ok(Some(current)) => current,
+                Ok(None) => continue,
+                Err(e) => {
+                    report.failed += 1;
+                    tracing::error!(schedule_id = %id, error = %e.cause_chain(), "schedule not read");
+                    continue;
+                }
+            };
+            match run_due(ctx, &store, current, now, &mut report.created).await {
                 Ok(()) => {}
                 Err(e) => {
                     report.failed += 1;
