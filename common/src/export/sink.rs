@@ -1,5 +1,7 @@
 //! Where encoded bytes go: an in-memory buffer while the result is small, an S3
-//! multipart upload (started lazily, one part buffered at a time) once it is not.
+//! multipart upload (started lazily) once it is not. Parts upload while the next one
+//! is being encoded: at most [`PARTS_IN_FLIGHT`] at once, so memory stays bounded
+//! (that many parts plus the one being filled).
 
 use std::time::{Duration, SystemTime};
 
@@ -38,9 +40,40 @@ pub struct ObjectTarget {
     pub content_disposition: String,
 }
 
+/// Parts uploading at once. The encoder fills the next part meanwhile; waiting for
+/// the oldest upload when this many are in flight bounds memory to
+/// `(PARTS_IN_FLIGHT + 1) * UPLOAD_PART_BYTES`.
+pub const PARTS_IN_FLIGHT: usize = 2;
+
 struct Upload {
     id: String,
+    next_number: i32,
+    in_flight: tokio::task::JoinSet<Result<CompletedPart, Error>>,
     parts: Vec<CompletedPart>,
+}
+
+impl Upload {
+    /// Waits for one part in flight; its failure is the upload's.
+    async fn settle_one(&mut self) -> Result<(), Error> {
+        match self.in_flight.join_next().await {
+            None => Ok(()),
+            Some(Ok(part)) => {
+                self.parts.push(part?);
+                Ok(())
+            }
+            Some(Err(e)) => Err(Error::internal("storage error", format!("part upload stopped: {e}"))),
+        }
+    }
+
+    /// Every part, uploaded, in order.
+    async fn settle_all(&mut self) -> Result<Vec<CompletedPart>, Error> {
+        while !self.in_flight.is_empty() {
+            self.settle_one().await?;
+        }
+        let mut parts = std::mem::take(&mut self.parts);
+        parts.sort_by_key(|p| p.part_number());
+        Ok(parts)
+    }
 }
 
 pub struct S3Sink {
@@ -85,33 +118,41 @@ impl S3Sink {
         let id = out
             .upload_id
             .ok_or_else(|| Error::internal("storage error", "CreateMultipartUpload returned no upload id"))?;
-        self.upload = Some(Upload { id, parts: Vec::new() });
+        self.upload = Some(Upload {
+            id,
+            next_number: 1,
+            in_flight: tokio::task::JoinSet::new(),
+            parts: Vec::new(),
+        });
         Ok(())
     }
 
+    /// Starts a part's upload, after waiting for room among the parts in flight.
     async fn upload_part(&mut self, body: Vec<u8>) -> Result<(), Error> {
         let upload = self
             .upload
             .as_mut()
             .ok_or_else(|| Error::internal("storage error", "no multipart upload started"))?;
-        let number = upload.parts.len() as i32 + 1;
-        let out = self
+        while upload.in_flight.len() >= PARTS_IN_FLIGHT {
+            upload.settle_one().await?;
+        }
+        let number = upload.next_number;
+        upload.next_number += 1;
+        let request = self
             .s3
             .upload_part()
             .bucket(&self.target.bucket)
             .key(&self.target.key)
             .upload_id(&upload.id)
             .part_number(number)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(Error::storage)?;
-        upload.parts.push(
-            CompletedPart::builder()
+            .body(ByteStream::from(body));
+        upload.in_flight.spawn(async move {
+            let out = request.send().await.map_err(Error::storage)?;
+            Ok(CompletedPart::builder()
                 .part_number(number)
                 .set_e_tag(out.e_tag)
-                .build(),
-        );
+                .build())
+        });
         Ok(())
     }
 }
@@ -171,18 +212,15 @@ impl ByteSink for S3Sink {
             }
             let upload = self
                 .upload
-                .as_ref()
+                .as_mut()
                 .ok_or_else(|| Error::internal("storage error", "no multipart upload started"))?;
+            let parts = upload.settle_all().await?;
             self.s3
                 .complete_multipart_upload()
                 .bucket(&bucket)
                 .key(&key)
                 .upload_id(&upload.id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(upload.parts.clone()))
-                        .build(),
-                )
+                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
                 .send()
                 .await
                 .map_err(Error::storage)?;
@@ -199,7 +237,10 @@ impl ByteSink for S3Sink {
     }
 
     async fn abort(self) {
-        let Some(upload) = self.upload else { return };
+        let Some(mut upload) = self.upload else { return };
+        // Parts still uploading would land after the abort and keep their storage.
+        upload.in_flight.abort_all();
+        while upload.in_flight.join_next().await.is_some() {}
         let result = self
             .s3
             .abort_multipart_upload()
