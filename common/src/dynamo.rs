@@ -56,15 +56,27 @@ pub fn decode<T: DeserializeOwned>(item: Item, what: &str) -> Result<T, Error> {
     })
 }
 
-/// A record keyed by `id`, in one table.
+/// Records of one model keyed by `id`, in one table; `what` names them in errors.
 #[derive(Clone, Debug)]
 pub struct Records {
     pub client: Client,
     pub table: String,
+    pub what: &'static str,
 }
 
 impl Records {
-    pub async fn get(&self, id: &str) -> Result<Option<Item>, Error> {
+    /// A stored record of this table's model.
+    pub fn decode<T: DeserializeOwned>(&self, item: Item) -> Result<T, Error> {
+        decode(item, self.what)
+    }
+
+    /// The record `id`, read consistently.
+    pub async fn get<T: DeserializeOwned>(&self, id: &str) -> Result<Option<T>, Error> {
+        self.get_item(id).await?.map(|item| self.decode(item)).transpose()
+    }
+
+    /// The item `id` as stored (helper items of no model included).
+    pub async fn get_item(&self, id: &str) -> Result<Option<Item>, Error> {
         let out = self
             .client
             .get_item()
@@ -106,13 +118,13 @@ impl Records {
 
     /// One conditional UpdateItem on record `id` (`#name`s aliased), answering the
     /// record as written; `Ok(None)` when the condition did not hold.
-    pub async fn update(
+    pub async fn update<T: DeserializeOwned>(
         &self,
         id: &str,
         expression: &str,
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
-    ) -> Result<Option<Item>, Error> {
+    ) -> Result<Option<T>, Error> {
         let mut req = self
             .client
             .update_item()
@@ -128,7 +140,7 @@ impl Records {
             req = req.expression_attribute_values(k, v);
         }
         match req.send().await {
-            Ok(out) => Ok(out.attributes),
+            Ok(out) => out.attributes.map(|item| self.decode(item)).transpose(),
             Err(e) if conditional_failed(&e) => Ok(None),
             Err(e) => Err(Error::database(e)),
         }

@@ -140,10 +140,7 @@ pub trait ExportRoute: Sync {
     /// recipient rules). Only the job API takes recipients.
     fn notify(&self, ctx: &AppContext, caller: &Caller, params: &Self::Params) -> Result<Notify, Error> {
         let _ = (ctx, caller, params);
-        Ok(Notify {
-            emails: Vec::new(),
-            on_empty: true,
-        })
+        Ok(Notify::default())
     }
 
     /// The JSON answer of an [`Answer::Stored`] route.

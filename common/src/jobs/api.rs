@@ -542,15 +542,10 @@ pub async fn serve(
     now: DateTime<Utc>,
     outcome: &mut Outcome,
 ) -> Result<Response<Body>, Error> {
-    match route {
-        JobRoute::Get(_) => {
-            query::decode::<crate::http::pipeline::NoParams>(&raw.query)?;
-        }
-        JobRoute::Download(_) => {
-            // `link` is served by [`serve_link`] before any token is looked at.
-            query::decode::<DownloadParams>(&raw.query)?;
-        }
-        _ => {}
+    // List and Cancel decode their parameters below; the pipeline decoded
+    // Download's (`link`, served by [`serve_link`] before any token is looked at).
+    if let JobRoute::Get(_) = route {
+        query::decode::<crate::http::pipeline::NoParams>(&raw.query)?;
     }
     outcome.job_id = route.id().map(sanitize);
     match route {

@@ -1,7 +1,7 @@
 //! The jobs table: every state change is one conditional write, so concurrent
 //! workers, retried deliveries and a cancel racing a finish can never disagree.
 
-use aws_sdk_dynamodb::{Client, types::AttributeValue};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use super::{Job, JobStatus};
@@ -16,15 +16,10 @@ fn idempotency_id(owner: &str, key: &str) -> String {
     format!("idem#{owner}#{key}")
 }
 
-fn decode(item: Item) -> Result<Job, Error> {
-    crate::dynamo::decode(item, "job")
-}
-
 /// The jobs table of one deployment.
 #[derive(Clone, Debug)]
 pub struct JobStore {
-    pub client: Client,
-    pub table: String,
+    records: Records,
 }
 
 /// What a worker's claim found.
@@ -45,20 +40,16 @@ impl JobStore {
     /// The jobs table of a function's context.
     pub fn of(ctx: &crate::AppContext) -> Self {
         Self {
-            client: ctx.aws.dynamodb.clone(),
-            table: ctx.config.tables.jobs.clone(),
-        }
-    }
-
-    fn records(&self) -> Records {
-        Records {
-            client: self.client.clone(),
-            table: self.table.clone(),
+            records: Records {
+                client: ctx.aws.dynamodb.clone(),
+                table: ctx.config.tables.jobs.clone(),
+                what: "job",
+            },
         }
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Job>, Error> {
-        self.records().get(id).await?.map(decode).transpose()
+        self.records.get(id).await
     }
 
     /// Stores a new job; its id is fresh, so the write never overwrites one.
@@ -73,20 +64,21 @@ impl JobStore {
     /// Stores a job unless one with its id exists (a schedule's run, whose id is
     /// derived): `true` when this call created it.
     pub async fn put_if_absent(&self, job: &Job) -> Result<bool, Error> {
-        self.records().put(job, "attribute_not_exists(id)", vec![]).await
+        self.records.put(job, "attribute_not_exists(id)", vec![]).await
     }
 
     /// Deletes a job's record (`DELETE /api/exports/{id}?purge=true`).
     pub async fn delete(&self, id: &str) -> Result<(), Error> {
-        self.records().delete(id).await
+        self.records.delete(id).await
     }
 
     /// A schedule's runs, newest first (index `by_schedule`).
     pub async fn runs_of(&self, schedule_id: &str, limit: usize) -> Result<Vec<Job>, Error> {
         let out = self
+            .records
             .client
             .query()
-            .table_name(&self.table)
+            .table_name(&self.records.table)
             .index_name(crate::schema::JOBS_BY_SCHEDULE)
             .key_condition_expression("schedule_id = :s")
             .expression_attribute_values(":s", s(schedule_id))
@@ -95,7 +87,11 @@ impl JobStore {
             .send()
             .await
             .map_err(Error::database)?;
-        out.items.unwrap_or_default().into_iter().map(decode).collect()
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| self.records.decode(item))
+            .collect()
     }
 
     async fn update(
@@ -105,11 +101,7 @@ impl JobStore {
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<Option<Job>, Error> {
-        self.records()
-            .update(id, expression, condition, values)
-            .await?
-            .map(decode)
-            .transpose()
+        self.records.update(id, expression, condition, values).await
     }
 
     /// queued -> running, or running with an expired lease -> running again (its
@@ -282,9 +274,10 @@ impl JobStore {
     /// Takes one of the caller's active-job slots, or says there is none left.
     pub async fn acquire_slot(&self, owner: &str, max: u32) -> Result<bool, Error> {
         let out = self
+            .records
             .client
             .update_item()
-            .table_name(&self.table)
+            .table_name(&self.records.table)
             .key("id", s(format!("active#{owner}")))
             .update_expression("ADD active :one")
             .condition_expression("attribute_not_exists(active) OR active < :max")
@@ -309,9 +302,10 @@ impl JobStore {
     /// Gives a slot back: once per job, after the write that made it final.
     pub async fn release_slot(&self, owner: &str) {
         let out = self
+            .records
             .client
             .update_item()
-            .table_name(&self.table)
+            .table_name(&self.records.table)
             .key("id", s(format!("active#{owner}")))
             .update_expression("ADD active :minus")
             .condition_expression("active > :zero")
@@ -346,15 +340,9 @@ impl JobStore {
             Ok(_) => Ok(None),
             Err(e) if conditional_failed(&e) => {
                 let item = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key("id", s(idempotency_id(owner, key)))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(Error::database)?
-                    .item
+                    .records
+                    .get_item(&idempotency_id(owner, key))
+                    .await?
                     .unwrap_or_default();
                 let text = |k: &str| match item.get(k) {
                     Some(AttributeValue::S(v)) => v.clone(),
@@ -390,9 +378,10 @@ impl JobStore {
         job_id: &str,
         ttl: i64,
     ) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
-        self.client
+        self.records
+            .client
             .put_item()
-            .table_name(&self.table)
+            .table_name(&self.records.table)
             .item("id", s(idempotency_id(owner, key)))
             .item("job_id", s(job_id))
             .item("body_hash", s(body_hash))
@@ -401,13 +390,7 @@ impl JobStore {
 
     /// Forgets an idempotency key whose job could not be created.
     pub async fn drop_idempotency_key(&self, owner: &str, key: &str) {
-        let _ = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("id", s(idempotency_id(owner, key)))
-            .send()
-            .await;
+        let _ = self.records.delete(&idempotency_id(owner, key)).await;
     }
 
     /// One page of a caller's jobs, newest first, optionally filtered. Reads pages
@@ -426,9 +409,10 @@ impl JobStore {
         let mut start = start;
         loop {
             let mut req = self
+                .records
                 .client
                 .query()
-                .table_name(&self.table)
+                .table_name(&self.records.table)
                 .index_name(JOBS_BY_OWNER)
                 .key_condition_expression("#o = :o")
                 .expression_attribute_names("#o", "owner")
@@ -460,7 +444,7 @@ impl JobStore {
             }
             let out = req.send().await.map_err(Error::database)?;
             for item in out.items.unwrap_or_default() {
-                jobs.push(decode(item)?);
+                jobs.push(self.records.decode(item)?);
             }
             start = out.last_evaluated_key;
             if jobs.len() >= limit || start.is_none() {
@@ -482,9 +466,10 @@ impl JobStore {
         // Bounded: at most this many index pages are read.
         for _ in 0..10 {
             let out = self
+                .records
                 .client
                 .query()
-                .table_name(&self.table)
+                .table_name(&self.records.table)
                 .index_name(JOBS_BY_OWNER)
                 .key_condition_expression("#o = :o AND created_key >= :from")
                 .filter_expression("spec_hash = :h AND #t = :api")
@@ -500,7 +485,7 @@ impl JobStore {
                 .await
                 .map_err(Error::database)?;
             for item in out.items.unwrap_or_default() {
-                let job = decode(item)?;
+                let job: Job = self.records.decode(item)?;
                 let usable = match job.status {
                     JobStatus::Queued | JobStatus::Running => true,
                     JobStatus::Succeeded => job.finished_at.is_some_and(|f| f >= fresh_since) && job.s3_key.is_some(),

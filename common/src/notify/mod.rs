@@ -23,10 +23,20 @@ pub struct NotifyRequest {
 }
 
 /// Checked recipients (lowercase, each once) and whether an empty run emails.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Notify {
     pub emails: Vec<String>,
     pub on_empty: bool,
+}
+
+/// Nobody to email (an empty run would email, had it recipients).
+impl Default for Notify {
+    fn default() -> Self {
+        Self {
+            emails: Vec::new(),
+            on_empty: true,
+        }
+    }
 }
 
 /// A plausible single address: `local@domain.tld`, no spaces, no control
@@ -67,10 +77,7 @@ pub fn check_recipients(
     field: &str,
 ) -> Result<Notify, Error> {
     let Some(request) = request else {
-        return Ok(Notify {
-            emails: Vec::new(),
-            on_empty: true,
-        });
+        return Ok(Notify::default());
     };
     if request.emails.len() > MAX_RECIPIENTS {
         return Err(Error::bad_request(format!(

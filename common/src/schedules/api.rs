@@ -10,7 +10,7 @@ use lambda_http::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Schedule, WindowKind, cadence::Cadence, resource, run_resource, shard_of, store::ScheduleStore, tick};
+use super::{Schedule, WindowKind, cadence::Cadence, resource, run_resource, shard_of, store::ScheduleStore};
 use crate::{
     AppContext,
     auth::Caller,
@@ -292,13 +292,13 @@ fn build(ctx: &AppContext, caller: &Caller, req: ScheduleRequest, now: DateTime<
         version: 1,
     };
     set_cadence(&mut schedule, &cadence);
-    reschedule(&mut schedule, &cadence, now);
-    if let (true, Some(cursor)) = (schedule.enabled, schedule.cursor) {
+    let first = match schedule.cursor {
         // The first incremental window is due at its own firing (at once when
         // `start_at` is further back than a period: the windows behind run one by one).
-        schedule.next_run_at = schedule.incremental_run(&cadence, cursor).map(|r| r.run_at);
-        schedule.due_shard = schedule.next_run_at.map(|_| schedule.shard.clone());
-    }
+        Some(cursor) => schedule.incremental_run(&cadence, cursor).map(|r| r.run_at),
+        None => cadence.next_after(now, schedule.time_zone),
+    };
+    set_next_run(&mut schedule, first);
     Ok(schedule)
 }
 
@@ -315,13 +315,9 @@ fn set_cadence(s: &mut Schedule, cadence: &Cadence) {
     }
 }
 
-/// The next due time from now (or none, paused), and the due index entry with it.
-fn reschedule(s: &mut Schedule, cadence: &Cadence, now: DateTime<Utc>) {
-    s.next_run_at = if s.enabled {
-        tick::first_run(cadence, s, now)
-    } else {
-        None
-    };
+/// The next due time (none while paused), and the due index entry with it.
+fn set_next_run(s: &mut Schedule, next: Option<DateTime<Utc>>) {
+    s.next_run_at = next.filter(|_| s.enabled);
     s.due_shard = s.next_run_at.map(|_| s.shard.clone());
 }
 
@@ -492,7 +488,8 @@ fn apply(
     }
     set_cadence(&mut s, &cadence);
     if timing_changed || resumed || !s.enabled {
-        reschedule(&mut s, &cadence, now);
+        let next = cadence.next_after(now, s.time_zone);
+        set_next_run(&mut s, next);
     }
     s.updated_at = now;
     s.version += 1;

@@ -129,8 +129,9 @@ impl Schedule {
         })
     }
 
-    /// The run due at `run_at` of a schedule whose window is `none` or `previous_period`.
-    pub fn run(&self, cadence: &Cadence, run_at: DateTime<Utc>, start: Option<DateTime<Utc>>) -> Run {
+    /// The run due at `run_at` (an incremental one from the cursor; the scheduler
+    /// runs those through [`Schedule::incremental_run`]).
+    pub fn run(&self, cadence: &Cadence, run_at: DateTime<Utc>) -> Run {
         let (window_start, window_end) = match self.window {
             WindowKind::None => (None, None),
             WindowKind::PreviousPeriod => {
@@ -149,7 +150,7 @@ impl Schedule {
                     });
                 (Some(start), Some(end))
             }
-            WindowKind::Incremental => (start, Some(run_at - self.lag())),
+            WindowKind::Incremental => (self.cursor, Some(run_at - self.lag())),
         };
         Run {
             run_at,
@@ -177,18 +178,8 @@ impl Schedule {
             return out;
         }
         let mut next = cadence.next_after(from, self.time_zone);
-        let mut start = self.cursor;
-        while let Some(run_at) = next {
-            if out.len() >= n {
-                break;
-            }
-            let run = self.run(cadence, run_at, start);
-            if self.window != WindowKind::Incremental
-                || run.window_start.zip(run.window_end).is_some_and(|(s, e)| e > s)
-            {
-                start = run.window_end;
-                out.push(run);
-            }
+        while let Some(run_at) = next.filter(|_| out.len() < n) {
+            out.push(self.run(cadence, run_at));
             next = cadence.next_after(run_at, self.time_zone);
         }
         out
@@ -368,7 +359,7 @@ mod tests {
         );
         // Different windows, different jobs; the same window, the same job.
         assert_ne!(s.job_id(&runs[0], 0), s.job_id(&runs[1], 0));
-        assert_eq!(s.job_id(&runs[0], 0), s.job_id(&s.run(&c, runs[0].run_at, None), 0));
+        assert_eq!(s.job_id(&runs[0], 0), s.job_id(&s.run(&c, runs[0].run_at), 0));
         assert_ne!(s.job_id(&runs[0], 0), s.job_id(&runs[0], 1), "a retry is another job");
     }
 

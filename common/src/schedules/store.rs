@@ -2,72 +2,66 @@
 //! what it read (`next_run_at`, `pending`), so duplicate and concurrent ticks agree;
 //! the API writes a whole schedule on its `version`.
 
-use aws_sdk_dynamodb::{
-    Client,
-    types::{AttributeValue, Select},
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use chrono::{DateTime, Utc};
 
 use super::Schedule;
 use crate::{
-    dynamo::{Item, Records, n, s},
+    dynamo::{Records, n, s},
     error::Error,
     schema::{SCHEDULE_SHARDS, SCHEDULES_BY_DUE, SCHEDULES_BY_OWNER, SCHEDULES_BY_SHARD},
     timefmt,
 };
 
-fn decode(item: Item) -> Result<Schedule, Error> {
-    crate::dynamo::decode(item, "schedule")
-}
-
 #[derive(Clone, Debug)]
 pub struct ScheduleStore {
-    pub client: Client,
-    pub table: String,
+    records: Records,
 }
 
 impl ScheduleStore {
     pub fn of(ctx: &crate::AppContext) -> Self {
         Self {
-            client: ctx.aws.dynamodb.clone(),
-            table: ctx.config.tables.schedules.clone(),
-        }
-    }
-
-    fn records(&self) -> Records {
-        Records {
-            client: self.client.clone(),
-            table: self.table.clone(),
+            records: Records {
+                client: ctx.aws.dynamodb.clone(),
+                table: ctx.config.tables.schedules.clone(),
+                what: "schedule",
+            },
         }
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Schedule>, Error> {
-        self.records().get(id).await?.map(decode).transpose()
+        self.records.get(id).await
     }
 
     /// Writes a whole schedule: a new one (`expected_version` `None`), or over the
     /// version it was read at. `Ok(false)`: someone wrote it meanwhile.
     pub async fn put(&self, schedule: &Schedule, expected_version: Option<u64>) -> Result<bool, Error> {
         match expected_version {
-            None => self.records().put(schedule, "attribute_not_exists(id)", vec![]).await,
-            Some(v) => self.records().put(schedule, "#version = :v", vec![(":v", n(v))]).await,
+            None => self.records.put(schedule, "attribute_not_exists(id)", vec![]).await,
+            Some(v) => self.records.put(schedule, "#version = :v", vec![(":v", n(v))]).await,
         }
     }
 
     pub async fn delete(&self, id: &str) -> Result<(), Error> {
-        self.records().delete(id).await
+        self.records.delete(id).await
+    }
+
+    /// A Query of an owner's schedules (index `by_owner`).
+    fn by_owner(&self, owner: &str) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.records
+            .client
+            .query()
+            .table_name(&self.records.table)
+            .index_name(SCHEDULES_BY_OWNER)
+            .key_condition_expression("#o = :o")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":o", s(owner))
     }
 
     /// How many schedules an owner has, counting up to `cap`.
     pub async fn count_of(&self, owner: &str, cap: u32) -> Result<u32, Error> {
         let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(SCHEDULES_BY_OWNER)
-            .key_condition_expression("#o = :o")
-            .expression_attribute_names("#o", "owner")
-            .expression_attribute_values(":o", s(owner))
+            .by_owner(owner)
             .select(Select::Count)
             .limit(cap as i32)
             .send()
@@ -83,13 +77,7 @@ impl ScheduleStore {
         let mut start = None;
         loop {
             let mut req = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(SCHEDULES_BY_OWNER)
-                .key_condition_expression("#o = :o")
-                .expression_attribute_names("#o", "owner")
-                .expression_attribute_values(":o", s(owner))
+                .by_owner(owner)
                 .scan_index_forward(false)
                 .set_exclusive_start_key(start.take());
             if let Some(t) = tenant {
@@ -100,7 +88,7 @@ impl ScheduleStore {
             }
             let out = req.send().await.map_err(Error::database)?;
             for item in out.items.unwrap_or_default() {
-                found.push(decode(item)?);
+                found.push(self.records.decode(item)?);
             }
             start = out.last_evaluated_key;
             if found.len() >= limit || start.is_none() {
@@ -113,12 +101,13 @@ impl ScheduleStore {
     /// Every schedule, newest first (at most `limit`): the newest `limit` of each
     /// partition, merged.
     pub async fn list_all(&self, limit: usize) -> Result<Vec<Schedule>, Error> {
-        let mut all = Vec::new();
+        let mut all: Vec<Schedule> = Vec::new();
         for shard in 0..SCHEDULE_SHARDS {
             let out = self
+                .records
                 .client
                 .query()
-                .table_name(&self.table)
+                .table_name(&self.records.table)
                 .index_name(SCHEDULES_BY_SHARD)
                 .key_condition_expression("#s = :s")
                 .expression_attribute_names("#s", "shard")
@@ -129,7 +118,7 @@ impl ScheduleStore {
                 .await
                 .map_err(Error::database)?;
             for item in out.items.unwrap_or_default() {
-                all.push(decode(item)?);
+                all.push(self.records.decode(item)?);
             }
         }
         all.sort_by(|a, b| b.created_key.cmp(&a.created_key));
@@ -140,9 +129,10 @@ impl ScheduleStore {
     /// Enabled schedules of one partition due at `now` (at most `limit`), earliest first.
     pub async fn due(&self, shard: u32, now: DateTime<Utc>, limit: usize) -> Result<Vec<Schedule>, Error> {
         let out = self
+            .records
             .client
             .query()
-            .table_name(&self.table)
+            .table_name(&self.records.table)
             .index_name(SCHEDULES_BY_DUE)
             .key_condition_expression("due_shard = :s AND next_run_at <= :now")
             .expression_attribute_values(":s", s(format!("{shard:02}")))
@@ -151,7 +141,11 @@ impl ScheduleStore {
             .send()
             .await
             .map_err(Error::database)?;
-        out.items.unwrap_or_default().into_iter().map(decode).collect()
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| self.records.decode(item))
+            .collect()
     }
 
     async fn update(
@@ -161,11 +155,7 @@ impl ScheduleStore {
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<Option<Schedule>, Error> {
-        self.records()
-            .update(id, expression, condition, values)
-            .await?
-            .map(decode)
-            .transpose()
+        self.records.update(id, expression, condition, values).await
     }
 
     /// Moves `next_run_at` from the run just handled to the next one (or removes it

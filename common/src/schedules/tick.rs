@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Schedule, WindowKind, cadence::Cadence, store::ScheduleStore};
+use super::{Schedule, WindowKind, store::ScheduleStore};
 use crate::{
     AppContext,
     error::Error,
@@ -20,6 +20,8 @@ use crate::{
 
 /// Due schedules read from one partition per tick.
 const DUE_PER_SHARD: usize = 100;
+/// Writes one incremental schedule may take in one tick (see [`run_incremental`]).
+const INCREMENTAL_STEPS_PER_TICK: usize = 4;
 
 /// What one tick did.
 #[derive(Debug, Default, Serialize)]
@@ -98,7 +100,7 @@ async fn run_due(
         let Some(run_at) = s.next_run_at.filter(|t| *t <= now && s.enabled) else {
             return Ok(());
         };
-        let run = s.run(&cadence, run_at, None);
+        let run = s.run(&cadence, run_at);
         start_run(ctx, &jobs, &s, &run, s.job_id(&run, 0), now, created).await?;
         let next = cadence.next_after(run_at, s.time_zone);
         s = match store.advance(&s.id, run_at, next, now).await? {
@@ -125,7 +127,9 @@ async fn run_incremental(
 ) -> Result<(), Error> {
     let cadence = s.cadence()?;
     let jobs = JobStore::of(ctx);
-    for _ in 0..ctx.config.schedules.max_runs_per_tick.max(2) * 2 {
+    // One run per tick: at most resolve the run in flight, move to the next window's
+    // firing, and start it (the next pass finds it in flight).
+    for _ in 0..INCREMENTAL_STEPS_PER_TICK {
         let moved = if let Some(pending) = s.pending.clone() {
             let window = s.pending_start.zip(s.pending_end);
             let job = jobs.get(&pending).await?;
@@ -234,9 +238,4 @@ async fn start_run(
         tracing::info!(schedule_id = %s.id, job_id = %job.id, run_at = %crate::timefmt::format(&run.run_at), "scheduled run started");
     }
     Ok(job.id)
-}
-
-/// The first due time of a schedule created or resumed at `now`.
-pub fn first_run(cadence: &Cadence, s: &Schedule, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    cadence.next_after(now, s.time_zone)
 }
