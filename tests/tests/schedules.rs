@@ -781,6 +781,28 @@ async fn bad_schedules_are_400_naming_the_field() {
         (with("time_zone", json!("Mars/Olympus")), "time_zone"),
         (with("window", json!("weekly")), "window"),
         (with("lag_seconds", json!(10)), "lag_seconds"),
+        (
+            with("window", json!("incremental"))
+                .as_object()
+                .cloned()
+                .map(|mut o| {
+                    o.insert("start_at".into(), json!("0001-01-01T00:00:00Z"));
+                    Value::Object(o)
+                })
+                .unwrap(),
+            "start_at",
+        ),
+        (
+            with("window", json!("incremental"))
+                .as_object()
+                .cloned()
+                .map(|mut o| {
+                    o.insert("start_at".into(), json!("9999-12-31T23:59:59Z"));
+                    Value::Object(o)
+                })
+                .unwrap(),
+            "start_at",
+        ),
         (with("enabled", json!("yes")), "enabled"),
         (with("surprise", json!(1)), "surprise"),
         (with("export", json!({"kind": "invoices"})), "export"),

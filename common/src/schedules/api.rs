@@ -32,6 +32,8 @@ pub const MAX_SCHEDULES_PER_OWNER: u32 = 100;
 const RUNS_SHOWN: usize = 20;
 const MAX_NAME_CHARS: usize = 100;
 const MAX_LAG_SECONDS: i64 = 86_400;
+/// How far from now an incremental schedule's `start_at` may be.
+const MAX_START_AT_DAYS: i64 = 366;
 const DEFAULT_LIST: i64 = 100;
 
 /// The routes, once the path is matched.
@@ -215,10 +217,19 @@ fn build(ctx: &AppContext, caller: &Caller, req: ScheduleRequest, now: DateTime<
     let lag_seconds = lag_of(req.lag_seconds, ctx.config.schedules.default_lag_secs)?;
     let cursor = match req.start_at.as_deref() {
         None => now,
+        // Within a year of now: the windows behind run one per tick, so a start far
+        // back would keep the schedule catching up for ever.
         Some(t) => timefmt::parse_rfc3339(t.trim())
-            .filter(timefmt::in_range)
             .map(timefmt::to_millis)
-            .ok_or_else(|| field("start_at", "must be an RFC 3339 time such as 2026-01-01T00:00:00Z"))?,
+            .filter(|t| (*t - now).num_days().abs() <= MAX_START_AT_DAYS)
+            .ok_or_else(|| {
+                field(
+                    "start_at",
+                    format!(
+                        "must be an RFC 3339 time within {MAX_START_AT_DAYS} days of now, such as 2026-01-01T00:00:00Z"
+                    ),
+                )
+            })?,
     };
     let mut export = req
         .export
