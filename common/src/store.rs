@@ -389,12 +389,39 @@ async fn write_batch(client: &Client, mut pending: HashMap<String, Vec<WriteRequ
 /// Pages of items, one DynamoDB page at a time.
 pub type ItemPages = BoxStream<'static, Result<Vec<Item>, Error>>;
 
-/// Every page of a table Scan.
+/// Pages each read fetches ahead of its consumer.
+const PAGES_AHEAD: usize = 1;
+
+/// A read whose pages are fetched on their own task, [`PAGES_AHEAD`] ahead: the next
+/// DynamoDB request, and the SDK's parsing of its answer (most of a page's cost), run
+/// on the other core while this page is decoded and encoded. The task starts at the
+/// first poll and stops at the first error or when the consumer goes away.
+pub fn read_ahead(pages: ItemPages) -> ItemPages {
+    stream::once(async move {
+        let (tx, rx) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+        tokio::spawn(async move {
+            let mut pages = pages;
+            while let Some(page) = pages.next().await {
+                let failed = page.is_err();
+                if tx.send(page).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|page| (page, rx)) })
+    })
+    .flatten()
+    .boxed()
+}
+
+/// Every page of a table Scan, read ahead.
 pub fn scan_pages(client: &Client, table: &str) -> ItemPages {
     let p = client.scan().table_name(table).into_paginator().send();
-    stream::unfold(p, |mut p| async move { p.next().await.map(|r| (r, p)) })
-        .map(|page| page.map(|out| out.items.unwrap_or_default()).map_err(Error::database))
-        .boxed()
+    read_ahead(
+        stream::unfold(p, |mut p| async move { p.next().await.map(|r| (r, p)) })
+            .map(|page| page.map(|out| out.items.unwrap_or_default()).map_err(Error::database))
+            .boxed(),
+    )
 }
 
 /// A key condition: `partition = value` and an optional inclusive range on the sort key.
@@ -412,8 +439,8 @@ pub struct KeyCondition<'a> {
     pub prefix: Option<String>,
 }
 
-/// Every page of a Query. Attribute names go through placeholders, so reserved words
-/// (`day`, ...) are safe.
+/// Every page of a Query, read ahead. Attribute names go through placeholders, so
+/// reserved words (`day`, ...) are safe.
 pub fn query_pages(client: &Client, table: &str, key: KeyCondition<'_>) -> ItemPages {
     let mut condition = "#pk = :pk".to_string();
     let mut req = client
@@ -451,9 +478,11 @@ pub fn query_pages(client: &Client, table: &str, key: KeyCondition<'_>) -> ItemP
         .set_limit(key.page_limit)
         .into_paginator()
         .send();
-    stream::unfold(p, |mut p| async move { p.next().await.map(|r| (r, p)) })
-        .map(|page| page.map(|out| out.items.unwrap_or_default()).map_err(Error::database))
-        .boxed()
+    read_ahead(
+        stream::unfold(p, |mut p| async move { p.next().await.map(|r| (r, p)) })
+            .map(|page| page.map(|out| out.items.unwrap_or_default()).map_err(Error::database))
+            .boxed(),
+    )
 }
 
 /// One sorted read being merged: its pages and the rest of its current page.

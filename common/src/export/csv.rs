@@ -11,6 +11,8 @@ pub struct CsvEncoder {
     out: SharedBuf,
     options: EncodeOptions,
     scratch: String,
+    numbers: itoa::Buffer,
+    time: timefmt::MillisBuf,
 }
 
 fn csv_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
@@ -36,40 +38,65 @@ impl CsvEncoder {
             out,
             options,
             scratch: String::new(),
+            numbers: itoa::Buffer::new(),
+            time: timefmt::MillisBuf::default(),
         })
     }
 }
 
 impl Encoder for CsvEncoder {
     fn write_row(&mut self, row: &[Cell]) -> Result<(), Error> {
+        let safe = self.options.spreadsheet_safe;
         for (cell, sep) in row.iter().zip(&self.separators) {
-            self.scratch.clear();
-            match cell {
-                Cell::Empty => {}
+            // Most cells go to the writer as they are; only guarded or rendered cells
+            // pass through the scratch buffer (a copy of every text was ~10% in perf).
+            let field: &[u8] = match cell {
+                Cell::Empty => b"",
+                Cell::Text(s) if !(safe && is_formula_like(s)) => s.as_bytes(),
                 Cell::Text(s) => {
-                    if self.options.spreadsheet_safe && is_formula_like(s) {
-                        self.scratch.push('\'');
-                    }
+                    self.scratch.clear();
+                    self.scratch.push('\'');
                     self.scratch.push_str(s);
+                    self.scratch.as_bytes()
                 }
+                Cell::Int(i) => self.numbers.format(*i).as_bytes(),
                 // Writing to a String cannot fail.
-                Cell::Int(i) => {
-                    let _ = write!(self.scratch, "{i}");
-                }
                 Cell::Float(f) => {
+                    self.scratch.clear();
                     let _ = write!(self.scratch, "{f}");
+                    self.scratch.as_bytes()
                 }
-                Cell::Bool(b) => self.scratch.push_str(if *b { "Yes" } else { "No" }),
-                Cell::Time(t) => self.scratch.push_str(&timefmt::format_in(t, self.options.time_zone)),
+                Cell::Bool(b) => {
+                    if *b {
+                        b"Yes"
+                    } else {
+                        b"No"
+                    }
+                }
+                Cell::Time(t) => match self.options.time_zone.is_utc() {
+                    true => match timefmt::write_millis(t, &mut self.time) {
+                        Some(text) => text.as_bytes(),
+                        None => {
+                            self.scratch = timefmt::format(t);
+                            self.scratch.as_bytes()
+                        }
+                    },
+                    false => {
+                        self.scratch = timefmt::format_in(t, self.options.time_zone);
+                        self.scratch.as_bytes()
+                    }
+                },
                 Cell::List(items) => {
+                    self.scratch.clear();
                     let joined = items.join(sep);
-                    if self.options.spreadsheet_safe && is_formula_like(&joined) {
+                    if safe && is_formula_like(&joined) {
                         self.scratch.push('\'');
                     }
                     self.scratch.push_str(&joined);
+                    self.scratch.as_bytes()
                 }
-            }
-            self.writer.write_field(&self.scratch).map_err(csv_error)?;
+            };
+            self.writer.write_field(field).map_err(csv_error)?;
         }
         self.writer.write_record(None::<&[u8]>).map_err(csv_error)
     }

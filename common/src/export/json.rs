@@ -91,14 +91,22 @@ pub fn write_value(out: &mut Vec<u8>, cell: &Cell) {
     match cell {
         Cell::Empty => out.extend_from_slice(b"null"),
         Cell::Text(s) => write_str(out, s),
-        Cell::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Cell::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
         // serde_json writes the shortest form that reads back as the same f64.
         Cell::Float(f) if f.is_finite() => {
             let _ = serde_json::to_writer(&mut *out, f);
         }
         Cell::Float(_) => out.extend_from_slice(b"null"),
         Cell::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Cell::Time(t) => write_str(out, &timefmt::format(t)),
+        // The fast path's text needs no escaping.
+        Cell::Time(t) => match timefmt::write_millis(t, &mut timefmt::MillisBuf::default()) {
+            Some(text) => {
+                out.push(b'"');
+                out.extend_from_slice(text.as_bytes());
+                out.push(b'"');
+            }
+            None => write_str(out, &timefmt::format(t)),
+        },
         Cell::List(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {

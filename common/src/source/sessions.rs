@@ -89,9 +89,14 @@ pub fn lines(
             .map_ok(move |session| {
                 let client = client.clone();
                 let table = messages_table.clone();
-                async move {
+                // Each on its own task, so the SDK parses answers on both cores.
+                let read = tokio::spawn(async move {
                     let page = message_page(&client, &table, &session.session_id, None, as_of).await?;
                     Ok::<_, Error>((Arc::new(session), page))
+                });
+                async move {
+                    read.await
+                        .map_err(|e| Error::internal("database error", format!("a read stopped: {e}")))?
                 }
             })
             .try_buffered(PREFETCH)

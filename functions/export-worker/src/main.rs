@@ -11,6 +11,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    common::alloc::tune();
     common::logging::init();
     let ctx = Arc::new(common::AppContext::from_env().await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {

@@ -10,6 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    common::alloc::tune();
     common::logging::init();
     let ctx = Arc::new(common::AppContext::from_env().await?);
     lambda_http::run(service_fn(move |req: Request| {
