@@ -85,6 +85,52 @@ enum Command {
         #[arg(long, value_enum, default_value = "null")]
         sink: exportctl::bench::SinkKind,
     },
+    /// Write a table in DynamoDB's export-to-S3 format (what ExportTableToPointInTime
+    /// writes: manifests and gzip'd DynamoDB JSON data files) under
+    /// s3://BUCKET/PREFIX/AWSDynamoDB/<id>/, from parallel Scan segments. Prints the
+    /// manifest summary's s3:// URL (what `exportctl convert --manifest` takes).
+    NativeExport {
+        /// A logical name (leads, chat_messages, sessions, ...) or a real table name.
+        #[arg(long)]
+        table: String,
+        #[arg(long, env = "EXPORT_BUCKET")]
+        bucket: String,
+        #[arg(long, default_value = "dynamodb-exports")]
+        prefix: String,
+        /// Items per data file at most.
+        #[arg(long, default_value_t = 100_000)]
+        items_per_file: u64,
+        /// Parallel Scan segments (each writes its own data files).
+        #[arg(long, default_value_t = 4)]
+        segments: u32,
+    },
+    /// Run an export at scale from a DynamoDB export (README, "Exports at scale"), as
+    /// the state machine does in AWS: start the job, convert every data file
+    /// (concurrently, in-process: the functions the export-scale Lambda calls) and
+    /// assemble the parts into one file. Prints the finished job as JSON.
+    Convert {
+        /// s3://bucket/.../manifest-summary.json
+        #[arg(long)]
+        manifest: String,
+        /// leads or chats.
+        #[arg(long)]
+        kind: String,
+        /// leads: csv, json, xlsx; chats: csv.
+        #[arg(long)]
+        format: Option<String>,
+        /// Names the export: its job's owner is operator-<name>.
+        #[arg(long, default_value = "local")]
+        name: String,
+        /// An export parameter, as the kind's route takes it (repeatable): --param companyId=comp-acme
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        param: Vec<String>,
+        /// The export parameters as a JSON object (what a job request's `params` holds).
+        #[arg(long = "params", value_name = "JSON")]
+        params: Option<String>,
+        /// Data files converted at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
     /// Export `--rows` records loaded into the local stack (bench tables, loaded
     /// once) as a job: through the job API's handler and the worker, against the
     /// DynamoDB and S3 emulators. Reports wall time and this process's CPU per row.
@@ -125,6 +171,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    common::alloc::tune();
     let cli = Cli::parse();
     common::logging::init_stderr();
     match run(cli.command).await {
@@ -279,6 +326,50 @@ async fn run(command: Command) -> Result<(), BoxError> {
                 .await
                 .map_err(explain)?;
             println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::NativeExport {
+            table,
+            bucket,
+            prefix,
+            items_per_file,
+            segments,
+        } => {
+            let ctx = AppContext::from_env().await?;
+            let written = exportctl::scale::native_export(&ctx, &table, &bucket, &prefix, items_per_file, segments)
+                .await
+                .map_err(explain)?;
+            eprintln!(
+                "exported {} items into {} data files (export {})",
+                written.items, written.files, written.export_id
+            );
+            println!("{}", written.manifest);
+        }
+        Command::Convert {
+            manifest,
+            kind,
+            format,
+            name,
+            param,
+            params,
+            concurrency,
+        } => {
+            let ctx = AppContext::from_env().await?;
+            let params = exportctl::scale::export_params(params.as_deref(), &param)?;
+            let job = exportctl::scale::convert(
+                &ctx,
+                exportctl::scale::Conversion {
+                    manifest,
+                    kind,
+                    format,
+                    name,
+                    params,
+                    concurrency,
+                    tuning: common::scale::Tuning::default(),
+                },
+            )
+            .await
+            .map_err(explain)?;
+            println!("{}", serde_json::to_string(&job)?);
         }
         Command::Schedules {
             command: SchedulesCommand::Tick { at },

@@ -8,6 +8,7 @@
 //! multipart upload, [`delivery`]). Every route runs through one request pipeline
 //! ([`http::pipeline`]); the function crates only declare their routes' policies.
 
+pub mod alloc;
 pub mod audit;
 pub mod auth;
 pub mod aws;
@@ -28,6 +29,7 @@ pub mod model;
 pub mod notify;
 pub mod params;
 pub mod ratelimit;
+pub mod scale;
 pub mod schedules;
 pub mod schema;
 pub mod source;

@@ -128,7 +128,13 @@ pub async fn process(ctx: &AppContext, job_id: &str) -> Result<Delivery, Error> 
 }
 
 /// Audit record, metrics and log line of a job that reached a final state.
-async fn finished(ctx: &AppContext, job: &Job, worker: Option<&str>, took: Duration, queue_wait: Option<Duration>) {
+pub(crate) async fn finished(
+    ctx: &AppContext,
+    job: &Job,
+    worker: Option<&str>,
+    took: Duration,
+    queue_wait: Option<Duration>,
+) {
     let now = ctx.clock.now();
     let scope = job.spec().map(|s| s.audit_scope()).unwrap_or_else(|_| "none".into());
     let mut record = AuditRecord::new(&job.id, "worker", now);

@@ -1,0 +1,1048 @@
+//! Exports beyond one Lambda run, from DynamoDB's own export format.
+//!
+//! A Lambda runs at most 15 minutes. For hundreds of millions of rows, DynamoDB
+//! exports the table to S3 (`ExportTableToPointInTime`, [`format`]), and Step
+//! Functions (Distributed Map) fans a converter out over its data files:
+//!
+//! 1. [`start`]: an operator-scoped export job (admin scope, owner `operator-<name>`,
+//!    trigger `event`), created `running`; the manifest is read and
+//!    `scale/<job_id>/items.json` lists one [`ConvertRequest`] per data file;
+//! 2. [`convert`] (one per data file, concurrently): the data file becomes part
+//!    `<index>` of the export through the same [`crate::compile::compile`] as every
+//!    live export ([`convert::FileStore`]), and its rows and bytes are added to the
+//!    job's progress;
+//! 3. [`assemble`]: the parts become one object (S3 multipart upload copying the
+//!    parts, [`assemble::plan`]); the job succeeds with it, exactly as a worker's job
+//!    does (download route, presigned links, emails), and the parts are deleted;
+//! 4. [`fail`] (the state machine's catch): the job fails and the parts are deleted.
+//!
+//! Supported at scale: `leads` in csv, json and xlsx (delivered as a ZIP of
+//! workbooks of at most 1,048,575 rows each), and `chats` in csv. Every other kind
+//! and format needs the whole export at once (sessions join two tables, conversations
+//! group messages, the chat documents carry a summary of the whole export) and is
+//! refused up front, as are compression options. Rows are in the order of the
+//! export's data files, not in time order: a DynamoDB export has no order. A chats
+//! export at scale has every matching message: `limit` (the first N in time order)
+//! is refused.
+//!
+//! The same functions serve the `export-scale` Lambda and `exportctl convert`.
+
+pub mod assemble;
+pub mod convert;
+pub mod format;
+pub mod zipfmt;
+
+use sha2::Digest;
+use std::time::Instant;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures::{StreamExt, TryStreamExt, stream};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use self::{
+    assemble::{Limits, PlanStats},
+    convert::{PartSpec, PartTuning, Sidecar, convert_part},
+    format::{ManifestSummary, S3Url, manifest_files, read_summary},
+};
+use crate::{
+    AppContext,
+    auth::{Caller, Role},
+    delivery,
+    dynamo::{conditional_failed, n, s},
+    error::Error,
+    export::{ByteSink, S3Sink, sink::ObjectTarget},
+    jobs::{Job, JobStatus, Trigger, api::JobRequest, store::JobStore, worker},
+    kinds::chats::ChatFormat,
+    notify::check_recipients,
+    params::Id,
+    spec::{Compression, ExportSpec, TableFormat},
+    timefmt,
+};
+
+/// The `worker` of a job run at scale: every state change is conditional on it, so
+/// a queue worker never takes such a job and the scale functions never touch another.
+pub const SCALE_WORKER: &str = "export-scale";
+/// How long a job at scale is claimed (a state machine may run for hours).
+const SCALE_LEASE_SECS: i64 = 48 * 3600;
+/// Data files one export may have (a DynamoDB export of terabytes has thousands).
+pub const MAX_DATA_FILES: u32 = 100_000;
+/// Sidecars read (and part objects checked) at once by the assembler.
+const SIDECARS_IN_FLIGHT: usize = 16;
+
+/// How the parts of a supported export are framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    Csv,
+    Json,
+    /// Excel: a ZIP of workbooks.
+    Workbooks,
+}
+
+const SUPPORTED: &str = "exports at scale support leads (csv, json, xlsx) and chats (csv)";
+
+/// Whether `spec` can run at scale, and how: the spec as the job stores it
+/// (Excel is delivered as a ZIP of workbooks, so its file is a `.zip`; a chats export
+/// has every matching message) and its shape.
+pub fn at_scale(spec: ExportSpec) -> Result<(ExportSpec, Shape), Error> {
+    if spec.options().compression != Compression::None {
+        return Err(Error::bad_request(format!(
+            "compression is not supported at scale (the file is delivered uncompressed; Excel as a ZIP of workbooks); {SUPPORTED}"
+        )));
+    }
+    match spec {
+        ExportSpec::Leads(mut s) => {
+            let shape = match s.format {
+                TableFormat::Csv => Shape::Csv,
+                TableFormat::Json => Shape::Json,
+                TableFormat::Xlsx => {
+                    s.options.compression = Compression::Zip;
+                    Shape::Workbooks
+                }
+            };
+            Ok((ExportSpec::Leads(s), shape))
+        }
+        ExportSpec::Chats(mut s) if s.format == ChatFormat::Csv => {
+            s.filter.limit = u32::MAX;
+            Ok((ExportSpec::Chats(s), Shape::Csv))
+        }
+        ExportSpec::Chats(s) => Err(Error::bad_request(format!(
+            "chats in {} cannot run at scale: its document carries a summary of the whole export; {SUPPORTED}",
+            s.format.as_str()
+        ))),
+        ExportSpec::Sessions(_) => Err(Error::bad_request(format!(
+            "sessions cannot run at scale: the export joins two tables; {SUPPORTED}"
+        ))),
+        ExportSpec::Conversations(_) => Err(Error::bad_request(format!(
+            "conversations cannot run at scale: the export groups every message of a conversation; {SUPPORTED}"
+        ))),
+    }
+}
+
+/// What a part is encoded from: the job's spec without the archive Excel is delivered
+/// in (each part holds complete workbook entries; the assembler makes the archive).
+fn part_spec(job: &Job) -> Result<(ExportSpec, Shape), Error> {
+    let mut spec = job.spec()?;
+    let shape = match &mut spec {
+        ExportSpec::Leads(s) => {
+            let shape = match s.format {
+                TableFormat::Csv => Shape::Csv,
+                TableFormat::Json => Shape::Json,
+                TableFormat::Xlsx => Shape::Workbooks,
+            };
+            s.options.compression = Compression::None;
+            shape
+        }
+        ExportSpec::Chats(s) if s.format == ChatFormat::Csv && s.options.compression == Compression::None => Shape::Csv,
+        _ => return Err(Error::bad_request(format!("job {} is not an export at scale", job.id))),
+    };
+    Ok((spec, shape))
+}
+
+/// A job id: 32 lowercase hex characters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct JobId(String);
+
+impl TryFrom<String> for JobId {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            Ok(Self(s))
+        } else {
+            Err(format!(
+                "job_id must be 32 lowercase hex characters; got '{}'",
+                crate::http::sanitize(&s)
+            ))
+        }
+    }
+}
+
+impl From<JobId> for String {
+    fn from(j: JobId) -> String {
+        j.0
+    }
+}
+
+impl JobId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `s3://bucket/key` in requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Location(pub S3Url);
+
+impl TryFrom<String> for Location {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        S3Url::parse(&s).map(Location)
+    }
+}
+
+impl From<Location> for String {
+    fn from(l: Location) -> String {
+        l.0.to_string()
+    }
+}
+
+/// A part's index: below [`MAX_DATA_FILES`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u32")]
+pub struct Index(pub u32);
+
+impl TryFrom<u64> for Index {
+    type Error = String;
+
+    fn try_from(v: u64) -> Result<Self, String> {
+        u32::try_from(v)
+            .ok()
+            .filter(|v| *v < MAX_DATA_FILES)
+            .map(Index)
+            .ok_or_else(|| format!("must be below {MAX_DATA_FILES}"))
+    }
+}
+
+impl From<Index> for u32 {
+    fn from(i: Index) -> u32 {
+        i.0
+    }
+}
+
+/// A count of data files: at most [`MAX_DATA_FILES`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u32")]
+pub struct FileCount(pub u32);
+
+impl TryFrom<u64> for FileCount {
+    type Error = String;
+
+    fn try_from(v: u64) -> Result<Self, String> {
+        u32::try_from(v)
+            .ok()
+            .filter(|v| *v <= MAX_DATA_FILES)
+            .map(FileCount)
+            .ok_or_else(|| format!("must be at most {MAX_DATA_FILES}"))
+    }
+}
+
+impl From<FileCount> for u32 {
+    fn from(c: FileCount) -> u32 {
+        c.0
+    }
+}
+
+/// `{"start": {"name", "export": {"kind", "format", "params", "notify"}, "manifest": "s3://.../manifest-summary.json"}}`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    /// Names the export: its job's owner is `operator-<name>`.
+    pub name: String,
+    /// What to export, as an operator export gives it (jobs/api.rs, `JobRequest`).
+    pub export: JobRequest,
+    /// The DynamoDB export's `manifest-summary.json`.
+    pub manifest: Location,
+}
+
+/// `{"convert": {"job_id", "index", "data_file"}}`: also the shape of each item of
+/// `items.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvertRequest {
+    pub job_id: JobId,
+    pub index: Index,
+    pub data_file: Location,
+}
+
+/// `{"assemble": {"job_id", "files"}}`: `files` is the count [`start`] answered.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssembleRequest {
+    pub job_id: JobId,
+    pub files: FileCount,
+}
+
+/// `{"fail": {"job_id", "error", "cause"}}`: the state machine's catch (`$.Error`,
+/// `$.Cause`). The cause goes to the log only.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailRequest {
+    pub job_id: JobId,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub cause: Option<String>,
+}
+
+/// Any invocation of the `export-scale` function (externally tagged).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ScaleEvent {
+    Start(StartRequest),
+    Convert(ConvertRequest),
+    Assemble(AssembleRequest),
+    Fail(FailRequest),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartResponse {
+    pub job_id: String,
+    /// Where `items.json` is (the exports bucket).
+    pub bucket: String,
+    pub items_key: String,
+    pub files: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvertResponse {
+    pub index: u32,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssembleResponse {
+    pub job_id: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub s3_key: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailResponse {
+    pub job_id: String,
+    /// The job's status now (`failed`, or the final status it already had).
+    pub status: String,
+}
+
+/// Runs of one export from one DynamoDB export (failed or cancelled ones may be
+/// started again, up to this many in all).
+const MAX_RUNS_PER_EXPORT: u32 = 10;
+
+/// Knobs of the converters and the assembler; the defaults are S3's limits and what
+/// the Lambda uses (tests lower the part sizes).
+#[derive(Clone, Copy, Debug)]
+pub struct Tuning {
+    pub part: PartTuning,
+    pub limits: Limits,
+    /// Upload parts copied or uploaded at once by the assembler. Copies run inside
+    /// S3, so more in flight is more throughput; a part that is uploaded holds at
+    /// most about two minimum part sizes, so 16 bound the assembler to ~160 MiB.
+    pub concurrency: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            part: PartTuning::default(),
+            limits: Limits::default(),
+            concurrency: 16,
+        }
+    }
+}
+
+/// The objects of a job at scale, in the exports bucket under `scale/<job_id>/`.
+struct Keys(String);
+
+impl Keys {
+    fn of(job_id: &str) -> Self {
+        Self(format!("scale/{job_id}/"))
+    }
+
+    fn items(&self) -> String {
+        format!("{}items.json", self.0)
+    }
+
+    /// What the assembler checks the parts against: the manifest and the file count.
+    fn start(&self) -> String {
+        format!("{}start.json", self.0)
+    }
+
+    fn part(&self, index: u32) -> String {
+        format!("{}part-{index:05}", self.0)
+    }
+
+    fn sidecar(&self, index: u32) -> String {
+        format!("{}part-{index:05}.json", self.0)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartRecord {
+    manifest: String,
+    files: u32,
+}
+
+/// Answers one invocation of the `export-scale` function.
+pub async fn handle(ctx: &AppContext, event: ScaleEvent) -> Result<Value, Error> {
+    let value = match event {
+        ScaleEvent::Start(r) => serde_json::to_value(start(ctx, r).await?),
+        ScaleEvent::Convert(r) => serde_json::to_value(convert(ctx, r).await?),
+        ScaleEvent::Assemble(r) => serde_json::to_value(assemble(ctx, r).await?),
+        ScaleEvent::Fail(r) => serde_json::to_value(fail(ctx, r).await?),
+    };
+    value.map_err(|e| Error::internal("encoding error", e))
+}
+
+/// The operator an export at scale runs as: an admin named after the export.
+fn operator(name: &str) -> Result<Caller, Error> {
+    let name = Id::parse(name)
+        .map_err(|m| Error::bad_request(format!("name {m}")))?
+        .into_string();
+    Ok(Caller {
+        sub: format!("operator-{name}"),
+        role: Role::Admin,
+        client_id: None,
+        company_id: None,
+        email: None,
+    })
+}
+
+/// Creates the job of an export at scale and lists its data files for the converters.
+pub async fn start(ctx: &AppContext, req: StartRequest) -> Result<StartResponse, Error> {
+    let now = timefmt::to_millis(ctx.clock.now());
+    let caller = operator(&req.name)?;
+    let mut export = req.export;
+    if export.params.as_ref().is_some_and(|p| p.contains_key("limit")) {
+        return Err(Error::bad_request(
+            "limit is not supported at scale: a DynamoDB export has no order, so 'the first N' is not defined; \
+             an export at scale has every matching row",
+        ));
+    }
+    let notify = check_recipients(&ctx.config.notify, &caller, export.notify.take(), "export.notify")?;
+    let spec = export.into_spec(ctx, &caller, now)?;
+    let (spec, _) = at_scale(spec)?;
+    let manifest = req.manifest.0;
+    let summary = read_summary(&ctx.aws.s3, &manifest).await?;
+    // The id derives from what is exported, so a `start` that Step Functions retries
+    // (its answer lost) finds its running job instead of making a second one. A failed
+    // or cancelled run may be started again (its data files repaired, a redrive): the
+    // next run takes the next id of the sequence.
+    let bucket = ctx.config.delivery.bucket.clone();
+    let store = JobStore::of(ctx);
+    let mut fresh = None;
+    for run in 0..MAX_RUNS_PER_EXPORT {
+        let id = crate::jobs::hex(
+            &sha2::Sha256::digest(
+                format!(
+                    "scale|{}|{manifest}|{}|{run}",
+                    caller.sub,
+                    crate::jobs::spec_hash(&spec)
+                )
+                .as_bytes(),
+            )[..16],
+        );
+        match store.get(&id).await? {
+            None => {
+                fresh = Some(id);
+                break;
+            }
+            Some(existing) if existing.status == JobStatus::Running => {
+                let keys = Keys::of(&id);
+                let record = read_start(ctx, &keys).await?;
+                return Ok(StartResponse {
+                    job_id: id,
+                    bucket,
+                    items_key: keys.items(),
+                    files: record.files,
+                });
+            }
+            Some(existing) if existing.status == JobStatus::Succeeded => {
+                return Err(Error::conflict(
+                    "already_exported",
+                    format!(
+                        "this export of this DynamoDB export already succeeded as job {id}; download it, or export again from a new DynamoDB export"
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    let id = fresh.ok_or_else(|| {
+        Error::conflict(
+            "too_many_runs",
+            format!("this export of this DynamoDB export failed {MAX_RUNS_PER_EXPORT} times; export again from a new DynamoDB export"),
+        )
+    })?;
+    let keys = Keys::of(&id);
+    let result = async {
+        let files = write_items(ctx, &id, &keys, &summary, &manifest).await?;
+        let record = StartRecord {
+            manifest: manifest.to_string(),
+            files,
+        };
+        let body = serde_json::to_vec(&record).map_err(|e| Error::internal("encoding error", e))?;
+        format::put(&ctx.aws.s3, &bucket, &keys.start(), body, "application/json").await?;
+        let mut job = Job::owned(
+            id.clone(),
+            &spec,
+            &caller.sub,
+            caller.tenant(),
+            Trigger::Event,
+            now,
+            ctx.config.jobs.retention_days,
+        );
+        job.status = JobStatus::Running;
+        job.started_at = Some(now);
+        job.attempts = 1;
+        job.worker = Some(SCALE_WORKER.into());
+        job.lease_until = Some(now.timestamp() + SCALE_LEASE_SECS);
+        job.notify = notify.emails;
+        job.notify_on_empty = notify.on_empty;
+        JobStore::of(ctx).put_new(&job).await?;
+        Ok::<_, Error>(files)
+    }
+    .await;
+    match result {
+        Ok(files) => {
+            tracing::info!(job_id = %id, kind = spec.kind(), format = spec.format_name(), files, manifest = %manifest, "export at scale started");
+            Ok(StartResponse {
+                job_id: id,
+                bucket,
+                items_key: keys.items(),
+                files,
+            })
+        }
+        Err(e) => {
+            cleanup(ctx, &id).await;
+            Err(e)
+        }
+    }
+}
+
+/// Writes `items.json` (a JSON array of [`ConvertRequest`]s, one per data file, in
+/// the manifest's order), streamed; answers the number of files.
+async fn write_items(
+    ctx: &AppContext,
+    job_id: &str,
+    keys: &Keys,
+    summary: &ManifestSummary,
+    manifest: &S3Url,
+) -> Result<u32, Error> {
+    let target = ObjectTarget {
+        bucket: ctx.config.delivery.bucket.clone(),
+        key: keys.items(),
+        content_type: "application/json".into(),
+        content_disposition: "attachment".into(),
+    };
+    let mut sink = S3Sink::new(ctx.aws.s3.clone(), target, None, ctx.config.delivery.part_bytes);
+    let job_id = JobId::try_from(job_id.to_string()).map_err(|e| Error::internal("job error", e))?;
+    let result = async {
+        let mut files = manifest_files(&ctx.aws.s3, summary, manifest);
+        let mut count = 0u32;
+        let mut out = b"[".to_vec();
+        while let Some((data_file, _)) = files.try_next().await? {
+            if count >= MAX_DATA_FILES {
+                return Err(Error::bad_request(format!(
+                    "the export has more than {MAX_DATA_FILES} data files"
+                )));
+            }
+            if count > 0 {
+                out.push(b',');
+            }
+            let item = ConvertRequest {
+                job_id: job_id.clone(),
+                index: Index(count),
+                data_file: Location(data_file),
+            };
+            serde_json::to_writer(&mut out, &item).map_err(|e| Error::internal("encoding error", e))?;
+            count += 1;
+            if out.len() >= 1024 * 1024 {
+                sink.write(std::mem::take(&mut out)).await?;
+            }
+        }
+        out.push(b']');
+        sink.write(out).await?;
+        Ok(count)
+    }
+    .await;
+    match result {
+        Ok(count) => {
+            sink.finish().await?;
+            Ok(count)
+        }
+        Err(e) => {
+            sink.abort().await;
+            Err(e)
+        }
+    }
+}
+
+/// The job, if it is an export at scale that is still running.
+async fn running_job(ctx: &AppContext, id: &JobId) -> Result<Job, Error> {
+    let job = JobStore::of(ctx)
+        .get(id.as_str())
+        .await?
+        .ok_or_else(|| Error::NotFound("no such export job".into()))?;
+    if job.worker.as_deref() != Some(SCALE_WORKER) && job.status == JobStatus::Running {
+        return Err(Error::conflict("job_not_at_scale", "the job is not an export at scale"));
+    }
+    if job.status != JobStatus::Running {
+        return Err(Error::conflict(
+            "job_cancelled",
+            format!("the export job is {}", job.status.as_str()),
+        ));
+    }
+    Ok(job)
+}
+
+/// Converts one data file into its part (see [`convert`]).
+pub async fn convert(ctx: &AppContext, req: ConvertRequest) -> Result<ConvertResponse, Error> {
+    convert_with(ctx, req, &Tuning::default()).await
+}
+
+/// [`convert`] with other knobs (tests, `exportctl convert`).
+pub async fn convert_with(ctx: &AppContext, req: ConvertRequest, tuning: &Tuning) -> Result<ConvertResponse, Error> {
+    let job = running_job(ctx, &req.job_id).await?;
+    let (spec, shape) = part_spec(&job)?;
+    let keys = Keys::of(&job.id);
+    let index = req.index.0;
+    let part = PartSpec {
+        index,
+        source: Some(req.data_file.0),
+        target: part_target(ctx, &keys, index),
+        sidecar_key: keys.sidecar(index),
+    };
+    let sidecar = convert_part(&ctx.aws.s3, &spec, shape, part, &tuning.part).await?;
+    if let Err(e) = count_part(ctx, &job.id, &sidecar).await {
+        // The job ended while this part was made (failed, cancelled): its cleanup may
+        // have run already, so this part deletes itself.
+        if e.code() == "job_cancelled" {
+            delete_keys(ctx, vec![keys.part(index), keys.sidecar(index)]).await;
+        }
+        return Err(e);
+    }
+    Ok(ConvertResponse {
+        index,
+        rows: sidecar.rows,
+        bytes: sidecar.bytes,
+    })
+}
+
+fn part_target(ctx: &AppContext, keys: &Keys, index: u32) -> ObjectTarget {
+    ObjectTarget {
+        bucket: ctx.config.delivery.bucket.clone(),
+        key: keys.part(index),
+        content_type: "application/octet-stream".into(),
+        content_disposition: "attachment".into(),
+    }
+}
+
+/// Adds a finished part's rows and bytes to the job's progress, once per part
+/// (a retried part is counted once: the job remembers the parts it counted).
+async fn count_part(ctx: &AppContext, job_id: &str, part: &Sidecar) -> Result<(), Error> {
+    let out = ctx
+        .aws
+        .dynamodb
+        .update_item()
+        .table_name(&ctx.config.tables.jobs)
+        .key("id", s(job_id))
+        .update_expression("ADD #rows_done :r, #bytes_done :b, #scale_parts :p")
+        .condition_expression("#status = :running AND #worker = :w AND NOT contains(#scale_parts, :i)")
+        .expression_attribute_names("#rows_done", "rows_done")
+        .expression_attribute_names("#bytes_done", "bytes_done")
+        .expression_attribute_names("#scale_parts", "scale_parts")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_names("#worker", "worker")
+        .expression_attribute_values(":r", n(part.rows))
+        .expression_attribute_values(":b", n(part.bytes))
+        .expression_attribute_values(":p", AttributeValue::Ss(vec![part.index.to_string()]))
+        .expression_attribute_values(":i", s(part.index.to_string()))
+        .expression_attribute_values(":running", s(JobStatus::Running.as_str()))
+        .expression_attribute_values(":w", s(SCALE_WORKER))
+        .send()
+        .await;
+    match out {
+        Ok(_) => Ok(()),
+        Err(e) if conditional_failed(&e) => {
+            // Counted by an earlier attempt, or the job is no longer running.
+            let job = JobStore::of(ctx).get(job_id).await?;
+            match job {
+                Some(j) if j.status == JobStatus::Running => Ok(()),
+                Some(j) => Err(Error::conflict(
+                    "job_cancelled",
+                    format!("the export job is {}", j.status.as_str()),
+                )),
+                None => Err(Error::NotFound("no such export job".into())),
+            }
+        }
+        Err(e) => Err(Error::database(e)),
+    }
+}
+
+/// Assembles the parts into the export's file (see [`assemble`]).
+pub async fn assemble(ctx: &AppContext, req: AssembleRequest) -> Result<AssembleResponse, Error> {
+    Ok(assemble_with(ctx, req, &Tuning::default()).await?.0)
+}
+
+/// [`assemble`] with other knobs; also answers what the plan did.
+pub async fn assemble_with(
+    ctx: &AppContext,
+    req: AssembleRequest,
+    tuning: &Tuning,
+) -> Result<(AssembleResponse, PlanStats), Error> {
+    let store = JobStore::of(ctx);
+    let job = store
+        .get(req.job_id.as_str())
+        .await?
+        .ok_or_else(|| Error::NotFound("no such export job".into()))?;
+    // A retried assembly of a job that succeeded answers what it made.
+    if job.status == JobStatus::Succeeded
+        && let Some(key) = &job.s3_key
+    {
+        return Ok((
+            AssembleResponse {
+                job_id: job.id.clone(),
+                rows: job.rows.unwrap_or(0),
+                bytes: job.size_bytes.unwrap_or(0),
+                s3_key: key.clone(),
+            },
+            PlanStats::default(),
+        ));
+    }
+    let job = running_job(ctx, &req.job_id).await?;
+    let started = Instant::now();
+    let result = assemble_job(ctx, &job, req.files.0, tuning).await;
+    let end = ctx.clock.now();
+    match result {
+        Ok((rows, bytes, key, stats)) => match store
+            .finish_succeeded(&job.id, SCALE_WORKER, end, rows, bytes, &key)
+            .await?
+        {
+            Some(done) => {
+                tracing::info!(job_id = %job.id, rows, bytes, ?stats, "export at scale assembled");
+                worker::finished(ctx, &done, Some(SCALE_WORKER), started.elapsed(), None).await;
+                cleanup(ctx, &job.id).await;
+                Ok((
+                    AssembleResponse {
+                        job_id: job.id,
+                        rows,
+                        bytes,
+                        s3_key: key,
+                    },
+                    stats,
+                ))
+            }
+            None => {
+                // Cancelled while assembling: no file stays.
+                delivery::discard(ctx, &key).await;
+                cleanup(ctx, &job.id).await;
+                Err(Error::conflict("job_cancelled", "the export job was cancelled"))
+            }
+        },
+        Err(e) => {
+            record_failure(ctx, &job.id, &e, started).await;
+            Err(e)
+        }
+    }
+}
+
+/// Marks a job failed (it stays failed whatever comes later) and deletes its parts.
+async fn record_failure(ctx: &AppContext, job_id: &str, e: &Error, started: Instant) {
+    tracing::error!(job_id, error = %e.cause_chain(), "export at scale failed");
+    let message = if e.is_server_error() {
+        format!("Export failed: {e}")
+    } else {
+        e.to_string()
+    };
+    let store = JobStore::of(ctx);
+    match store
+        .finish_failed(job_id, Some(SCALE_WORKER), ctx.clock.now(), e.code(), &message)
+        .await
+    {
+        Ok(Some(failed)) => worker::finished(ctx, &failed, Some(SCALE_WORKER), started.elapsed(), None).await,
+        Ok(None) => {}
+        Err(db) => {
+            tracing::error!(job_id, error = %db.cause_chain(), "could not record the failure of an export at scale")
+        }
+    }
+    cleanup(ctx, job_id).await;
+}
+
+/// Reads part `index`'s sidecar and checks that its part is there, whole.
+async fn read_sidecar(ctx: &AppContext, keys: &Keys, index: u32, files: u32) -> Result<Sidecar, Error> {
+    let bucket = &ctx.config.delivery.bucket;
+    let missing = || {
+        Error::conflict(
+            "part_missing",
+            format!("part {index} of {files} was not converted; convert every data file before assembling"),
+        )
+    };
+    let out = ctx
+        .aws
+        .s3
+        .get_object()
+        .bucket(bucket)
+        .key(keys.sidecar(index))
+        .send()
+        .await
+        .map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                missing()
+            } else {
+                Error::storage(e)
+            }
+        })?;
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| Error::internal("storage error", e))?
+        .into_bytes();
+    let sidecar: Sidecar =
+        serde_json::from_slice(&bytes).map_err(|e| Error::internal("export error", format!("sidecar {index}: {e}")))?;
+    let head = ctx
+        .aws
+        .s3
+        .head_object()
+        .bucket(bucket)
+        .key(keys.part(index))
+        .send()
+        .await
+        .map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_not_found()) {
+                missing()
+            } else {
+                Error::storage(e)
+            }
+        })?;
+    let size = head.content_length.and_then(|l| u64::try_from(l).ok());
+    if sidecar.index != index || size != Some(sidecar.bytes) {
+        return Err(Error::conflict(
+            "part_mismatch",
+            format!("part {index} does not match its sidecar; convert its data file again"),
+        ));
+    }
+    Ok(sidecar)
+}
+
+/// What `start` recorded for a job: its manifest and number of data files.
+async fn read_start(ctx: &AppContext, keys: &Keys) -> Result<StartRecord, Error> {
+    let out = ctx
+        .aws
+        .s3
+        .get_object()
+        .bucket(&ctx.config.delivery.bucket)
+        .key(keys.start())
+        .send()
+        .await
+        .map_err(Error::storage)?;
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| Error::internal("storage error", e))?
+        .into_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| Error::internal("export error", e))
+}
+
+/// Checks the parts against the export's manifest: each part converted the data file
+/// the manifest lists at its index, and saw its item count and MD5 checksum.
+async fn check_manifest(ctx: &AppContext, keys: &Keys, parts: &[Sidecar]) -> Result<(), Error> {
+    let record = read_start(ctx, keys).await?;
+    if record.files as usize != parts.len() {
+        return Err(Error::conflict(
+            "part_missing",
+            format!(
+                "the export has {} data files; {} were assembled",
+                record.files,
+                parts.len()
+            ),
+        ));
+    }
+    let manifest = S3Url::parse(&record.manifest).map_err(|e| Error::internal("export error", e))?;
+    let summary = read_summary(&ctx.aws.s3, &manifest).await?;
+    let mut files = manifest_files(&ctx.aws.s3, &summary, &manifest);
+    for part in parts {
+        let (url, file) = files.try_next().await?.ok_or_else(|| {
+            Error::conflict(
+                "data_file_mismatch",
+                "the export's manifest lists fewer data files than were converted",
+            )
+        })?;
+        let same_file = part.data_file.as_deref() == Some(url.to_string().as_str());
+        let same_items = part.items == file.item_count;
+        let same_bytes = part.md5.as_deref() == Some(file.md5_checksum.as_str());
+        if !(same_file && same_items && same_bytes) {
+            return Err(Error::conflict(
+                "data_file_mismatch",
+                format!(
+                    "data file {} ({}) does not match the export's manifest: {} items read, {} listed{}",
+                    part.index,
+                    url.file_name(),
+                    part.items,
+                    file.item_count,
+                    if same_bytes { "" } else { "; its MD5 checksum differs" }
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Builds the file from the parts: `(rows, bytes, object key, plan stats)`.
+async fn assemble_job(
+    ctx: &AppContext,
+    job: &Job,
+    files: u32,
+    tuning: &Tuning,
+) -> Result<(u64, u64, String, PlanStats), Error> {
+    let (part_spec, shape) = part_spec(job)?;
+    let spec = job.spec()?;
+    let keys = Keys::of(&job.id);
+    let parts: Vec<Sidecar> = if files == 0 {
+        // A table without data files: its one part, made here from nothing, holds
+        // what an empty export holds (the header, `[`, an empty workbook).
+        let part = PartSpec {
+            index: 0,
+            source: None,
+            target: part_target(ctx, &keys, 0),
+            sidecar_key: keys.sidecar(0),
+        };
+        vec![convert_part(&ctx.aws.s3, &part_spec, shape, part, &tuning.part).await?]
+    } else {
+        let parts: Vec<Sidecar> = stream::iter(0..files)
+            .map(|i| read_sidecar(ctx, &keys, i, files))
+            .buffered(SIDECARS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        check_manifest(ctx, &keys, &parts).await?;
+        parts
+    };
+    let rows: u64 = parts.iter().map(|p| p.rows).sum();
+    let (ranges, tail) = assemble::layout(shape, &parts, zipfmt::dos_time(spec.as_of()));
+    let bytes = ranges.iter().map(assemble::Range::len).sum::<u64>() + tail.len() as u64;
+    let plan = assemble::plan(&ranges, tail.len() as u64, &tuning.limits)?;
+    let sizes: Vec<u64> = parts.iter().map(|p| p.bytes).collect();
+    let stats = PlanStats::of(&plan, &sizes);
+    let target = delivery::target(ctx, &spec);
+    let part_keys: Vec<String> = (0..parts.len() as u32).map(|i| keys.part(i)).collect();
+    assemble::execute(&ctx.aws.s3, &target, &part_keys, plan, &tail, tuning.concurrency).await?;
+    Ok((rows, bytes, target.key, stats))
+}
+
+/// The state machine's catch: the job fails (its clients see an opaque message; the
+/// cause goes to the log only) and its parts are deleted.
+pub async fn fail(ctx: &AppContext, req: FailRequest) -> Result<FailResponse, Error> {
+    let id = req.job_id.as_str();
+    let cause = req.cause.as_deref().map(|c| crate::http::sanitize_to(c, 4096));
+    tracing::error!(job_id = id, error = ?req.error, cause = ?cause, "export at scale stopped");
+    // Step Functions error names (`States.Timeout`, `export_failed`) are safe to show.
+    let name = req.error.as_deref().filter(|e| {
+        !e.is_empty() && e.len() <= 64 && e.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    });
+    let message = match name {
+        Some(name) => format!("Export failed: the export at scale stopped ({name})"),
+        None => "Export failed: the export at scale stopped".to_string(),
+    };
+    let store = JobStore::of(ctx);
+    let status = match store
+        .finish_failed(id, Some(SCALE_WORKER), ctx.clock.now(), "export_failed", &message)
+        .await?
+    {
+        Some(failed) => {
+            worker::finished(ctx, &failed, Some(SCALE_WORKER), std::time::Duration::ZERO, None).await;
+            JobStatus::Failed
+        }
+        None => {
+            store
+                .get(id)
+                .await?
+                .ok_or_else(|| Error::NotFound("no such export job".into()))?
+                .status
+        }
+    };
+    if status != JobStatus::Succeeded {
+        cleanup(ctx, id).await;
+    }
+    Ok(FailResponse {
+        job_id: id.to_string(),
+        status: status.as_str().to_string(),
+    })
+}
+
+/// Deletes every object of a job at scale (`scale/<job_id>/`). Best effort: the
+/// bucket's lifecycle rule removes what this cannot.
+pub async fn cleanup(ctx: &AppContext, job_id: &str) {
+    let bucket = &ctx.config.delivery.bucket;
+    let prefix = Keys::of(job_id).0;
+    let mut pages = ctx
+        .aws
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(&prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = match page {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(job_id, error = %Error::storage(e).cause_chain(), "could not list the parts of an export at scale");
+                return;
+            }
+        };
+        let keys: Vec<String> = page
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(String::from))
+            .collect();
+        delete_keys(ctx, keys).await;
+    }
+}
+
+/// Deletes objects of the exports bucket, 16 at a time; failures are logged.
+async fn delete_keys(ctx: &AppContext, keys: Vec<String>) {
+    let bucket = &ctx.config.delivery.bucket;
+    stream::iter(keys)
+        .for_each_concurrent(16, |key| async move {
+            if let Err(e) = ctx.aws.s3.delete_object().bucket(bucket).key(&key).send().await {
+                tracing::error!(key, error = %Error::storage(e).cause_chain(), "could not delete a part of an export at scale");
+            }
+        })
+        .await;
+}
+
+/// A job's JSON as the job API shows it (for `exportctl convert`).
+pub fn job_view(ctx: &AppContext, job: &Job) -> Value {
+    let mut v = crate::jobs::resource(job, None, ctx.config.jobs.retention_days);
+    v["s3_key"] = json!(job.s3_key);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_refuse_unknown_fields_and_bad_values() {
+        let ok = json!({"convert": {"job_id": "0123456789abcdef0123456789abcdef", "index": 3, "data_file": "s3://bucket/a/data/x.json.gz"}});
+        let ScaleEvent::Convert(c) = serde_json::from_value::<ScaleEvent>(ok.clone()).unwrap() else {
+            panic!("not a convert")
+        };
+        assert_eq!(serde_json::to_value(&c).unwrap(), ok["convert"], "items round-trip");
+        for bad in [
+            json!({"convert": {"job_id": "0123456789abcdef0123456789abcdef", "index": 3, "data_file": "s3://bucket/k", "x": 1}}),
+            json!({"convert": {"job_id": "0123456789ABCDEF0123456789ABCDEF", "index": 3, "data_file": "s3://bucket/k"}}),
+            json!({"convert": {"job_id": "0123456789abcdef0123456789abcdef", "index": -1, "data_file": "s3://bucket/k"}}),
+            json!({"convert": {"job_id": "0123456789abcdef0123456789abcdef", "index": 100000, "data_file": "s3://bucket/k"}}),
+            json!({"convert": {"job_id": "0123456789abcdef0123456789abcdef", "index": 1, "data_file": "https://bucket/k"}}),
+            json!({"assemble": {"job_id": "0123456789abcdef0123456789abcdef"}}),
+            json!({"start": {"name": "n", "manifest": "s3://bucket/k"}}),
+            json!({"start": {"name": "n", "export": {"kind": "leads", "nope": 1}, "manifest": "s3://bucket/k"}}),
+            json!({"run": {}}),
+            json!({"fail": {"job_id": "0123456789abcdef0123456789abcdef"}, "convert": {}}),
+        ] {
+            assert!(serde_json::from_value::<ScaleEvent>(bad.clone()).is_err(), "{bad}");
+        }
+        assert!(
+            serde_json::from_value::<ScaleEvent>(json!({"fail": {"job_id": "0123456789abcdef0123456789abcdef"}}))
+                .is_ok()
+        );
+    }
+}
