@@ -76,13 +76,16 @@ pub struct BenchStore {
     pub seed: u64,
 }
 
-/// Batches of an iterator's items.
+/// Batches of an iterator's items, made a page ahead on their own task as DynamoDB's
+/// pages are fetched and parsed in production (`store::read_ahead`).
 fn batches<T: Send + 'static>(mut items: impl Iterator<Item = T> + Send + 'static) -> Pages<T> {
-    stream::iter(std::iter::from_fn(move || {
-        let batch: Vec<T> = items.by_ref().take(BATCH).collect();
-        (!batch.is_empty()).then_some(Ok::<_, Error>(batch))
-    }))
-    .boxed()
+    common::store::read_ahead(
+        stream::iter(std::iter::from_fn(move || {
+            let batch: Vec<T> = items.by_ref().take(BATCH).collect();
+            (!batch.is_empty()).then_some(Ok::<_, Error>(batch))
+        }))
+        .boxed(),
+    )
 }
 
 fn chat_messages(seed: u64, count: usize) -> impl Iterator<Item = ChatMessage> + Send + 'static {

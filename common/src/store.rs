@@ -396,7 +396,9 @@ const PAGES_AHEAD: usize = 1;
 /// DynamoDB request, and the SDK's parsing of its answer (most of a page's cost), run
 /// on the other core while this page is decoded and encoded. The task starts at the
 /// first poll and stops at the first error or when the consumer goes away.
-pub fn read_ahead(pages: ItemPages) -> ItemPages {
+pub fn read_ahead<T: Send + 'static>(
+    pages: BoxStream<'static, Result<Vec<T>, Error>>,
+) -> BoxStream<'static, Result<Vec<T>, Error>> {
     stream::once(async move {
         let (tx, rx) = tokio::sync::mpsc::channel(PAGES_AHEAD);
         tokio::spawn(async move {

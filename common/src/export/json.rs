@@ -172,7 +172,9 @@ impl Encoder for JsonEncoder {
     }
 
     fn take_output(&mut self) -> Result<Vec<u8>, Error> {
-        Ok(std::mem::take(&mut self.out))
+        // The next batch starts with as much room as this one took (see SharedBuf::take).
+        let room = self.out.len();
+        Ok(std::mem::replace(&mut self.out, Vec::with_capacity(room)))
     }
 }
 

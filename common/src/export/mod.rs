@@ -62,8 +62,13 @@ impl SharedBuf {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The bytes so far; the buffer starts again with as much room as they took, so
+    /// the next batch's output is not grown by doubling (each step a copy, and garbage
+    /// the allocator holds for a while: peak RSS).
     pub fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.bytes())
+        let mut bytes = self.bytes();
+        let room = bytes.len();
+        std::mem::replace(&mut *bytes, Vec::with_capacity(room))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -165,6 +165,12 @@ impl ByteSink for S3Sink {
         if self.buf.is_empty() {
             self.buf = chunk;
         } else {
+            if self.buf.capacity() < self.buf.len() + chunk.len() {
+                // One allocation of a part's size rather than doubling past it: a part
+                // grown by doubling held up to twice its size while it uploaded.
+                let want = (self.buf.len() + chunk.len()).max(self.part_bytes + chunk.len());
+                self.buf.reserve_exact(want - self.buf.len());
+            }
             self.buf.extend_from_slice(&chunk);
         }
         if self.may_stay_inline() {
