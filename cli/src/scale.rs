@@ -112,21 +112,9 @@ pub async fn convert(ctx: &AppContext, c: Conversion) -> Result<Value, Error> {
     )
     .await?;
     // The items as the state machine's item reader sees them.
-    let out = ctx
-        .aws
-        .s3
-        .get_object()
-        .bucket(&started.bucket)
-        .key(&started.items_key)
-        .send()
-        .await
-        .map_err(Error::storage)?;
-    let bytes = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| Error::internal("storage error", e))?
-        .into_bytes();
+    let bytes = common::scale::format::get(&ctx.aws.s3, &started.bucket, &started.items_key)
+        .await?
+        .ok_or_else(|| Error::internal("export error", "start wrote no items"))?;
     let items: Vec<ConvertRequest> = serde_json::from_slice(&bytes).map_err(|e| Error::internal("export error", e))?;
     let job_id = JobId::try_from(started.job_id.clone()).map_err(|e| Error::internal("export error", e))?;
     let tuning = c.tuning;

@@ -255,20 +255,10 @@ pub fn manifest_files(
 /// manifest ends with a newline).
 fn text_lines(s3: S3, url: S3Url) -> BoxStream<'static, Result<(u64, Vec<u8>), Error>> {
     let body = async move {
-        let out = s3
-            .get_object()
-            .bucket(&url.bucket)
-            .key(&url.key)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                    Error::bad_request(format!("no object at {url}"))
-                } else {
-                    Error::storage(e)
-                }
-            })?;
-        Ok::<_, Error>((out.body, url))
+        let body = open(&s3, &url.bucket, &url.key)
+            .await?
+            .ok_or_else(|| Error::bad_request(format!("no object at {url}")))?;
+        Ok::<_, Error>((body, url))
     };
     stream::once(body)
         .map_ok(|(body, url)| {
@@ -492,29 +482,14 @@ pub fn data_file_lines(
     page_items: usize,
     stats: Arc<ReadStats>,
 ) -> BoxStream<'static, Result<Vec<Line>, Error>> {
-    let open = async move {
-        let out = s3
-            .get_object()
-            .bucket(&url.bucket)
-            .key(&url.key)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                    Error::bad_request(format!("no data file at {url}"))
-                } else {
-                    Error::storage(e)
-                }
-            })?;
+    let opened = async move {
+        let body = open(&s3, &url.bucket, &url.key)
+            .await?
+            .ok_or_else(|| Error::bad_request(format!("no data file at {url}")))?;
         let name = url.to_string();
-        Ok::<_, Error>(lines_of_body(
-            body_chunks(out.body, name.clone()),
-            name,
-            page_items,
-            stats,
-        ))
+        Ok::<_, Error>(lines_of_body(body_chunks(body, name.clone()), name, page_items, stats))
     };
-    stream::once(open).try_flatten().boxed()
+    stream::once(opened).try_flatten().boxed()
 }
 
 /// What [`write_export`] wrote.
@@ -721,6 +696,25 @@ pub async fn write_export(
         items,
         files: files.len(),
     })
+}
+
+/// An object's body, streamed; `None` when there is no such object.
+pub async fn open(s3: &S3, bucket: &str, key: &str) -> Result<Option<ByteStream>, Error> {
+    match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(out) => Ok(Some(out.body)),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+        Err(e) => Err(Error::storage(e)),
+    }
+}
+
+/// A small object (a manifest, a sidecar, a start record), read whole; `None` when
+/// there is no such object.
+pub async fn get(s3: &S3, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, Error> {
+    let Some(body) = open(s3, bucket, key).await? else {
+        return Ok(None);
+    };
+    let bytes = body.collect().await.map_err(|e| Error::internal("storage error", e))?;
+    Ok(Some(bytes.into_bytes().to_vec()))
 }
 
 /// A small object, written whole.

@@ -773,27 +773,9 @@ async fn read_sidecar(ctx: &AppContext, keys: &Keys, index: u32, files: u32) -> 
             format!("part {index} of {files} was not converted; convert every data file before assembling"),
         )
     };
-    let out = ctx
-        .aws
-        .s3
-        .get_object()
-        .bucket(bucket)
-        .key(keys.sidecar(index))
-        .send()
-        .await
-        .map_err(|e| {
-            if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                missing()
-            } else {
-                Error::storage(e)
-            }
-        })?;
-    let bytes = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| Error::internal("storage error", e))?
-        .into_bytes();
+    let bytes = format::get(&ctx.aws.s3, bucket, &keys.sidecar(index))
+        .await?
+        .ok_or_else(missing)?;
     let sidecar: Sidecar =
         serde_json::from_slice(&bytes).map_err(|e| Error::internal("export error", format!("sidecar {index}: {e}")))?;
     let head = ctx
@@ -823,21 +805,9 @@ async fn read_sidecar(ctx: &AppContext, keys: &Keys, index: u32, files: u32) -> 
 
 /// What `start` recorded for a job: its manifest and number of data files.
 async fn read_start(ctx: &AppContext, keys: &Keys) -> Result<StartRecord, Error> {
-    let out = ctx
-        .aws
-        .s3
-        .get_object()
-        .bucket(&ctx.config.delivery.bucket)
-        .key(keys.start())
-        .send()
-        .await
-        .map_err(Error::storage)?;
-    let bytes = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| Error::internal("storage error", e))?
-        .into_bytes();
+    let bytes = format::get(&ctx.aws.s3, &ctx.config.delivery.bucket, &keys.start())
+        .await?
+        .ok_or_else(|| Error::internal("export error", format!("no start record at {}", keys.start())))?;
     serde_json::from_slice(&bytes).map_err(|e| Error::internal("export error", e))
 }
 
