@@ -37,7 +37,7 @@ use super::{
 use crate::{
     compile::compile,
     error::Error,
-    export::{ByteSink, Encoder, Pipeline, RowBatches, S3Sink, sink::ObjectTarget, xlsx::EXCEL_MAX_DATA_ROWS},
+    export::{self, ByteSink, Encoder, Pipeline, S3Sink, sink::ObjectTarget, xlsx::EXCEL_MAX_DATA_ROWS},
     kinds::{chats::ChatFilter, leads::LeadFilter},
     model::{ChatMessage, Lead},
     source::{Pages, SessionLine, Store, dynamo_json_written_by},
@@ -323,62 +323,54 @@ pub async fn convert_part(
     Ok(sidecar)
 }
 
-/// Row batches made on their own task (download, gunzip, parse, decode, filter), at
-/// most [`ROWS_AHEAD`] batches ahead of the encoder: the two run in parallel on a
-/// multi-threaded runtime. The producer stops when the consumer goes away.
-fn read_ahead(rows: RowBatches) -> RowBatches {
-    let (tx, rx) = tokio::sync::mpsc::channel(ROWS_AHEAD);
-    tokio::spawn(async move {
-        let mut rows = rows;
-        while let Some(batch) = rows.next().await {
-            let failed = batch.is_err();
-            if tx.send(batch).await.is_err() || failed {
-                break;
-            }
-        }
-    });
-    stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|batch| (batch, rx)) }).boxed()
+/// The document's encoder with its ending left off: the assembler closes the
+/// document once, after the last part (JSON's `]`).
+struct Unfinished(Box<dyn Encoder>);
+
+impl Encoder for Unfinished {
+    fn write_row(&mut self, row: &[crate::export::Cell]) -> Result<(), Error> {
+        self.0.write_row(row)
+    }
+
+    fn finish(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn take_output(&mut self) -> Result<Vec<u8>, Error> {
+        self.0.take_output()
+    }
 }
 
-/// Batches of rows made ahead of the encoder (each at most one page of the data file).
-const ROWS_AHEAD: usize = 4;
+/// A text part is a sink over the part's upload that frames what it is given.
+impl ByteSink for TextPart {
+    type Output = ();
 
-/// Drives the rows through the encoder into a text part. The document is never
-/// finished here: the assembler closes it.
-async fn text_part(pipeline: Pipeline, mut part: TextPart) -> Result<(u64, u64), Error> {
-    let Pipeline {
-        rows,
-        mut encoder,
-        width,
-    } = pipeline;
-    let mut rows = read_ahead(rows);
-    let result = async {
-        let mut count = 0u64;
-        while let Some(batch) = rows.try_next().await? {
-            for row in &batch {
-                check_width(row, width)?;
-                encoder.write_row(row)?;
-            }
-            count += batch.len() as u64;
-            let out = encoder.take_output()?;
-            part.emit(out).await?;
-        }
-        let out = encoder.take_output()?;
-        part.emit(out).await?;
-        Ok::<_, Error>(count)
+    async fn write(&mut self, chunk: Vec<u8>) -> Result<(), Error> {
+        self.emit(chunk).await
     }
-    .await;
-    match result {
-        Ok(count) => {
-            let bytes = part.sink.bytes_written();
-            part.sink.finish().await?;
-            Ok((count, bytes))
-        }
-        Err(e) => {
-            part.sink.abort().await;
-            Err(e)
-        }
+
+    fn bytes_written(&self) -> u64 {
+        self.sink.bytes_written()
     }
+
+    async fn finish(self) -> Result<(), Error> {
+        self.sink.finish().await.map(drop)
+    }
+
+    async fn abort(self) {
+        self.sink.abort().await
+    }
+}
+
+/// Drives the rows through the engine (its stages overlap as for any export) into a
+/// text part; the document is left open for the assembler.
+async fn text_part(pipeline: Pipeline, part: TextPart) -> Result<(u64, u64), Error> {
+    let pipeline = Pipeline {
+        encoder: Box::new(Unfinished(pipeline.encoder)),
+        ..pipeline
+    };
+    let (summary, ()) = export::run(pipeline, part).await?;
+    Ok((summary.rows, summary.bytes))
 }
 
 /// `leads-00003-1.xlsx`: the kind, the part, the workbook's number within the part.
@@ -398,7 +390,8 @@ async fn workbooks(
     let per_workbook = tuning.rows_per_workbook.clamp(1, EXCEL_MAX_DATA_ROWS);
     let dos = zipfmt::dos_time(spec.as_of());
     let Pipeline { rows, encoder, width } = pipeline;
-    let mut rows = read_ahead(rows);
+    // Rows are made on their own task while workbooks are written.
+    let mut rows = crate::store::read_ahead(rows);
     let mut entries = Vec::new();
     let result = async {
         let mut workbook = encoder;
