@@ -8,7 +8,7 @@ use std::io::Write;
 use flate2::{Compression as Level, write::GzEncoder};
 use zip::{CompressionMethod, ZipWriter, write::SimpleFileOptions, write::StreamWriter};
 
-use super::{Cell, Encoder, SharedBuf};
+use super::{Cell, Encoder, Row, SharedBuf};
 use crate::{error::Error, spec::Compression};
 
 fn compress_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
@@ -90,6 +90,10 @@ impl Compressed {
 impl Encoder for Compressed {
     fn write_row(&mut self, row: &[Cell]) -> Result<(), Error> {
         self.inner.write_row(row)
+    }
+
+    fn write_batch(&mut self, rows: &[Row]) -> Result<(), Error> {
+        self.inner.write_batch(rows)
     }
 
     fn finish(&mut self) -> Result<(), Error> {

@@ -12,7 +12,7 @@ use zip::{CompressionMethod, ZipWriter, write::SimpleFileOptions, write::StreamW
 use crate::{
     error::Error,
     export::{
-        Cell, Column, EncodeOptions, Encoder, SharedBuf,
+        Cell, Column, EncodeOptions, Encoder, Row, SharedBuf, in_parallel,
         json::JsonEncoder,
         xlsx::{EXCEL_DATE_FORMAT, XlsxEncoder, XlsxFigures, write_integer},
     },
@@ -94,6 +94,10 @@ impl ChatJsonEncoder {
 impl Encoder for ChatJsonEncoder {
     fn write_row(&mut self, row: &[Cell]) -> Result<(), Error> {
         self.inner.write_row(row)
+    }
+
+    fn write_batch(&mut self, rows: &[Row]) -> Result<(), Error> {
+        self.inner.write_batch(rows)
     }
 
     fn finish(&mut self) -> Result<(), Error> {
@@ -231,6 +235,10 @@ impl Encoder for ChatXlsxEncoder {
         self.inner.write_row(row)
     }
 
+    fn write_batch(&mut self, rows: &[Row]) -> Result<(), Error> {
+        self.inner.write_batch(rows)
+    }
+
     fn finish(&mut self) -> Result<(), Error> {
         let summary = stats_of(&self.stats).summary();
         let info = &self.info;
@@ -292,6 +300,24 @@ impl Encoder for ZipEncoder {
     fn write_row(&mut self, row: &[Cell]) -> Result<(), Error> {
         self.json.write_row(row)?;
         self.xlsx.write_row(row)
+    }
+
+    /// The workbook takes the rows on a second thread while the JSON entry is written
+    /// and deflated on this one: the two halves share nothing but the rows.
+    fn write_batch(&mut self, rows: &[Row]) -> Result<(), Error> {
+        let Self { zip, json, xlsx, .. } = self;
+        let (workbook, document) = in_parallel(
+            || xlsx.write_batch(rows),
+            || -> Result<(), Error> {
+                json.write_batch(rows)?;
+                let bytes = json.take_output()?;
+                zip.as_mut()
+                    .ok_or_else(|| Error::internal("encoding error", "zip archive already closed"))?
+                    .write_all(&bytes)
+                    .map_err(encode_error)
+            },
+        );
+        document.and(workbook)
     }
 
     fn finish(&mut self) -> Result<(), Error> {

@@ -161,10 +161,29 @@ impl Default for EncodeOptions {
 /// sink after every batch through [`Encoder::take_output`].
 pub trait Encoder: Send {
     fn write_row(&mut self, row: &[Cell]) -> Result<(), Error>;
+    /// Writes a batch of rows, in order. An encoder that can put a second thread to
+    /// work on the same rows overrides it.
+    fn write_batch(&mut self, rows: &[Row]) -> Result<(), Error> {
+        rows.iter().try_for_each(|row| self.write_row(row))
+    }
     /// Writes whatever closes the document.
     fn finish(&mut self) -> Result<(), Error>;
     /// Bytes produced and not yet taken; empty when there is nothing pending.
     fn take_output(&mut self) -> Result<Vec<u8>, Error>;
+}
+
+/// Runs `beside` on a second thread while `here` runs on this one, and returns both
+/// results once both are done: an encoder with two independent halves (a ZIP's JSON and
+/// workbook) uses both cores this way. A panic on the second thread is re-raised here.
+pub(crate) fn in_parallel<A: Send, B>(beside: impl FnOnce() -> A + Send, here: impl FnOnce() -> B) -> (A, B) {
+    std::thread::scope(|scope| {
+        let other = scope.spawn(beside);
+        let mine = here();
+        match other.join() {
+            Ok(theirs) => (theirs, mine),
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    })
 }
 
 /// A compiled export, ready to run: its rows and the encoder they go through.
@@ -315,15 +334,13 @@ fn encode(
     loop {
         match batches.blocking_recv() {
             Some(ToEncoder::Rows(batch)) => {
-                for row in &batch {
-                    if row.len() != width {
-                        return Err(Error::internal(
-                            "export error",
-                            format!("row has {} cells, expected {width}", row.len()),
-                        ));
-                    }
-                    encoder.write_row(row)?;
+                if let Some(row) = batch.iter().find(|row| row.len() != width) {
+                    return Err(Error::internal(
+                        "export error",
+                        format!("row has {} cells, expected {width}", row.len()),
+                    ));
                 }
+                encoder.write_batch(&batch)?;
                 // Never more than one in the channel: the producer takes it back
                 // before making its next batch, and the batch channel holds one.
                 let _ = spent.send(batch);
@@ -456,6 +473,14 @@ mod tests {
         assert_eq!(*ended.lock().unwrap(), Some("aborted"));
         // Bounded by the channels, not by the source.
         assert!(pulled.load(Ordering::Relaxed) < 20, "{pulled:?}");
+    }
+
+    #[test]
+    fn both_halves_run_and_a_panic_beside_is_raised_here() {
+        assert_eq!(in_parallel(|| 1, || 2), (1, 2));
+        let caught = std::panic::catch_unwind(|| in_parallel(|| -> u8 { panic!("beside") }, || 2));
+        let payload = caught.unwrap_err();
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"beside"));
     }
 
     #[tokio::test]

@@ -332,6 +332,10 @@ impl Encoder for Unfinished {
         self.0.write_row(row)
     }
 
+    fn write_batch(&mut self, rows: &[crate::export::Row]) -> Result<(), Error> {
+        self.0.write_batch(rows)
+    }
+
     fn finish(&mut self) -> Result<(), Error> {
         Ok(())
     }
