@@ -779,3 +779,56 @@ async fn a_retried_start_finds_its_job_and_a_failed_one_may_run_again() {
     let e = scale::start(ctx, request()).await.unwrap_err();
     assert_eq!(e.code(), "already_exported", "{e}");
 }
+
+/// A state machine that was stopped (or timed out, or lost) runs no catch: its job's
+/// lease runs out and the next reader fails it, deleting its parts. A part counted in
+/// time renews the lease.
+#[tokio::test]
+async fn an_abandoned_state_machine_fails_its_job_when_its_lease_runs_out() {
+    let stack = stack_with("scale_abandoned", awkward_leads(120, 0)).await;
+    let start_at = chrono::Utc::now();
+    let clock = std::sync::Arc::new(common::clock::FixedClock::new(start_at));
+    let ctx = &stack.ctx.clone().with_clock(clock.clone());
+    let written = export_table(&stack, "leads", 40).await;
+    let start: StartRequest = serde_json::from_value(json!({
+        "name": "abandoned", "export": {"kind": "leads", "format": "csv"}, "manifest": written.manifest
+    }))
+    .unwrap();
+    let started = scale::start(ctx, start).await.unwrap();
+    let items: Vec<ConvertRequest> = serde_json::from_slice(&object(ctx, &started.items_key).await).unwrap();
+    let auth = format!("Bearer {}", stack.admin_token());
+    let status = |at: chrono::DateTime<chrono::Utc>| {
+        clock.set(at);
+        let path = format!("/api/exports/{}", started.job_id);
+        let auth = auth.clone();
+        async move {
+            let resp = exportctl::serve::route(ctx, request("GET", &path, &[("authorization", auth.as_str())])).await;
+            assert!(resp.status().is_success(), "{}", resp.status());
+            body_json(&resp)
+        }
+    };
+    let hours = |h: i64, s: i64| start_at + chrono::Duration::hours(h) + chrono::Duration::seconds(s);
+    clock.set(hours(1, 0));
+    scale::convert_with(ctx, items[0].clone(), &tuning()).await.unwrap();
+    // Two hours after start, but one after the part: still running.
+    assert_eq!(status(hours(2, 30)).await["status"], "running");
+    assert!(!scale_objects(&stack).await.is_empty());
+    // Two hours after the last part: failed, and nothing of it is left.
+    let job = status(hours(3, 1)).await;
+    assert_eq!(
+        (job["status"].as_str(), job["error"]["error_code"].as_str()),
+        (Some("failed"), Some("worker_lost")),
+        "{job}"
+    );
+    assert!(scale_objects(&stack).await.is_empty(), "parts deleted");
+    assert!(export_objects(&stack).await.is_empty(), "no file");
+    // A converter still running somewhere stops, and so does the assembly.
+    let e = scale::convert_with(ctx, items[1].clone(), &tuning()).await.unwrap_err();
+    assert_eq!(e.code(), "job_cancelled");
+    let assembled = AssembleRequest {
+        job_id: items[0].job_id.clone(),
+        files: FileCount(started.files),
+    };
+    assert!(scale::assemble_with(ctx, assembled, &tuning()).await.is_err());
+    assert!(scale_objects(&stack).await.is_empty());
+}

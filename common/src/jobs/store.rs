@@ -190,6 +190,21 @@ impl JobStore {
         .await
     }
 
+    /// A renewed lease, progress unchanged. `None` when the claim is lost.
+    pub async fn renew_lease(&self, id: &str, worker: &str, until: i64) -> Result<Option<Job>, Error> {
+        self.update(
+            id,
+            "SET #lease_until = :lease",
+            "#status = :running AND #worker = :w",
+            vec![
+                (":lease", n(until)),
+                (":running", s(JobStatus::Running.as_str())),
+                (":w", s(worker)),
+            ],
+        )
+        .await
+    }
+
     /// running (held by `worker`) -> succeeded. `None` when the claim was lost.
     pub async fn finish_succeeded(
         &self,
@@ -251,6 +266,33 @@ impl JobStore {
             "SET #status = :failed, #finished_at = :now, #error_code = :code, #error_message = :msg REMOVE #lease_until, #worker",
             condition,
             values,
+        )
+        .await
+    }
+
+    /// running (held by `worker`, its lease run out before `now`) -> failed. `None`
+    /// when the job moved on meanwhile (finished, or its lease renewed).
+    pub async fn fail_lapsed(
+        &self,
+        id: &str,
+        worker: &str,
+        now: DateTime<Utc>,
+        code: &str,
+        message: &str,
+    ) -> Result<Option<Job>, Error> {
+        self.update(
+            id,
+            "SET #status = :failed, #finished_at = :now, #error_code = :code, #error_message = :msg REMOVE #lease_until, #worker",
+            "#status = :running AND #worker = :w AND #lease_until < :now_secs",
+            vec![
+                (":failed", s(JobStatus::Failed.as_str())),
+                (":now", s(crate::timefmt::format(&now))),
+                (":code", s(code)),
+                (":msg", s(message)),
+                (":running", s(JobStatus::Running.as_str())),
+                (":w", s(worker)),
+                (":now_secs", n(now.timestamp())),
+            ],
         )
         .await
     }

@@ -318,27 +318,37 @@ async fn run(ctx: &AppContext, store: &JobStore, job: &Job, worker: &str) -> Res
 }
 
 /// A running job whose worker vanished after its last allowed attempt (its message
-/// went to the dead-letter queue) would stay `running` forever: readers settle it.
+/// went to the dead-letter queue) would stay `running` forever: readers settle it. So
+/// does a job at scale whose state machine stopped making progress (stopped, timed
+/// out, lost): its lease ran out, and its parts are deleted.
 pub async fn settle(ctx: &AppContext, job: Job, now: DateTime<Utc>) -> Result<Job, Error> {
     let cfg = &ctx.config.jobs;
     let lease_over = job.lease_until.is_some_and(|l| l < now.timestamp());
-    if job.status != JobStatus::Running || !lease_over || job.attempts < cfg.max_attempts {
+    let at_scale = job.worker.as_deref() == Some(crate::scale::SCALE_WORKER);
+    if job.status != JobStatus::Running || !lease_over || (!at_scale && job.attempts < cfg.max_attempts) {
         return Ok(job);
     }
-    let store = JobStore::of(ctx);
-    match store
-        .finish_failed(
-            &job.id,
-            None,
-            now,
-            "worker_lost",
-            "The export stopped unexpectedly too many times; start it again",
+    let (worker, message) = if at_scale {
+        (
+            Some(crate::scale::SCALE_WORKER),
+            "The export at scale stopped making progress; start it again",
         )
-        .await?
-    {
+    } else {
+        (None, "The export stopped unexpectedly too many times; start it again")
+    };
+    let store = JobStore::of(ctx);
+    let failed = match worker {
+        // A part counted meanwhile renewed the lease: the job lives on.
+        Some(scale) => store.fail_lapsed(&job.id, scale, now, "worker_lost", message).await?,
+        None => store.finish_failed(&job.id, None, now, "worker_lost", message).await?,
+    };
+    match failed {
         Some(failed) => {
             store.release_slot_of(&failed).await;
-            finished(ctx, &failed, None, Duration::ZERO, None).await;
+            finished(ctx, &failed, worker, Duration::ZERO, None).await;
+            if at_scale {
+                crate::scale::cleanup(ctx, &failed.id).await;
+            }
             Ok(failed)
         }
         None => Ok(store.get(&job.id).await?.unwrap_or(job)),

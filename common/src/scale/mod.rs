@@ -63,8 +63,12 @@ use crate::{
 /// The `worker` of a job run at scale: every state change is conditional on it, so
 /// a queue worker never takes such a job and the scale functions never touch another.
 pub const SCALE_WORKER: &str = "export-scale";
-/// How long a job at scale is claimed (a state machine may run for hours).
-const SCALE_LEASE_SECS: i64 = 48 * 3600;
+/// How long a job at scale stays claimed without progress. Start claims it, and every
+/// counted part and the assembly renew it: a state machine that was stopped, timed out
+/// or lost leaves a lease that runs out, and the next reader of the job fails it
+/// ([`crate::jobs::worker::settle`]). Two hours outlast the slowest live step: a part
+/// retried to its limit (three 900 s runs and their backoff) and an assembly's retries.
+pub const SCALE_LEASE_SECS: i64 = 2 * 3600;
 /// Data files one export may have (a DynamoDB export of terabytes has thousands).
 pub const MAX_DATA_FILES: u32 = 100_000;
 /// Sidecars read (and part objects checked) at once by the assembler.
@@ -642,13 +646,15 @@ async fn count_part(ctx: &AppContext, job_id: &str, part: &Sidecar) -> Result<()
         .update_item()
         .table_name(&ctx.config.tables.jobs)
         .key("id", s(job_id))
-        .update_expression("ADD #rows_done :r, #bytes_done :b, #scale_parts :p")
+        .update_expression("SET #lease_until = :lease ADD #rows_done :r, #bytes_done :b, #scale_parts :p")
         .condition_expression("#status = :running AND #worker = :w AND NOT contains(#scale_parts, :i)")
         .expression_attribute_names("#rows_done", "rows_done")
         .expression_attribute_names("#bytes_done", "bytes_done")
         .expression_attribute_names("#scale_parts", "scale_parts")
         .expression_attribute_names("#status", "status")
         .expression_attribute_names("#worker", "worker")
+        .expression_attribute_names("#lease_until", "lease_until")
+        .expression_attribute_values(":lease", n(ctx.clock.now().timestamp() + SCALE_LEASE_SECS))
         .expression_attribute_values(":r", n(part.rows))
         .expression_attribute_values(":b", n(part.bytes))
         .expression_attribute_values(":p", AttributeValue::Ss(vec![part.index.to_string()]))
@@ -706,6 +712,10 @@ pub async fn assemble_with(
         ));
     }
     let job = running_job(ctx, &req.job_id).await?;
+    let until = ctx.clock.now().timestamp() + SCALE_LEASE_SECS;
+    if store.renew_lease(&job.id, SCALE_WORKER, until).await?.is_none() {
+        return Err(Error::conflict("job_cancelled", "the export job is no longer running"));
+    }
     let started = Instant::now();
     let result = assemble_job(ctx, &job, req.files.0, tuning).await;
     let end = ctx.clock.now();
