@@ -29,6 +29,7 @@ pub mod model;
 pub mod notify;
 pub mod params;
 pub mod ratelimit;
+pub mod reads;
 pub mod scale;
 pub mod schedules;
 pub mod schema;

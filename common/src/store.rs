@@ -13,15 +13,18 @@ use crate::{
     config::TableNames,
     error::Error,
     model::{ChatMessage, Lead, Session, SessionMessage},
+    reads::{ReadItem, all_pages, query_page, scan_page},
     schema::SHARDS,
     timefmt,
 };
 
+/// An item as the SDK holds it: what is written, and where a read continues.
 pub type Item = HashMap<String, AttributeValue>;
 
-/// Deserialises an item into its model. A misfit names the item's key (never its
-/// contents) so the export fails loudly instead of skipping or mangling a row.
-pub fn decode<T: DeserializeOwned>(item: Item, key_attrs: &[&str]) -> Result<T, Error> {
+/// Deserialises an item read (a page's, or a DynamoDB export's line) into its model. A
+/// misfit names the item's key (never its contents) so the export fails loudly instead
+/// of skipping or mangling a row.
+pub fn decode<T: DeserializeOwned>(item: ReadItem, key_attrs: &[&str]) -> Result<T, Error> {
     let key = describe_key(&item, key_attrs);
     serde_dynamo::from_item(item).map_err(|e| Error::MalformedItem {
         key,
@@ -29,17 +32,14 @@ pub fn decode<T: DeserializeOwned>(item: Item, key_attrs: &[&str]) -> Result<T, 
     })
 }
 
-fn describe_key(item: &Item, key_attrs: &[&str]) -> String {
+/// `lead_id=...`: what names an item in an error, never its contents.
+fn describe_key(item: &ReadItem, key_attrs: &[&str]) -> String {
     key_attrs
         .iter()
-        .map(|k| {
-            let v = match item.get(*k) {
-                Some(AttributeValue::S(s)) => s.clone(),
-                Some(AttributeValue::N(n)) => n.clone(),
-                Some(_) => "<non-string>".into(),
-                None => "<missing>".into(),
-            };
-            format!("{k}={v}")
+        .map(|k| match item.get(*k) {
+            Some(serde_dynamo::AttributeValue::S(v) | serde_dynamo::AttributeValue::N(v)) => format!("{k}={v}"),
+            Some(_) => format!("{k}=<non-string>"),
+            None => format!("{k}=<missing>"),
         })
         .collect::<Vec<_>>()
         .join(",")
@@ -387,14 +387,14 @@ async fn write_batch(client: &Client, mut pending: HashMap<String, Vec<WriteRequ
 }
 
 /// Pages of items, one DynamoDB page at a time.
-pub type ItemPages = BoxStream<'static, Result<Vec<Item>, Error>>;
+pub type ItemPages = BoxStream<'static, Result<Vec<ReadItem>, Error>>;
 
 /// Pages each read fetches ahead of its consumer.
 const PAGES_AHEAD: usize = 1;
 
 /// A read whose pages are fetched on their own task, [`PAGES_AHEAD`] ahead: the next
-/// DynamoDB request, and the SDK's parsing of its answer (most of a page's cost), run
-/// on the other core while this page is decoded and encoded. The task starts at the
+/// DynamoDB request, and the parsing of its answer (most of a page's cost,
+/// [`crate::reads`]), run on the other core while this page is decoded and encoded. The task starts at the
 /// first poll and stops at the first error or when the consumer goes away.
 pub fn read_ahead<T: Send + 'static>(
     pages: BoxStream<'static, Result<Vec<T>, Error>>,
@@ -418,12 +418,8 @@ pub fn read_ahead<T: Send + 'static>(
 
 /// Every page of a table Scan, read ahead.
 pub fn scan_pages(client: &Client, table: &str) -> ItemPages {
-    let p = client.scan().table_name(table).into_paginator().send();
-    read_ahead(
-        stream::unfold(p, |mut p| async move { p.next().await.map(|r| (r, p)) })
-            .map(|page| page.map(|out| out.items.unwrap_or_default()).map_err(Error::database))
-            .boxed(),
-    )
+    let req = client.scan().table_name(table);
+    read_ahead(all_pages(move |start| scan_page(req.clone(), start)))
 }
 
 /// A key condition: `partition = value` and an optional inclusive range on the sort key.
@@ -475,28 +471,20 @@ pub fn query_pages(client: &Client, table: &str, key: KeyCondition<'_>) -> ItemP
         }
         (None, None) => {}
     }
-    let p = req
-        .key_condition_expression(condition)
-        .set_limit(key.page_limit)
-        .into_paginator()
-        .send();
-    read_ahead(
-        stream::unfold(p, |mut p| async move { p.next().await.map(|r| (r, p)) })
-            .map(|page| page.map(|out| out.items.unwrap_or_default()).map_err(Error::database))
-            .boxed(),
-    )
+    let req = req.key_condition_expression(condition).set_limit(key.page_limit);
+    read_ahead(all_pages(move |start| query_page(req.clone(), start)))
 }
 
 /// One sorted read being merged: its pages and the rest of its current page.
 struct MergeCursor {
     pages: ItemPages,
-    buffered: VecDeque<Item>,
+    buffered: VecDeque<ReadItem>,
     done: bool,
 }
 
-fn sort_value<'a>(item: &'a Item, attr: &str) -> &'a str {
+fn sort_value<'a>(item: &'a ReadItem, attr: &str) -> &'a str {
     match item.get(attr) {
-        Some(AttributeValue::S(s)) => s,
+        Some(serde_dynamo::AttributeValue::S(s)) => s,
         _ => "",
     }
 }
@@ -582,8 +570,11 @@ pub fn merge_sorted(reads: Vec<ItemPages>, sort_attr: &'static str, batch: usize
 mod tests {
     use super::*;
 
-    fn item(key: &str) -> Item {
-        HashMap::from([("k".to_string(), AttributeValue::S(key.to_string()))])
+    fn item(key: &str) -> ReadItem {
+        ReadItem::from(HashMap::from([(
+            "k".to_string(),
+            serde_dynamo::AttributeValue::S(key.to_string()),
+        )]))
     }
 
     fn pages(pages: Vec<Vec<&'static str>>) -> ItemPages {
@@ -602,7 +593,7 @@ mod tests {
             "k",
             4,
         );
-        let batches: Vec<Vec<Item>> = merged.try_collect().await.unwrap();
+        let batches: Vec<Vec<ReadItem>> = merged.try_collect().await.unwrap();
         assert!(batches.iter().all(|b| !b.is_empty() && b.len() <= 4));
         let keys: Vec<String> = batches
             .iter()

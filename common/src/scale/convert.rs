@@ -40,8 +40,9 @@ use crate::{
     export::{self, ByteSink, Encoder, Pipeline, S3Sink, sink::ObjectTarget, xlsx::EXCEL_MAX_DATA_ROWS},
     kinds::{chats::ChatFilter, leads::LeadFilter},
     model::{ChatMessage, Lead},
-    source::{Pages, SessionLine, Store, dynamo_json_written_by},
+    source::{Pages, SessionLine, Store, written_by},
     spec::ExportSpec,
+    store::decode,
 };
 
 /// One data file as a [`Store`]: its items decoded into the kind's records, cut at
@@ -92,17 +93,11 @@ impl FileStore {
                 let page = page?;
                 let mut out = Vec::with_capacity(page.len());
                 for Line { number, item } in page {
-                    if !dynamo_json_written_by(&item, &as_of) {
+                    if !written_by(&item, &as_of) {
                         continue;
                     }
                     // Straight from the parsed line into the model (no SDK types).
-                    let key = describe_key(&item, key_attrs);
-                    let record: T = serde_dynamo::from_item(item)
-                        .map_err(|e| Error::MalformedItem {
-                            key,
-                            reason: e.to_string(),
-                        })
-                        .map_err(|e| at_line(e, number, &name))?;
+                    let record: T = decode(item, key_attrs).map_err(|e| at_line(e, number, &name))?;
                     if keep(&record) {
                         out.push(record);
                     }
@@ -111,19 +106,6 @@ impl FileStore {
             })
             .boxed()
     }
-}
-
-/// `lead_id=...`: what names an item in an error, never its contents.
-fn describe_key(item: &serde_dynamo::Item, key_attrs: &[&str]) -> String {
-    key_attrs
-        .iter()
-        .map(|k| match item.get(*k) {
-            Some(serde_dynamo::AttributeValue::S(v) | serde_dynamo::AttributeValue::N(v)) => format!("{k}={v}"),
-            Some(_) => format!("{k}=<non-string>"),
-            None => format!("{k}=<missing>"),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// A decoding error that also names where the item is.

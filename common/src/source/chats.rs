@@ -87,7 +87,7 @@ fn pages(client: &Client, table: &str, filter: &ChatFilter) -> ItemPages {
 
 /// Decodes a page's items into the messages that match, written by `as_of`.
 pub(super) fn matching(
-    items: Vec<crate::store::Item>,
+    items: Vec<crate::reads::ReadItem>,
     filter: &ChatFilter,
     as_of: &DateTime<Utc>,
 ) -> Result<Vec<ChatMessage>, crate::Error> {

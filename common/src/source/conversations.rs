@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use aws_sdk_dynamodb::{Client, types::AttributeValue};
+use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
 
@@ -72,7 +72,7 @@ async fn clients_of(client: Client, table: String, conversation_id: String) -> R
     pages
         .try_fold(BTreeSet::new(), |mut set, items| async move {
             for item in items {
-                if let Some(AttributeValue::S(c)) = item.get("client_id") {
+                if let Some(serde_dynamo::AttributeValue::S(c)) = item.get("client_id") {
                     set.insert(c.clone());
                 }
             }

@@ -22,7 +22,7 @@ use crate::{
     error::Error,
     kinds::{chats::ChatFilter, leads::LeadFilter},
     model::{ChatMessage, Lead, Session, SessionMessage},
-    store::Item,
+    reads::ReadItem,
     timefmt,
 };
 
@@ -94,21 +94,10 @@ impl Store for DynamoStore {
 /// The snapshot cut: whether an item was written at or before `as_of`. Items carry
 /// `written_at` (stamped by [`crate::store::write_records`]); an item without one (or
 /// with one that is not a timestamp) was written by another writer and is kept.
-pub(crate) fn written_by(item: &Item, as_of: &DateTime<Utc>) -> bool {
+/// (A page's item or a DynamoDB export's line: both are read the same way.)
+pub(crate) fn written_by(item: &ReadItem, as_of: &DateTime<Utc>) -> bool {
     match item.get("written_at") {
-        Some(aws_sdk_dynamodb::types::AttributeValue::S(s)) => stamped_by(s, as_of),
+        Some(serde_dynamo::AttributeValue::S(s)) => timefmt::parse_rfc3339(s).is_none_or(|w| w <= *as_of),
         _ => true,
     }
-}
-
-/// [`written_by`] for an item in `serde_dynamo`'s form (a DynamoDB export's line).
-pub(crate) fn dynamo_json_written_by(item: &serde_dynamo::Item, as_of: &DateTime<Utc>) -> bool {
-    match item.get("written_at") {
-        Some(serde_dynamo::AttributeValue::S(s)) => stamped_by(s, as_of),
-        _ => true,
-    }
-}
-
-fn stamped_by(written_at: &str, as_of: &DateTime<Utc>) -> bool {
-    timefmt::parse_rfc3339(written_at).is_none_or(|w| w <= *as_of)
 }

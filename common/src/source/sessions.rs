@@ -17,6 +17,7 @@ use super::{Pages, SessionLine, written_by};
 use crate::{
     error::Error,
     model::{Session, SessionMessage},
+    reads::query_page,
     store::{Item, decode, scan_pages},
 };
 
@@ -34,26 +35,18 @@ async fn message_page(
     start: Option<Item>,
     as_of: DateTime<Utc>,
 ) -> Result<MessagePage, Error> {
-    let out = client
+    let req = client
         .query()
         .table_name(table)
         .key_condition_expression("session_id = :sid")
-        .expression_attribute_values(":sid", AttributeValue::S(session_id.to_string()))
-        .set_exclusive_start_key(start)
-        .send()
-        .await
-        .map_err(Error::database)?;
-    let messages = out
-        .items
-        .unwrap_or_default()
+        .expression_attribute_values(":sid", AttributeValue::S(session_id.to_string()));
+    let (items, next) = query_page(req, start).await?;
+    let messages = items
         .into_iter()
         .filter(|item| written_by(item, &as_of))
         .map(|item| decode::<SessionMessage>(item, &["session_id", "msg_key"]))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(MessagePage {
-        messages,
-        next: out.last_evaluated_key.filter(|k| !k.is_empty()),
-    })
+    Ok(MessagePage { messages, next })
 }
 
 /// Every session of the sessions table written by `as_of`, in Scan order.
