@@ -25,18 +25,21 @@ pub type Item = HashMap<String, AttributeValue>;
 /// misfit names the item's key (never its contents) so the export fails loudly instead
 /// of skipping or mangling a row.
 pub fn decode<T: DeserializeOwned>(item: ReadItem, key_attrs: &[&str]) -> Result<T, Error> {
-    let key = describe_key(&item, key_attrs);
+    // Only the key's values are kept aside (decoding consumes the item); the message
+    // is made only for an item that does not fit.
+    let key: Vec<Option<serde_dynamo::AttributeValue>> = key_attrs.iter().map(|k| item.get(*k).cloned()).collect();
     serde_dynamo::from_item(item).map_err(|e| Error::MalformedItem {
-        key,
+        key: describe_key(key_attrs, &key),
         reason: e.to_string(),
     })
 }
 
 /// `lead_id=...`: what names an item in an error, never its contents.
-fn describe_key(item: &ReadItem, key_attrs: &[&str]) -> String {
+fn describe_key(key_attrs: &[&str], values: &[Option<serde_dynamo::AttributeValue>]) -> String {
     key_attrs
         .iter()
-        .map(|k| match item.get(*k) {
+        .zip(values)
+        .map(|(k, v)| match v {
             Some(serde_dynamo::AttributeValue::S(v) | serde_dynamo::AttributeValue::N(v)) => format!("{k}={v}"),
             Some(_) => format!("{k}=<non-string>"),
             None => format!("{k}=<missing>"),
