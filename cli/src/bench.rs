@@ -56,6 +56,25 @@ pub enum BenchFormat {
     Zip,
 }
 
+/// The whole file's compression (the export's `compression` option).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchCompression {
+    #[default]
+    None,
+    Gzip,
+    Zip,
+}
+
+impl From<BenchCompression> for common::spec::Compression {
+    fn from(c: BenchCompression) -> Self {
+        match c {
+            BenchCompression::None => Self::None,
+            BenchCompression::Gzip => Self::Gzip,
+            BenchCompression::Zip => Self::Zip,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub export: &'static str,
@@ -159,8 +178,17 @@ fn table_format(format: BenchFormat) -> Result<TableFormat, Error> {
 
 /// The spec the benchmark runs: every row, every column, geo and meta for chats.
 pub fn spec(which: BenchExport, format: BenchFormat, rows: usize) -> Result<ExportSpec, Error> {
+    spec_with(which, format, rows, FileOptions::default())
+}
+
+/// [`spec`] with file options (compression).
+pub fn spec_with(
+    which: BenchExport,
+    format: BenchFormat,
+    rows: usize,
+    options: FileOptions,
+) -> Result<ExportSpec, Error> {
     let as_of = common::timefmt::to_millis(Utc::now());
-    let options = FileOptions::default();
     let every = ChatFilter {
         limit: u32::try_from(rows).unwrap_or(u32::MAX),
         ..ChatFilter::default()
@@ -288,9 +316,14 @@ pub async fn run(
     format: BenchFormat,
     rows: usize,
     sink: SinkKind,
+    compression: BenchCompression,
     ctx: Option<&AppContext>,
 ) -> Result<Report, Error> {
-    let spec = spec(which, format, rows)?;
+    let options = FileOptions {
+        compression: compression.into(),
+        ..FileOptions::default()
+    };
+    let spec = spec_with(which, format, rows, options)?;
     let store = BenchStore {
         records: rows,
         seed: 42,

@@ -84,6 +84,9 @@ enum Command {
         rows: usize,
         #[arg(long, value_enum, default_value = "null")]
         sink: exportctl::bench::SinkKind,
+        /// Compress the whole file, as the export's `compression` option does.
+        #[arg(long, value_enum, default_value = "none")]
+        compression: exportctl::bench::BenchCompression,
     },
     /// Write a table in DynamoDB's export-to-S3 format (what ExportTableToPointInTime
     /// writes: manifests and gzip'd DynamoDB JSON data files) under
@@ -395,12 +398,13 @@ async fn run(command: Command) -> Result<(), BoxError> {
             format,
             rows,
             sink,
+            compression,
         } => {
             let ctx = match sink {
                 exportctl::bench::SinkKind::S3 | exportctl::bench::SinkKind::Job => Some(AppContext::from_env().await?),
                 exportctl::bench::SinkKind::Null => None,
             };
-            let report = exportctl::bench::run(export, format, rows, sink, ctx.as_ref())
+            let report = exportctl::bench::run(export, format, rows, sink, compression, ctx.as_ref())
                 .await
                 .map_err(explain)?;
             println!("{}", serde_json::to_string(&report)?);

@@ -8,8 +8,14 @@ use std::io::Write;
 use flate2::{Compression as Level, write::GzEncoder};
 use zip::{CompressionMethod, ZipWriter, write::SimpleFileOptions, write::StreamWriter};
 
-use super::{Cell, Encoder, Row, SharedBuf};
+use super::{Cell, Encoder, Row, SharedBuf, in_parallel};
 use crate::{error::Error, spec::Compression};
+
+/// Deflate level of a gzip'd file and of a ZIP's compressed entries (flate2's default
+/// is 6). Measured on 1M leads as CSV, null sink (README, Performance): level 3 runs
+/// 1.24-1.30x faster than 6 for a file 9% larger; 1 is faster again but half as large
+/// again. The same choice as the workbooks' (`xlsx::XLSX_ZIP_LEVEL`).
+pub const DEFLATE_LEVEL: u32 = 3;
 
 fn compress_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
     Error::internal("encoding error", e)
@@ -48,6 +54,8 @@ enum Stage {
 pub struct Compressed {
     inner: Box<dyn Encoder>,
     writer: Option<Writer>,
+    /// The last batch's document bytes, compressed while the next batch is encoded.
+    pending: Vec<u8>,
     out: SharedBuf,
     stage: Stage,
 }
@@ -57,7 +65,7 @@ pub fn wrap(inner: Box<dyn Encoder>, compression: Compression, entry_name: &str)
     let out = SharedBuf::default();
     let writer = match compression {
         Compression::None => return Ok(inner),
-        Compression::Gzip => Writer::Gzip(Box::new(GzEncoder::new(out.clone(), Level::default()))),
+        Compression::Gzip => Writer::Gzip(Box::new(GzEncoder::new(out.clone(), Level::new(DEFLATE_LEVEL)))),
         Compression::Zip => {
             let mut zip = ZipWriter::new_stream(out.clone());
             // A workbook or an archive is compressed already: store it as it is.
@@ -66,20 +74,34 @@ pub fn wrap(inner: Box<dyn Encoder>, compression: Compression, entry_name: &str)
             } else {
                 CompressionMethod::Stored
             };
-            zip.start_file(entry_name, SimpleFileOptions::default().compression_method(method))
-                .map_err(compress_error)?;
+            let options = SimpleFileOptions::default().compression_method(method);
+            let options = if method == CompressionMethod::Deflated {
+                options.compression_level(Some(i64::from(DEFLATE_LEVEL)))
+            } else {
+                options
+            };
+            zip.start_file(entry_name, options).map_err(compress_error)?;
             Writer::Zip(Box::new(zip))
         }
     };
     Ok(Box::new(Compressed {
         inner,
         writer: Some(writer),
+        pending: Vec::new(),
         out,
         stage: Stage::Rows,
     }))
 }
 
 impl Compressed {
+    fn compress_pending(&mut self) -> Result<(), Error> {
+        let pending = std::mem::take(&mut self.pending);
+        if !pending.is_empty() {
+            self.writer()?.write_all(&pending)?;
+        }
+        Ok(())
+    }
+
     fn writer(&mut self) -> Result<&mut Writer, Error> {
         self.writer
             .as_mut()
@@ -92,11 +114,30 @@ impl Encoder for Compressed {
         self.inner.write_row(row)
     }
 
+    /// Compresses the previous batch's bytes on a second thread while this batch is
+    /// encoded on this one; this batch's bytes wait for the next batch (or the end).
     fn write_batch(&mut self, rows: &[Row]) -> Result<(), Error> {
-        self.inner.write_batch(rows)
+        let pending = std::mem::take(&mut self.pending);
+        if pending.is_empty() {
+            // Nothing to overlap with (a workbook's bytes all come at the end).
+            self.inner.write_batch(rows)?;
+            self.pending = self.inner.take_output()?;
+            return Ok(());
+        }
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| Error::internal("encoding error", "compressed stream already closed"))?;
+        let inner = &mut self.inner;
+        let (compressed, encoded) = in_parallel(|| writer.write_all(&pending), || inner.write_batch(rows));
+        compressed?;
+        encoded?;
+        self.pending = self.inner.take_output()?;
+        Ok(())
     }
 
     fn finish(&mut self) -> Result<(), Error> {
+        self.compress_pending()?;
         self.inner.finish()?;
         self.stage = Stage::Draining;
         Ok(())
@@ -106,9 +147,11 @@ impl Encoder for Compressed {
     /// document until the compressor has produced bytes or is closed.
     fn take_output(&mut self) -> Result<Vec<u8>, Error> {
         match self.stage {
+            // Rows written one by one (not by batch) are compressed here, in order.
             Stage::Rows => {
                 let bytes = self.inner.take_output()?;
                 if !bytes.is_empty() {
+                    self.compress_pending()?;
                     self.writer()?.write_all(&bytes)?;
                 }
             }
@@ -129,5 +172,59 @@ impl Encoder for Compressed {
             Stage::Done => {}
         }
         Ok(self.out.take())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+    use crate::export::{Column, json::JsonEncoder};
+
+    fn drain(encoder: &mut dyn Encoder, into: &mut Vec<u8>) {
+        loop {
+            let chunk = encoder.take_output().unwrap();
+            if chunk.is_empty() {
+                break;
+            }
+            into.extend_from_slice(&chunk);
+        }
+    }
+
+    /// Batches (compressed a batch behind, on a second thread) and single rows
+    /// (compressed at once) come out in order, byte for byte.
+    #[test]
+    fn batches_and_rows_are_compressed_in_order() {
+        let columns = [Column::new("N", "n"), Column::new("T", "t")];
+        let row = |i: usize| vec![Cell::Int(i as i128), Cell::Text(format!("row {i} \u{e9}"))];
+        let batch = |from: usize| (from..from + 500).map(row).collect::<Vec<Row>>();
+        let mut plain = JsonEncoder::new(&columns);
+        let mut gz = wrap(Box::new(JsonEncoder::new(&columns)), Compression::Gzip, "x.json").unwrap();
+        let (mut want, mut got) = (Vec::new(), Vec::new());
+        for step in 0..6 {
+            if step == 3 {
+                for i in 3000..3010 {
+                    plain.write_row(&row(i)).unwrap();
+                    gz.write_row(&row(i)).unwrap();
+                    want.extend(plain.take_output().unwrap());
+                    got.extend(gz.take_output().unwrap());
+                }
+            }
+            plain.write_batch(&batch(step * 500)).unwrap();
+            gz.write_batch(&batch(step * 500)).unwrap();
+            want.extend(plain.take_output().unwrap());
+            got.extend(gz.take_output().unwrap());
+        }
+        plain.finish().unwrap();
+        gz.finish().unwrap();
+        drain(&mut plain, &mut want);
+        drain(gz.as_mut(), &mut got);
+        let mut unzipped = Vec::new();
+        flate2::read::GzDecoder::new(&got[..])
+            .read_to_end(&mut unzipped)
+            .unwrap();
+        assert_eq!(unzipped, want);
+        assert!(serde_json::from_slice::<serde_json::Value>(&want).is_ok());
     }
 }

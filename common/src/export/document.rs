@@ -276,7 +276,9 @@ impl ZipEncoder {
         let mut zip = ZipWriter::new_stream(out.clone());
         zip.start_file(
             json_name,
-            SimpleFileOptions::default().compression_method(CompressionMethod::Deflated),
+            SimpleFileOptions::default()
+                .compression_method(CompressionMethod::Deflated)
+                .compression_level(Some(i64::from(crate::export::compress::DEFLATE_LEVEL))),
         )
         .map_err(encode_error)?;
         Ok(Self {
