@@ -82,7 +82,7 @@ pub fn lines(
             .map_ok(move |session| {
                 let client = client.clone();
                 let table = messages_table.clone();
-                // Each on its own task, so the SDK parses answers on both cores.
+                // Each on its own task, so answers are parsed on both cores.
                 let read = tokio::spawn(async move {
                     let page = message_page(&client, &table, &session.session_id, None, as_of).await?;
                     Ok::<_, Error>((Arc::new(session), page))
