@@ -18,8 +18,56 @@ pub fn tune() {
     }
 }
 
+/// How often each stage of an export hands freed memory back (see [`Releaser`]).
+pub const RELEASE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Hands the memory the allocator keeps after frees back to the system now.
+///
+/// mimalloc returns freed pages after a purge delay (10 ms), but a busy process keeps
+/// postponing it: peak RSS of a 1M-row export grew with the rows through S3 (70 MB at
+/// 100,000 rows, 140-150 MB at 1,000,000) and reached 60-85 MB with the null sink. A
+/// forced collection, every [`RELEASE_INTERVAL`] in each stage, holds every null-sink
+/// export under 64 MB and halves the S3 path's peak, for a few per cent of speed
+/// (README, Performance). `MIMALLOC_PURGE_DELAY=0` would do it for every free, at half
+/// the speed.
+pub fn release_freed() {
+    // SAFETY: mi_collect takes no pointers and may be called from any thread.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
+/// Calls [`release_freed`] from a stage's loop at most every [`RELEASE_INTERVAL`].
+pub struct Releaser {
+    last: std::time::Instant,
+}
+
+impl Default for Releaser {
+    fn default() -> Self {
+        Self {
+            last: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Releaser {
+    pub fn tick(&mut self) {
+        if self.last.elapsed() >= RELEASE_INTERVAL {
+            release_freed();
+            self.last = std::time::Instant::now();
+        }
+    }
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
+    #[test]
+    fn freed_memory_can_be_released_from_any_thread() {
+        let big: Vec<Vec<u8>> = (0..64).map(|_| vec![1u8; 1 << 20]).collect();
+        drop(big);
+        std::thread::spawn(super::release_freed).join().unwrap();
+        let mut releaser = super::Releaser::default();
+        releaser.tick();
+    }
+
     #[test]
     fn huge_pages_are_off_after_tune() {
         super::tune();

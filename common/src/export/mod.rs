@@ -309,10 +309,12 @@ async fn produce(
     mut spent: mpsc::UnboundedReceiver<Vec<Row>>,
 ) -> Result<Option<u64>, Error> {
     let mut count = 0u64;
+    let mut release = crate::alloc::Releaser::default();
     while let Some(batch) = rows.try_next().await? {
         while let Ok(done) = spent.try_recv() {
             drop(done);
         }
+        release.tick();
         count += batch.len() as u64;
         if batches.send(ToEncoder::Rows(batch)).await.is_err() {
             return Ok(None);
@@ -331,9 +333,11 @@ fn encode(
     spent: mpsc::UnboundedSender<Vec<Row>>,
 ) -> Result<Option<()>, Error> {
     let emit = |chunk: Vec<u8>| chunk.is_empty() || chunks.blocking_send(chunk).is_ok();
+    let mut release = crate::alloc::Releaser::default();
     loop {
         match batches.blocking_recv() {
             Some(ToEncoder::Rows(batch)) => {
+                release.tick();
                 if let Some(row) = batch.iter().find(|row| row.len() != width) {
                     return Err(Error::internal(
                         "export error",

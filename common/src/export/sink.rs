@@ -50,6 +50,8 @@ struct Upload {
     next_number: i32,
     in_flight: tokio::task::JoinSet<Result<CompletedPart, Error>>,
     parts: Vec<CompletedPart>,
+    /// Uploaded parts are freed on other threads: their memory goes back from here.
+    release: crate::alloc::Releaser,
 }
 
 impl Upload {
@@ -59,6 +61,7 @@ impl Upload {
             None => Ok(()),
             Some(Ok(part)) => {
                 self.parts.push(part?);
+                self.release.tick();
                 Ok(())
             }
             Some(Err(e)) => Err(Error::internal("storage error", format!("part upload stopped: {e}"))),
@@ -122,6 +125,7 @@ impl S3Sink {
             id,
             next_number: 1,
             in_flight: tokio::task::JoinSet::new(),
+            release: crate::alloc::Releaser::default(),
             parts: Vec::new(),
         });
         Ok(())
