@@ -100,37 +100,44 @@ impl Intercept for TakeItems {
     }
 }
 
-fn taken(slot: &Slot) -> Result<Vec<ReadItem>, Error> {
-    slot.lock()
+/// Sends one request with a [`TakeItems`] of its own and returns the items it left,
+/// with the key `next` finds in the SDK's answer.
+async fn read_page<O, E, Fut>(
+    send: impl FnOnce(TakeItems) -> Fut,
+    next: impl FnOnce(O) -> Option<Item>,
+) -> Result<Page, Error>
+where
+    Fut: Future<Output = Result<O, E>>,
+    E: Into<BoxError>,
+{
+    let slot = Slot::default();
+    let out = send(TakeItems(slot.clone())).await.map_err(Error::database)?;
+    let items = slot
+        .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .take()
-        .ok_or_else(|| Error::internal("database error", "a page's items were not read"))
+        .ok_or_else(|| Error::internal("database error", "a page's items were not read"))?;
+    Ok((items, next(out).filter(|k| !k.is_empty())))
 }
 
 /// One Query page from `start`.
 pub async fn query_page(req: QueryFluentBuilder, start: Option<Item>) -> Result<Page, Error> {
-    let slot = Slot::default();
-    let out = req
-        .set_exclusive_start_key(start)
-        .customize()
-        .interceptor(TakeItems(slot.clone()))
-        .send()
-        .await
-        .map_err(Error::database)?;
-    Ok((taken(&slot)?, out.last_evaluated_key.filter(|k| !k.is_empty())))
+    let req = req.set_exclusive_start_key(start);
+    read_page(
+        |take| req.customize().interceptor(take).send(),
+        |out| out.last_evaluated_key,
+    )
+    .await
 }
 
 /// One Scan page from `start`.
 pub async fn scan_page(req: ScanFluentBuilder, start: Option<Item>) -> Result<Page, Error> {
-    let slot = Slot::default();
-    let out = req
-        .set_exclusive_start_key(start)
-        .customize()
-        .interceptor(TakeItems(slot.clone()))
-        .send()
-        .await
-        .map_err(Error::database)?;
-    Ok((taken(&slot)?, out.last_evaluated_key.filter(|k| !k.is_empty())))
+    let req = req.set_exclusive_start_key(start);
+    read_page(
+        |take| req.customize().interceptor(take).send(),
+        |out| out.last_evaluated_key,
+    )
+    .await
 }
 
 /// Every page of a read, in order, until one has no `LastEvaluatedKey`.
