@@ -231,22 +231,23 @@ fn add(total: &mut PlanStats, plan: &Value) {
     total.uploads += p.uploads;
 }
 
-async fn scale_objects(stack: &TestStack) -> Vec<String> {
+async fn objects_under(stack: &TestStack, prefix: &str) -> Vec<String> {
     stack
         .object_keys()
         .await
         .into_iter()
-        .filter(|k| k.starts_with("scale/"))
+        .filter(|k| k.starts_with(prefix))
         .collect()
 }
 
+/// What an export at scale keeps while it runs (parts, sidecars, item lists).
+async fn scale_objects(stack: &TestStack) -> Vec<String> {
+    objects_under(stack, "scale/").await
+}
+
+/// Exported files.
 async fn export_objects(stack: &TestStack) -> Vec<String> {
-    stack
-        .object_keys()
-        .await
-        .into_iter()
-        .filter(|k| k.starts_with("exports/"))
-        .collect()
+    objects_under(stack, "exports/").await
 }
 
 #[tokio::test]

@@ -45,6 +45,57 @@ pub struct ObjectTarget {
 /// `(PARTS_IN_FLIGHT + 1) * UPLOAD_PART_BYTES`.
 pub const PARTS_IN_FLIGHT: usize = 2;
 
+/// Starts a multipart upload into `target`; returns its upload id.
+pub(crate) async fn start_multipart(s3: &Client, target: &ObjectTarget) -> Result<String, Error> {
+    let out = s3
+        .create_multipart_upload()
+        .bucket(&target.bucket)
+        .key(&target.key)
+        .content_type(&target.content_type)
+        .content_disposition(&target.content_disposition)
+        .send()
+        .await
+        .map_err(Error::storage)?;
+    out.upload_id
+        .ok_or_else(|| Error::internal("storage error", "CreateMultipartUpload returned no upload id"))
+}
+
+/// Completes a multipart upload with its parts, in part order: the object appears.
+pub(crate) async fn complete_multipart(
+    s3: &Client,
+    target: &ObjectTarget,
+    upload_id: &str,
+    parts: Vec<CompletedPart>,
+) -> Result<(), Error> {
+    s3.complete_multipart_upload()
+        .bucket(&target.bucket)
+        .key(&target.key)
+        .upload_id(upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+        .send()
+        .await
+        .map_err(Error::storage)?;
+    Ok(())
+}
+
+/// Aborts a multipart upload. An incomplete upload is never a downloadable object, and
+/// the bucket's lifecycle rule removes its parts: a failure is logged for an operator.
+pub(crate) async fn abort_multipart(s3: &Client, target: &ObjectTarget, upload_id: &str) {
+    let result = s3
+        .abort_multipart_upload()
+        .bucket(&target.bucket)
+        .key(&target.key)
+        .upload_id(upload_id)
+        .send()
+        .await;
+    match result {
+        Ok(_) => tracing::info!(key = %target.key, "aborted multipart upload"),
+        Err(e) => {
+            tracing::error!(key = %target.key, error = %Error::storage(e).cause_chain(), "could not abort multipart upload")
+        }
+    }
+}
+
 struct Upload {
     id: String,
     next_number: i32,
@@ -108,19 +159,7 @@ impl S3Sink {
     }
 
     async fn start_upload(&mut self) -> Result<(), Error> {
-        let out = self
-            .s3
-            .create_multipart_upload()
-            .bucket(&self.target.bucket)
-            .key(&self.target.key)
-            .content_type(&self.target.content_type)
-            .content_disposition(&self.target.content_disposition)
-            .send()
-            .await
-            .map_err(Error::storage)?;
-        let id = out
-            .upload_id
-            .ok_or_else(|| Error::internal("storage error", "CreateMultipartUpload returned no upload id"))?;
+        let id = start_multipart(&self.s3, &self.target).await?;
         self.upload = Some(Upload {
             id,
             next_number: 1,
@@ -225,16 +264,7 @@ impl ByteSink for S3Sink {
                 .as_mut()
                 .ok_or_else(|| Error::internal("storage error", "no multipart upload started"))?;
             let parts = upload.settle_all().await?;
-            self.s3
-                .complete_multipart_upload()
-                .bucket(&bucket)
-                .key(&key)
-                .upload_id(&upload.id)
-                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-                .send()
-                .await
-                .map_err(Error::storage)?;
-            Ok::<_, Error>(())
+            complete_multipart(&self.s3, &self.target, &upload.id, parts).await
         }
         .await;
         match completed {
@@ -251,22 +281,7 @@ impl ByteSink for S3Sink {
         // Parts still uploading would land after the abort and keep their storage.
         upload.in_flight.abort_all();
         while upload.in_flight.join_next().await.is_some() {}
-        let result = self
-            .s3
-            .abort_multipart_upload()
-            .bucket(&self.target.bucket)
-            .key(&self.target.key)
-            .upload_id(&upload.id)
-            .send()
-            .await;
-        match result {
-            Ok(_) => tracing::info!(key = %self.target.key, "aborted multipart upload"),
-            // An incomplete upload is never a downloadable object, and the bucket's
-            // lifecycle rule removes its parts; log so an operator can see it.
-            Err(e) => {
-                tracing::error!(key = %self.target.key, error = %crate::error::Error::storage(e).cause_chain(), "could not abort multipart upload")
-            }
-        }
+        abort_multipart(&self.s3, &self.target, &upload.id).await;
     }
 }
 

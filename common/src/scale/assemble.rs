@@ -13,11 +13,7 @@
 //!
 //! Memory holds the upload parts in flight, each below twice the minimum.
 
-use aws_sdk_s3::{
-    Client as S3,
-    primitives::ByteStream,
-    types::{CompletedMultipartUpload, CompletedPart},
-};
+use aws_sdk_s3::{Client as S3, primitives::ByteStream, types::CompletedPart};
 use futures::{StreamExt, TryStreamExt, stream};
 
 use super::{
@@ -25,7 +21,10 @@ use super::{
     convert::Sidecar,
     zipfmt::{self, Entry, Zip64},
 };
-use crate::{error::Error, export::sink::ObjectTarget};
+use crate::{
+    error::Error,
+    export::sink::{ObjectTarget, abort_multipart, complete_multipart, start_multipart},
+};
 
 /// S3's multipart limits.
 pub const S3_MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
@@ -349,18 +348,7 @@ pub async fn execute(
     tail: &[u8],
     concurrency: usize,
 ) -> Result<(), Error> {
-    let created = s3
-        .create_multipart_upload()
-        .bucket(&target.bucket)
-        .key(&target.key)
-        .content_type(&target.content_type)
-        .content_disposition(&target.content_disposition)
-        .send()
-        .await
-        .map_err(Error::storage)?;
-    let upload_id = created
-        .upload_id
-        .ok_or_else(|| Error::internal("storage error", "CreateMultipartUpload returned no upload id"))?;
+    let upload_id = start_multipart(s3, target).await?;
     let result = async {
         let parts: Vec<CompletedPart> = stream::iter(plan.into_iter().enumerate())
             .map(|(i, planned)| {
@@ -370,28 +358,11 @@ pub async fn execute(
             .buffered(concurrency.max(1))
             .try_collect()
             .await?;
-        s3.complete_multipart_upload()
-            .bucket(&target.bucket)
-            .key(&target.key)
-            .upload_id(&upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-            .send()
-            .await
-            .map_err(Error::storage)?;
-        Ok::<_, Error>(())
+        complete_multipart(s3, target, &upload_id, parts).await
     }
     .await;
     if result.is_err() {
-        let aborted = s3
-            .abort_multipart_upload()
-            .bucket(&target.bucket)
-            .key(&target.key)
-            .upload_id(&upload_id)
-            .send()
-            .await;
-        if let Err(e) = aborted {
-            tracing::error!(key = %target.key, error = %Error::storage(e).cause_chain(), "could not abort the assembly's upload");
-        }
+        abort_multipart(s3, target, &upload_id).await;
     }
     result
 }
