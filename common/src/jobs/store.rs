@@ -270,29 +270,37 @@ impl JobStore {
         .await
     }
 
-    /// running (held by `worker`, its lease run out before `now`) -> failed. `None`
-    /// when the job moved on meanwhile (finished, or its lease renewed).
+    /// running, its lease run out before `now` (and held by `worker`, when it names
+    /// one) -> failed. `None` when the job moved on meanwhile: finished, claimed again,
+    /// or its lease renewed by a heartbeat or a counted part.
     pub async fn fail_lapsed(
         &self,
         id: &str,
-        worker: &str,
+        worker: Option<&str>,
         now: DateTime<Utc>,
         code: &str,
         message: &str,
     ) -> Result<Option<Job>, Error> {
+        let mut values = vec![
+            (":failed", s(JobStatus::Failed.as_str())),
+            (":now", s(crate::timefmt::format(&now))),
+            (":code", s(code)),
+            (":msg", s(message)),
+            (":running", s(JobStatus::Running.as_str())),
+            (":now_secs", n(now.timestamp())),
+        ];
+        let condition = match worker {
+            Some(w) => {
+                values.push((":w", s(w)));
+                "#status = :running AND #lease_until < :now_secs AND #worker = :w"
+            }
+            None => "#status = :running AND #lease_until < :now_secs",
+        };
         self.update(
             id,
             "SET #status = :failed, #finished_at = :now, #error_code = :code, #error_message = :msg REMOVE #lease_until, #worker",
-            "#status = :running AND #worker = :w AND #lease_until < :now_secs",
-            vec![
-                (":failed", s(JobStatus::Failed.as_str())),
-                (":now", s(crate::timefmt::format(&now))),
-                (":code", s(code)),
-                (":msg", s(message)),
-                (":running", s(JobStatus::Running.as_str())),
-                (":w", s(worker)),
-                (":now_secs", n(now.timestamp())),
-            ],
+            condition,
+            values,
         )
         .await
     }

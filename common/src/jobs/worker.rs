@@ -328,24 +328,28 @@ pub async fn settle(ctx: &AppContext, job: Job, now: DateTime<Utc>) -> Result<Jo
     if job.status != JobStatus::Running || !lease_over || (!at_scale && job.attempts < cfg.max_attempts) {
         return Ok(job);
     }
-    let (worker, message) = if at_scale {
-        (
-            Some(crate::scale::SCALE_WORKER),
-            "The export at scale stopped making progress; start it again",
-        )
+    let message = if at_scale {
+        "The export at scale stopped making progress; start it again"
     } else {
-        (None, "The export stopped unexpectedly too many times; start it again")
+        "The export stopped unexpectedly too many times; start it again"
     };
     let store = JobStore::of(ctx);
-    let failed = match worker {
-        // A part counted meanwhile renewed the lease: the job lives on.
-        Some(scale) => store.fail_lapsed(&job.id, scale, now, "worker_lost", message).await?,
-        None => store.finish_failed(&job.id, None, now, "worker_lost", message).await?,
-    };
-    match failed {
+    // Conditional on the lease still being out and on the same holder: a heartbeat, a
+    // counted part or a new claim meanwhile keeps the job alive.
+    match store
+        .fail_lapsed(&job.id, job.worker.as_deref(), now, "worker_lost", message)
+        .await?
+    {
         Some(failed) => {
             store.release_slot_of(&failed).await;
-            finished(ctx, &failed, worker, Duration::ZERO, None).await;
+            finished(
+                ctx,
+                &failed,
+                at_scale.then_some(crate::scale::SCALE_WORKER),
+                Duration::ZERO,
+                None,
+            )
+            .await;
             if at_scale {
                 crate::scale::cleanup(ctx, &failed.id).await;
             }
