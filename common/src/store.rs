@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::{
 };
 use futures::{StreamExt, TryStreamExt, stream, stream::BoxStream};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::{
     config::TableNames,
@@ -404,7 +405,7 @@ pub fn read_ahead<T: Send + 'static>(
 ) -> BoxStream<'static, Result<Vec<T>, Error>> {
     stream::once(async move {
         let (tx, rx) = tokio::sync::mpsc::channel(PAGES_AHEAD);
-        tokio::spawn(async move {
+        let reading = AbortOnDropHandle::new(tokio::spawn(async move {
             let mut pages = pages;
             while let Some(page) = pages.next().await {
                 let failed = page.is_err();
@@ -412,8 +413,11 @@ pub fn read_ahead<T: Send + 'static>(
                     break;
                 }
             }
-        });
-        stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|page| (page, rx)) })
+        }));
+        // The stream owns the task: dropped, it stops the request in flight too.
+        stream::unfold((rx, reading), |(mut rx, reading)| async move {
+            rx.recv().await.map(|page| (page, (rx, reading)))
+        })
     })
     .flatten()
     .boxed()

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use futures::{TryStreamExt, stream::BoxStream};
 use tokio::sync::mpsc;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::{error::Error, spec::TimeZone};
 pub use sink::{ByteSink, Delivered, S3Sink};
@@ -279,7 +280,9 @@ async fn drive<S: ByteSink>(pipeline: Pipeline, sink: &mut S) -> Result<u64, Sto
     // as its own task: polled beside the sink on this one, a source whose pages are
     // ready never yielded and the sink (and so the encoder) waited for it.
     let encoding = tokio::task::spawn_blocking(move || encode(encoder, width, batch_rx, chunk_tx, spent_tx));
-    let producing = tokio::spawn(produce(rows, batch_tx, spent_rx));
+    // Aborted when this future is dropped (a cancelled request, a worker stopped
+    // mid-export): detached, the source would go on reading and renewing a job's lease.
+    let producing = AbortOnDropHandle::new(tokio::spawn(produce(rows, batch_tx, spent_rx)));
     let mut consumed = Ok(());
     while let Some(chunk) = chunk_rx.recv().await {
         if let Err(e) = sink.write(chunk).await {
@@ -477,6 +480,30 @@ mod tests {
         assert_eq!(*ended.lock().unwrap(), Some("aborted"));
         // Bounded by the channels, not by the source.
         assert!(pulled.load(Ordering::Relaxed) < 20, "{pulled:?}");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_export_stops_reading_its_source() {
+        // Each pull takes a while, as a DynamoDB page does.
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let counter = pulled.clone();
+        let rows = stream::repeat(())
+            .then(move |()| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(std::time::Duration::from_millis(20))
+            })
+            .map(|()| Ok(batch(10)))
+            .boxed();
+        let export = tokio::spawn(run(pipeline(rows, 1), Probe::default()));
+        while pulled.load(Ordering::Relaxed) < 3 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        // A worker that dies, a request whose caller went away.
+        export.abort();
+        let _ = export.await;
+        let at_drop = pulled.load(Ordering::Relaxed);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(pulled.load(Ordering::Relaxed), at_drop);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::{Client, types::AttributeValue};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
+use tokio_util::task::AbortOnDropHandle;
 
 use super::{Pages, SessionLine, written_by};
 use crate::{
@@ -83,10 +84,10 @@ pub fn lines(
                 let client = client.clone();
                 let table = messages_table.clone();
                 // Each on its own task, so answers are parsed on both cores.
-                let read = tokio::spawn(async move {
+                let read = AbortOnDropHandle::new(tokio::spawn(async move {
                     let page = message_page(&client, &table, &session.session_id, None, as_of).await?;
                     Ok::<_, Error>((Arc::new(session), page))
-                });
+                }));
                 async move {
                     read.await
                         .map_err(|e| Error::internal("database error", format!("a read stopped: {e}")))?
