@@ -14,7 +14,7 @@ use crate::{
     config::TableNames,
     error::Error,
     model::{ChatMessage, Lead, Session, SessionMessage},
-    reads::{ReadItem, all_pages, query_page, scan_page},
+    reads::{Decoding, Read, ReadItem, all_pages, query_page, scan_page},
     schema::SHARDS,
     timefmt,
 };
@@ -390,8 +390,8 @@ async fn write_batch(client: &Client, mut pending: HashMap<String, Vec<WriteRequ
     ))
 }
 
-/// Pages of items, one DynamoDB page at a time.
-pub type ItemPages = BoxStream<'static, Result<Vec<ReadItem>, Error>>;
+/// Pages of records read, one DynamoDB page at a time.
+pub type ReadPages<T> = BoxStream<'static, Result<Vec<Read<T>>, Error>>;
 
 /// Pages each read fetches ahead of its consumer.
 const PAGES_AHEAD: usize = 1;
@@ -424,9 +424,9 @@ pub fn read_ahead<T: Send + 'static>(
 }
 
 /// Every page of a table Scan, read ahead.
-pub fn scan_pages(client: &Client, table: &str) -> ItemPages {
+pub fn scan_pages<T: DeserializeOwned + Send + 'static>(client: &Client, table: &str, how: Decoding) -> ReadPages<T> {
     let req = client.scan().table_name(table);
-    read_ahead(all_pages(move |start| scan_page(req.clone(), start)))
+    read_ahead(all_pages(move |start| scan_page(req.clone(), start, how)))
 }
 
 /// A key condition: `partition = value` and an optional inclusive range on the sort key.
@@ -446,7 +446,12 @@ pub struct KeyCondition<'a> {
 
 /// Every page of a Query, read ahead. Attribute names go through placeholders, so
 /// reserved words (`day`, ...) are safe.
-pub fn query_pages(client: &Client, table: &str, key: KeyCondition<'_>) -> ItemPages {
+pub fn query_pages<T: DeserializeOwned + Send + 'static>(
+    client: &Client,
+    table: &str,
+    key: KeyCondition<'_>,
+    how: Decoding,
+) -> ReadPages<T> {
     let mut condition = "#pk = :pk".to_string();
     let mut req = client
         .query()
@@ -479,25 +484,18 @@ pub fn query_pages(client: &Client, table: &str, key: KeyCondition<'_>) -> ItemP
         (None, None) => {}
     }
     let req = req.key_condition_expression(condition).set_limit(key.page_limit);
-    read_ahead(all_pages(move |start| query_page(req.clone(), start)))
+    read_ahead(all_pages(move |start| query_page(req.clone(), start, how)))
 }
 
 /// One sorted read being merged: its pages and the rest of its current page.
-struct MergeCursor {
-    pages: ItemPages,
-    buffered: VecDeque<ReadItem>,
+struct MergeCursor<T> {
+    pages: ReadPages<T>,
+    buffered: VecDeque<Read<T>>,
     done: bool,
 }
 
-fn sort_value<'a>(item: &'a ReadItem, attr: &str) -> &'a str {
-    match item.get(attr) {
-        Some(serde_dynamo::AttributeValue::S(s)) => s,
-        _ => "",
-    }
-}
-
 /// Fetches the next non-empty page of every cursor that has run dry, concurrently.
-async fn refill(cursors: &mut [MergeCursor]) -> Result<(), Error> {
+async fn refill<T>(cursors: &mut [MergeCursor<T>]) -> Result<(), Error> {
     let pending = cursors
         .iter_mut()
         .filter(|c| c.buffered.is_empty() && !c.done)
@@ -531,12 +529,13 @@ pub fn shard_page_limit(limit: Option<i32>) -> Option<i32> {
     Some(limit.map_or(SHARD_PAGE_ITEMS, |l| l.min(SHARD_PAGE_ITEMS)))
 }
 
-/// Merges reads that are each sorted by the string attribute `sort_attr` (Queries on
-/// an index whose sort key it is) into one sequence sorted by it, in pages of at most
-/// `batch` items. It holds at most one page per read, so memory does not grow with
-/// the data; a read is only fetched when its next item is needed.
-pub fn merge_sorted(reads: Vec<ItemPages>, sort_attr: &'static str, batch: usize) -> ItemPages {
-    let cursors: Vec<MergeCursor> = reads
+/// Merges reads that are each sorted by their [`Read::sort`] (Queries on an index
+/// whose sort key it is, read with it as [`Decoding::sort_attr`]) into one sequence
+/// sorted by it, in pages of at most `batch` records. It holds at most one page per
+/// read, so memory does not grow with the data; a read is only fetched when its next
+/// record is needed.
+pub fn merge_sorted<T: Send + 'static>(reads: Vec<ReadPages<T>>, batch: usize) -> ReadPages<T> {
+    let cursors: Vec<MergeCursor<T>> = reads
         .into_iter()
         .map(|pages| MergeCursor {
             pages,
@@ -557,7 +556,7 @@ pub fn merge_sorted(reads: Vec<ItemPages>, sort_attr: &'static str, batch: usize
             let next = cursors
                 .iter()
                 .enumerate()
-                .filter_map(|(i, c)| c.buffered.front().map(|item| (i, sort_value(item, sort_attr))))
+                .filter_map(|(i, c)| c.buffered.front().map(|read| (i, read.sort.as_str())))
                 .min_by(|a, b| a.1.cmp(b.1))
                 .map(|(i, _)| i);
             let Some(i) = next else { break };
@@ -577,15 +576,15 @@ pub fn merge_sorted(reads: Vec<ItemPages>, sort_attr: &'static str, batch: usize
 mod tests {
     use super::*;
 
-    fn item(key: &str) -> ReadItem {
-        ReadItem::from(HashMap::from([(
-            "k".to_string(),
-            serde_dynamo::AttributeValue::S(key.to_string()),
-        )]))
+    fn read(key: &str) -> Read<()> {
+        Read {
+            record: (),
+            sort: key.to_string(),
+        }
     }
 
-    fn pages(pages: Vec<Vec<&'static str>>) -> ItemPages {
-        stream::iter(pages.into_iter().map(|p| Ok(p.into_iter().map(item).collect()))).boxed()
+    fn pages(pages: Vec<Vec<&'static str>>) -> ReadPages<()> {
+        stream::iter(pages.into_iter().map(|p| Ok(p.into_iter().map(read).collect()))).boxed()
     }
 
     #[tokio::test]
@@ -597,16 +596,11 @@ mod tests {
                 pages(vec![vec!["b", "c"], vec!["e", "h", "i"]]),
                 pages(vec![vec!["f"]]),
             ],
-            "k",
             4,
         );
-        let batches: Vec<Vec<ReadItem>> = merged.try_collect().await.unwrap();
+        let batches: Vec<Vec<Read<()>>> = merged.try_collect().await.unwrap();
         assert!(batches.iter().all(|b| !b.is_empty() && b.len() <= 4));
-        let keys: Vec<String> = batches
-            .iter()
-            .flatten()
-            .map(|i| sort_value(i, "k").to_string())
-            .collect();
+        let keys: Vec<String> = batches.iter().flatten().map(|r| r.sort.clone()).collect();
         assert_eq!(keys, ["a", "b", "c", "d", "e", "f", "g", "h", "i"]);
     }
 

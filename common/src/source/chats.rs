@@ -6,14 +6,18 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, stream};
 
-use super::{Pages, written_by};
+use super::Pages;
 use crate::{
     kinds::{DateRange, chats::ChatFilter},
     model::ChatMessage,
+    reads::{Decoding, Read},
     schema::{CHATS_BY_CONVERSATION, CHATS_BY_TIME},
-    store::{ItemPages, KeyCondition, decode, merge_sorted, query_pages, shard_page_limit, shards},
+    store::{KeyCondition, ReadPages, merge_sorted, query_pages, shard_page_limit, shards},
     timefmt,
 };
+
+/// What names a chat message in an error: its table key.
+pub(super) const KEY_ATTRS: &[&str] = &["client_id", "ts_id"];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChatRead {
@@ -63,56 +67,56 @@ fn key_condition<'a>(
     }
 }
 
-fn pages(client: &Client, table: &str, filter: &ChatFilter) -> ItemPages {
+fn pages(client: &Client, table: &str, filter: &ChatFilter, as_of: DateTime<Utc>) -> ReadPages<ChatMessage> {
     let (range, limit) = (&filter.range, filter.limit);
+    let how = Decoding {
+        as_of,
+        sort_attr: None,
+        key_attrs: KEY_ATTRS,
+    };
     match plan(filter) {
-        ChatRead::Client(c) => query_pages(client, table, key_condition(None, "client_id", c, range, limit)),
+        ChatRead::Client(c) => query_pages(client, table, key_condition(None, "client_id", c, range, limit), how),
         ChatRead::Conversation(c) => query_pages(
             client,
             table,
             key_condition(Some(CHATS_BY_CONVERSATION), "conversation_id", c, range, limit),
+            how,
         ),
         ChatRead::AllClients => {
+            let how = Decoding {
+                sort_attr: Some("ts_id"),
+                ..how
+            };
             let reads = shards()
                 .map(|shard| {
                     let mut condition = key_condition(Some(CHATS_BY_TIME), "shard", shard, range, limit);
                     condition.page_limit = shard_page_limit(condition.page_limit);
-                    query_pages(client, table, condition)
+                    query_pages(client, table, condition, how)
                 })
                 .collect();
-            merge_sorted(reads, "ts_id", 1000)
+            merge_sorted(reads, 1000)
         }
     }
 }
 
-/// Decodes a page's items into the messages that match, written by `as_of`.
-pub(super) fn matching(
-    items: Vec<crate::reads::ReadItem>,
-    filter: &ChatFilter,
-    as_of: &DateTime<Utc>,
-) -> Result<Vec<ChatMessage>, crate::Error> {
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        if !written_by(&item, as_of) {
-            continue;
-        }
-        let m: ChatMessage = decode(item, &["client_id", "ts_id"])?;
-        if filter.matches(&m) {
-            out.push(m);
-        }
-    }
-    Ok(out)
+/// The messages of a page (written by the export's `as_of`) that match.
+pub(super) fn matching(reads: Vec<Read<ChatMessage>>, filter: &ChatFilter) -> Vec<ChatMessage> {
+    reads
+        .into_iter()
+        .map(|read| read.record)
+        .filter(|m| filter.matches(m))
+        .collect()
 }
 
 /// One batch per page of matching messages, in time order. Nothing is read beyond
 /// what the consumer pulls, so a `limit` stops the reads.
 pub fn messages(client: Client, table: String, filter: ChatFilter, as_of: DateTime<Utc>) -> Pages<ChatMessage> {
-    let item_pages = pages(&client, &table, &filter);
-    stream::unfold(item_pages, move |mut pages| {
+    let read_pages = pages(&client, &table, &filter, as_of);
+    stream::unfold(read_pages, move |mut pages| {
         let filter = filter.clone();
         async move {
             let page = pages.next().await?;
-            Some((page.and_then(|items| matching(items, &filter, &as_of)), pages))
+            Some((page.map(|reads| matching(reads, &filter)), pages))
         }
     })
     .boxed()

@@ -14,20 +14,30 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
 
-use super::{Pages, chats::matching};
+use super::{
+    Pages,
+    chats::{KEY_ATTRS, matching},
+};
 use crate::{
     error::Error,
     kinds::chats::ChatFilter,
     model::ChatMessage,
+    reads::Decoding,
     schema::{CHATS_BY_CONVERSATION, CHATS_BY_CONVERSATION_GROUP},
     store::{
-        ItemPages, KeyCondition, conversation_prefix, conversation_shard, merge_sorted, query_pages, shard_page_limit,
+        KeyCondition, ReadPages, conversation_prefix, conversation_shard, merge_sorted, query_pages, shard_page_limit,
         shards,
     },
 };
 
 /// One Query of the group index: a shard, optionally narrowed to a key prefix.
-fn group_read(client: &Client, table: &str, shard: String, prefix: Option<String>) -> ItemPages {
+fn group_read(
+    client: &Client,
+    table: &str,
+    shard: String,
+    prefix: Option<String>,
+    as_of: DateTime<Utc>,
+) -> ReadPages<ChatMessage> {
     query_pages(
         client,
         table,
@@ -41,15 +51,26 @@ fn group_read(client: &Client, table: &str, shard: String, prefix: Option<String
             page_limit: shard_page_limit(None),
             prefix,
         },
+        Decoding {
+            as_of,
+            sort_attr: Some("conv_key"),
+            key_attrs: KEY_ATTRS,
+        },
     )
 }
 
 /// Every shard, narrowed to `prefix` when given, merged in `conv_key` order.
-fn all_shards(client: &Client, table: &str, prefix: Option<String>) -> ItemPages {
+fn all_shards(client: &Client, table: &str, prefix: Option<String>, as_of: DateTime<Utc>) -> ReadPages<ChatMessage> {
     let reads = shards()
-        .map(|shard| group_read(client, table, shard, prefix.clone()))
+        .map(|shard| group_read(client, table, shard, prefix.clone(), as_of))
         .collect();
-    merge_sorted(reads, "conv_key", 1000)
+    merge_sorted(reads, 1000)
+}
+
+/// Of a message, only its client.
+#[derive(serde::Deserialize)]
+struct ClientOf {
+    client_id: String,
 }
 
 /// The clients that have a conversation with this id (admins may ask for a
@@ -68,29 +89,36 @@ async fn clients_of(client: Client, table: String, conversation_id: String) -> R
             page_limit: None,
             prefix: None,
         },
+        // Every message's client, whenever written: the messages' own reads apply
+        // the export's snapshot cut.
+        Decoding {
+            as_of: DateTime::<Utc>::MAX_UTC,
+            sort_attr: None,
+            key_attrs: KEY_ATTRS,
+        },
     );
     pages
-        .try_fold(BTreeSet::new(), |mut set, items| async move {
-            for item in items {
-                if let Some(serde_dynamo::AttributeValue::S(c)) = item.get("client_id") {
-                    set.insert(c.clone());
-                }
-            }
-            Ok(set)
-        })
+        .try_fold(
+            BTreeSet::new(),
+            |mut set, reads: Vec<crate::reads::Read<ClientOf>>| async move {
+                set.extend(reads.into_iter().map(|read| read.record.client_id));
+                Ok(set)
+            },
+        )
         .await
 }
 
-fn item_pages(client: Client, table: String, filter: &ChatFilter) -> ItemPages {
+fn read_pages(client: Client, table: String, filter: &ChatFilter, as_of: DateTime<Utc>) -> ReadPages<ChatMessage> {
     match (filter.client_id.clone(), filter.conversation_id.clone()) {
         (Some(c), Some(v)) => group_read(
             &client,
             &table,
             conversation_shard(&c, &v),
             Some(conversation_prefix(&c, Some(&v))),
+            as_of,
         ),
-        (Some(c), None) => all_shards(&client, &table, Some(conversation_prefix(&c, None))),
-        (None, None) => all_shards(&client, &table, None),
+        (Some(c), None) => all_shards(&client, &table, Some(conversation_prefix(&c, None)), as_of),
+        (None, None) => all_shards(&client, &table, None, as_of),
         (None, Some(v)) => stream::once(clients_of(client.clone(), table.clone(), v.clone()))
             .map_ok(move |clients| {
                 let (client, table, v) = (client.clone(), table.clone(), v.clone());
@@ -100,6 +128,7 @@ fn item_pages(client: Client, table: String, filter: &ChatFilter) -> ItemPages {
                         &table,
                         conversation_shard(&c, &v),
                         Some(conversation_prefix(&c, Some(&v))),
+                        as_of,
                     )
                 })
             })
@@ -111,8 +140,7 @@ fn item_pages(client: Client, table: String, filter: &ChatFilter) -> ItemPages {
 /// Pages of matching messages, grouped by (client, conversation), each group in
 /// time order.
 pub fn messages(client: Client, table: String, filter: ChatFilter, as_of: DateTime<Utc>) -> Pages<ChatMessage> {
-    let pages = item_pages(client, table, &filter);
-    pages
-        .map(move |page| page.and_then(|items| matching(items, &filter, &as_of)))
+    read_pages(client, table, &filter, as_of)
+        .map(move |page| page.map(|reads| matching(reads, &filter)))
         .boxed()
 }

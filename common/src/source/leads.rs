@@ -5,12 +5,13 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, stream};
 
-use super::{Pages, written_by};
+use super::Pages;
 use crate::{
     kinds::{DateRange, leads::LeadFilter},
     model::Lead,
+    reads::Decoding,
     schema::{LEADS_BY_CHATBOT, LEADS_BY_COMPANY, LEADS_BY_CREATED},
-    store::{ItemPages, KeyCondition, decode, merge_sorted, query_pages, shard_page_limit, shards},
+    store::{KeyCondition, ReadPages, merge_sorted, query_pages, shard_page_limit, shards},
     timefmt,
 };
 
@@ -36,8 +37,13 @@ pub fn plan(filter: &LeadFilter) -> Vec<LeadRead> {
     }
 }
 
-fn pages(client: &Client, table: &str, read: &LeadRead, range: &DateRange) -> ItemPages {
+fn pages(client: &Client, table: &str, read: &LeadRead, range: &DateRange, as_of: DateTime<Utc>) -> ReadPages<Lead> {
     let from = range.from.map(|f| timefmt::format(&f));
+    let how = Decoding {
+        as_of,
+        sort_attr: None,
+        key_attrs: &["lead_id"],
+    };
     let (index, partition_attr, partition) = match read {
         LeadRead::Company(c) => (LEADS_BY_COMPANY, "company_id", c.clone()),
         LeadRead::Chatbot(b) => (LEADS_BY_CHATBOT, "chatbot_id", b.clone()),
@@ -58,10 +64,14 @@ fn pages(client: &Client, table: &str, read: &LeadRead, range: &DateRange) -> It
                             page_limit: shard_page_limit(None),
                             prefix: None,
                         },
+                        Decoding {
+                            sort_attr: Some("created_key"),
+                            ..how
+                        },
                     )
                 })
                 .collect();
-            return merge_sorted(reads, "created_key", 1000);
+            return merge_sorted(reads, 1000);
         }
     };
     query_pages(
@@ -77,6 +87,7 @@ fn pages(client: &Client, table: &str, read: &LeadRead, range: &DateRange) -> It
             page_limit: None,
             prefix: None,
         },
+        how,
     )
 }
 
@@ -85,19 +96,13 @@ pub fn leads(client: Client, table: String, filter: LeadFilter, as_of: DateTime<
     let reads = plan(&filter);
     let range = filter.created.clone();
     stream::iter(reads)
-        .flat_map(move |read| pages(&client, &table, &read, &range))
+        .flat_map(move |read| pages(&client, &table, &read, &range, as_of))
         .map(move |page| {
-            let mut batch = Vec::new();
-            for item in page? {
-                if !written_by(&item, &as_of) {
-                    continue;
-                }
-                let lead: Lead = decode(item, &["lead_id"])?;
-                if filter.matches(&lead) {
-                    batch.push(lead);
-                }
-            }
-            Ok(batch)
+            Ok(page?
+                .into_iter()
+                .map(|read| read.record)
+                .filter(|lead| filter.matches(lead))
+                .collect())
         })
         .boxed()
 }

@@ -97,7 +97,12 @@ impl Store for DynamoStore {
 /// (A page's item or a DynamoDB export's line: both are read the same way.)
 pub(crate) fn written_by(item: &ReadItem, as_of: &DateTime<Utc>) -> bool {
     match item.get("written_at") {
-        Some(serde_dynamo::AttributeValue::S(s)) => timefmt::parse_rfc3339(s).is_none_or(|w| w <= *as_of),
+        Some(serde_dynamo::AttributeValue::S(s)) => stamped_by(Some(s), as_of),
         _ => true,
     }
+}
+
+/// [`written_by`] of an item whose `written_at` string (if any) was read aside.
+pub(crate) fn stamped_by(written_at: Option<&str>, as_of: &DateTime<Utc>) -> bool {
+    written_at.is_none_or(|s| timefmt::parse_rfc3339(s).is_none_or(|w| w <= *as_of))
 }

@@ -14,12 +14,12 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
 use tokio_util::task::AbortOnDropHandle;
 
-use super::{Pages, SessionLine, written_by};
+use super::{Pages, SessionLine};
 use crate::{
     error::Error,
     model::{Session, SessionMessage},
-    reads::query_page,
-    store::{Item, decode, scan_pages},
+    reads::{Decoding, query_page},
+    store::{Item, scan_pages},
 };
 
 const PREFETCH: usize = 16;
@@ -41,12 +41,13 @@ async fn message_page(
         .table_name(table)
         .key_condition_expression("session_id = :sid")
         .expression_attribute_values(":sid", AttributeValue::S(session_id.to_string()));
-    let (items, next) = query_page(req, start).await?;
-    let messages = items
-        .into_iter()
-        .filter(|item| written_by(item, &as_of))
-        .map(|item| decode::<SessionMessage>(item, &["session_id", "msg_key"]))
-        .collect::<Result<Vec<_>, _>>()?;
+    let how = Decoding {
+        as_of,
+        sort_attr: None,
+        key_attrs: &["session_id", "msg_key"],
+    };
+    let (reads, next) = query_page(req, start, how).await?;
+    let messages = reads.into_iter().map(|read| read.record).collect();
     Ok(MessagePage { messages, next })
 }
 
@@ -56,10 +57,14 @@ fn scan_sessions(
     table: &str,
     as_of: DateTime<Utc>,
 ) -> impl futures::Stream<Item = Result<Session, Error>> + Send + use<> {
-    scan_pages(client, table)
-        .map_ok(move |items| stream::iter(items.into_iter().filter(move |item| written_by(item, &as_of)).map(Ok)))
+    let how = Decoding {
+        as_of,
+        sort_attr: None,
+        key_attrs: &["session_id"],
+    };
+    scan_pages(client, table, how)
+        .map_ok(|reads| stream::iter(reads.into_iter().map(|read| Ok(read.record))))
         .try_flatten()
-        .map(|item| item.and_then(|item| decode::<Session>(item, &["session_id"])))
 }
 
 struct Continuation {
