@@ -527,7 +527,7 @@ mod tests {
                 (
                     with(
                         "extra",
-                        Av::M(HashMap::from([("x".to_string(), Av::L(vec![Av::Bool(true)]))]).into()),
+                        Av::M(HashMap::from([("x".to_string(), Av::L(vec![Av::Bool(true)]))])),
                     ),
                     true,
                 ),
@@ -573,7 +573,7 @@ mod tests {
             leaf.prop_recursive(2, 12, 3, |inner| {
                 prop_oneof![
                     prop::collection::vec(inner.clone(), 0..3).prop_map(Av::L),
-                    prop::collection::hash_map("[a-z_]{1,12}", inner, 0..4).prop_map(|m| Av::M(m.into())),
+                    prop::collection::hash_map("[a-z_]{1,12}", inner, 0..4).prop_map(Av::M),
                 ]
             })
         }
