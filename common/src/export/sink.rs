@@ -190,7 +190,15 @@ impl S3Sink {
             .part_number(number)
             .body(ByteStream::from(body));
         upload.in_flight.spawn(async move {
-            let out = request.send().await.map_err(Error::storage)?;
+            // Not a SHA-256 of every byte uploaded (3.6% of an export's CPU end to
+            // end): the part keeps the SDK's CRC32 checksum, which S3 verifies, and
+            // travels over TLS.
+            let out = request
+                .customize()
+                .disable_payload_signing()
+                .send()
+                .await
+                .map_err(Error::storage)?;
             Ok(CompletedPart::builder()
                 .part_number(number)
                 .set_e_tag(out.e_tag)
