@@ -134,6 +134,56 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for ItemSeed<'_, T> {
     }
 }
 
+/// One line of a DynamoDB export (`{"Item": {...}}`, nothing else) read straight into
+/// a record: `None` when the item was written after `how.as_of`.
+pub fn export_line<T: DeserializeOwned>(text: &[u8], how: &super::Decoding) -> Result<Option<T>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let read = LineSeed::<T> {
+        how,
+        record: PhantomData,
+    }
+    .deserialize(&mut de)?;
+    de.end()?;
+    Ok(read)
+}
+
+struct LineSeed<'a, T> {
+    how: &'a super::Decoding,
+    record: PhantomData<T>,
+}
+
+impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for LineSeed<'_, T> {
+    type Value = Option<T>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for LineSeed<'_, T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an item line")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+        match map.next_key_seed(TextSeed)? {
+            Some(key) if key.as_str() == "Item" => {}
+            _ => return Err(de::Error::custom("not an item line")),
+        }
+        let mut aside = Aside::default();
+        let record = map.next_value_seed(ItemSeed::<T> {
+            aside: &mut aside,
+            record: PhantomData,
+        })?;
+        if map.next_key_seed(TextSeed)?.is_some() {
+            return Err(de::Error::custom("more than the item on its line"));
+        }
+        Ok(crate::source::stamped_by(aside.written_at.as_deref(), &self.how.as_of).then_some(record))
+    }
+}
+
 /// Where an attribute's value is kept aside when it is read (both, when the read is
 /// sorted by `written_at`).
 #[derive(Clone, Copy)]

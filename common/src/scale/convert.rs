@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::{
     Shape,
-    format::{Line, ReadStats, S3Url, data_file_lines},
+    format::{LineParse, ReadStats, S3Url, data_file_lines, record_of_line},
     zipfmt::{self, Entry, Zip64},
 };
 use crate::{
@@ -40,9 +40,9 @@ use crate::{
     export::{self, ByteSink, Encoder, Pipeline, S3Sink, sink::ObjectTarget, xlsx::EXCEL_MAX_DATA_ROWS},
     kinds::{chats::ChatFilter, leads::LeadFilter},
     model::{ChatMessage, Lead},
-    source::{Pages, SessionLine, Store, written_by},
+    reads::Decoding,
+    source::{Pages, SessionLine, Store},
     spec::ExportSpec,
-    store::decode,
 };
 
 /// One data file as a [`Store`]: its items decoded into the kind's records, cut at
@@ -70,52 +70,36 @@ impl FileStore {
         &self.stats
     }
 
-    fn name(&self) -> String {
-        self.source.as_ref().map_or_else(|| "<none>".into(), S3Url::to_string)
-    }
-
-    fn lines(&self) -> futures::stream::BoxStream<'static, Result<Vec<Line>, Error>> {
-        match &self.source {
-            None => stream::empty().boxed(),
-            Some(url) => data_file_lines(self.s3.clone(), url.clone(), self.page_items, Arc::clone(&self.stats)),
-        }
-    }
-
-    /// The records of the file that were written by `as_of` and that `keep` keeps.
+    /// The records of the file that were written by `as_of` and that `keep` keeps,
+    /// each line read straight into its record ([`record_of_line`]).
     fn records<T, F>(&self, as_of: DateTime<Utc>, key_attrs: &'static [&'static str], keep: F) -> Pages<T>
     where
         T: DeserializeOwned + Send + 'static,
         F: Fn(&T) -> bool + Send + 'static,
     {
-        let name = self.name();
-        self.lines()
-            .map(move |page| {
-                let page = page?;
-                let mut out = Vec::with_capacity(page.len());
-                for Line { number, item } in page {
-                    if !written_by(&item, &as_of) {
-                        continue;
-                    }
-                    // Straight from the parsed line into the model (no SDK types).
-                    let record: T = decode(item, key_attrs).map_err(|e| at_line(e, number, &name))?;
-                    if keep(&record) {
-                        out.push(record);
-                    }
-                }
-                Ok(out)
-            })
-            .boxed()
-    }
-}
-
-/// A decoding error that also names where the item is.
-fn at_line(e: Error, line: u64, file: &str) -> Error {
-    match e {
-        Error::MalformedItem { key, reason } => Error::MalformedItem {
-            key: format!("{key} (line {line} of data file {file})"),
-            reason,
-        },
-        other => other,
+        let Some(url) = &self.source else {
+            return stream::empty().boxed();
+        };
+        let how = Decoding {
+            as_of,
+            sort_attr: None,
+            key_attrs,
+        };
+        let parse: LineParse<Option<T>> = Arc::new(move |text: &[u8]| record_of_line::<T>(text, &how));
+        data_file_lines(
+            self.s3.clone(),
+            url.clone(),
+            self.page_items,
+            Arc::clone(&self.stats),
+            parse,
+        )
+        .map_ok(move |page| {
+            page.into_iter()
+                .filter_map(|line| line.item)
+                .filter(|record| keep(record))
+                .collect()
+        })
+        .boxed()
     }
 }
 

@@ -27,8 +27,9 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt, stream, stream::BoxStream};
 use md5::{Digest as _, Md5};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+use crate::reads::Decoding;
 use crate::{
     error::Error,
     export::{ByteSink, S3Sink, sink::ObjectTarget},
@@ -294,13 +295,47 @@ fn text_lines(s3: S3, url: S3Url) -> BoxStream<'static, Result<(u64, Vec<u8>), E
         .boxed()
 }
 
-/// One item of a data file and its line number (from 1).
+/// One item of a data file and its line number (from 1): as `serde_dynamo`'s item, or
+/// as whatever the reader's [`LineParse`] makes of it (the converter's records).
 #[derive(Clone, Debug)]
-pub struct Line {
+pub struct Line<I = serde_dynamo::Item> {
     pub number: u64,
-    /// As parsed: decoded straight into its model, never through the SDK's types
-    /// (each conversion rebuilt the item's map; measured in README).
-    pub item: serde_dynamo::Item,
+    pub item: I,
+}
+
+/// What was wrong with a line.
+#[derive(Debug)]
+pub enum LineProblem {
+    /// Not `{"Item": {...}}` in DynamoDB's JSON.
+    NotAnItemLine(serde_json::Error),
+    /// An item that does not fit its record (`Error::MalformedItem`).
+    Record(Error),
+}
+
+/// How a reader makes its lines' items from their text.
+pub type LineParse<I> = Arc<dyn Fn(&[u8]) -> Result<I, LineProblem> + Send + Sync>;
+
+/// A line as `serde_dynamo`'s item.
+fn item_of_line(text: &[u8]) -> Result<serde_dynamo::Item, LineProblem> {
+    serde_json::from_slice::<ItemLine>(text)
+        .map(|line| line.item)
+        .map_err(LineProblem::NotAnItemLine)
+}
+
+/// A line as a record of `T`, `None` when written after `how.as_of`: read straight into
+/// the record ([`crate::reads::direct`]), else the long way (`serde_dynamo`, the
+/// reference, whose answer this always is).
+pub fn record_of_line<T: DeserializeOwned>(text: &[u8], how: &Decoding) -> Result<Option<T>, LineProblem> {
+    if let Ok(read) = crate::reads::direct::export_line::<T>(text, how) {
+        return Ok(read);
+    }
+    let item = item_of_line(text)?;
+    if !crate::source::written_by(&item, &how.as_of) {
+        return Ok(None);
+    }
+    crate::store::decode(item, how.key_attrs)
+        .map(Some)
+        .map_err(LineProblem::Record)
 }
 
 /// What reading a data file saw, shared with whoever consumes its lines: the
@@ -327,7 +362,7 @@ impl ReadStats {
 }
 
 /// Streaming state of one data file: compressed chunks in, lines out.
-struct LineReader {
+struct LineReader<I> {
     body: Chunks,
     gunzip: flate2::write::MultiGzDecoder<Vec<u8>>,
     /// Decompressed bytes not yet split into lines; `pos` is where the next line starts.
@@ -339,9 +374,10 @@ struct LineReader {
     eof: bool,
     name: String,
     stats: Arc<ReadStats>,
+    parse: LineParse<I>,
 }
 
-impl LineReader {
+impl<I> LineReader<I> {
     fn corrupt(&self, e: impl fmt::Display) -> Error {
         Error::internal(
             "export error",
@@ -400,24 +436,31 @@ impl LineReader {
         Some((start, start + len))
     }
 
-    fn parse(&mut self, range: (usize, usize)) -> Result<Line, Error> {
+    fn parse(&mut self, range: (usize, usize)) -> Result<Line<I>, Error> {
         self.line += 1;
         self.stats.lines.store(self.line, Ordering::Relaxed);
         let mut text = &self.pending[range.0..range.1];
         if text.last() == Some(&b'\r') {
             text = &text[..text.len() - 1];
         }
-        let parsed: ItemLine = serde_json::from_slice(text).map_err(|e| Error::MalformedItem {
-            key: format!("at line {} of data file {}", self.line, self.name),
-            reason: format!("not a DynamoDB JSON item line: {}", json_problem(&e)),
+        let item = (self.parse)(text).map_err(|problem| match problem {
+            LineProblem::NotAnItemLine(e) => Error::MalformedItem {
+                key: format!("at line {} of data file {}", self.line, self.name),
+                reason: format!("not a DynamoDB JSON item line: {}", json_problem(&e)),
+            },
+            LineProblem::Record(Error::MalformedItem { key, reason }) => Error::MalformedItem {
+                key: format!("{key} (line {} of data file {})", self.line, self.name),
+                reason,
+            },
+            LineProblem::Record(other) => other,
         })?;
         Ok(Line {
             number: self.line,
-            item: parsed.item,
+            item,
         })
     }
 
-    async fn page(&mut self, max: usize) -> Result<Vec<Line>, Error> {
+    async fn page(&mut self, max: usize) -> Result<Vec<Line<I>>, Error> {
         let mut page = Vec::with_capacity(max.min(4096));
         while page.len() < max {
             self.fill().await?;
@@ -455,6 +498,17 @@ pub fn lines_of_body(
     page_items: usize,
     stats: Arc<ReadStats>,
 ) -> BoxStream<'static, Result<Vec<Line>, Error>> {
+    parsed_lines_of_body(body, name, page_items, stats, Arc::new(item_of_line))
+}
+
+/// [`lines_of_body`], each line's item made by `parse`.
+pub fn parsed_lines_of_body<I: Send + 'static>(
+    body: Chunks,
+    name: String,
+    page_items: usize,
+    stats: Arc<ReadStats>,
+    parse: LineParse<I>,
+) -> BoxStream<'static, Result<Vec<Line<I>>, Error>> {
     let reader = LineReader {
         body,
         gunzip: flate2::write::MultiGzDecoder::new(Vec::new()),
@@ -466,6 +520,7 @@ pub fn lines_of_body(
         eof: false,
         name,
         stats,
+        parse,
     };
     let page_items = page_items.max(1);
     stream::try_unfold(reader, move |mut reader| async move {
@@ -475,19 +530,27 @@ pub fn lines_of_body(
     .boxed()
 }
 
-/// Pages of the items of the data file at `url` (see [`lines_of_body`]).
-pub fn data_file_lines(
+/// Pages of the items of the data file at `url`, each made by `parse` (see
+/// [`lines_of_body`]).
+pub fn data_file_lines<I: Send + 'static>(
     s3: S3,
     url: S3Url,
     page_items: usize,
     stats: Arc<ReadStats>,
-) -> BoxStream<'static, Result<Vec<Line>, Error>> {
+    parse: LineParse<I>,
+) -> BoxStream<'static, Result<Vec<Line<I>>, Error>> {
     let opened = async move {
         let body = open(&s3, &url.bucket, &url.key)
             .await?
             .ok_or_else(|| Error::bad_request(format!("no data file at {url}")))?;
         let name = url.to_string();
-        Ok::<_, Error>(lines_of_body(body_chunks(body, name.clone()), name, page_items, stats))
+        Ok::<_, Error>(parsed_lines_of_body(
+            body_chunks(body, name.clone()),
+            name,
+            page_items,
+            stats,
+            parse,
+        ))
     };
     stream::once(opened).try_flatten().boxed()
 }
@@ -783,6 +846,50 @@ mod tests {
             assert_eq!(stats.lines.load(Ordering::Relaxed), 25);
             let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&file));
             assert_eq!(stats.md5(), Some(md5));
+        }
+    }
+
+    #[test]
+    fn a_line_is_read_straight_into_its_record_as_the_long_way_reads_it() {
+        use crate::{model::ChatMessage, store::Record};
+        let how = Decoding {
+            as_of: crate::timefmt::parse_rfc3339("2024-01-15T10:30:00.000Z").unwrap(),
+            sort_attr: None,
+            key_attrs: &["client_id", "ts_id"],
+        };
+        let line_of = |record: &Record, written_at: &str| {
+            let mut item = record.to_item().unwrap();
+            item.insert(
+                "written_at".into(),
+                aws_sdk_dynamodb::types::AttributeValue::S(written_at.into()),
+            );
+            serde_json::to_vec(&ItemLine {
+                item: serde_dynamo::Item::from(item),
+            })
+            .unwrap()
+        };
+        for record in crate::synth::chat_messages(9, 50) {
+            let Record::ChatMessage(want) = &record else {
+                unreachable!()
+            };
+            let text = line_of(&record, "2024-01-15T10:30:00.000Z");
+            let direct = crate::reads::direct::export_line::<ChatMessage>(&text, &how).unwrap();
+            assert_eq!(direct.as_ref(), Some(want));
+            assert_eq!(record_of_line::<ChatMessage>(&text, &how).unwrap().as_ref(), Some(want));
+            let late = line_of(&record, "2024-01-15T10:30:00.001Z");
+            assert!(record_of_line::<ChatMessage>(&late, &how).unwrap().is_none());
+        }
+        // Not an item line, and an item that does not fit: the long way's errors.
+        let problem = |text: &[u8]| record_of_line::<ChatMessage>(text, &how).unwrap_err();
+        assert!(matches!(problem(b"{\"Keys\":{}}"), LineProblem::NotAnItemLine(_)));
+        assert!(matches!(
+            problem(b"{\"Item\":{},\"More\":1}"),
+            LineProblem::NotAnItemLine(_)
+        ));
+        let misfit = br#"{"Item":{"client_id":{"S":"c"},"ts_id":{"S":"t"},"id":{"N":"1"}}}"#;
+        match problem(misfit) {
+            LineProblem::Record(Error::MalformedItem { key, .. }) => assert_eq!(key, "client_id=c,ts_id=t"),
+            other => panic!("{other:?}"),
         }
     }
 
