@@ -316,35 +316,45 @@ trait Number: FromStr {
 }
 
 macro_rules! numbers {
-    ($($ty:ty => $visit:ident, $deserialize:ident;)+) => {
+    ($($ty:ty => $visit:ident;)+) => {
         $(impl Number for $ty {
             fn visit<'de, V: Visitor<'de>, E: de::Error>(self, visitor: V) -> Result<V::Value, E> {
                 visitor.$visit(self)
             }
         })+
-
-        impl<'de, D: Deserializer<'de>> Value<D> {
-            $(fn $deserialize<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-                match self.tag {
-                    Tag::N => self.de.deserialize_str(ParseNumber::<$ty, V>(visitor, PhantomData)),
-                    _ => Err(self.expected("a number")),
-                }
-            })+
-        }
     };
 }
 
 numbers! {
-    i8 => visit_i8, number_i8;
-    i16 => visit_i16, number_i16;
-    i32 => visit_i32, number_i32;
-    i64 => visit_i64, number_i64;
-    u8 => visit_u8, number_u8;
-    u16 => visit_u16, number_u16;
-    u32 => visit_u32, number_u32;
-    u64 => visit_u64, number_u64;
-    f32 => visit_f32, number_f32;
-    f64 => visit_f64, number_f64;
+    i8 => visit_i8;
+    i16 => visit_i16;
+    i32 => visit_i32;
+    i64 => visit_i64;
+    u8 => visit_u8;
+    u16 => visit_u16;
+    u32 => visit_u32;
+    u64 => visit_u64;
+    f32 => visit_f32;
+    f64 => visit_f64;
+}
+
+impl<'de, D: Deserializer<'de>> Value<D> {
+    /// An `N` read as a `T`, as `serde_dynamo` reads it (`str::parse::<T>`).
+    fn number<T: Number, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        match self.tag {
+            Tag::N => self.de.deserialize_str(ParseNumber::<T, V>(visitor, PhantomData)),
+            _ => Err(self.expected("a number")),
+        }
+    }
+}
+
+/// The `Deserializer` methods of each number type.
+macro_rules! number_methods {
+    ($($deserialize:ident => $ty:ty;)+) => {
+        $(fn $deserialize<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+            self.number::<$ty, V>(visitor)
+        })+
+    };
 }
 
 struct ParseNumber<T, V>(V, PhantomData<T>);
@@ -534,44 +544,17 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Value<D> {
         }
     }
 
-    fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        self.number_i8(visitor)
-    }
-
-    fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        self.number_i16(visitor)
-    }
-
-    fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        self.number_i32(visitor)
-    }
-
-    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        self.number_i64(visitor)
-    }
-
-    fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        self.number_u8(visitor)
-    }
-
-    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        self.number_u16(visitor)
-    }
-
-    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        self.number_u32(visitor)
-    }
-
-    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        self.number_u64(visitor)
-    }
-
-    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        self.number_f32(visitor)
-    }
-
-    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        self.number_f64(visitor)
+    number_methods! {
+        deserialize_i8 => i8;
+        deserialize_i16 => i16;
+        deserialize_i32 => i32;
+        deserialize_i64 => i64;
+        deserialize_u8 => u8;
+        deserialize_u16 => u16;
+        deserialize_u32 => u32;
+        deserialize_u64 => u64;
+        deserialize_f32 => f32;
+        deserialize_f64 => f64;
     }
 
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
