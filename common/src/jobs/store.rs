@@ -243,31 +243,15 @@ impl JobStore {
         code: &str,
         message: &str,
     ) -> Result<Option<Job>, Error> {
-        let mut values = vec![
-            (":failed", s(JobStatus::Failed.as_str())),
-            (":now", s(crate::timefmt::format(&now))),
-            (":code", s(code)),
-            (":msg", s(message)),
-            (":running", s(JobStatus::Running.as_str())),
-        ];
         // DynamoDB refuses values the expressions do not use.
-        let condition = match worker {
-            Some(w) => {
-                values.push((":w", s(w)));
-                "#status = :running AND #worker = :w"
-            }
-            None => {
-                values.push((":queued", s(JobStatus::Queued.as_str())));
-                "#status IN (:queued, :running)"
-            }
+        let (condition, values) = match worker {
+            Some(w) => ("#status = :running AND #worker = :w", vec![(":w", s(w))]),
+            None => (
+                "#status IN (:queued, :running)",
+                vec![(":queued", s(JobStatus::Queued.as_str()))],
+            ),
         };
-        self.update(
-            id,
-            "SET #status = :failed, #finished_at = :now, #error_code = :code, #error_message = :msg REMOVE #lease_until, #worker",
-            condition,
-            values,
-        )
-        .await
+        self.fail_if(id, now, code, message, condition, values).await
     }
 
     /// running, its lease run out before `now` (and held by `worker`, when it names
@@ -281,14 +265,7 @@ impl JobStore {
         code: &str,
         message: &str,
     ) -> Result<Option<Job>, Error> {
-        let mut values = vec![
-            (":failed", s(JobStatus::Failed.as_str())),
-            (":now", s(crate::timefmt::format(&now))),
-            (":code", s(code)),
-            (":msg", s(message)),
-            (":running", s(JobStatus::Running.as_str())),
-            (":now_secs", n(now.timestamp())),
-        ];
+        let mut values = vec![(":now_secs", n(now.timestamp()))];
         let condition = match worker {
             Some(w) => {
                 values.push((":w", s(w)));
@@ -296,6 +273,27 @@ impl JobStore {
             }
             None => "#status = :running AND #lease_until < :now_secs",
         };
+        self.fail_if(id, now, code, message, condition, values).await
+    }
+
+    /// -> failed with `code` and `message` when `condition` holds (`values` are its
+    /// own; `:running` is always given). `None` when it did not.
+    async fn fail_if(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        code: &str,
+        message: &str,
+        condition: &str,
+        mut values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Option<Job>, Error> {
+        values.extend([
+            (":failed", s(JobStatus::Failed.as_str())),
+            (":now", s(crate::timefmt::format(&now))),
+            (":code", s(code)),
+            (":msg", s(message)),
+            (":running", s(JobStatus::Running.as_str())),
+        ]);
         self.update(
             id,
             "SET #status = :failed, #finished_at = :now, #error_code = :code, #error_message = :msg REMOVE #lease_until, #worker",
