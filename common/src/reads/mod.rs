@@ -111,7 +111,7 @@ fn split_records<T: DeserializeOwned>(body: &[u8], how: &Decoding) -> Result<(Re
 }
 
 fn direct_answer<T: DeserializeOwned>(body: &[u8], how: &Decoding) -> Result<(Records<T>, Bytes), serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(body);
+    let mut de = serde_json::Deserializer::from_str(direct::utf8(body)?);
     let answer = AnswerSeed::<T> {
         how,
         record: PhantomData,
