@@ -27,9 +27,32 @@ fn json_str(s: &str) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// A JSON string literal (serde_json's escaping; writing to a Vec cannot fail).
+/// A JSON string literal, exactly as serde_json writes it. Most text needs no escaping
+/// and is copied whole; serde_json's byte-at-a-time escaper was 6% of an export's CPU.
+/// Text that does need it goes to serde_json (writing to a Vec cannot fail).
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    let _ = serde_json::to_writer(&mut *out, s);
+    if needs_escaping(s.as_bytes()) {
+        let _ = serde_json::to_writer(&mut *out, s);
+    } else {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
+}
+
+/// Whether any byte is one JSON escapes: a quote, a backslash or a control character
+/// below 0x20 (serde_json escapes nothing else). Checked 16 bytes at a time without
+/// branching, which the compiler turns into vector instructions.
+fn needs_escaping(bytes: &[u8]) -> bool {
+    let escaped = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+    let mut chunks = bytes.chunks_exact(16);
+    for chunk in &mut chunks {
+        if chunk.iter().fold(false, |any, &b| any | escaped(b)) {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| escaped(b))
 }
 
 impl JsonEncoder {
@@ -181,6 +204,33 @@ impl Encoder for JsonEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn strings_are_written_exactly_as_serde_json_writes_them(
+            s in "(?s).{0,64}|[ -~\\x00-\\x1f\u{80}-\u{10ffff}]{0,40}",
+        ) {
+            let mut ours = Vec::new();
+            write_str(&mut ours, &s);
+            prop_assert_eq!(ours, serde_json::to_vec(&s).unwrap());
+        }
+    }
+
+    #[test]
+    fn escaping_is_found_anywhere_in_long_text() {
+        let clean = "a".repeat(40);
+        for at in 0..clean.len() {
+            for special in ['"', '\\', '\n', '\u{1}', '\u{1f}'] {
+                let mut s = clean.clone();
+                s.insert(at, special);
+                let mut ours = Vec::new();
+                write_str(&mut ours, &s);
+                assert_eq!(ours, serde_json::to_vec(&s).unwrap(), "{s:?}");
+            }
+        }
+        assert!(!needs_escaping("\u{7f}é😀 ~".repeat(9).as_bytes()));
+    }
 
     #[test]
     fn streams_a_valid_array_with_typed_values() {
