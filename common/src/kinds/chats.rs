@@ -5,7 +5,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    hash::{DefaultHasher, Hash, Hasher},
+    hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher},
     net::IpAddr,
     sync::{Arc, Mutex},
 };
@@ -184,6 +184,30 @@ fn hash64(s: &str) -> u64 {
     h.finish()
 }
 
+/// Hashes the sets' keys, which are [`hash64`] values already, to themselves: hashing
+/// them a second time was a few tenths of a per cent of a chat export's CPU.
+#[derive(Clone, Copy, Debug, Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
+
+    // Only `u64` keys use this hasher; any other input is still hashed, just slowly.
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+}
+
+type ByHash = BuildHasherDefault<Prehashed>;
+
 /// Analytics accumulated while rows pass. Memory grows with the number of distinct
 /// users and conversations (8-byte hashes), never with the number of messages.
 #[derive(Debug, Default)]
@@ -191,8 +215,8 @@ pub struct ChatStats {
     pub total_messages: u64,
     /// A sum of `u64` token costs: it cannot wrap.
     pub total_tokens: u128,
-    users: HashSet<u64>,
-    conversations: HashMap<u64, u64>,
+    users: HashSet<u64, ByHash>,
+    conversations: HashMap<u64, u64, ByHash>,
     countries: HashMap<String, u64>,
     isps: HashMap<String, u64>,
     ip_types: HashMap<String, u64>,
@@ -275,8 +299,14 @@ impl ChatStats {
                 (&mut self.isps, &g.isp),
                 (&mut self.ip_types, &g.ip_type),
             ] {
-                if let Some(v) = value.as_ref().filter(|v| !v.is_empty()) {
-                    *map.entry(v.clone()).or_default() += 1;
+                if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+                    // Looked up by `&str`: a key is copied only the first time it is seen.
+                    match map.get_mut(v) {
+                        Some(count) => *count += 1,
+                        None => {
+                            map.insert(v.to_owned(), 1);
+                        }
+                    }
                 }
             }
         }
