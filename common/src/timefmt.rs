@@ -104,22 +104,37 @@ pub fn parse_bound(s: &str, bound: Bound) -> Option<DateTime<Utc>> {
 /// serde adapter for `DateTime<Utc>` fields in the fixed-width format.
 pub mod serde_ts {
     use super::*;
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format(ts))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_rfc3339(&s).ok_or_else(|| D::Error::custom(format_args!("invalid RFC 3339 timestamp {s:?}")))
+        d.deserialize_str(TimeVisitor)
+    }
+}
+
+/// Reads a timestamp from the text as it is handed over (borrowed when it can be)
+/// rather than from a `String` made for it: two allocations per chat row.
+struct TimeVisitor;
+
+impl serde::de::Visitor<'_> for TimeVisitor {
+    type Value = DateTime<Utc>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an RFC 3339 timestamp")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<DateTime<Utc>, E> {
+        parse_rfc3339(s).ok_or_else(|| E::custom(format_args!("invalid RFC 3339 timestamp {s:?}")))
     }
 }
 
 /// serde adapter for `Option<DateTime<Utc>>` fields in the fixed-width format.
 pub mod serde_ts_opt {
     use super::*;
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(ts: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
         match ts {
@@ -129,11 +144,28 @@ pub mod serde_ts_opt {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-        match Option::<String>::deserialize(d)? {
-            None => Ok(None),
-            Some(s) => parse_rfc3339(&s)
-                .map(Some)
-                .ok_or_else(|| D::Error::custom(format_args!("invalid RFC 3339 timestamp {s:?}"))),
+        d.deserialize_option(MaybeTime)
+    }
+
+    struct MaybeTime;
+
+    impl<'de> serde::de::Visitor<'de> for MaybeTime {
+        type Value = Option<DateTime<Utc>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an RFC 3339 timestamp or null")
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            super::serde_ts::deserialize(d).map(Some)
         }
     }
 }
@@ -141,6 +173,45 @@ pub mod serde_ts_opt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    struct Times {
+        #[serde(with = "serde_ts")]
+        at: DateTime<Utc>,
+        #[serde(with = "serde_ts_opt", default)]
+        until: Option<DateTime<Utc>>,
+    }
+
+    #[test]
+    fn timestamps_read_from_borrowed_escaped_null_and_missing_text() {
+        let t = parse_rfc3339("2024-01-15T10:30:00.123Z").unwrap();
+        let read = |text: &str| serde_json::from_str::<Times>(text);
+        let both = Times { at: t, until: Some(t) };
+        assert_eq!(
+            read(r#"{"at":"2024-01-15T10:30:00.123Z","until":"2024-01-15T11:30:00.123+01:00"}"#).unwrap(),
+            both
+        );
+        // An escape makes serde_json hand over a copy instead of a borrow.
+        assert_eq!(
+            read(r#"{"at":"2024-01-15T10:30:00.123\u005a","until":"2024-01-15T10:30:00.123Z"}"#).unwrap(),
+            both
+        );
+        let none = Times { at: t, until: None };
+        assert_eq!(read(r#"{"at":"2024-01-15T10:30:00.123Z","until":null}"#).unwrap(), none);
+        assert_eq!(read(r#"{"at":"2024-01-15T10:30:00.123Z"}"#).unwrap(), none);
+        let from_value = serde_json::from_value::<Times>(serde_json::json!({"at": "2024-01-15T10:30:00.123Z"}));
+        assert_eq!(from_value.unwrap(), none);
+        for bad in [
+            r#"{"at":"yesterday"}"#,
+            r#"{"at":17}"#,
+            r#"{"at":"2024-01-15T10:30:00.123Z","until":"soon"}"#,
+        ] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
+        let dynamo: serde_dynamo::Item =
+            serde_json::from_str(r#"{"at":{"S":"2024-01-15T10:30:00.123Z"},"until":{"NULL":true}}"#).unwrap();
+        assert_eq!(serde_dynamo::from_item::<_, Times>(dynamo).unwrap(), none);
+    }
 
     #[test]
     fn the_fast_path_writes_what_chrono_writes() {
