@@ -69,9 +69,20 @@ start() { # name port command...
   echo "$name up on 127.0.0.1:$port (pid $(cat "$STACK/$name.pid"))"
 }
 
+# The integration tests make a bucket per test (TestStack: `t<8 hex>-<test>`) and leave
+# it, and an interrupted run leaves unfinished multipart uploads (`.upload_id-*`): a few
+# GB per `make test`, enough to fill a disk over a few dozen runs. They go when S3
+# starts; every other bucket (the demo's, the benchmarks') stays.
+forget_test_objects() {
+  alive s3 && return 0
+  find "$STACK/data/s3" -mindepth 1 -maxdepth 1 \( -regextype posix-extended \
+    -regex '.*/t[0-9a-f]{8}-[^/]*' -o -name '.upload_id-*' \) -exec rm -rf {} + 2>/dev/null || true
+}
+
 up() {
   install
   mkdir -p "$STACK/data/dynamodb" "$STACK/data/s3"
+  forget_test_objects
   start dynamodb "$DYNAMODB_PORT" node "$DYNALITE" --host 127.0.0.1 --port "$DYNAMODB_PORT" \
     --path "$STACK/data/dynamodb" --createTableMs 0 --deleteTableMs 0 --updateTableMs 0
   start s3 "$S3_PORT" "$S3S" --host 127.0.0.1 --port "$S3_PORT" \
