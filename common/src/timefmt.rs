@@ -113,21 +113,21 @@ pub mod serde_ts {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         d.deserialize_str(TimeVisitor)
     }
-}
 
-/// Reads a timestamp from the text as it is handed over (borrowed when it can be)
-/// rather than from a `String` made for it: two allocations per chat row.
-struct TimeVisitor;
+    /// Reads a timestamp from the text as it is handed over (borrowed when it can be)
+    /// rather than from a `String` made for it: two allocations per chat row.
+    struct TimeVisitor;
 
-impl serde::de::Visitor<'_> for TimeVisitor {
-    type Value = DateTime<Utc>;
+    impl serde::de::Visitor<'_> for TimeVisitor {
+        type Value = DateTime<Utc>;
 
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an RFC 3339 timestamp")
-    }
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an RFC 3339 timestamp")
+        }
 
-    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<DateTime<Utc>, E> {
-        parse_rfc3339(s).ok_or_else(|| E::custom(format_args!("invalid RFC 3339 timestamp {s:?}")))
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<DateTime<Utc>, E> {
+            parse_rfc3339(s).ok_or_else(|| E::custom(format_args!("invalid RFC 3339 timestamp {s:?}")))
+        }
     }
 }
 

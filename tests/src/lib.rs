@@ -274,6 +274,20 @@ pub fn request_with_body(method: &str, path_and_query: &str, headers: &[(&str, &
     lambda_http::request::from_str(&event.to_string()).expect("valid event")
 }
 
+/// The bytes of an object in the context's export bucket.
+pub async fn object(ctx: &AppContext, key: &str) -> Vec<u8> {
+    let out = ctx
+        .aws
+        .s3
+        .get_object()
+        .bucket(&ctx.config.delivery.bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("object");
+    out.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
 /// Every audit record of the stack.
 pub async fn audit_records(stack: &TestStack) -> Vec<common::audit::AuditRecord> {
     let out = stack

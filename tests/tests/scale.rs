@@ -137,19 +137,6 @@ async fn at_scale(
     .await
 }
 
-async fn object(ctx: &AppContext, key: &str) -> Vec<u8> {
-    let out = ctx
-        .aws
-        .s3
-        .get_object()
-        .bucket(&ctx.config.delivery.bucket)
-        .key(key)
-        .send()
-        .await
-        .expect("object");
-    out.body.collect().await.unwrap().into_bytes().to_vec()
-}
-
 /// The live export of the job's spec (the same spec, run from DynamoDB in one go).
 async fn live(ctx: &AppContext, job_id: &str) -> Vec<u8> {
     let job = JobStore::of(ctx).get(job_id).await.unwrap().unwrap();

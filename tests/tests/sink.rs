@@ -2,9 +2,11 @@
 //! byte written, in order.
 
 use common::export::{ByteSink, Delivered, S3Sink, sink::ObjectTarget};
-use integration_tests::TestStack;
+use integration_tests::{TestStack, object};
 
 const MIB: usize = 1024 * 1024;
+/// S3's smallest part: the most parts for the bytes written.
+const PART: usize = common::config::MIN_PART_BYTES;
 
 /// Bytes that differ from chunk to chunk and within one, so a part stored twice, out of
 /// order, or cut at the wrong place cannot go unnoticed.
@@ -16,14 +18,14 @@ fn chunk(index: usize, len: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn many_parts_from_uneven_chunks_store_every_byte_in_order() {
-    let stack = TestStack::with_config("sink-parts", |c| c.delivery.part_bytes = 5 * MIB).await;
+    let stack = TestStack::new("sink-parts").await;
     let target = ObjectTarget {
         bucket: stack.ctx.config.delivery.bucket.clone(),
         key: "parts/every-byte.bin".into(),
         content_type: "application/octet-stream".into(),
         content_disposition: "attachment; filename=\"every-byte.bin\"".into(),
     };
-    let mut sink = S3Sink::new(stack.ctx.aws.s3.clone(), target.clone(), None, 5 * MIB);
+    let mut sink = S3Sink::new(stack.ctx.aws.s3.clone(), target.clone(), None, PART);
     // Small chunks, chunks of about a megabyte (as the encoders make them), a chunk
     // larger than any before it, one larger than a part, and an odd tail: 10 parts,
     // more than are ever in flight at once.
@@ -39,27 +41,13 @@ async fn many_parts_from_uneven_chunks_store_every_byte_in_order() {
         expected.extend_from_slice(&bytes);
         sink.write(bytes).await.expect("write");
     }
-    assert!(expected.len() > 9 * 5 * MIB, "{} bytes", expected.len());
+    assert!(expected.len() > 9 * PART, "{} bytes", expected.len());
     assert_eq!(sink.bytes_written(), expected.len() as u64);
     match sink.finish().await.expect("finish") {
         Delivered::Stored { bucket, key } => assert_eq!((bucket, key), (target.bucket.clone(), target.key.clone())),
         Delivered::Inline(_) => panic!("a link was asked for"),
     }
-    let stored = stack
-        .ctx
-        .aws
-        .s3
-        .get_object()
-        .bucket(&target.bucket)
-        .key(&target.key)
-        .send()
-        .await
-        .expect("get")
-        .body
-        .collect()
-        .await
-        .expect("body")
-        .into_bytes();
+    let stored = object(&stack.ctx, &target.key).await;
     assert_eq!(stored.len(), expected.len());
     assert!(stored == expected, "the stored object differs from the bytes written");
 }
