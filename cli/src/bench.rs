@@ -127,8 +127,8 @@ impl Store for BenchStore {
             }
             session_no += 1;
             let session = Arc::new(Session {
-                session_id: format!("sess-{session_no:08}"),
-                user_id: format!("user-{:05}", rng.below(50_000)),
+                session_id: compact_str::format_compact!("sess-{session_no:08}"),
+                user_id: compact_str::format_compact!("user-{:05}", rng.below(50_000)),
                 started_at: synth::epoch() + chrono::Duration::seconds(session_no as i64 * 60),
             });
             let n = (1 + rng.below(12) as usize).min(total - produced);
@@ -138,8 +138,8 @@ impl Store for BenchStore {
                     session: session.clone(),
                     message: Some(SessionMessage {
                         session_id: session.session_id.clone(),
-                        message_id: format!("msg-{session_no:08}-{j:02}"),
-                        content: synth::message_text(&mut rng),
+                        message_id: compact_str::format_compact!("msg-{session_no:08}-{j:02}"),
+                        content: synth::message_text(&mut rng).into(),
                         sender: if j % 2 == 0 { "user" } else { "bot" }.into(),
                         timestamp: session.started_at + chrono::Duration::seconds(j as i64 * 7),
                     }),

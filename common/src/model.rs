@@ -8,11 +8,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::timefmt::{serde_ts, serde_ts_opt};
 
+/// Text that is usually short (ids, names, places): kept inline up to 24 bytes, so
+/// reading a record allocates only for its long texts.
+pub type Text = compact_str::CompactString;
+
 /// A chat session (seed 000). Table `SESSIONS_TABLE`, key `session_id`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Session {
-    pub session_id: String,
-    pub user_id: String,
+    pub session_id: Text,
+    pub user_id: Text,
     #[serde(with = "serde_ts")]
     pub started_at: DateTime<Utc>,
 }
@@ -21,11 +25,11 @@ pub struct Session {
 /// key `session_id` + `msg_key` (`<timestamp>#<message_id>`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SessionMessage {
-    pub session_id: String,
-    pub message_id: String,
-    pub content: String,
+    pub session_id: Text,
+    pub message_id: Text,
+    pub content: Text,
     /// `user`, `bot` or `agent` in the sample data; exported as stored.
-    pub sender: String,
+    pub sender: Text,
     #[serde(with = "serde_ts")]
     pub timestamp: DateTime<Utc>,
 }
@@ -98,17 +102,17 @@ string_enum!(
 /// (`chatbot_id`, `created_at`) and `by_created` (`shard`, `created_key`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Lead {
-    pub lead_id: String,
-    pub company_id: String,
-    pub company_name: String,
-    pub chatbot_id: String,
-    pub chatbot_name: String,
+    pub lead_id: Text,
+    pub company_id: Text,
+    pub company_name: Text,
+    pub chatbot_id: Text,
+    pub chatbot_name: Text,
     #[serde(default)]
-    pub session_id: Option<String>,
+    pub session_id: Option<Text>,
     #[serde(default)]
-    pub email: Option<String>,
+    pub email: Option<Text>,
     #[serde(default)]
-    pub phone: Option<String>,
+    pub phone: Option<Text>,
     #[serde(default)]
     pub lead_score: Option<u32>,
     #[serde(default)]
@@ -116,7 +120,7 @@ pub struct Lead {
     pub confidence: Confidence,
     pub category: LeadCategory,
     #[serde(default)]
-    pub primary_language: Option<String>,
+    pub primary_language: Option<Text>,
     #[serde(default)]
     pub detected_languages: Vec<String>,
     #[serde(default)]
@@ -131,13 +135,13 @@ pub struct Lead {
     #[serde(with = "serde_ts")]
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Text>,
     #[serde(default)]
-    pub ip_address: Option<String>,
+    pub ip_address: Option<Text>,
     #[serde(default)]
-    pub location_country: Option<String>,
+    pub location_country: Option<Text>,
     #[serde(default)]
-    pub location_city: Option<String>,
+    pub location_city: Option<Text>,
     #[serde(default)]
     pub message_count: Option<u32>,
     /// Seconds.
@@ -148,7 +152,7 @@ pub struct Lead {
     #[serde(default, with = "serde_ts_opt")]
     pub last_interest_detected: Option<DateTime<Utc>>,
     #[serde(default)]
-    pub conversation_summary: Option<String>,
+    pub conversation_summary: Option<Text>,
     #[serde(default)]
     pub tags: Vec<String>,
     #[serde(default)]
@@ -158,35 +162,35 @@ pub struct Lead {
     #[serde(default)]
     pub conversion_value: Option<f64>,
     #[serde(default)]
-    pub conversion_source: Option<String>,
+    pub conversion_source: Option<Text>,
 }
 
 /// Geolocation of a chat message's sender (seed 002).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct GeoData {
     #[serde(default)]
-    pub country: Option<String>,
+    pub country: Option<Text>,
     #[serde(default)]
-    pub country_code: Option<String>,
+    pub country_code: Option<Text>,
     #[serde(default)]
-    pub region: Option<String>,
+    pub region: Option<Text>,
     #[serde(default)]
-    pub region_name: Option<String>,
+    pub region_name: Option<Text>,
     #[serde(default)]
-    pub city: Option<String>,
+    pub city: Option<Text>,
     #[serde(default)]
     pub latitude: Option<f64>,
     #[serde(default)]
     pub longitude: Option<f64>,
     #[serde(default)]
-    pub timezone: Option<String>,
+    pub timezone: Option<Text>,
     #[serde(default)]
-    pub isp: Option<String>,
+    pub isp: Option<Text>,
     #[serde(default)]
-    pub organization: Option<String>,
+    pub organization: Option<Text>,
     /// `Residential`, `Mobile`, `Datacenter`, `VPN`, ...
     #[serde(default)]
-    pub ip_type: Option<String>,
+    pub ip_type: Option<Text>,
 }
 
 /// One chat message with its reply (seed 002). Table `CHAT_MESSAGES_TABLE`, key
@@ -194,21 +198,21 @@ pub struct GeoData {
 /// (`conversation_id`, `ts_id`) and `by_time` (`shard`, `ts_id`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessage {
-    pub id: String,
-    pub client_id: String,
-    pub conversation_id: String,
+    pub id: Text,
+    pub client_id: Text,
+    pub conversation_id: Text,
     #[serde(default)]
-    pub session_id: Option<String>,
-    pub from_name: String,
+    pub session_id: Option<Text>,
+    pub from_name: Text,
     #[serde(default)]
-    pub from_user_id: Option<String>,
+    pub from_user_id: Option<Text>,
     #[serde(default)]
-    pub user_name: Option<String>,
+    pub user_name: Option<Text>,
     #[serde(default)]
-    pub user_email: Option<String>,
-    pub message: String,
+    pub user_email: Option<Text>,
+    pub message: Text,
     #[serde(default)]
-    pub reply: Option<String>,
+    pub reply: Option<Text>,
     #[serde(with = "serde_ts")]
     pub timestamp: DateTime<Utc>,
     #[serde(with = "serde_ts")]
@@ -216,11 +220,11 @@ pub struct ChatMessage {
     #[serde(default)]
     pub token_cost: u64,
     #[serde(default)]
-    pub user_ip: Option<String>,
+    pub user_ip: Option<Text>,
     #[serde(default)]
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Text>,
     #[serde(default)]
-    pub referrer: Option<String>,
+    pub referrer: Option<Text>,
     #[serde(default)]
     pub is_embed_user: bool,
     #[serde(default)]

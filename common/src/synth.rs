@@ -6,6 +6,7 @@
 //! because the same seed must give the same data across crate upgrades.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use compact_str::format_compact;
 
 use crate::{
     model::{ChatMessage, Confidence, GeoData, InterestLevel, Lead, LeadCategory, LeadStatus, Session, SessionMessage},
@@ -87,8 +88,8 @@ pub fn sessions(seed: u64, count: usize) -> impl Iterator<Item = Record> {
     let mut rng = Rng::new(seed);
     (0..count).flat_map(move |i| {
         let session = Session {
-            session_id: format!("sess-{i:06}"),
-            user_id: format!("user-{:04}", rng.below(500)),
+            session_id: format_compact!("sess-{i:06}"),
+            user_id: format_compact!("user-{:04}", rng.below(500)),
             started_at: epoch() + Duration::minutes(i as i64 * 7) + Duration::milliseconds(rng.below(60_000) as i64),
         };
         let n = if rng.chance(12) { 0 } else { 1 + rng.below(8) as usize };
@@ -98,8 +99,8 @@ pub fn sessions(seed: u64, count: usize) -> impl Iterator<Item = Record> {
             at += Duration::milliseconds(500 + rng.below(90_000) as i64);
             records.push(Record::Message(SessionMessage {
                 session_id: session.session_id.clone(),
-                message_id: format!("msg-{i:06}-{j:02}"),
-                content: message_text(&mut rng),
+                message_id: format_compact!("msg-{i:06}-{j:02}"),
+                content: message_text(&mut rng).into(),
                 sender: if j % 2 == 0 { "user" } else { "bot" }.into(),
                 timestamp: at,
             }));
@@ -164,19 +165,19 @@ pub fn leads(seed: u64, count: usize) -> impl Iterator<Item = Record> {
         }
         let sparse = rng.chance(15);
         Record::Lead(Lead {
-            lead_id: format!("lead-{i:06}"),
+            lead_id: format_compact!("lead-{i:06}"),
             company_id: company_id.into(),
             company_name: company_name.into(),
-            chatbot_id: format!("{company_id}-bot-{bot}"),
-            chatbot_name: format!("{} Bot {}", company_name.split(' ').next().unwrap_or("Chat"), bot + 1),
-            session_id: (!sparse).then(|| format!("sess-{:06}", rng.below(100_000))),
-            email: (!sparse).then(|| format!("lead{i}+test@example.com")),
-            phone: (!sparse).then(|| format!("+44 020 7946 {:04}", rng.below(10_000))),
+            chatbot_id: format_compact!("{company_id}-bot-{bot}"),
+            chatbot_name: format_compact!("{} Bot {}", company_name.split(' ').next().unwrap_or("Chat"), bot + 1),
+            session_id: (!sparse).then(|| format_compact!("sess-{:06}", rng.below(100_000))),
+            email: (!sparse).then(|| format_compact!("lead{i}+test@example.com")),
+            phone: (!sparse).then(|| format_compact!("+44 020 7946 {:04}", rng.below(10_000))),
             lead_score: Some(rng.below(101) as u32),
             interest_level: (!sparse).then(|| *rng.pick(InterestLevel::ALL)),
             confidence: *rng.pick(Confidence::ALL),
             category: *rng.pick(LeadCategory::ALL),
-            primary_language: Some(primary),
+            primary_language: Some(primary.as_str().into()),
             detected_languages: detected,
             ai_legitimate: (!sparse).then(|| rng.chance(80)),
             ai_confidence_score: (!sparse).then(|| rng.below(10_001) as f64 / 100.0),
@@ -191,15 +192,15 @@ pub fn leads(seed: u64, count: usize) -> impl Iterator<Item = Record> {
             status,
             created_at,
             updated_at: created_at + Duration::hours(rng.below(72) as i64),
-            user_agent: (!sparse).then(|| rng.pick(AGENTS).to_string()),
-            ip_address: (!sparse).then(|| ip(&mut rng)),
-            location_country: (!sparse).then(|| country.to_string()),
-            location_city: (!sparse).then(|| rng.pick(cities).to_string()),
+            user_agent: (!sparse).then(|| (*rng.pick(AGENTS)).into()),
+            ip_address: (!sparse).then(|| ip(&mut rng).into()),
+            location_country: (!sparse).then(|| country.into()),
+            location_city: (!sparse).then(|| (*rng.pick(cities)).into()),
             message_count: Some(1 + rng.below(40) as u32),
             session_duration: Some(rng.below(3600)),
             first_interest_detected: (!sparse).then(|| created_at + Duration::seconds(5)),
             last_interest_detected: (!sparse).then(|| created_at + Duration::seconds(95)),
-            conversation_summary: (!sparse).then(|| message_text(&mut rng)),
+            conversation_summary: (!sparse).then(|| message_text(&mut rng).into()),
             tags: if sparse {
                 vec![]
             } else {
@@ -208,7 +209,7 @@ pub fn leads(seed: u64, count: usize) -> impl Iterator<Item = Record> {
             notes_count: Some(rng.below(5) as u32),
             converted_at: converted.then(|| created_at + Duration::days(3)),
             conversion_value: converted.then(|| (rng.below(1_000_000) as f64) / 100.0),
-            conversion_source: converted.then(|| "chatbot".to_string()),
+            conversion_source: converted.then(|| "chatbot".into()),
         })
     })
 }
@@ -232,45 +233,43 @@ pub fn chat_messages(seed: u64, count: usize) -> impl Iterator<Item = Record> {
         let (country, code, cities) = *rng.pick(COUNTRIES);
         let embed = rng.chance(70);
         Record::ChatMessage(ChatMessage {
-            id: format!("chat-{i:07}"),
+            id: format_compact!("chat-{i:07}"),
             client_id: client.into(),
-            conversation_id: format!("conv-{conversation:06}"),
-            session_id: Some(format!("sess-{:06}", conversation)),
+            conversation_id: format_compact!("conv-{conversation:06}"),
+            session_id: Some(format_compact!("sess-{:06}", conversation)),
             from_name: if embed {
                 "Embed User".into()
             } else {
-                format!("User {}", rng.below(100))
+                format_compact!("User {}", rng.below(100))
             },
             from_user_id: Some(if embed {
                 "000000000000000000000000".into()
             } else {
-                format!("{:024x}", rng.next_u64())
+                format_compact!("{:024x}", rng.next_u64())
             }),
-            user_name: (!embed).then(|| "Jane O'Neil".to_string()),
-            user_email: (!embed).then(|| "jane@example.com".to_string()),
-            message: message_text(&mut rng),
-            reply: rng.chance(90).then(|| rng.pick(PLAIN_TEXTS).to_string()),
+            user_name: (!embed).then(|| "Jane O'Neil".into()),
+            user_email: (!embed).then(|| "jane@example.com".into()),
+            message: message_text(&mut rng).into(),
+            reply: rng.chance(90).then(|| (*rng.pick(PLAIN_TEXTS)).into()),
             timestamp,
             created_at: timestamp,
             token_cost: 20 + rng.below(300),
-            user_ip: Some(ip(&mut rng)),
-            user_agent: Some(rng.pick(AGENTS).to_string()),
-            referrer: rng
-                .chance(60)
-                .then(|| "https://example.com/pricing?ref=chat".to_string()),
+            user_ip: Some(ip(&mut rng).into()),
+            user_agent: Some((*rng.pick(AGENTS)).into()),
+            referrer: rng.chance(60).then(|| "https://example.com/pricing?ref=chat".into()),
             is_embed_user: embed,
             geo_data: rng.chance(90).then(|| GeoData {
                 country: Some(country.into()),
                 country_code: Some(code.into()),
                 region: Some("R1".into()),
                 region_name: Some("Region One".into()),
-                city: Some(rng.pick(cities).to_string()),
+                city: Some((*rng.pick(cities)).into()),
                 latitude: Some(37.7749),
                 longitude: Some(-122.4194),
                 timezone: Some("America/Los_Angeles".into()),
-                isp: Some(rng.pick(ISPS).to_string()),
+                isp: Some((*rng.pick(ISPS)).into()),
                 organization: Some("Example Org".into()),
-                ip_type: Some(rng.pick(IP_TYPES).to_string()),
+                ip_type: Some((*rng.pick(IP_TYPES)).into()),
             }),
         })
     })

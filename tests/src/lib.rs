@@ -212,9 +212,9 @@ pub fn expected_session_rows(records: &[Record], guard: impl Fn(&str) -> String)
     for r in records {
         match r {
             Record::Session(s) => {
-                sessions.insert(s.session_id.clone(), s.user_id.clone());
+                sessions.insert(s.session_id.to_string(), s.user_id.to_string());
             }
-            Record::Message(m) => messages.entry(m.session_id.clone()).or_default().push(m),
+            Record::Message(m) => messages.entry(m.session_id.to_string()).or_default().push(m),
             _ => {}
         }
     }
@@ -238,9 +238,9 @@ pub fn expected_session_rows(records: &[Record], guard: impl Fn(&str) -> String)
                         vec![
                             sid.clone(),
                             uid.clone(),
-                            m.message_id.clone(),
+                            m.message_id.to_string(),
                             guard(&m.content),
-                            m.sender.clone(),
+                            m.sender.to_string(),
                             m.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                         ]
                     })

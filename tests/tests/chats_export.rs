@@ -54,7 +54,7 @@ fn hard_messages() -> Vec<ChatMessage> {
     let long = ChatMessage {
         id: "hard-2".into(),
         conversation_id: "conv-hard".into(),
-        message: "x".repeat(40_000),
+        message: "x".repeat(40_000).into(),
         timestamp: ts("2024-01-11T00:00:00Z"),
         created_at: ts("2024-01-11T00:00:00Z"),
         user_ip: Some("198.51.100.23".into()),
@@ -165,6 +165,7 @@ fn expected_summary(msgs: &[&ChatMessage]) -> Value {
             .filter(|id| !id.is_empty() && id.chars().any(|c| c != '0'))
             .or(m.session_id.clone())
             .or(m.user_ip.clone())
+            .map(|id| id.to_string())
     };
     let users: HashSet<String> = msgs.iter().filter_map(|m| user(m)).collect();
     let mut convs: HashMap<&str, u64> = HashMap::new();
@@ -173,13 +174,13 @@ fn expected_summary(msgs: &[&ChatMessage]) -> Value {
         *convs.entry(&m.conversation_id).or_default() += 1;
         if let Some(g) = &m.geo_data {
             if let Some(c) = &g.country {
-                *countries.entry(c.clone()).or_insert(0u64) += 1;
+                *countries.entry(c.to_string()).or_insert(0u64) += 1;
             }
             if let Some(i) = &g.isp {
-                *isps.entry(i.clone()).or_insert(0u64) += 1;
+                *isps.entry(i.to_string()).or_insert(0u64) += 1;
             }
             if let Some(i) = &g.ip_type {
-                *types.entry(i.clone()).or_insert(0u64) += 1;
+                *types.entry(i.to_string()).or_insert(0u64) += 1;
             }
         }
     }
@@ -272,7 +273,7 @@ async fn filters_dates_conversation_and_limit() {
             .map(|m| m["id"].as_str().unwrap().to_string())
             .collect()
     };
-    let want_ids = |v: Vec<&ChatMessage>| -> Vec<String> { v.into_iter().map(|m| m.id.clone()).collect() };
+    let want_ids = |v: Vec<&ChatMessage>| -> Vec<String> { v.into_iter().map(|m| m.id.to_string()).collect() };
     let jan10_end = ts("2024-01-10T23:59:59.999Z");
     let jan2 = ts("2024-01-02T00:00:00Z");
     let cases: Vec<(&str, Vec<&ChatMessage>)> = vec![
@@ -321,7 +322,7 @@ async fn filters_dates_conversation_and_limit() {
     let doc = body_json(&download(&stack, &admin, "limit=100000").await);
     let mut got = ids(&doc);
     got.sort();
-    let mut all: Vec<String> = msgs.iter().map(|m| m.id.clone()).collect();
+    let mut all: Vec<String> = msgs.iter().map(|m| m.id.to_string()).collect();
     all.sort();
     assert_eq!(got, all);
     assert!(doc["export_info"]["client_id"].is_null());
@@ -356,13 +357,10 @@ async fn users_see_only_their_client_with_anonymised_ips() {
         )
         .await,
     );
-    assert!(
-        doc["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|m| msgs.iter().any(|x| x.id == m["id"] && x.client_id == "client-alpha"))
-    );
+    assert!(doc["messages"].as_array().unwrap().iter().all(|m| {
+        msgs.iter()
+            .any(|x| m["id"] == x.id.as_str() && x.client_id == "client-alpha")
+    }));
     for resp in [
         download(&stack, &user, "client_id=client-beta").await,
         post(&stack, &user, &json!({"client_id": "client-beta"})).await,
@@ -412,7 +410,7 @@ async fn excel_has_messages_and_summary_sheets_with_real_types() {
     let want = by_time(&msgs, |m| m.client_id == "client-alpha");
     assert_eq!(rows.len() - 1, want.len());
     for (r, m) in rows[1..].iter().zip(&want) {
-        assert_eq!(r[0], Data::String(m.id.clone()));
+        assert_eq!(r[0], Data::String(m.id.to_string()));
         let Data::DateTime(dt) = &r[4] else {
             panic!("timestamp is a date: {:?}", r[4])
         };

@@ -8,7 +8,7 @@ use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::{
     auth::Role,
-    model::{ChatMessage, GeoData},
+    model::{ChatMessage, GeoData, Text},
     store::Record,
     synth,
 };
@@ -104,7 +104,7 @@ fn expected(
     let mut groups: BTreeMap<(String, String), Vec<&ChatMessage>> = BTreeMap::new();
     for m in msgs.iter().filter(|m| keep(m)) {
         groups
-            .entry((m.client_id.clone(), m.conversation_id.clone()))
+            .entry((m.client_id.to_string(), m.conversation_id.to_string()))
             .or_default()
             .push(m);
     }
@@ -112,10 +112,10 @@ fn expected(
         .into_iter()
         .map(|(key, mut ms)| {
             ms.sort_by(|a, b| (a.timestamp, &a.id).cmp(&(b.timestamp, &b.id)));
-            let first = |f: &dyn Fn(&ChatMessage) -> Option<String>| -> Value {
+            let first = |f: &dyn Fn(&ChatMessage) -> Option<Text>| -> Value {
                 ms.iter()
                     .find_map(|m| f(m).filter(|v| !v.is_empty()))
-                    .map_or(Value::Null, Value::String)
+                    .map_or(Value::Null, |v| Value::String(v.to_string()))
             };
             let ip = first(&|m| m.user_ip.clone());
             let ip = match (ip, anonymize) {

@@ -41,7 +41,11 @@ async fn excel_rows_continue_on_new_sheets_and_long_cells_are_truncated() {
         .map(|i| {
             vec![
                 Cell::Int(i),
-                Cell::Text(if i == 7 { long.clone() } else { format!("row {i}") }),
+                Cell::Text(if i == 7 {
+                    long.clone().into()
+                } else {
+                    format!("row {i}").into()
+                }),
             ]
         })
         .collect();
@@ -79,7 +83,7 @@ async fn excel_rows_continue_on_new_sheets_and_long_cells_are_truncated() {
 #[tokio::test]
 async fn json_and_csv_keep_long_text_whole() {
     let long = "x".repeat(EXCEL_MAX_CELL_CHARS * 2);
-    let rows = vec![vec![Cell::Int(1), Cell::Text(long.clone())]];
+    let rows = vec![vec![Cell::Int(1), Cell::Text(long.clone().into())]];
     let json = encode(job(Format::Json, rows.clone(), EncodeOptions::default())).await;
     let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(v[0]["text"].as_str().unwrap().len(), long.len());

@@ -40,13 +40,13 @@ fn chat(id: &str, client: &str, at: &str) -> ChatMessage {
     ChatMessage {
         id: id.into(),
         client_id: client.into(),
-        conversation_id: format!("conv-{client}"),
-        session_id: Some(format!("sess-{id}")),
+        conversation_id: format!("conv-{client}").into(),
+        session_id: Some(format!("sess-{id}").into()),
         from_name: "Embed User".into(),
         from_user_id: None,
         user_name: None,
         user_email: None,
-        message: format!("message {id}"),
+        message: format!("message {id}").into(),
         reply: Some("reply".into()),
         timestamp: ts(at),
         created_at: ts(at),
@@ -77,7 +77,7 @@ fn spread_messages() -> Vec<ChatMessage> {
 fn by_time(msgs: &[ChatMessage]) -> Vec<String> {
     let mut v: Vec<&ChatMessage> = msgs.iter().collect();
     v.sort_by(|a, b| (a.timestamp, &a.id).cmp(&(b.timestamp, &b.id)));
-    v.into_iter().map(|m| m.id.clone()).collect()
+    v.into_iter().map(|m| m.id.to_string()).collect()
 }
 
 async fn get(stack: &TestStack, token: &str, path_and_query: &str) -> Response<Body> {
@@ -453,8 +453,8 @@ impl Store for PanickingStore {
                     session: session.clone(),
                     message: Some(SessionMessage {
                         session_id: "s".into(),
-                        message_id: format!("m{i}"),
-                        content: "x".repeat(1024 * 1024),
+                        message_id: format!("m{i}").into(),
+                        content: "x".repeat(1024 * 1024).into(),
                         sender: "bot".into(),
                         timestamp: Utc::now(),
                     }),

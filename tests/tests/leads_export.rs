@@ -8,7 +8,7 @@ use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::{
     auth::Role,
-    model::{Confidence, Lead, LeadCategory, LeadStatus},
+    model::{Confidence, Lead, LeadCategory, LeadStatus, Text},
     store::Record,
     synth,
 };
@@ -170,11 +170,15 @@ fn ids_in_csv(resp: &Response<Body>) -> BTreeSet<String> {
 }
 
 fn ids_where(leads: &[Lead], keep: impl Fn(&Lead) -> bool) -> BTreeSet<String> {
-    leads.iter().filter(|l| keep(l)).map(|l| l.lead_id.clone()).collect()
+    leads
+        .iter()
+        .filter(|l| keep(l))
+        .map(|l| l.lead_id.to_string())
+        .collect()
 }
 
-fn opt(v: &Option<String>) -> String {
-    v.clone().unwrap_or_default()
+fn opt(v: &Option<Text>) -> String {
+    v.as_deref().unwrap_or_default().to_string()
 }
 
 fn t(v: &DateTime<Utc>) -> String {
@@ -185,9 +189,9 @@ fn t(v: &DateTime<Utc>) -> String {
 fn csv_row(l: &Lead) -> Vec<String> {
     let num = |v: Option<u32>| v.map(|n| n.to_string()).unwrap_or_default();
     vec![
-        l.lead_id.clone(),
-        l.chatbot_name.clone(),
-        l.company_name.clone(),
+        l.lead_id.to_string(),
+        l.chatbot_name.to_string(),
+        l.company_name.to_string(),
         opt(&l.session_id),
         opt(&l.email),
         opt(&l.phone),
@@ -546,7 +550,7 @@ async fn json_has_stable_snake_case_keys_and_typed_values() {
     assert_eq!(full["detected_languages"], serde_json::json!(["es", "fr"]));
     assert_eq!(full["tags"], serde_json::json!(["a,b", "ünï", "Needle-Tag"]));
     assert_eq!(full["created_at"], "2024-01-31T23:59:59.500Z");
-    assert_eq!(full["conversation_summary"], l.conversation_summary.clone().unwrap());
+    assert_eq!(full["conversation_summary"], l.conversation_summary.as_deref().unwrap());
     assert_eq!(full["conversion_value"], 1234567.89);
     let bare = arr.iter().find(|o| o["lead_id"] == "bare-1").unwrap();
     assert!(bare["email"].is_null() && bare["converted_at"].is_null());
@@ -569,7 +573,7 @@ async fn custom_columns_in_the_order_given() {
     let mut want: Vec<Vec<String>> = leads
         .iter()
         .filter(|l| l.company_id == "comp-hard")
-        .map(|l| vec![opt(&l.email), l.lead_id.clone(), l.tags.join(","), t(&l.created_at)])
+        .map(|l| vec![opt(&l.email), l.lead_id.to_string(), l.tags.join(","), t(&l.created_at)])
         .collect();
     want.sort();
     assert_eq!(rows, want);

@@ -9,7 +9,9 @@ use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::{
     auth::Role,
-    model::{ChatMessage, Confidence, GeoData, InterestLevel, Lead, LeadCategory, LeadStatus, Session, SessionMessage},
+    model::{
+        ChatMessage, Confidence, GeoData, InterestLevel, Lead, LeadCategory, LeadStatus, Session, SessionMessage, Text,
+    },
     store::Record,
 };
 use integration_tests::*;
@@ -35,8 +37,8 @@ enum V {
     List(Vec<String>, &'static str),
 }
 
-fn text(v: &Option<String>) -> V {
-    v.clone().map_or(V::Absent, V::Text)
+fn text(v: &Option<Text>) -> V {
+    v.as_ref().map_or(V::Absent, |v| V::Text(v.to_string()))
 }
 
 fn int<T: Into<i128>>(v: Option<T>) -> V {
@@ -194,7 +196,7 @@ fn boundary_leads() -> Vec<Lead> {
         ai_verification_reasons: vec![NASTY.into()],
         created_at: ts("0000-01-01T00:00:00Z"),
         updated_at: ts("9999-12-31T23:59:59.999Z"),
-        user_agent: Some("x".repeat(40_000)),
+        user_agent: Some("x".repeat(40_000).into()),
         ip_address: Some("::".into()),
         location_country: Some("Ünïcode 🚀".into()),
         location_city: Some("".into()),
@@ -202,7 +204,7 @@ fn boundary_leads() -> Vec<Lead> {
         session_duration: Some(u64::MAX),
         first_interest_detected: Some(ts("1899-12-31T23:59:59.999Z")),
         last_interest_detected: Some(ts("1900-01-01T00:00:00Z")),
-        conversation_summary: Some("😀".repeat(20_000)),
+        conversation_summary: Some("😀".repeat(20_000).into()),
         tags: vec!["a,b".into(), "".into(), "=x".into()],
         notes_count: Some(0),
         converted_at: Some(ts("1900-03-01T00:00:00.001Z")),
@@ -232,7 +234,7 @@ fn boundary_leads() -> Vec<Lead> {
     };
     // Close to DynamoDB's 400 KB item limit.
     let big = Lead {
-        conversation_summary: Some("é".repeat(195_000)),
+        conversation_summary: Some("é".repeat(195_000).into()),
         ..lead("edge-big")
     };
     vec![max, wrap, digits15, digits16, big, lead("edge-bare")]
@@ -241,9 +243,9 @@ fn boundary_leads() -> Vec<Lead> {
 /// Every column of the leads export, in the seed's order.
 fn lead_values(l: &Lead) -> Vec<V> {
     vec![
-        V::Text(l.lead_id.clone()),
-        V::Text(l.chatbot_name.clone()),
-        V::Text(l.company_name.clone()),
+        V::Text(l.lead_id.to_string()),
+        V::Text(l.chatbot_name.to_string()),
+        V::Text(l.company_name.to_string()),
         text(&l.session_id),
         text(&l.email),
         text(&l.phone),
@@ -317,7 +319,7 @@ fn expected_leads(leads: &[Lead]) -> Vec<(String, Vec<V>)> {
     sorted.sort_by(|a, b| (a.created_at, &a.lead_id).cmp(&(b.created_at, &b.lead_id)));
     sorted
         .into_iter()
-        .map(|l| (l.lead_id.clone(), lead_values(l)))
+        .map(|l| (l.lead_id.to_string(), lead_values(l)))
         .collect()
 }
 
@@ -414,7 +416,7 @@ fn boundary_chats() -> Vec<ChatMessage> {
             from_user_id: Some("000000".into()),
             user_name: Some("".into()),
             user_email: Some(NASTY.into()),
-            message: "m".repeat(40_000),
+            message: "m".repeat(40_000).into(),
             reply: Some(NASTY.into()),
             timestamp: ts("0001-01-01T00:00:00Z"),
             created_at: ts("9999-12-31T23:59:59.999Z"),
@@ -447,7 +449,7 @@ fn boundary_chats() -> Vec<ChatMessage> {
             ..chat("edge-2")
         },
         ChatMessage {
-            message: "é".repeat(190_000),
+            message: "é".repeat(190_000).into(),
             timestamp: ts("2024-02-29T23:59:59.999Z"),
             token_cost: 999_999_999_999_999,
             ..chat("edge-3")
@@ -459,12 +461,12 @@ fn boundary_chats() -> Vec<ChatMessage> {
 fn chat_values(m: &ChatMessage) -> Vec<(&'static str, V)> {
     let g = m.geo_data.clone().unwrap_or_default();
     vec![
-        ("id", V::Text(m.id.clone())),
-        ("from_name", V::Text(m.from_name.clone())),
-        ("message", V::Text(m.message.clone())),
+        ("id", V::Text(m.id.to_string())),
+        ("from_name", V::Text(m.from_name.to_string())),
+        ("message", V::Text(m.message.to_string())),
         ("reply", text(&m.reply)),
         ("timestamp", V::Time(m.timestamp)),
-        ("conversation_id", V::Text(m.conversation_id.clone())),
+        ("conversation_id", V::Text(m.conversation_id.to_string())),
         ("token_cost", V::Int(m.token_cost.into())),
         ("user_ip", text(&m.user_ip)),
         ("user_agent", text(&m.user_agent)),
@@ -483,7 +485,7 @@ fn chat_values(m: &ChatMessage) -> Vec<(&'static str, V)> {
         ("geo_data.organization", text(&g.organization)),
         ("geo_data.ip_type", text(&g.ip_type)),
         ("meta_data.created_at", V::Time(m.created_at)),
-        ("meta_data.client_id", V::Text(m.client_id.clone())),
+        ("meta_data.client_id", V::Text(m.client_id.to_string())),
         ("meta_data.from_user_id", text(&m.from_user_id)),
         ("meta_data.user_name", text(&m.user_name)),
         ("meta_data.user_email", text(&m.user_email)),
@@ -601,7 +603,7 @@ async fn every_session_value_survives_the_csv() {
         Record::Message(SessionMessage {
             session_id: "s-edge".into(),
             message_id: "m-2".into(),
-            content: "ü".repeat(195_000),
+            content: "ü".repeat(195_000).into(),
             sender: "bot".into(),
             timestamp: ts("9999-12-31T23:59:59.999Z"),
         }),

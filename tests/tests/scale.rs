@@ -58,7 +58,7 @@ fn awkward_leads(count: usize, pad: usize) -> Vec<Record> {
                     0 => l.conversation_summary = Some("one, two\n\"three\"\r\nfour 😀 ü ß 中文".into()),
                     1 => {
                         l.email = None;
-                        l.phone = Some(String::new());
+                        l.phone = Some(String::new().into());
                         l.tags = vec![];
                         l.session_duration = Some(u64::MAX);
                     }
@@ -71,7 +71,7 @@ fn awkward_leads(count: usize, pad: usize) -> Vec<Record> {
                         l.conversion_value = Some(0.1 + 0.2);
                         l.user_agent = Some("-2+3".into());
                     }
-                    4 => l.location_city = Some(String::new()),
+                    4 => l.location_city = Some(String::new().into()),
                     _ => {}
                 }
                 if pad > 0 {
@@ -95,7 +95,7 @@ fn awkward_leads(count: usize, pad: usize) -> Vec<Record> {
     if let Some(Record::Lead(first)) = records.first().cloned() {
         let mut big = first;
         big.lead_id = "lead-big".into();
-        big.conversation_summary = Some("é,\"".repeat(60_000));
+        big.conversation_summary = Some("é,\"".repeat(60_000).into());
         records.push(Record::Lead(big));
     }
     records

@@ -96,7 +96,7 @@ fn lead(i: usize, company: &str, created: DateTime<Utc>) -> Record {
     let Some(Record::Lead(mut l)) = synth::leads(7, i + 1).nth(i) else {
         panic!("a lead")
     };
-    l.lead_id = format!("lead-{company}-{i:04}");
+    l.lead_id = format!("lead-{company}-{i:04}").into();
     l.company_id = company.into();
     l.created_at = created;
     l.updated_at = created;
@@ -112,7 +112,7 @@ fn message(i: usize, client: &str, at: DateTime<Utc>) -> Record {
         .nth(i % 400)
         .expect("a message");
     Record::ChatMessage(ChatMessage {
-        id: format!("msg-{client}-{i:04}"),
+        id: format!("msg-{client}-{i:04}").into(),
         client_id: client.into(),
         timestamp: at,
         created_at: at,
@@ -397,7 +397,8 @@ async fn incremental_runs_export_every_row_exactly_once() {
     }
     let unique: BTreeSet<&String> = exported.iter().collect();
     assert_eq!(unique.len(), exported.len(), "no row twice: {exported:?}");
-    let expected: BTreeSet<&String> = all.iter().collect();
+    let expected: BTreeSet<String> = all.iter().map(ToString::to_string).collect();
+    let unique: BTreeSet<String> = unique.into_iter().cloned().collect();
     assert_eq!(unique, expected, "every row once");
 }
 

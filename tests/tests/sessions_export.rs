@@ -50,8 +50,8 @@ fn hard_records() -> Vec<Record> {
     for (i, text) in texts.iter().enumerate().rev() {
         r.push(Record::Message(SessionMessage {
             session_id: "s-hard".into(),
-            message_id: format!("m-{i}"),
-            content: text.to_string(),
+            message_id: format!("m-{i}").into(),
+            content: text.to_string().into(),
             sender: if i % 2 == 0 { "user".into() } else { "bot".into() },
             // Two messages share a timestamp: ties are broken by message id.
             timestamp: at(10 + (i as i64).min(5), 250),
@@ -260,15 +260,15 @@ fn big_records() -> Vec<Record> {
     for i in 0..400 {
         let sid = format!("big-{i:04}");
         records.push(Record::Session(Session {
-            session_id: sid.clone(),
-            user_id: format!("u{i}"),
+            session_id: sid.clone().into(),
+            user_id: format!("u{i}").into(),
             started_at: at(i, 0),
         }));
         for j in 0..6 {
             records.push(Record::Message(SessionMessage {
-                session_id: sid.clone(),
-                message_id: format!("m{j}"),
-                content: format!("{i}/{j} ünï, \"q\"\n").repeat(300),
+                session_id: sid.clone().into(),
+                message_id: format!("m{j}").into(),
+                content: format!("{i}/{j} ünï, \"q\"\n").repeat(300).into(),
                 sender: "user".into(),
                 timestamp: at(i * 10 + j, 0),
             }));
@@ -408,8 +408,8 @@ async fn a_session_with_more_than_one_page_of_messages_is_complete_and_ordered()
     for j in 0..1200 {
         records.push(Record::Message(SessionMessage {
             session_id: "long".into(),
-            message_id: format!("m{j:05}"),
-            content: format!("{j} ").repeat(500),
+            message_id: format!("m{j:05}").into(),
+            content: format!("{j} ").repeat(500).into(),
             sender: "bot".into(),
             timestamp: at(j, 0),
         }));

@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn batches_and_rows_are_compressed_in_order() {
         let columns = [Column::new("N", "n"), Column::new("T", "t")];
-        let row = |i: usize| vec![Cell::Int(i as i128), Cell::Text(format!("row {i} \u{e9}"))];
+        let row = |i: usize| vec![Cell::Int(i as i128), Cell::Text(format!("row {i} \u{e9}").into())];
         let batch = |from: usize| (from..from + 500).map(row).collect::<Vec<Row>>();
         let mut plain = JsonEncoder::new(&columns);
         let mut gz = wrap(Box::new(JsonEncoder::new(&columns)), Compression::Gzip, "x.json").unwrap();

@@ -26,7 +26,8 @@ pub use sink::{ByteSink, Delivered, S3Sink};
 #[derive(Clone, Debug, PartialEq)]
 pub enum Cell {
     Empty,
-    Text(String),
+    /// Text, inline up to 24 bytes: most cells (ids, names, places) allocate nothing.
+    Text(crate::model::Text),
     /// Any integer a model holds (`i64`, `u64`), exactly.
     Int(i128),
     Float(f64),
@@ -40,12 +41,24 @@ pub enum Cell {
 
 impl From<Option<String>> for Cell {
     fn from(v: Option<String>) -> Self {
-        v.map_or(Cell::Empty, Cell::Text)
+        v.map_or(Cell::Empty, |v| Cell::Text(v.into()))
     }
 }
 
 impl From<String> for Cell {
     fn from(v: String) -> Self {
+        Cell::Text(v.into())
+    }
+}
+
+impl From<Option<crate::model::Text>> for Cell {
+    fn from(v: Option<crate::model::Text>) -> Self {
+        v.map_or(Cell::Empty, Cell::Text)
+    }
+}
+
+impl From<crate::model::Text> for Cell {
+    fn from(v: crate::model::Text) -> Self {
         Cell::Text(v)
     }
 }

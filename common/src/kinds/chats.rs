@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::DateRange;
 use crate::{
     export::{Cell, Column, Row},
-    model::{ChatMessage, string_enum},
+    model::{ChatMessage, Text, string_enum},
 };
 
 string_enum!(
@@ -112,14 +112,14 @@ pub fn anonymize_ip(ip: &str) -> Option<String> {
     }
 }
 
-fn text(v: Option<String>) -> Cell {
+fn text(v: Option<Text>) -> Cell {
     v.map_or(Cell::Empty, Cell::Text)
 }
 
 /// The row of a message, moved out of it: no text is copied on the way to the file.
 pub fn row(m: ChatMessage, opts: ChatOptions) -> Row {
     let ip = match (m.user_ip, opts.anonymize_ips) {
-        (Some(ip), true) => anonymize_ip(&ip).map_or(Cell::Empty, Cell::Text),
+        (Some(ip), true) => anonymize_ip(&ip).map_or(Cell::Empty, |ip| Cell::Text(ip.into())),
         (ip, false) => text(ip),
         (None, true) => Cell::Empty,
     };

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::chats::anonymize_ip;
 use crate::{
     export::{Cell, Column, Row},
-    model::ChatMessage,
+    model::{ChatMessage, Text},
 };
 
 pub const COLUMNS: [Column; 11] = [
@@ -28,22 +28,22 @@ pub const COLUMNS: [Column; 11] = [
 /// One conversation's figures, from its messages in time order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conversation {
-    pub client_id: String,
-    pub conversation_id: String,
+    pub client_id: Text,
+    pub conversation_id: Text,
     /// The first message's session.
-    pub session_id: Option<String>,
+    pub session_id: Option<Text>,
     pub first_message_at: DateTime<Utc>,
     pub last_message_at: DateTime<Utc>,
     pub message_count: u64,
     pub total_tokens: u128,
     /// The first non-empty value among the messages, in time order.
-    pub user_id: Option<String>,
-    pub user_name: Option<String>,
-    pub country: Option<String>,
-    pub user_ip: Option<String>,
+    pub user_id: Option<Text>,
+    pub user_name: Option<Text>,
+    pub country: Option<Text>,
+    pub user_ip: Option<Text>,
 }
 
-fn first_of(slot: &mut Option<String>, value: Option<&String>) {
+fn first_of(slot: &mut Option<Text>, value: Option<&Text>) {
     if slot.is_none()
         && let Some(v) = value.filter(|v| !v.is_empty())
     {
@@ -89,9 +89,9 @@ impl Conversation {
 
     /// The row; IP addresses anonymised for non-admin callers, as in the chat export.
     pub fn row(self, anonymize_ips: bool) -> Row {
-        let text = |v: Option<String>| v.map_or(Cell::Empty, Cell::Text);
+        let text = |v: Option<Text>| v.map_or(Cell::Empty, Cell::Text);
         let ip = match self.user_ip {
-            Some(ip) if anonymize_ips => text(anonymize_ip(&ip)),
+            Some(ip) if anonymize_ips => text(anonymize_ip(&ip).map(Text::from)),
             ip => text(ip),
         };
         vec![
@@ -139,13 +139,13 @@ mod tests {
 
     fn msg(client: &str, conv: &str, at: i64, tokens: u64) -> ChatMessage {
         ChatMessage {
-            id: format!("{conv}-{at}"),
+            id: format!("{conv}-{at}").into(),
             client_id: client.into(),
             conversation_id: conv.into(),
-            session_id: (at > 1).then(|| format!("s{at}")),
+            session_id: (at > 1).then(|| format!("s{at}").into()),
             from_name: "n".into(),
             from_user_id: None,
-            user_name: Some(String::new()),
+            user_name: Some(Text::default()),
             user_email: None,
             message: "m".into(),
             reply: None,

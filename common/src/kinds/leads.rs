@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::DateRange;
 use crate::{
     export::{Cell, Column},
-    model::{Confidence, Lead, LeadCategory, LeadStatus},
+    model::{Confidence, Lead, LeadCategory, LeadStatus, Text},
 };
 
 /// Every column, with the seed's header names, in the seed's order.
@@ -52,11 +52,11 @@ pub const COLUMNS: [Column; 32] = [
     Column::new("Conversion Source", "conversion_source"),
 ];
 
-fn text(v: &mut Option<String>) -> Cell {
+fn text(v: &mut Option<Text>) -> Cell {
     v.take().map_or(Cell::Empty, Cell::Text)
 }
 
-fn owned(v: &mut String) -> Cell {
+fn owned(v: &mut Text) -> Cell {
     Cell::Text(std::mem::take(v))
 }
 
@@ -154,21 +154,23 @@ pub fn search_matches(lead: &Lead, needle_lower: &str) -> bool {
         .into_iter()
         .flatten()
         .chain([&lead.lead_id, &lead.chatbot_name, &lead.company_name])
-        .chain(lead.tags.iter())
+        .map(|field| field.as_str())
+        .chain(lead.tags.iter().map(String::as_str))
         .any(|field| contains_ci(field, needle_lower))
 }
 
 impl LeadFilter {
     pub fn matches(&self, lead: &Lead) -> bool {
-        self.companies.as_ref().is_none_or(|c| c.contains(&lead.company_id))
+        self.companies
+            .as_ref()
+            .is_none_or(|c| c.iter().any(|c| *c == lead.company_id))
             && self.chatbot_id.as_ref().is_none_or(|b| *b == lead.chatbot_id)
             && self.confidence.is_none_or(|c| c == lead.confidence)
             && self.category.is_none_or(|c| c == lead.category)
             && self.status.is_none_or(|s| s == lead.status)
-            && self
-                .language
-                .as_ref()
-                .is_none_or(|l| lead.primary_language.as_ref() == Some(l) || lead.detected_languages.contains(l))
+            && self.language.as_ref().is_none_or(|l| {
+                lead.primary_language.as_deref() == Some(l.as_str()) || lead.detected_languages.contains(l)
+            })
             && self.created.contains(&lead.created_at)
             && self.search.as_ref().is_none_or(|s| search_matches(lead, s))
     }

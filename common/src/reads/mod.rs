@@ -503,6 +503,49 @@ mod tests {
             assert!(records.unwrap().is_empty());
         }
 
+        /// Text fields are kept inline up to 24 bytes (`model::Text`): texts on both
+        /// sides of that length, with escapes and characters of several bytes across
+        /// it, come back exactly as written, both ways.
+        #[test]
+        fn texts_of_every_length_around_the_inline_limit_read_back_exactly() {
+            let as_of = DateTime::<Utc>::MAX_UTC;
+            let texts: Vec<String> = [0, 1, 22, 23, 24, 25, 26, 47, 48, 300]
+                .iter()
+                .flat_map(|&n| {
+                    [
+                        "a".repeat(n),
+                        format!("{}é", "b".repeat(n.saturating_sub(1))),
+                        format!("{}😀\"\\\n\u{1}", "c".repeat(n.saturating_sub(8))),
+                    ]
+                })
+                .collect();
+            let Record::ChatMessage(base) = crate::synth::chat_messages(9, 1).next().unwrap() else {
+                unreachable!()
+            };
+            let messages: Vec<ChatMessage> = texts
+                .iter()
+                .map(|t| {
+                    let mut m = base.clone();
+                    m.id = t.as_str().into();
+                    m.client_id = t.as_str().into();
+                    m.message = t.as_str().into();
+                    m.user_name = Some(t.as_str().into());
+                    let geo = m.geo_data.get_or_insert_with(Default::default);
+                    geo.city = Some(t.as_str().into());
+                    m
+                })
+                .collect();
+            let items: Vec<ReadItem> = messages
+                .iter()
+                .map(|m| item_of(&Record::ChatMessage(m.clone()), "2024-01-15T10:30:00.000Z"))
+                .collect();
+            let page = body(&items);
+            assert!(same_both_ways::<ChatMessage>(&page, &how(None, as_of)));
+            let (records, _) = direct_answer::<ChatMessage>(&page, &how(None, as_of)).unwrap();
+            let read: Vec<ChatMessage> = records.unwrap().into_iter().map(|r| r.record).collect();
+            assert_eq!(read, messages);
+        }
+
         #[test]
         fn pages_the_direct_reader_does_not_take_are_read_the_long_way() {
             let record = crate::synth::chat_messages(5, 1).next().unwrap();
