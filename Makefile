@@ -95,6 +95,7 @@ bench:
 	  $(ENV) target/release/exportctl bench --export chats --format $$f --rows 1000000 --sink job; done
 	@for f in json csv xlsx; do \
 	  $(ENV) target/release/exportctl bench-e2e --export chats --format $$f --rows 100000 2>/dev/null; done
+	@$(ENV) target/release/exportctl bench-e2e --export chats --rows 100000 --read-only 2>/dev/null
 
 $(PKG_VENV)/.installed: tools/requirements-package.txt
 	python3 -m venv $(PKG_VENV)

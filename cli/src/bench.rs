@@ -412,6 +412,58 @@ pub struct EndToEndReport {
     pub peak_rss_mb: f64,
 }
 
+/// `bench-e2e --read-only`: the export's reads alone, timed like the whole export.
+async fn read_only_report(ctx: &AppContext, which: BenchExport, rows: usize) -> Result<EndToEndReport, Error> {
+    use common::source::Store;
+    let store = common::source::DynamoStore {
+        client: ctx.aws.dynamodb.clone(),
+        tables: ctx.config.tables.clone(),
+    };
+    let chats = common::kinds::chats::ChatFilter {
+        limit: u32::try_from(rows).unwrap_or(u32::MAX),
+        ..Default::default()
+    };
+    let cpu_before = cpu_seconds();
+    let started = Instant::now();
+    let as_of = Utc::now();
+    let mut read = 0u64;
+    match which {
+        BenchExport::Leads => {
+            let mut pages = store.leads(&Default::default(), as_of);
+            while let Some(page) = pages.next().await {
+                read += page?.len() as u64;
+            }
+        }
+        BenchExport::Chats | BenchExport::Conversations => {
+            let mut pages = if which == BenchExport::Chats {
+                store.chat_messages(&chats, as_of)
+            } else {
+                store.conversation_messages(&chats, as_of)
+            };
+            while let Some(page) = pages.next().await {
+                read += page?.len() as u64;
+            }
+        }
+        BenchExport::Sessions => {
+            return Err(Error::bad_request("bench-e2e measures leads, chats or conversations"));
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_before;
+    Ok(EndToEndReport {
+        export: spec(which, BenchFormat::Csv, 1)?.kind(),
+        format: "records",
+        path: "DynamoDB (dynalite) -> records (read only: no rows, encoder, S3 or job)",
+        rows: read,
+        bytes: 0,
+        seconds,
+        rows_per_sec: read as f64 / seconds,
+        cpu_seconds: cpu,
+        cpu_us_per_row: cpu * 1e6 / read.max(1) as f64,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
 /// Records in a table (a COUNT Scan).
 async fn count_items(ctx: &AppContext, table: &str) -> Result<u64, Error> {
     let mut pages = ctx
@@ -433,11 +485,16 @@ async fn count_items(ctx: &AppContext, table: &str) -> Result<u64, Error> {
 /// the local stack (`<table>-bench`), then one export job started through the job
 /// API's handler and run by the worker against DynamoDB and S3, timed from the
 /// request to the recorded outcome.
+///
+/// With `read_only`, the same bench table is only read: its pages fetched and decoded
+/// into the records, as an admin export of everything reads them, and dropped. That
+/// is the read side's share of the export's CPU (no rows, encoder, S3 or job).
 pub async fn end_to_end(
     ctx: &AppContext,
     which: BenchExport,
     format: BenchFormat,
     rows: usize,
+    read_only: bool,
 ) -> Result<EndToEndReport, Error> {
     let mut config = (*ctx.config).clone();
     let t = &mut config.tables;
@@ -480,6 +537,9 @@ pub async fn end_to_end(
             }
         }
         common::store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, chunk, Utc::now()).await?;
+    }
+    if read_only {
+        return read_only_report(&ctx, which, rows).await;
     }
     common::metrics::silence();
     let token = common::auth::mint(

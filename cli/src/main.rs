@@ -144,6 +144,10 @@ enum Command {
         format: exportctl::bench::BenchFormat,
         #[arg(long, default_value_t = 100_000)]
         rows: usize,
+        /// Only read the records (fetch and decode the pages, then drop them): the
+        /// read side's share of the CPU per row.
+        #[arg(long)]
+        read_only: bool,
     },
 }
 
@@ -323,9 +327,14 @@ async fn run(command: Command) -> Result<(), BoxError> {
             }
             exportctl::serve::serve(ctx, listener).await?;
         }
-        Command::BenchE2e { export, format, rows } => {
+        Command::BenchE2e {
+            export,
+            format,
+            rows,
+            read_only,
+        } => {
             let ctx = AppContext::from_env().await?;
-            let report = exportctl::bench::end_to_end(&ctx, export, format, rows)
+            let report = exportctl::bench::end_to_end(&ctx, export, format, rows, read_only)
                 .await
                 .map_err(explain)?;
             println!("{}", serde_json::to_string(&report)?);
