@@ -51,18 +51,6 @@ impl From<String> for Cell {
     }
 }
 
-impl From<Option<crate::model::Text>> for Cell {
-    fn from(v: Option<crate::model::Text>) -> Self {
-        v.map_or(Cell::Empty, Cell::Text)
-    }
-}
-
-impl From<crate::model::Text> for Cell {
-    fn from(v: crate::model::Text) -> Self {
-        Cell::Text(v)
-    }
-}
-
 pub type Row = Vec<Cell>;
 
 /// A `Write` destination shared with its owner, so encoded bytes can be taken out
