@@ -412,9 +412,42 @@ pub struct EndToEndReport {
     pub peak_rss_mb: f64,
 }
 
+impl EndToEndReport {
+    /// The report of `rows` exported in `seconds` wall time and `cpu` seconds of CPU.
+    fn new(
+        export: &'static str,
+        format: &'static str,
+        path: &'static str,
+        (rows, bytes): (u64, u64),
+        seconds: f64,
+        cpu: f64,
+    ) -> Self {
+        Self {
+            export,
+            format,
+            path,
+            rows,
+            bytes,
+            seconds,
+            rows_per_sec: rows as f64 / seconds,
+            cpu_seconds: cpu,
+            cpu_us_per_row: cpu * 1e6 / rows.max(1) as f64,
+            peak_rss_mb: peak_rss_mb(),
+        }
+    }
+}
+
+/// Records in every page of a read.
+async fn drain<T>(mut pages: Pages<T>) -> Result<u64, Error> {
+    let mut read = 0u64;
+    while let Some(page) = pages.next().await {
+        read += page?.len() as u64;
+    }
+    Ok(read)
+}
+
 /// `bench-e2e --read-only`: the export's reads alone, timed like the whole export.
 async fn read_only_report(ctx: &AppContext, which: BenchExport, rows: usize) -> Result<EndToEndReport, Error> {
-    use common::source::Store;
     let store = common::source::DynamoStore {
         client: ctx.aws.dynamodb.clone(),
         tables: ctx.config.tables.clone(),
@@ -426,42 +459,20 @@ async fn read_only_report(ctx: &AppContext, which: BenchExport, rows: usize) -> 
     let cpu_before = cpu_seconds();
     let started = Instant::now();
     let as_of = Utc::now();
-    let mut read = 0u64;
-    match which {
-        BenchExport::Leads => {
-            let mut pages = store.leads(&Default::default(), as_of);
-            while let Some(page) = pages.next().await {
-                read += page?.len() as u64;
-            }
-        }
-        BenchExport::Chats | BenchExport::Conversations => {
-            let mut pages = if which == BenchExport::Chats {
-                store.chat_messages(&chats, as_of)
-            } else {
-                store.conversation_messages(&chats, as_of)
-            };
-            while let Some(page) = pages.next().await {
-                read += page?.len() as u64;
-            }
-        }
-        BenchExport::Sessions => {
-            return Err(Error::bad_request("bench-e2e measures leads, chats or conversations"));
-        }
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu_before;
-    Ok(EndToEndReport {
-        export: spec(which, BenchFormat::Csv, 1)?.kind(),
-        format: "records",
-        path: "DynamoDB (dynalite) -> records (read only: no rows, encoder, S3 or job)",
-        rows: read,
-        bytes: 0,
-        seconds,
-        rows_per_sec: read as f64 / seconds,
-        cpu_seconds: cpu,
-        cpu_us_per_row: cpu * 1e6 / read.max(1) as f64,
-        peak_rss_mb: peak_rss_mb(),
-    })
+    let read = match which {
+        BenchExport::Sessions => drain(store.session_lines(as_of)).await?,
+        BenchExport::Leads => drain(store.leads(&Default::default(), as_of)).await?,
+        BenchExport::Chats => drain(store.chat_messages(&chats, as_of)).await?,
+        BenchExport::Conversations => drain(store.conversation_messages(&chats, as_of)).await?,
+    };
+    Ok(EndToEndReport::new(
+        spec(which, BenchFormat::Csv, 1)?.kind(),
+        "records",
+        "DynamoDB (dynalite) -> records (read only: no rows, encoder, S3 or job)",
+        (read, 0),
+        started.elapsed().as_secs_f64(),
+        cpu_seconds() - cpu_before,
+    ))
 }
 
 /// Records in a table (a COUNT Scan).
@@ -600,17 +611,12 @@ pub async fn end_to_end(
     let seconds = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_before;
     let done = finished_job(&ctx, &id).await?;
-    let rows = done.rows.unwrap_or(0);
-    Ok(EndToEndReport {
-        export: kind,
-        format: format_name,
-        path: "POST /api/exports -> worker -> DynamoDB (dynalite) -> S3 (s3s-fs)",
-        rows,
-        bytes: done.size_bytes.unwrap_or(0),
+    Ok(EndToEndReport::new(
+        kind,
+        format_name,
+        "POST /api/exports -> worker -> DynamoDB (dynalite) -> S3 (s3s-fs)",
+        (done.rows.unwrap_or(0), done.size_bytes.unwrap_or(0)),
         seconds,
-        rows_per_sec: rows as f64 / seconds,
-        cpu_seconds: cpu,
-        cpu_us_per_row: cpu * 1e6 / rows.max(1) as f64,
-        peak_rss_mb: peak_rss_mb(),
-    })
+        cpu,
+    ))
 }

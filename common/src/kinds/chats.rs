@@ -99,27 +99,28 @@ pub fn columns(opts: ChatOptions) -> Vec<Column> {
 /// IPv4: last octet zeroed (`203.0.113.77` -> `203.0.113.0`). IPv6: kept to its /48
 /// (`2001:db8:1:2::5` -> `2001:db8:1::`). Anything that is not an IP address is
 /// dropped rather than shown.
-pub fn anonymize_ip(ip: &str) -> Option<String> {
+pub fn anonymize_ip(ip: &str) -> Option<Text> {
+    use compact_str::ToCompactString;
     match ip.trim().parse::<IpAddr>().ok()? {
         IpAddr::V4(v4) => {
             let [a, b, c, _] = v4.octets();
-            Some(std::net::Ipv4Addr::new(a, b, c, 0).to_string())
+            Some(std::net::Ipv4Addr::new(a, b, c, 0).to_compact_string())
         }
         IpAddr::V6(v6) => {
             let s = v6.segments();
-            Some(std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0).to_string())
+            Some(std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0).to_compact_string())
         }
     }
 }
 
-fn text(v: Option<Text>) -> Cell {
+pub(super) fn text(v: Option<Text>) -> Cell {
     v.map_or(Cell::Empty, Cell::Text)
 }
 
 /// The row of a message, moved out of it: no text is copied on the way to the file.
 pub fn row(m: ChatMessage, opts: ChatOptions) -> Row {
     let ip = match (m.user_ip, opts.anonymize_ips) {
-        (Some(ip), true) => anonymize_ip(&ip).map_or(Cell::Empty, |ip| Cell::Text(ip.into())),
+        (Some(ip), true) => text(anonymize_ip(&ip)),
         (ip, false) => text(ip),
         (None, true) => Cell::Empty,
     };

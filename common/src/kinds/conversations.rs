@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::chats::anonymize_ip;
+use super::chats::{anonymize_ip, text};
 use crate::{
     export::{Cell, Column, Row},
     model::{ChatMessage, Text},
@@ -89,9 +89,8 @@ impl Conversation {
 
     /// The row; IP addresses anonymised for non-admin callers, as in the chat export.
     pub fn row(self, anonymize_ips: bool) -> Row {
-        let text = |v: Option<Text>| v.map_or(Cell::Empty, Cell::Text);
         let ip = match self.user_ip {
-            Some(ip) if anonymize_ips => text(anonymize_ip(&ip).map(Text::from)),
+            Some(ip) if anonymize_ips => text(anonymize_ip(&ip)),
             ip => text(ip),
         };
         vec![
