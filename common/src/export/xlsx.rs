@@ -106,7 +106,6 @@ impl XlsxEncoder {
         let ws = self.workbook.add_worksheet_with_constant_memory().map_err(xlsx_error)?;
         ws.set_name(&name).map_err(xlsx_error)?;
         for (i, col) in self.columns.iter().enumerate() {
-            ws.set_column_width(i as u16, default_width(col)).map_err(xlsx_error)?;
             let header = if col.time && !self.time_zone.is_utc() {
                 std::borrow::Cow::Owned(format!("{} ({})", col.header, self.time_zone.name()))
             } else {
@@ -122,20 +121,24 @@ impl XlsxEncoder {
         Ok(())
     }
 
-    /// Sets the autofilter over the header and the rows written on the current sheet.
+    /// Sets the column widths, and the autofilter over the header and the rows written,
+    /// on the current sheet.
+    ///
+    /// The widths are set last, not when the sheet starts: rust_xlsxwriter looks every
+    /// cell's column up in its column settings (a SipHash per cell, twice) once there are
+    /// any, and the widths only reach the file when the workbook is assembled.
     fn close_sheet(&mut self) -> Result<(), Error> {
         if self.sheets_written == 0 || self.columns.is_empty() {
             return Ok(());
         }
         let last_row = self.rows_on_sheet;
         let last_col = self.columns.len() as u16 - 1;
-        let ws = self.current()?;
+        let ws = self.workbook.worksheet_from_index(self.sheet).map_err(xlsx_error)?;
+        for (i, col) in self.columns.iter().enumerate() {
+            ws.set_column_width(i as u16, default_width(col)).map_err(xlsx_error)?;
+        }
         ws.autofilter(0, 0, last_row, last_col).map_err(xlsx_error)?;
         Ok(())
-    }
-
-    fn current(&mut self) -> Result<&mut Worksheet, Error> {
-        self.workbook.worksheet_from_index(self.sheet).map_err(xlsx_error)
     }
 }
 
@@ -169,9 +172,23 @@ pub fn fits_excel_float(f: f64) -> bool {
     if !f.is_finite() || (f != 0.0 && !(2.2251e-308..=9.99999999999999e307).contains(&f.abs())) {
         return false;
     }
-    let sci = format!("{:e}", f.abs());
-    let mantissa = sci.split('e').next().unwrap_or("");
-    mantissa.bytes().filter(u8::is_ascii_digit).count() <= EXCEL_MAX_DIGITS
+    // The shortest round-trip form ("1e300", "0.000123", "123456789012345.0"): its
+    // significant digits run from the first non-zero digit of the mantissa to the last.
+    let mut buffer = zmij::Buffer::new();
+    let shortest = buffer.format_finite(f.abs());
+    let mantissa = shortest.split(['e', 'E']).next().unwrap_or("");
+    let digits = mantissa.as_bytes();
+    let significant = |d: &u8| d.is_ascii_digit() && *d != b'0';
+    match (
+        digits.iter().position(significant),
+        digits.iter().rposition(significant),
+    ) {
+        (Some(first), Some(last)) => {
+            let point = usize::from(digits[first..last].contains(&b'.'));
+            last - first - point < EXCEL_MAX_DIGITS
+        }
+        _ => true,
+    }
 }
 
 /// Writes an integer as a number when Excel holds it exactly, as text otherwise.
@@ -311,11 +328,100 @@ mod tests {
         assert!(fits_excel_integer(999_999_999_999_999) && fits_excel_integer(-999_999_999_999_999));
         assert!(!fits_excel_integer(1_000_000_000_000_000));
         assert!(!fits_excel_integer(i128::from(u64::MAX)));
-        for f in [0.0, 1.5, -37.774929, 1e300, 123456789012345.0, 0.1] {
+        for f in [
+            0.0,
+            1.5,
+            -37.774929,
+            1e300,
+            123456789012345.0,
+            0.1,
+            100.0,
+            1.23456789012345e-7,
+            120000000000000000.0,
+        ] {
             assert!(fits_excel_float(f), "{f}");
         }
-        for f in [0.1 + 0.2, 1234567890123456.0, f64::NAN, f64::INFINITY, f64::MAX, 5e-324] {
+        for f in [
+            0.1 + 0.2,
+            1234567890123456.0,
+            1.234567890123456e-7,
+            1234567890123456e290,
+            f64::NAN,
+            f64::INFINITY,
+            f64::MAX,
+            5e-324,
+        ] {
             assert!(!fits_excel_float(f), "{f}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The digit count without allocating agrees with counting the mantissa of
+        /// `{:e}` (the shortest round-trip form in scientific notation), over any bits.
+        #[test]
+        fn float_fit_agrees_with_the_scientific_form(bits in proptest::prelude::any::<u64>(), digits in 1u32..20, exp in -30i32..30) {
+            let sci_fit = |f: f64| {
+                if !f.is_finite() || (f != 0.0 && !(2.2251e-308..=9.99999999999999e307).contains(&f.abs())) {
+                    return false;
+                }
+                let sci = format!("{:e}", f.abs());
+                sci.split('e').next().unwrap_or("").bytes().filter(u8::is_ascii_digit).count() <= EXCEL_MAX_DIGITS
+            };
+            let random = f64::from_bits(bits);
+            // Numbers with a chosen count of digits, around the 15-digit limit.
+            let decimal = (bits % 10u64.pow(digits)) as f64 * 10f64.powi(exp);
+            for f in [random, decimal, -decimal] {
+                proptest::prop_assert_eq!(fits_excel_float(f), sci_fit(f), "{:e}", f);
+            }
+        }
+    }
+
+    /// The widths are set when a sheet is closed (not when it starts): every sheet of
+    /// the workbook still carries them, with its autofilter and its dates' style.
+    #[test]
+    fn every_sheet_keeps_its_column_widths_autofilter_and_date_style() {
+        use std::io::Read as _;
+        let columns = [
+            Column::new("Name", "name").width(22.0),
+            Column::new("Created At", "created_at").time(),
+        ];
+        let options = EncodeOptions {
+            sheet_row_limit: 2,
+            ..EncodeOptions::default()
+        };
+        let mut encoder = XlsxEncoder::new("Leads", &columns, options).expect("encoder");
+        let at = chrono::DateTime::parse_from_rfc3339("2024-01-15T10:30:00.125Z")
+            .expect("time")
+            .to_utc();
+        for name in ["a", "b", "c"] {
+            encoder
+                .write_row(&[Cell::Text(name.into()), Cell::Time(at)])
+                .expect("row");
+        }
+        encoder.finish().expect("finish");
+        let mut bytes = Vec::new();
+        loop {
+            let chunk = encoder.take_output().expect("chunk");
+            if chunk.is_empty() {
+                break;
+            }
+            bytes.extend(chunk);
+        }
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a workbook");
+        for (sheet, last_row) in [("xl/worksheets/sheet1.xml", 3), ("xl/worksheets/sheet2.xml", 2)] {
+            let mut xml = String::new();
+            zip.by_name(sheet).expect(sheet).read_to_string(&mut xml).expect("xml");
+            // "Name" is 22 characters wide; "Created At" gets its header's length + 4, at least 10.
+            assert!(
+                xml.contains(r#"<col min="1" max="1" width="22.7109375" customWidth="1"/>"#),
+                "{xml}"
+            );
+            assert!(
+                xml.contains(r#"<col min="2" max="2" width="14.7109375" customWidth="1"/>"#),
+                "{xml}"
+            );
+            assert!(xml.contains(&format!(r#"<autoFilter ref="A1:B{last_row}"/>"#)), "{xml}");
+            assert!(xml.contains(r#"<c r="B2" s="2"><v>45306.43750144676</v></c>"#), "{xml}");
         }
     }
 
