@@ -384,6 +384,7 @@ mod tests {
         let columns = [
             Column::new("Name", "name").width(22.0),
             Column::new("Created At", "created_at").time(),
+            Column::new("Score", "score"),
         ];
         let options = EncodeOptions {
             sheet_row_limit: 2,
@@ -395,7 +396,7 @@ mod tests {
             .to_utc();
         for name in ["a", "b", "c"] {
             encoder
-                .write_row(&[Cell::Text(name.into()), Cell::Time(at)])
+                .write_row(&[Cell::Text(name.into()), Cell::Time(at), Cell::Int(42)])
                 .expect("row");
         }
         encoder.finish().expect("finish");
@@ -420,8 +421,11 @@ mod tests {
                 xml.contains(r#"<col min="2" max="2" width="14.7109375" customWidth="1"/>"#),
                 "{xml}"
             );
-            assert!(xml.contains(&format!(r#"<autoFilter ref="A1:B{last_row}"/>"#)), "{xml}");
+            assert!(xml.contains(&format!(r#"<autoFilter ref="A1:C{last_row}"/>"#)), "{xml}");
             assert!(xml.contains(r#"<c r="B2" s="2"><v>45306.43750144676</v></c>"#), "{xml}");
+            // An integer is written as one ("42", not "42.0"): readers such as openpyxl
+            // give back an int for the first and a float for the second.
+            assert!(xml.contains(r#"<c r="C2"><v>42</v></c>"#), "{xml}");
         }
     }
 
