@@ -39,18 +39,6 @@ pub enum Cell {
     List(Vec<String>),
 }
 
-impl From<Option<String>> for Cell {
-    fn from(v: Option<String>) -> Self {
-        v.map_or(Cell::Empty, |v| Cell::Text(v.into()))
-    }
-}
-
-impl From<String> for Cell {
-    fn from(v: String) -> Self {
-        Cell::Text(v.into())
-    }
-}
-
 pub type Row = Vec<Cell>;
 
 /// A `Write` destination shared with its owner, so encoded bytes can be taken out
