@@ -92,15 +92,10 @@ impl TestStack {
         )
     }
 
+    /// Writes records as the platform's backend would, stamped `written_at` with the
+    /// stack's own (system) clock.
     pub async fn load(&self, records: Vec<Record>) {
-        store::write_records(
-            &self.ctx.aws.dynamodb,
-            &self.ctx.config.tables,
-            records,
-            self.ctx.clock.now(),
-        )
-        .await
-        .expect("load records");
+        load_with(&self.ctx, records).await;
     }
 
     pub fn token(&self, role: Role, sub: &str, client_id: Option<&str>, company_id: Option<&str>) -> String {
@@ -154,6 +149,26 @@ impl TestStack {
             .filter_map(|o| o.key().map(String::from))
             .collect()
     }
+}
+
+/// Writes records stamped `written_at` with `ctx`'s clock: a test whose exports run
+/// on a fixed clock loads through that same clock, so the snapshot cut (`written_at <=
+/// as_of`) sees the rows whatever day the test runs on.
+pub async fn load_with(ctx: &AppContext, records: Vec<Record>) {
+    store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, records, ctx.clock.now())
+        .await
+        .expect("load records");
+}
+
+/// The UTC days an export asked for since `before` may be named after (its `as_of`
+/// is read between `before` and now): two when the test ran across midnight.
+pub fn days_since(before: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+    let mut days = vec![before.format("%Y-%m-%d").to_string()];
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    if days[0] != today {
+        days.push(today);
+    }
+    days
 }
 
 /// An API Gateway v2 request, built exactly as `exportctl serve` builds it.
