@@ -18,8 +18,10 @@ use super::{MAX_QUERY_BYTES, MAX_VALUE_CHARS, field_error, sanitize};
 use crate::error::Error;
 
 /// Parses a raw query string into `(name, value)` pairs, rejecting repeats (identical
-/// or not) and oversized values. Values are trimmed; an empty value counts as absent
-/// (the seed's dashboard drops empty parameters, other clients send them).
+/// or not), names that are empty and oversized values. Values are trimmed; an empty
+/// value is kept here (its name must still be known, [`decode`]) and counts as absent
+/// once the names are checked (the seed's dashboard drops empty parameters, other
+/// clients send them).
 pub fn pairs(raw: &str) -> Result<Vec<(String, String)>, Error> {
     if raw.len() > MAX_QUERY_BYTES {
         return Err(Error::uri_too_long(format!(
@@ -29,8 +31,10 @@ pub fn pairs(raw: &str) -> Result<Vec<(String, String)>, Error> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
-        if key.is_empty() && value.is_empty() {
-            continue; // `a=1&&b=2`, a trailing `&`
+        // `a=1&&b=2` and a trailing `&` are no pairs at all (form_urlencoded skips
+        // them); `=1` or a bare `=` is a parameter without a name.
+        if key.is_empty() {
+            return Err(Error::bad_request("a query parameter has no name"));
         }
         if seen.iter().any(|k| *k == key) {
             return Err(Error::bad_request(format!(
@@ -45,12 +49,18 @@ pub fn pairs(raw: &str) -> Result<Vec<(String, String)>, Error> {
                 sanitize(&key)
             )));
         }
-        let value = value.trim();
-        if !value.is_empty() {
-            out.push((key.into_owned(), value.to_string()));
-        }
+        out.push((key.into_owned(), value.trim().to_string()));
     }
     Ok(out)
+}
+
+/// The pairs whose value is not empty: an empty value counts as absent.
+fn present(pairs: Vec<(String, String)>) -> std::vec::IntoIter<(String, String)> {
+    pairs
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect::<Vec<_>>()
+        .into_iter()
 }
 
 /// Decodes a raw query string into `T` (a struct with `deny_unknown_fields`).
@@ -86,7 +96,7 @@ impl<'de> de::Deserializer<'de> for QueryDeserializer {
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         visitor.visit_map(Pairs {
-            pairs: self.pairs.into_iter(),
+            pairs: present(self.pairs),
             current: None,
         })
     }
@@ -97,6 +107,7 @@ impl<'de> de::Deserializer<'de> for QueryDeserializer {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
+        // Every name is checked, an empty value's too: `?foo=` is an unknown parameter.
         if let Some((key, _)) = self.pairs.iter().find(|(k, _)| !fields.contains(&k.as_str())) {
             let allowed = if fields.is_empty() {
                 "none".to_string()
@@ -284,5 +295,22 @@ mod tests {
         let huge = "x".repeat(MAX_QUERY_BYTES + 1);
         assert!(matches!(decode::<P>(&huge), Err(Error::TooLarge { status: 414, .. })));
         assert!(!d("%3Cb%3E=1").unwrap_err().contains('<'));
+    }
+
+    #[test]
+    fn an_unknown_name_is_refused_whatever_its_value() {
+        for raw in ["foo=", "%22", "%27", ";", "%%%", "name=a&foo", "foo=%20"] {
+            let err = d(raw).unwrap_err();
+            assert!(err.starts_with("unknown query parameter"), "{raw}: {err}");
+        }
+        for raw in ["=", "=1", "name=a&=", "%20=1"] {
+            let err = d(raw).unwrap_err();
+            assert!(
+                err == "a query parameter has no name" || err.starts_with("unknown query parameter"),
+                "{raw}: {err}"
+            );
+        }
+        // Empty segments are no parameters at all.
+        assert_eq!(d("&&name=a&").unwrap().name.as_deref(), Some("a"));
     }
 }

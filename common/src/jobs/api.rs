@@ -9,10 +9,7 @@
 use chrono::{DateTime, Utc};
 use lambda_http::{
     Body, Response,
-    http::{
-        HeaderValue, StatusCode,
-        header::{CACHE_CONTROL, LOCATION},
-    },
+    http::{HeaderValue, StatusCode, header::LOCATION},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -119,7 +116,8 @@ fn as_query<T: serde::de::DeserializeOwned>(params: &Map<String, Value>) -> Resu
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
-            Value::Null => continue,
+            // Absent, like an empty query value; the name must still be known.
+            Value::Null => String::new(),
             _ => {
                 return Err(Error::bad_request(format!(
                     "params.{} must be a string, number or boolean",
@@ -130,50 +128,6 @@ fn as_query<T: serde::de::DeserializeOwned>(params: &Map<String, Value>) -> Resu
         out.append_pair(name, &text);
     }
     query::decode(&out.finish()).map_err(prefix_params)
-}
-
-/// The comma-separated elements of every value of a header, trimmed, each without
-/// its `;` parameters (`Prefer: respond-async, wait=10` -> `respond-async`, `wait=10`).
-fn header_elements<'a>(raw: &'a RawRequest, name: &str) -> impl Iterator<Item = &'a str> {
-    raw.headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|e| e.split(';').next().unwrap_or("").trim())
-}
-
-/// `Prefer: respond-async` (RFC 7240): turn the export into a job.
-pub fn prefers_async(raw: &RawRequest) -> bool {
-    header_elements(raw, "prefer").any(|p| p.eq_ignore_ascii_case("respond-async"))
-}
-
-/// `Cache-Control: no-cache` (or `no-store`): do not return a cached job.
-fn bypasses_cache(raw: &RawRequest) -> bool {
-    header_elements(raw, CACHE_CONTROL.as_str())
-        .any(|d| d.eq_ignore_ascii_case("no-cache") || d.eq_ignore_ascii_case("no-store"))
-}
-
-/// `Idempotency-Key`: 1 to 128 of `A-Za-z0-9-_.:`.
-fn idempotency_key(raw: &RawRequest) -> Result<Option<String>, Error> {
-    let values: Vec<_> = raw.headers.get_all("idempotency-key").iter().collect();
-    match values.as_slice() {
-        [] => Ok(None),
-        [one] => {
-            let key = one.to_str().unwrap_or("").trim();
-            let ok = !key.is_empty()
-                && key.len() <= 128
-                && key.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
-            if ok {
-                Ok(Some(key.to_string()))
-            } else {
-                Err(Error::bad_request(
-                    "Idempotency-Key must be 1 to 128 letters, digits or -_.:",
-                ))
-            }
-        }
-        _ => Err(Error::bad_request("Idempotency-Key is given more than once")),
-    }
 }
 
 /// What identifies "the same request" for an idempotency key: route, query, body.
@@ -227,7 +181,8 @@ where
 {
     let store = JobStore::of(ctx);
     let cfg = &ctx.config.jobs;
-    let key = idempotency_key(raw)?;
+    let headers = raw.typed_headers()?;
+    let key = headers.idempotency_key.as_ref().map(|k| k.as_str().to_string());
     let fingerprint = request_fingerprint(route, raw);
     let mut job = Job::new(spec, caller, Trigger::Api, now, cfg.retention_days);
     job.notify = notify.emails;
@@ -294,7 +249,7 @@ where
     let cfg = &ctx.config.jobs;
     // A job that emails its recipients is never answered from the cache: the
     // cached job would not email them.
-    if cfg.cache_secs > 0 && !bypasses_cache(raw) && job.notify.is_empty() {
+    if cfg.cache_secs > 0 && !raw.typed_headers()?.no_cache && job.notify.is_empty() {
         let fresh_since = now - chrono::Duration::seconds(cfg.cache_secs as i64);
         let look_back = now - chrono::Duration::seconds(CACHE_LOOK_BACK_SECS.max(cfg.cache_secs as i64));
         if let Some(cached) = store
