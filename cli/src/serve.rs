@@ -306,14 +306,14 @@ pub fn api_gateway_event(
 /// A request refused before it reaches its handler, in its route's error shape.
 fn refusal(method: &str, target: &str, err: &Error) -> Response<Body> {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let raw = RawRequest {
-        method: method.parse().unwrap_or_default(),
-        path: path.to_string(),
-        query: query.to_string(),
-        headers: HeaderMap::new(),
-        body: Vec::new(),
-        request_id: "-".into(),
-    };
+    let raw = RawRequest::new(
+        method.parse().unwrap_or_default(),
+        path.to_string(),
+        query.to_string(),
+        HeaderMap::new(),
+        Vec::new(),
+        "-".into(),
+    );
     tracing::warn!(path = %common::http::sanitize(path), status = err.http_status(), error = %err, "request refused by the local server");
     error_response(err, &error_style(&raw))
 }

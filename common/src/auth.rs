@@ -1,7 +1,7 @@
 //! Bearer JWT authentication (HS256 only, secret from configuration).
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
-use lambda_http::http::{HeaderMap, header::AUTHORIZATION};
+use lambda_http::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{config::JwtConfig, error::Error, params::Id};
@@ -108,12 +108,10 @@ impl Authenticator {
 
     /// Verifies the `Authorization: Bearer` header. Errors never contain the token.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, Error> {
-        let value = headers
-            .get(AUTHORIZATION)
+        // Unreadable bytes or a second copy: 400 naming the header (never "absent").
+        let value = crate::http::headers::single(headers, "Authorization")?
             .ok_or_else(|| Error::Unauthorized("Authentication required".into()))?;
-        let token = value
-            .to_str()
-            .ok()
+        let token = Some(value)
             .and_then(|v| {
                 let (scheme, rest) = v.split_once(' ')?;
                 scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
@@ -200,7 +198,7 @@ mod tests {
     fn headers(token: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(
-            AUTHORIZATION,
+            lambda_http::http::header::AUTHORIZATION,
             HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
         );
         h

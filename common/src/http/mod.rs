@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod errors;
+pub mod headers;
 pub mod pipeline;
 pub mod query;
 pub mod request;

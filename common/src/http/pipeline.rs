@@ -14,7 +14,7 @@ use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::json;
 
-use super::{RawRequest, body, error_response, errors::ErrorStyle, query, response, truncate_bytes};
+use super::{RawRequest, error_response, errors::ErrorStyle, query, response, truncate_bytes};
 use crate::{
     AppContext,
     audit::{self, AuditRecord},
@@ -215,7 +215,7 @@ impl<R: ExportRoute> Work for Export<'_, R> {
 
     fn error_style(&self, raw: &RawRequest) -> ErrorStyle {
         // A job answers like the job API, errors included.
-        if self.0.policy().answer == Answer::Job || jobs::api::prefers_async(raw) {
+        if self.0.policy().answer == Answer::Job || raw.prefers_async() {
             JOB_ERRORS
         } else {
             self.0.error_style(raw)
@@ -265,6 +265,8 @@ impl Work for JobRoute {
             JobRoute::Download(_) => query::decode::<jobs::api::DownloadParams>(&raw.query)?.link,
             _ => None,
         };
+        raw.typed_headers()?;
+        raw.no_body()?;
         let result = if let Some(token) = link {
             trace.parameters = Some("link=<redacted>".into());
             jobs::api::serve_link(ctx, self, &token, now, &mut outcome).await
@@ -304,6 +306,7 @@ impl Work for ScheduleRoute {
         trace: &mut Trace,
     ) -> Result<Response<Body>, Error> {
         let caller = authenticate(ctx, raw, trace)?;
+        raw.typed_headers()?;
         let sent = if raw.body.is_empty() {
             raw.query.clone()
         } else {
@@ -503,11 +506,16 @@ async fn attempt<R: ExportRoute>(
         Input::JsonBody => String::from_utf8_lossy(&raw.body).into_owned(),
     };
     trace.parameters = Some(truncate_bytes(&sent, AUDIT_PARAMETERS_BYTES));
+    raw.typed_headers()?;
     let params: R::Params = match policy.input {
-        Input::Query => query::decode(&raw.query)?,
+        Input::Query => {
+            raw.no_body()?;
+            query::decode(&raw.query)?
+        }
         Input::JsonBody => {
             query::decode::<NoParams>(&raw.query)?;
-            body::decode(&raw.body)?
+            // A job start needs its body; a chat export may be all defaults.
+            raw.json_body(policy.answer == Answer::Job)?
         }
     };
     if let Ok(json) = serde_json::to_string(&params) {
@@ -519,7 +527,7 @@ async fn attempt<R: ExportRoute>(
     trace.scope = Some(spec.audit_scope());
     let rate_limited = policy.rate_limited;
     let admit = || admit(ctx, &caller, &spec, rate_limited, now);
-    if policy.answer == Answer::Job || jobs::api::prefers_async(raw) {
+    if policy.answer == Answer::Job || raw.prefers_async() {
         let started = jobs::api::start(
             ctx,
             raw,
@@ -532,11 +540,19 @@ async fn attempt<R: ExportRoute>(
         .await?;
         trace.job_id = Some(started.job.id.clone());
         trace.delivery = Some("job");
-        return Ok(started.response);
+        let mut response = started.response;
+        if policy.answer != Answer::Job {
+            // RFC 7240: say which preference made this a job.
+            response.headers_mut().insert(
+                "preference-applied",
+                lambda_http::http::HeaderValue::from_static("respond-async"),
+            );
+        }
+        return Ok(response);
     }
     admit().await?;
 
-    let wants_json = raw.wants_json();
+    let wants_json = raw.typed_headers()?.wants_json;
     let inline = policy.answer == Answer::File && !wants_json;
     trace.ran = Some(spec.clone());
     let finished = delivery::run(ctx, &spec, inline).await?;

@@ -2,9 +2,12 @@
 
 use lambda_http::{
     Request, RequestExt,
-    http::{HeaderMap, Method, header::ACCEPT},
+    http::{HeaderMap, Method},
     request::RequestContext,
 };
+
+use super::headers::Headers;
+use crate::error::Error;
 
 /// A request as received: nothing in it is trusted yet.
 #[derive(Debug)]
@@ -16,6 +19,9 @@ pub struct RawRequest {
     pub headers: HeaderMap,
     pub body: Vec<u8>,
     pub request_id: String,
+    /// The declared headers, decoded once ([`RawRequest::typed_headers`]); the
+    /// message of the refusal when one could not be read.
+    decoded: Result<Headers, String>,
 }
 
 /// Request ids are echoed in logs and audit records: keep them short and printable.
@@ -40,22 +46,65 @@ impl RawRequest {
             }
         };
         let (parts, body) = req.into_parts();
-        Self {
-            method: parts.method,
-            path: parts.uri.path().to_string(),
+        Self::new(
+            parts.method,
+            parts.uri.path().to_string(),
             query,
-            headers: parts.headers,
-            body: AsRef::<[u8]>::as_ref(&body).to_vec(),
+            parts.headers,
+            AsRef::<[u8]>::as_ref(&body).to_vec(),
             request_id,
+        )
+    }
+
+    pub fn new(
+        method: Method,
+        path: String,
+        query: String,
+        headers: HeaderMap,
+        body: Vec<u8>,
+        request_id: String,
+    ) -> Self {
+        let decoded = Headers::decode(&headers).map_err(|e| e.to_string());
+        Self {
+            method,
+            path,
+            query,
+            headers,
+            body,
+            request_id,
+            decoded,
         }
     }
 
-    /// The client asked for a JSON answer (`Accept: application/json`).
-    pub fn wants_json(&self) -> bool {
-        self.headers
-            .get(ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|t| t.trim().starts_with("application/json")))
+    /// The declared headers as typed values, or `400` naming the one that could not
+    /// be read (step "decoding" of the pipeline).
+    pub fn typed_headers(&self) -> Result<&Headers, Error> {
+        self.decoded.as_ref().map_err(|m| Error::bad_request(m.clone()))
+    }
+
+    /// `Prefer: respond-async`, for choosing the error shape before anything is
+    /// decoded (an unreadable `Prefer` is refused in the route's own shape).
+    pub fn prefers_async(&self) -> bool {
+        self.decoded.as_ref().is_ok_and(|h| h.respond_async)
+    }
+
+    /// The JSON object body of a body route, read only when it says it is JSON
+    /// (`Content-Type`); `required`: an empty body is refused too.
+    pub fn json_body<T: serde::de::DeserializeOwned + Default>(&self, required: bool) -> Result<T, Error> {
+        self.typed_headers()?.check_body(&self.body)?;
+        if required && self.body.iter().all(u8::is_ascii_whitespace) {
+            return Err(Error::bad_request("the request body is required: a JSON object"));
+        }
+        super::body::decode(&self.body)
+    }
+
+    /// Routes without a body refuse one rather than ignore it.
+    pub fn no_body(&self) -> Result<(), Error> {
+        if self.body.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::bad_request("this route takes no request body"))
+        }
     }
 
     /// The first value of a query parameter, without any checks: only for choosing

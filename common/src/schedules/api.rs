@@ -15,7 +15,7 @@ use crate::{
     AppContext,
     auth::Caller,
     error::Error,
-    http::{RawRequest, body, pipeline::NoParams, query, response::json_response, sanitize},
+    http::{RawRequest, pipeline::NoParams, query, response::json_response, sanitize},
     jobs::{api::JobRequest, store::JobStore},
     notify::{NotifyRequest, check_recipients},
     spec::TimeZone,
@@ -373,11 +373,18 @@ pub async fn serve(
     if route != &ScheduleRoute::List {
         query::decode::<NoParams>(&raw.query)?;
     }
+    // Create, Preview and Update read their body below; the others take none.
+    if matches!(
+        route,
+        ScheduleRoute::List | ScheduleRoute::Get(_) | ScheduleRoute::Delete(_)
+    ) {
+        raw.no_body()?;
+    }
     let store = ScheduleStore::of(ctx);
     outcome.schedule_id = route.id().map(sanitize);
     match route {
         ScheduleRoute::Create => {
-            let req: ScheduleRequest = body::decode(&raw.body)?;
+            let req: ScheduleRequest = raw.json_body(true)?;
             let schedule = build(ctx, caller, req, now)?;
             if store.count_of(&caller.sub, MAX_SCHEDULES_PER_OWNER).await? >= MAX_SCHEDULES_PER_OWNER {
                 return Err(Error::conflict(
@@ -390,7 +397,7 @@ pub async fn serve(
             Ok(created_response(&schedule))
         }
         ScheduleRoute::Preview => {
-            let req: ScheduleRequest = body::decode(&raw.body)?;
+            let req: ScheduleRequest = raw.json_body(true)?;
             let schedule = build(ctx, caller, req, now)?;
             let cadence = schedule.cadence()?;
             let runs: Vec<Value> = schedule
@@ -437,7 +444,7 @@ pub async fn serve(
             Ok(json_response(StatusCode::OK, &body))
         }
         ScheduleRoute::Update(id) => {
-            let patch: SchedulePatch = body::decode(&raw.body)?;
+            let patch: SchedulePatch = raw.json_body(true)?;
             // Read, change, write on the version read; a tick moving the schedule
             // meanwhile makes us read again.
             for _ in 0..5 {
