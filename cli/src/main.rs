@@ -190,6 +190,48 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Turns true at SIGTERM or Ctrl-C: the worker stops receiving (its receive in
+/// flight answered first), gives back what it holds, and the process exits.
+fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(e) => {
+                tracing::warn!(error = %e, "SIGTERM cannot be handled; Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+                let _ = tx.send(true);
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("stopping: no new job is received");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// The export worker on the jobs queue and the sweeper beside it, until `stop`; the
+/// returned future ends when both have stopped.
+fn spawn_worker(ctx: &AppContext, stop: &tokio::sync::watch::Receiver<bool>) -> impl Future<Output = ()> + use<> {
+    let every = common::jobs::sweep::local_interval(ctx.config.jobs.requeue_secs);
+    println!(
+        "export worker polling {}; sweeping every {} s (jobs queued over {} s are sent again)",
+        ctx.config.jobs.queue_url,
+        every.as_secs(),
+        ctx.config.jobs.requeue_secs
+    );
+    let poller = tokio::spawn(common::jobs::queue::poll(ctx.clone(), stop.clone()));
+    let sweeper = tokio::spawn(common::jobs::sweep::sweep_every(ctx.clone(), every, stop.clone()));
+    async move {
+        let _ = poller.await;
+        let _ = sweeper.await;
+    }
+}
+
 fn explain(e: common::Error) -> BoxError {
     e.cause_chain().into()
 }
@@ -312,10 +354,8 @@ async fn run(command: Command) -> Result<(), BoxError> {
             tick_seconds,
         } => {
             let ctx = AppContext::from_env().await?;
-            if !no_worker {
-                tokio::spawn(common::jobs::queue::poll(ctx.clone()));
-                println!("export worker polling {}", ctx.config.jobs.queue_url);
-            }
+            let stop = stop_on_signal();
+            let worker = (!no_worker).then(|| spawn_worker(&ctx, &stop));
             if tick_seconds > 0 {
                 tokio::spawn(exportctl::serve::tick_every(ctx.clone(), tick_seconds));
                 println!("scheduler ticking every {tick_seconds} s");
@@ -325,7 +365,14 @@ async fn run(command: Command) -> Result<(), BoxError> {
             for (method, path) in exportctl::serve::ROUTES {
                 println!("  {method} {path}");
             }
-            exportctl::serve::serve(ctx, listener).await?;
+            let mut stopped = stop.clone();
+            tokio::select! {
+                served = exportctl::serve::serve(ctx, listener) => served?,
+                _ = stopped.wait_for(|s| *s) => {}
+            }
+            if let Some(worker) = worker {
+                worker.await;
+            }
         }
         Command::BenchE2e {
             export,
@@ -399,8 +446,8 @@ async fn run(command: Command) -> Result<(), BoxError> {
         }
         Command::Worker => {
             let ctx = AppContext::from_env().await?;
-            println!("export worker polling {}", ctx.config.jobs.queue_url);
-            common::jobs::queue::poll(ctx).await;
+            let stop = stop_on_signal();
+            spawn_worker(&ctx, &stop).await;
         }
         Command::Bench {
             export,

@@ -55,6 +55,9 @@ pub struct JobsConfig {
     /// Stored files are deleted after this many days (the bucket's lifecycle rule);
     /// job records live twice as long.
     pub retention_days: u32,
+    /// A job queued this long without being claimed (or running with its lease run
+    /// out) is sent to the queue again by the sweeper ([`crate::jobs::sweep`]).
+    pub requeue_secs: u64,
 }
 
 /// Limits of the chat export.
@@ -204,6 +207,7 @@ impl Config {
             progress_secs: number("JOB_PROGRESS_SECONDS", 2)?,
             max_run_secs: number("JOB_MAX_SECONDS", 870)?,
             retention_days: number("EXPORT_RETENTION_DAYS", 7)?,
+            requeue_secs: number("JOB_REQUEUE_SECONDS", 60)?,
         };
         let schedules = SchedulesConfig {
             default_lag_secs: number("SCHEDULE_LAG_SECONDS", 120)?,
@@ -253,9 +257,10 @@ impl Config {
             || j.max_attempts == 0
             || j.retention_days == 0
             || j.max_run_secs == 0
+            || j.requeue_secs == 0
         {
             return Err(ConfigError(
-                "MAX_ACTIVE_JOBS_PER_CALLER, JOB_LEASE_SECONDS, JOB_MAX_ATTEMPTS, JOB_MAX_SECONDS and EXPORT_RETENTION_DAYS must be positive"
+                "MAX_ACTIVE_JOBS_PER_CALLER, JOB_LEASE_SECONDS, JOB_MAX_ATTEMPTS, JOB_MAX_SECONDS, JOB_REQUEUE_SECONDS and EXPORT_RETENTION_DAYS must be positive"
                     .into(),
             ));
         }

@@ -5,7 +5,8 @@
 //! Namespace `ChatExport`; dimensions `kind`, `format`, `outcome`, `trigger`
 //! (`sync`, `job`); metrics `Exports` (count), `Rows`, `Bytes`, `DurationMs`,
 //! `QueueWaitMs` (jobs: from creation to the worker's claim); and, for a failure,
-//! `Errors` by `error_code`. README ("Metrics") lists them.
+//! `Errors` by `error_code`; and one line per job the sweeper sent to the queue
+//! again (`Requeued` by `reason`, [`requeued_document`]). README ("Metrics") lists them.
 //!
 //! The format is a documented JSON shape; a small writer here is simpler than a
 //! `metrics` facade recorder for one line per export.
@@ -80,6 +81,33 @@ pub fn document(m: &ExportMetric<'_>, at: DateTime<Utc>) -> Value {
     doc
 }
 
+/// The EMF document of one job the sweeper sent to the queue again: `Requeued`
+/// (count) by (`reason`) and (`trigger`: `job`), beside the finished jobs'
+/// `QueueWaitMs`; `WaitedMs` is how long the job had waited since it was created.
+pub fn requeued_document(job_id: &str, kind: &str, reason: &str, waited_ms: u64, at: DateTime<Utc>) -> Value {
+    json!({
+        "_aws": {"Timestamp": at.timestamp_millis(), "CloudWatchMetrics": [{
+            "Namespace": NAMESPACE,
+            "Dimensions": [["reason"], ["trigger"]],
+            "Metrics": [
+                {"Name": "Requeued", "Unit": "Count"},
+                {"Name": "WaitedMs", "Unit": "Milliseconds"},
+            ],
+        }]},
+        "reason": reason,
+        "trigger": "job",
+        "kind": kind,
+        "id": job_id,
+        "Requeued": 1,
+        "WaitedMs": waited_ms,
+    })
+}
+
+/// Writes the `Requeued` line of a job sent to the queue again ([`requeued_document`]).
+pub fn emit_requeued(job_id: &str, kind: &str, reason: &str, waited_ms: u64, at: DateTime<Utc>) {
+    write_line(requeued_document(job_id, kind, reason, waited_ms, at).to_string());
+}
+
 static CAPTURE: Mutex<Option<Vec<String>>> = Mutex::new(None);
 static SILENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -90,7 +118,10 @@ pub fn silence() {
 
 /// Writes the metric's EMF line to stdout (and to the capture, when one is on).
 pub fn emit(m: &ExportMetric<'_>, at: DateTime<Utc>) {
-    let line = document(m, at).to_string();
+    write_line(document(m, at).to_string());
+}
+
+fn write_line(line: String) {
     if let Some(lines) = CAPTURE.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
         lines.push(line.clone());
     }

@@ -25,6 +25,11 @@ pub const CHATS_BY_CONVERSATION_GROUP: &str = "by_conversation_group";
 pub const JOBS_BY_OWNER: &str = "by_owner";
 /// A schedule's runs (jobs with a `schedule_id`), newest first.
 pub const JOBS_BY_SCHEDULE: &str = "by_schedule";
+/// Queued and running jobs, oldest first, in [`JOB_ACTIVE_SHARDS`] partitions
+/// (`active_shard`, which a job carries only until it is final): what the sweeper reads.
+pub const JOBS_BY_ACTIVE: &str = "by_active";
+/// Partitions of the jobs' `by_active` index.
+pub const JOB_ACTIVE_SHARDS: u32 = 8;
 /// Enabled schedules by next run time, in [`SCHEDULE_SHARDS`] partitions (`due_shard`);
 /// a paused schedule has no `due_shard`, so it is not in this index.
 pub const SCHEDULES_BY_DUE: &str = "by_due";
@@ -102,6 +107,7 @@ pub fn tables(names: &TableNames) -> Vec<TableDef> {
             indexes: vec![
                 (JOBS_BY_OWNER, "owner", "created_key"),
                 (JOBS_BY_SCHEDULE, "schedule_id", "created_key"),
+                (JOBS_BY_ACTIVE, "active_shard", "created_key"),
             ],
         },
         TableDef {

@@ -60,17 +60,20 @@ fn is_final(job: &Value) -> bool {
     matches!(job["status"].as_str(), Some("succeeded" | "failed" | "cancelled"))
 }
 
-/// The worker loop on the stack's own queue, stopped when the guard drops.
-struct Worker(tokio::task::JoinHandle<()>);
+/// The worker loop on the stack's own queue, asked to stop when the guard drops (it
+/// finishes its receive in flight, as `exportctl serve` does on SIGTERM).
+struct Worker(tokio::sync::watch::Sender<bool>);
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        self.0.abort();
+        let _ = self.0.send(true);
     }
 }
 
 fn worker(ctx: &AppContext) -> Worker {
-    Worker(tokio::spawn(queue::poll(ctx.clone())))
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(queue::poll(ctx.clone(), stopped));
+    Worker(stop)
 }
 
 async fn download(ctx: &AppContext, token: &str, id: &str) -> Vec<u8> {

@@ -233,10 +233,12 @@ async fn previous_period_windows_follow_the_time_zone_across_a_dst_change() {
         "2027-03-28T21:59:59.999Z", // 28 March
         "2027-03-28T22:00:00.000Z", // 29 March
     ];
-    stack
-        .load(rows.iter().enumerate().map(|(i, r)| lead(i, company, t(r))).collect())
-        .await;
     let (ctx, clock) = at(&stack, "2027-03-26T12:00:00Z");
+    load_with(
+        &ctx,
+        rows.iter().enumerate().map(|(i, r)| lead(i, company, t(r))).collect(),
+    )
+    .await;
     let user = stack.token(Role::User, "dst-user", None, Some(company));
     let s = create(
         &ctx,
@@ -321,7 +323,7 @@ async fn incremental_runs_export_every_row_exactly_once() {
         "2026-12-01T00:30:00Z",
         "2026-12-01T00:57:59.999Z",
     ]);
-    stack.load(first).await;
+    load_with(&ctx, first).await;
     // 01:00 run: [00:00, 00:58).
     let r1 = tick_and_run(&ctx, &clock, "2026-12-01T01:00:05Z").await;
     assert_eq!(r1.created.len(), 1);
@@ -331,12 +333,12 @@ async fn incremental_runs_export_every_row_exactly_once() {
         "2026-12-01T00:59:59.999Z",
         "2026-12-01T01:30:00Z",
     ]);
-    stack.load(late).await;
+    load_with(&ctx, late).await;
     let r2 = tick_and_run(&ctx, &clock, "2026-12-01T02:00:05Z").await;
     assert_eq!(r2.created.len(), 1);
     // The third run is cancelled while queued: its window is exported by the next.
     let more = add(&["2026-12-01T02:10:00Z", "2026-12-01T03:20:00Z", "2026-12-01T04:40:00Z"]);
-    stack.load(more).await;
+    load_with(&ctx, more).await;
     clock.set(t("2026-12-01T03:00:05Z"));
     let r3 = tick::tick(&ctx, t("2026-12-01T03:00:05Z")).await;
     assert_eq!(r3.created.len(), 1);
@@ -406,10 +408,12 @@ async fn incremental_runs_export_every_row_exactly_once() {
 async fn emails_carry_links_that_download_the_file_and_bad_links_are_refused() {
     let stack = TestStack::new("sched_mail").await;
     let company = "comp-mail";
-    stack
-        .load((0..5).map(|i| lead(i, company, t("2026-12-01T10:00:00Z"))).collect())
-        .await;
     let (ctx, clock) = at(&stack, "2026-12-01T12:00:00Z");
+    load_with(
+        &ctx,
+        (0..5).map(|i| lead(i, company, t("2026-12-01T10:00:00Z"))).collect(),
+    )
+    .await;
     let me = unique_address("me");
     let user = stack.token_with_email(Role::User, "mail-user", None, Some(company), Some(&me));
     let s = create(
@@ -591,14 +595,15 @@ async fn a_job_started_with_recipients_emails_them_and_recipient_rules_hold() {
         );
     }
     // The job the user started emails the user when it is done.
-    let worker = tokio::spawn(common::jobs::queue::poll(ctx.clone()));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(common::jobs::queue::poll(ctx.clone(), stopped));
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut mails = mail_to(&me).await;
     while mails.is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         mails = mail_to(&me).await;
     }
-    worker.abort();
+    stop.send(true).unwrap();
     assert_eq!(mails.len(), 1, "{mails:?}");
     assert_eq!(mails[0]["subject"], "Your chats export (csv) is ready: 3 rows");
     let path = link_of(&mails[0]);
@@ -610,13 +615,15 @@ async fn a_job_started_with_recipients_emails_them_and_recipient_rules_hold() {
 #[tokio::test]
 async fn a_users_schedule_is_theirs_and_exports_their_scope_only() {
     let stack = TestStack::new("sched_tenancy").await;
-    stack
-        .load(vec![
+    let (ctx, clock) = at(&stack, "2026-12-01T00:00:00Z");
+    load_with(
+        &ctx,
+        vec![
             message(1, "client-a", t("2026-11-20T10:00:00Z")),
             message(2, "client-b", t("2026-11-20T10:00:00Z")),
-        ])
-        .await;
-    let (ctx, clock) = at(&stack, "2026-12-01T00:00:00Z");
+        ],
+    )
+    .await;
     let alice = stack.token(Role::User, "alice", Some("client-a"), None);
     let bob = stack.token(Role::User, "bob", Some("client-b"), None);
     let alice_moved = stack.token(Role::User, "alice", Some("client-b"), None);
@@ -917,15 +924,13 @@ async fn operator_exports_run_once_per_firing_and_the_scheduler_lambda_ticks() {
     let tick_event: Value =
         serde_json::from_str(&std::fs::read_to_string(events_dir().join("scheduler/tick.json")).unwrap()).unwrap();
     let report = export_scheduler::handle(&stack.ctx, tick_event).await;
-    assert_eq!(report.failed, 0);
+    assert_eq!(report.tick.failed, 0);
+    assert_eq!(report.sweep.failed, 0);
 }
 
 #[tokio::test]
 async fn an_email_that_cannot_be_sent_leaves_the_export_succeeded() {
     let stack = TestStack::new("sched_ses_down").await;
-    stack
-        .load((0..2).map(|i| lead(i, "comp-ses", t("2026-11-01T10:00:00Z"))).collect())
-        .await;
     // SES unreachable: nothing listens on port 9.
     let ses_config = stack
         .ctx
@@ -939,6 +944,11 @@ async fn an_email_that_cannot_be_sent_leaves_the_export_succeeded() {
     aws.ses = aws_sdk_sesv2::Client::from_conf(ses_config);
     let clock = Arc::new(FixedClock::new(t("2026-12-01T00:00:00Z")));
     let ctx = AppContext::new((*stack.ctx.config).clone(), aws).with_clock(clock.clone());
+    load_with(
+        &ctx,
+        (0..2).map(|i| lead(i, "comp-ses", t("2026-11-01T10:00:00Z"))).collect(),
+    )
+    .await;
     let admin = stack.token_with_email(Role::Admin, "ses-admin", None, None, Some("boss@corp.io"));
     let address = unique_address("down");
     create(

@@ -16,6 +16,7 @@ pub mod api;
 pub mod operator;
 pub mod queue;
 pub mod store;
+pub mod sweep;
 pub mod worker;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -102,6 +103,15 @@ pub struct Job {
     pub worker: Option<String>,
     /// DynamoDB TTL (epoch seconds): the record outlives its file.
     pub ttl: i64,
+    /// While queued or running: the job's partition of the `by_active` index (the
+    /// sweeper's); removed by every write that makes the job final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_shard: Option<String>,
+    /// When the sweeper last sent the job to the queue again, and how often it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requeued_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub requeues: u32,
     /// A schedule's run: the schedule (index `by_schedule`), the run's due time and
     /// the window it exports (`None` for a window of `none`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -176,6 +186,9 @@ impl Job {
             lease_until: None,
             worker: None,
             ttl: now.timestamp() + 2 * i64::from(retention_days) * 86_400,
+            active_shard: None,
+            requeued_at: None,
+            requeues: 0,
             schedule_id: None,
             run_at: None,
             window_start: None,
@@ -201,6 +214,12 @@ impl Job {
     pub fn spec(&self) -> Result<ExportSpec, crate::Error> {
         serde_json::from_str(&self.spec).map_err(|e| crate::Error::internal("job error", e))
     }
+}
+
+/// A job's partition of the `by_active` index: a fixed hash of its id.
+pub fn active_shard_of(id: &str) -> String {
+    let digest = Sha256::digest(id.as_bytes());
+    format!("{:02}", u32::from(digest[0]) % crate::schema::JOB_ACTIVE_SHARDS)
 }
 
 /// A hash of a spec without its `as_of`: two requests for the same export (same

@@ -64,7 +64,10 @@ impl JobStore {
     /// Stores a job unless one with its id exists (a schedule's run, whose id is
     /// derived): `true` when this call created it.
     pub async fn put_if_absent(&self, job: &Job) -> Result<bool, Error> {
-        self.records.put(job, "attribute_not_exists(id)", vec![]).await
+        // A job that is not final yet is in the sweeper's index until it is.
+        let mut job = job.clone();
+        job.active_shard = (!job.status.is_final()).then(|| super::active_shard_of(&job.id));
+        self.records.put(&job, "attribute_not_exists(id)", vec![]).await
     }
 
     /// Deletes a job's record (`DELETE /api/exports/{id}?purge=true`).
@@ -218,7 +221,7 @@ impl JobStore {
         self.update(
             id,
             "SET #status = :done, #finished_at = :now, #rows_done = :r, #bytes_done = :b, #rows = :r, #size_bytes = :b, \
-             #s3_key = :k REMOVE #lease_until, #worker",
+             #s3_key = :k REMOVE #lease_until, #worker, #active_shard",
             "#status = :running AND #worker = :w",
             vec![
                 (":done", s(JobStatus::Succeeded.as_str())),
@@ -296,7 +299,8 @@ impl JobStore {
         ]);
         self.update(
             id,
-            "SET #status = :failed, #finished_at = :now, #error_code = :code, #error_message = :msg REMOVE #lease_until, #worker",
+            "SET #status = :failed, #finished_at = :now, #error_code = :code, #error_message = :msg \
+             REMOVE #lease_until, #worker, #active_shard",
             condition,
             values,
         )
@@ -307,7 +311,7 @@ impl JobStore {
     pub async fn cancel(&self, id: &str, now: DateTime<Utc>) -> Result<Option<Job>, Error> {
         self.update(
             id,
-            "SET #status = :cancelled, #finished_at = :now REMOVE #lease_until, #worker",
+            "SET #status = :cancelled, #finished_at = :now REMOVE #lease_until, #worker, #active_shard",
             "#status IN (:queued, :running)",
             vec![
                 (":cancelled", s(JobStatus::Cancelled.as_str())),
@@ -315,6 +319,85 @@ impl JobStore {
                 (":running", s(JobStatus::Running.as_str())),
                 (":queued", s(JobStatus::Queued.as_str())),
             ],
+        )
+        .await
+    }
+
+    /// running (held by `worker`) -> queued again: a worker that stops before the job
+    /// is done (its process is shutting down) gives the job back, so the next delivery
+    /// runs it at once instead of after the lease. The claim is not counted as an
+    /// attempt. `None` when the claim was lost meanwhile.
+    pub async fn release(&self, id: &str, worker: &str) -> Result<Option<Job>, Error> {
+        self.update(
+            id,
+            "SET #status = :queued REMOVE #lease_until, #worker, #started_at ADD #attempts :minus",
+            "#status = :running AND #worker = :w",
+            vec![
+                (":queued", s(JobStatus::Queued.as_str())),
+                (":running", s(JobStatus::Running.as_str())),
+                (":w", s(worker)),
+                (":minus", n(-1)),
+            ],
+        )
+        .await
+    }
+
+    /// The queued and running jobs of one partition of the `by_active` index, oldest
+    /// first (every page: active jobs are few, bounded by the callers' caps and the
+    /// schedules). The index is eventually consistent: act on a job only through a
+    /// conditional write.
+    pub async fn active(&self, shard: &str) -> Result<Vec<Job>, Error> {
+        let mut jobs = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .records
+                .client
+                .query()
+                .table_name(&self.records.table)
+                .index_name(crate::schema::JOBS_BY_ACTIVE)
+                .key_condition_expression("active_shard = :s")
+                .expression_attribute_values(":s", s(shard))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(Error::database)?;
+            for item in out.items.unwrap_or_default() {
+                jobs.push(self.records.decode(item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(jobs);
+            }
+        }
+    }
+
+    /// Records that the sweeper sends `job` to the queue again, on the condition that
+    /// nothing moved it since it was read (same status, same last requeue, and for a
+    /// running job a lease still run out): of concurrent sweepers, one wins.
+    pub async fn mark_requeued(&self, job: &Job, now: DateTime<Utc>) -> Result<Option<Job>, Error> {
+        let mut values = vec![
+            (":status", s(job.status.as_str())),
+            (":now", s(crate::timefmt::format(&now))),
+            (":one", n(1)),
+        ];
+        let mut condition = String::from("#status = :status");
+        match job.requeued_at {
+            Some(prev) => {
+                condition.push_str(" AND #requeued_at = :prev");
+                values.push((":prev", s(crate::timefmt::format(&prev))));
+            }
+            None => condition.push_str(" AND attribute_not_exists(#requeued_at)"),
+        }
+        if job.status == JobStatus::Running {
+            condition.push_str(" AND #lease_until < :now_secs");
+            values.push((":now_secs", n(now.timestamp())));
+        }
+        self.update(
+            &job.id,
+            "SET #requeued_at = :now ADD #requeues :one",
+            &condition,
+            values,
         )
         .await
     }

@@ -47,12 +47,27 @@ pub enum Delivery {
     /// Another worker is running the job: keep the message, so that if that worker
     /// dies the job is run again when the message comes back.
     Busy,
+    /// This worker was interrupted (its process is stopping) and gave the job back
+    /// (`queued` again): the message should be delivered again at once.
+    Released,
 }
 
 /// Handles one delivery of a job's message. `Err` only when the job's state could
 /// not be read or written (the message should come back); a failed export is an
 /// outcome, recorded on the job.
 pub async fn process(ctx: &AppContext, job_id: &str) -> Result<Delivery, Error> {
+    process_until(ctx, job_id, std::future::pending()).await
+}
+
+/// [`process`], unless `interrupt` completes first: then the run stops (its upload
+/// is never completed) and the job is given back, `queued`, for the next delivery
+/// ([`JobStore::release`]). The local poller interrupts a job still running a grace
+/// period after its process was asked to stop.
+pub async fn process_until(
+    ctx: &AppContext,
+    job_id: &str,
+    interrupt: impl Future<Output = ()>,
+) -> Result<Delivery, Error> {
     let store = JobStore::of(ctx);
     let cfg = &ctx.config.jobs;
     let worker_token = uuid::Uuid::new_v4().simple().to_string();
@@ -80,10 +95,17 @@ pub async fn process(ctx: &AppContext, job_id: &str) -> Result<Delivery, Error> 
     };
     let queue_wait = (now - job.created_at).to_std().unwrap_or_default();
     let started = Instant::now();
-    let result = AssertUnwindSafe(run(ctx, &store, &job, &worker_token))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| Err(Error::internal("internal error", "panic in the export worker")));
+    let running = AssertUnwindSafe(run(ctx, &store, &job, &worker_token)).catch_unwind();
+    let result = tokio::select! {
+        result = running => {
+            result.unwrap_or_else(|_| Err(Error::internal("internal error", "panic in the export worker")))
+        }
+        () = interrupt => {
+            let released = store.release(&job.id, &worker_token).await?.is_some();
+            tracing::warn!(job_id = %job.id, released, "job interrupted: its worker is stopping");
+            return Ok(if released { Delivery::Released } else { Delivery::Done });
+        }
+    };
     let end = ctx.clock.now();
     let final_job = match result {
         Ok((rows, bytes, key)) => match store

@@ -21,7 +21,9 @@ pub async fn handle(ctx: &AppContext, event: SqsEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for record in event.records {
         let body = record.body.as_deref().unwrap_or_default();
-        if handle_message(ctx, body).await == Disposition::Retry {
+        // Lambda never interrupts a job (no Release here), but anything not done
+        // goes back to the queue.
+        if handle_message(ctx, body).await != Disposition::Delete {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = record.message_id.unwrap_or_default();
             response.batch_item_failures.push(failure);
