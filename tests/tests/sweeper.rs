@@ -222,6 +222,37 @@ async fn a_job_whose_worker_died_is_taken_over_after_its_lease_and_failed_when_n
     assert_eq!(failed["error"]["error_code"], "worker_lost");
 }
 
+/// A worker asked to stop mid-job (its process got SIGTERM, and the grace period
+/// ran out) gives the job back: `queued` again, not counted as an attempt, and the
+/// next delivery runs it from the start; its unfinished upload leaves no object.
+#[tokio::test]
+async fn a_job_interrupted_by_a_stopping_worker_is_given_back_and_runs_again() {
+    let stack = TestStack::new("sweep_release").await;
+    let admin = stack.admin_token();
+    let slow = stack.ctx.clone().with_store(Arc::new(SlowStore {
+        inner: Arc::new(exportctl::bench::BenchStore { records: 8000, seed: 5 }),
+        delay: Duration::from_millis(150),
+    }));
+    let id = start_job(&slow, &admin).await;
+    let message = receive(&slow).await.remove(0).0;
+    let interrupt = tokio::time::sleep(Duration::from_millis(300));
+    let disposition = queue::handle_message_until(&slow, &message, interrupt).await;
+    assert_eq!(disposition, Disposition::Release);
+    let stored = JobStore::of(&slow).get(&id).await.unwrap().unwrap();
+    assert_eq!(stored.status.as_str(), "queued");
+    assert_eq!(
+        (stored.attempts, stored.worker.clone(), stored.started_at),
+        (0, None, None)
+    );
+    assert!(stored.active_shard.is_some());
+    assert!(stack.object_keys().await.is_empty());
+    // The next delivery runs it to the end.
+    assert_eq!(queue::handle_message(&slow, &message).await, Disposition::Delete);
+    let done = job(&slow, &admin, &id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(JobStore::of(&slow).get(&id).await.unwrap().unwrap().attempts, 1);
+}
+
 /// What the issue reproduced in 2 of 6 tries: `exportctl serve` stopped with SIGTERM
 /// about 2 s after it started, started again, and a job posted at once stayed
 /// queued for the queue's visibility timeout. Now the stop waits for the receive in
