@@ -18,7 +18,9 @@ And for the template as a whole:
     functions allowed to send email (ses:SendEmail), which build the links;
   * the bucket's expiry lifecycle rule covers EXPORT_KEY_PREFIX;
   * the functions' HttpApi events are exactly the operations of openapi.yaml (which
-    tests/tests/openapi.rs keeps equal to exportctl's ROUTES), each served once;
+    tests/tests/openapi.rs keeps equal to exportctl's ROUTES), each served once, plus
+    one ANY route per documented path to the function serving it (the 405 with Allow of
+    every other method);
   * the HttpApi's CORS AllowMethods (when it lists any) admit every routed method;
   * exports at scale (docs/scale.md): the export-scale function and the state machine
     that drives it come together, and the state machine is what export-scale expects:
@@ -278,6 +280,7 @@ def check(
     prefix = global_env.get("EXPORT_KEY_PREFIX")
     used_binaries: dict[str, str] = {}
     routes: dict[tuple[str, str], str] = {}
+    any_routes: dict[str, str] = {}
     for name, res in functions.items():
         props = res.get("Properties") or {}
         meta = res.get("Metadata") or {}
@@ -348,6 +351,12 @@ def check(
             if not isinstance(method, str) or not isinstance(path, str):
                 problems.append(f"{where} HttpApi event {event_name} needs a literal Method and Path")
                 continue
+            if method.upper() == "ANY":
+                # The 405 of a path's other methods: once per path.
+                if path in any_routes:
+                    problems.append(f"{where} route ANY {path} is already served by {any_routes[path]}")
+                any_routes[path] = name
+                continue
             route = (method.upper(), path)
             if route in routes:
                 problems.append(f"{where} route {method.upper()} {path} is already served by {routes[route]}")
@@ -385,7 +394,7 @@ def check(
                 if (isinstance(event, dict) and event.get("Type") == "HttpApi"
                         and get(event, "Properties", "ApiId") == {"Ref": api_name}):
                     method = get(event, "Properties", "Method")
-                    if isinstance(method, str):
+                    if isinstance(method, str) and method.upper() != "ANY":
                         served.add(method.upper())
         for method in sorted(served - allowed_upper):
             problems.append(f"{api_name}: CorsConfiguration.AllowMethods lacks {method}, which a route uses")
@@ -413,6 +422,16 @@ def check(
             problems.append(f"{routes[(method, path)]}: route {method} {path} is not an operation of openapi.yaml")
         for method, path in sorted(documented - set(routes)):
             problems.append(f"openapi.yaml operation {method} {path} is not an HttpApi event of any function")
+        # Every documented path answers its other methods with 405 (an ANY route to the
+        # function that serves the path), and nothing else has an ANY route.
+        for path in sorted({p for _, p in documented}):
+            owners = {routes[(m, p)] for m, p in routes if p == path}
+            if path not in any_routes:
+                problems.append(f"path {path} has no ANY route (its other methods would get API Gateway's 404, not 405)")
+            elif any_routes[path] not in owners:
+                problems.append(f"route ANY {path} goes to {any_routes[path]}, not to {', '.join(sorted(owners))}")
+        for path in sorted(set(any_routes) - {p for _, p in documented}):
+            problems.append(f"{any_routes[path]}: route ANY {path} is not a path of openapi.yaml")
 
     # Exports at scale: export-scale and the state machine that drives it.
     machines = check_scale(template, root, functions, global_env, problems)

@@ -116,8 +116,8 @@ event("jobs-start-no-token", "POST", J, None, body={"kind": "leads"})
 event("jobs-list-user", "GET", J, USER, query="limit=10&status=succeeded")
 event("jobs-get-unknown", "GET", f"{J}/{UNKNOWN}", USER, route=J + "/{id}")
 event("jobs-download-unknown", "GET", f"{J}/{UNKNOWN}/download", USER, route=J + "/{id}/download")
-event("jobs-cancel-unknown", "DELETE", f"{J}/{UNKNOWN}", USER, route=J + "/{id}")
-event("jobs-purge-unknown", "DELETE", f"{J}/{UNKNOWN}", USER, query="purge=true", route=J + "/{id}")
+event("jobs-cancel-unknown", "POST", f"{J}/{UNKNOWN}/cancel", USER, route=J + "/{id}/cancel")
+event("jobs-delete-unknown", "DELETE", f"{J}/{UNKNOWN}", USER, route=J + "/{id}")
 
 SC = "/api/schedules"
 UNKNOWN_SCHEDULE = "fedcba9876543210fedcba9876543210"

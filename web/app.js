@@ -905,8 +905,11 @@ function updateJobRow(row, job) {
   }
 
   const actions = cells[6];
+  // While the row asks "Delete this export?", its buttons stay as they are.
+  if (actions.dataset.confirming === "true") return;
   const wantCancel = ACTIVE.has(status);
   const wantDownload = status === "succeeded" && !inlineOnly;
+  const wantDelete = !ACTIVE.has(status);
   const cancel = actions.querySelector("button.cancel");
   const download = actions.querySelector("button.download");
   if (wantCancel && !cancel) {
@@ -919,6 +922,57 @@ function updateJobRow(row, job) {
   } else if (!wantDownload && download) {
     download.remove();
   }
+  const remove = actions.querySelector("button.delete");
+  if (wantDelete && !remove) {
+    actions.append(el("button", { type: "button", className: "btn btn-danger-outline btn-small delete", text: "Delete" }));
+  } else if (!wantDelete && remove) {
+    remove.remove();
+  }
+}
+
+/** Delete asks first, in the row: "Delete this export and its file?" with Delete and Keep. */
+function askDeleteJob(cell, id) {
+  cell.dataset.confirming = "true";
+  const promptId = `job-confirm-${id}`;
+  const keep = el("button", { type: "button", className: "btn btn-secondary btn-small keep-job", text: "Keep" });
+  const confirm = el("button", { type: "button", className: "btn btn-danger btn-small confirm-delete-job", text: "Delete" });
+  cell.replaceChildren(
+    el("div", { className: "confirm", role: "group", "aria-labelledby": promptId }, [
+      el("span", { className: "confirm-text", id: promptId, text: "Delete this export, its file and its links?" }),
+      confirm,
+      keep,
+    ]),
+  );
+  keep.focus();
+}
+
+function endDeleteJob(cell, id) {
+  delete cell.dataset.confirming;
+  cell.replaceChildren();
+  const job = jobs.items.find((j) => j.id === id);
+  const row = cell.closest("tr");
+  if (job && row) updateJobRow(row, job);
+  cell.querySelector("button.delete")?.focus();
+}
+
+async function confirmDeleteJob(button, cell, id) {
+  const job = jobs.items.find((j) => j.id === id);
+  await withBusy(button, "Deleting...", async () => {
+    try {
+      const client = await getClient();
+      await client.deleteJob(id);
+      toastSuccess(job?.kind ? `Deleted the ${job.kind} export` : "Deleted the export");
+      jobs.items = jobs.items.filter((j) => j.id !== id);
+      renderJobs();
+    } catch (err) {
+      toastError(errorText(err, "Delete failed"));
+      if (err?.status === 404) {
+        jobs.items = jobs.items.filter((j) => j.id !== id);
+        renderJobs();
+      }
+    }
+  });
+  if (cell.isConnected && cell.dataset.confirming === "true") endDeleteJob(cell, id);
 }
 
 function renderJobs() {
@@ -961,6 +1015,12 @@ async function onJobsClick(event) {
         toastError(errorText(err, "Download failed"));
       }
     });
+  } else if (button.classList.contains("delete")) {
+    askDeleteJob(button.closest("td"), id);
+  } else if (button.classList.contains("keep-job")) {
+    endDeleteJob(button.closest("td"), id);
+  } else if (button.classList.contains("confirm-delete-job")) {
+    await confirmDeleteJob(button, button.closest("td"), id);
   } else if (button.classList.contains("cancel")) {
     await withBusy(button, null, async () => {
       try {
@@ -1016,6 +1076,12 @@ function wire() {
   $("#export-conversations").addEventListener("click", exportConversations);
 
   $("#jobs tbody").addEventListener("click", onJobsClick);
+  // Escape keeps an export whose deletion the row is asking about.
+  $("#jobs tbody").addEventListener("keydown", (event) => {
+    const cell = event.key === "Escape" && event.target.closest?.("td[data-confirming]");
+    const row = cell && cell.closest("tr[data-job-id]");
+    if (row) endDeleteJob(cell, row.dataset.jobId);
+  });
   $("#jobs-more").addEventListener("click", (e) => loadOlder(e.currentTarget));
   $("#jobs-refresh").addEventListener("click", (e) =>
     withBusy(e.currentTarget, null, async () => {

@@ -314,8 +314,13 @@ export interface ExportClient {
    * status 409 and `.job`: code from `job.error` when it failed, "cancelled" when cancelled.
    */
   watchJob(id: string, onProgress?: (job: ExportJob) => void, opts?: { signal?: AbortSignal }): Promise<ExportJob>;
-  /** Rejects 409 `job_finished` when the job is already final. */
+  /** `POST /api/exports/{id}/cancel`. Rejects 409 `job_finished` when the job is already final. */
   cancelJob(id: string): Promise<ExportJob>;
+  /**
+   * `DELETE /api/exports/{id}` (204): the job, its file and every link to it (emailed ones
+   * included) are gone; a queued or running job is cancelled first. 404 afterwards.
+   */
+  deleteJob(id: string): Promise<void>;
   listExports(query?: ListExportsQuery): Promise<ExportJobList>;
   /**
    * Reads the job (a fresh link) and hands it to `download`. Rejects 409 `job_not_ready` /

@@ -304,8 +304,19 @@ export function createExportClient({
     }
   }
 
-  /** Cancels a queued or running job; resolves the job (409 `job_finished` when it is final). */
-  const cancelJob = (id) => call("DELETE", `/api/exports/${encodeURIComponent(id)}`, { ok: [202, 200] }).then((r) => r.body);
+  /**
+   * `POST /api/exports/{id}/cancel`: cancels a queued or running job; resolves the job, now
+   * cancelled (409 `job_finished` when it is final already).
+   */
+  const cancelJob = (id) =>
+    call("POST", `/api/exports/${encodeURIComponent(id)}/cancel`, { ok: [202, 200] }).then((r) => r.body);
+
+  /**
+   * `DELETE /api/exports/{id}`: deletes the job, its file and every link to it (a queued or
+   * running job is cancelled first); resolves undefined (204). The job is 404 afterwards.
+   */
+  const deleteJob = (id) =>
+    call("DELETE", `/api/exports/${encodeURIComponent(id)}`, { ok: [204] }).then(() => undefined);
 
   /** A page of the caller's export history, newest first. */
   const listExports = ({ limit, cursor, status, kind, owner } = {}) =>
@@ -437,6 +448,7 @@ export function createExportClient({
     startJob,
     watchJob,
     cancelJob,
+    deleteJob,
     listExports,
     downloadJob,
     listSchedules,

@@ -27,7 +27,7 @@ use common::{
         ErrorStyle, ExportRoute, MAX_PAYLOAD_BYTES, MAX_REQUEST_HEAD_BYTES, RawRequest, error_response,
         errors::not_found, pipeline::JOB_ERRORS,
     },
-    jobs::api::{JOB_DOWNLOAD_PATH, JOB_PATH, JOBS_PATH, JobRoute},
+    jobs::api::{JOB_CANCEL_PATH, JOB_DOWNLOAD_PATH, JOB_PATH, JOBS_PATH, JobRoute},
     schedules::api::{PREVIEW_PATH, SCHEDULE_PATH, SCHEDULES_PATH, ScheduleRoute},
 };
 use futures::FutureExt;
@@ -55,6 +55,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", JOB_PATH),
     ("DELETE", JOB_PATH),
     ("GET", JOB_DOWNLOAD_PATH),
+    ("POST", JOB_CANCEL_PATH),
     ("POST", SCHEDULES_PATH),
     ("GET", SCHEDULES_PATH),
     ("POST", PREVIEW_PATH),
@@ -67,8 +68,9 @@ pub const ROUTES: &[(&str, &str)] = &[
 pub fn route_of(method: &str, path: &str) -> Option<(&'static str, &'static str)> {
     let template = match (JobRoute::matching(method, path), ScheduleRoute::matching(method, path)) {
         (Some(JobRoute::List), _) => JOBS_PATH,
-        (Some(JobRoute::Get(_) | JobRoute::Cancel(_)), _) => JOB_PATH,
+        (Some(JobRoute::Get(_) | JobRoute::Delete(_)), _) => JOB_PATH,
         (Some(JobRoute::Download(_)), _) => JOB_DOWNLOAD_PATH,
+        (Some(JobRoute::Cancel(_)), _) => JOB_CANCEL_PATH,
         (None, Some(ScheduleRoute::Create | ScheduleRoute::List)) => SCHEDULES_PATH,
         (None, Some(ScheduleRoute::Preview)) => PREVIEW_PATH,
         (None, Some(ScheduleRoute::Get(_) | ScheduleRoute::Update(_) | ScheduleRoute::Delete(_))) => SCHEDULE_PATH,
@@ -99,23 +101,21 @@ const HEAD_READ_LIMIT: usize = 64 * 1024;
 const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Dispatches an API Gateway request to the function that owns its route.
+/// Dispatches an API Gateway request to the function that owns its path, as the
+/// deployed API does: each path's declared methods, and an `ANY` route for the
+/// others, which the function answers `405` with `Allow` (template.yaml).
 pub async fn route(ctx: &AppContext, req: Request) -> Response<Body> {
     let path = req.uri().path().to_string();
-    match (req.method().as_str(), path.as_str()) {
-        ("GET", sessions_export::PATH) => sessions_export::handle(ctx, req).await,
-        ("GET", leads_export::PATH) => leads_export::handle(ctx, req).await,
-        ("POST", chats_export::EXPORT_PATH)
-        | ("GET", chats_export::DOWNLOAD_PATH)
-        | ("GET", chats_export::CONVERSATIONS_PATH) => chats_export::handle(ctx, req).await,
-        (method, p)
-            if p == JOBS_PATH
-                || JobRoute::matching(method, p).is_some()
-                || ScheduleRoute::matching(method, p).is_some() =>
-        {
+    match path.as_str() {
+        sessions_export::PATH => sessions_export::handle(ctx, req).await,
+        leads_export::PATH => leads_export::handle(ctx, req).await,
+        chats_export::EXPORT_PATH | chats_export::DOWNLOAD_PATH | chats_export::CONVERSATIONS_PATH => {
+            chats_export::handle(ctx, req).await
+        }
+        p if JobRoute::allowed(p).is_some() || ScheduleRoute::allowed(p).is_some() => {
             export_jobs::handle(ctx, req).await
         }
-        ("GET", p) => match static_file(p) {
+        p if req.method() == lambda_http::http::Method::GET => match static_file(p) {
             Some(resp) => resp,
             None => not_found(&path),
         },

@@ -32,6 +32,10 @@ pub enum Error {
     /// idempotency key used for another request). `code` is the documented error code.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// The path exists but does not serve this method; `allow` lists the ones it
+    /// does (the `Allow` header of the 405).
+    #[error("{method} is not allowed on this path; allowed: {allow}")]
+    MethodNotAllowed { method: String, allow: &'static str },
     /// What the request names existed but is gone for good (an expired file).
     #[error("{0}")]
     Gone(String),
@@ -124,6 +128,7 @@ impl Error {
             Self::Unauthorized(_) | Self::Denied { .. } => 401,
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
+            Self::MethodNotAllowed { .. } => 405,
             Self::Conflict { .. } => 409,
             Self::Gone(_) => 410,
             Self::TooManyJobs { .. } => 429,
@@ -140,6 +145,7 @@ impl Error {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Conflict { code, .. } | Self::Denied { code, .. } => code,
             Self::Gone(_) => "file_gone",
             Self::TooManyJobs { .. } => "too_many_jobs",

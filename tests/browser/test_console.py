@@ -12,6 +12,7 @@ import os
 import random
 import re
 import signal
+import time
 import urllib.parse
 import zipfile
 from contextlib import contextmanager
@@ -505,6 +506,39 @@ def test_cancel_a_job(console):
         expect(row.locator("button.cancel")).to_have_count(0)
     _, job = api_json("GET", f"/api/exports/{job_id}", console.tokens["user"])
     assert job["status"] in (("cancelled",) if paused else ("cancelled", "succeeded"))
+
+
+def test_delete_a_finished_job_asks_first_then_removes_it_everywhere(console):
+    """Delete (DELETE /api/exports/{id}) asks in the row; Keep (or Escape) keeps it;
+    Delete removes the row, and the job and its file are gone from the API too."""
+    page = console.page
+    console.sign_in("user")
+    job_id = start_chat_job(console)
+    token = console.tokens["user"]
+    for _ in range(300):
+        _, job = api_json("GET", f"/api/exports/{job_id}", token)
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.1)
+    assert job["status"] == "succeeded", job
+    console.open("exports")
+    row = page.locator(f'table#jobs tr[data-job-id="{job_id}"]')
+    expect(row.locator("td.status")).to_contain_text("succeeded")
+    row.locator("button.delete").click()
+    expect(row.locator(".confirm-text")).to_contain_text("Delete this export")
+    expect(row.locator("button.keep-job")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(row.locator("button.delete")).to_be_focused()
+    assert api_json("GET", f"/api/exports/{job_id}", token)[0] == 200
+    row.locator("button.delete").click()
+    with page.expect_response(lambda r: f"/api/exports/{job_id}" in r.url and r.request.method == "DELETE") as info:
+        row.locator("button.confirm-delete-job").click()
+    assert info.value.status == 204
+    expect(row).to_have_count(0)
+    expect(console.toast("success", "Deleted")).to_be_visible()
+    assert api_json("GET", f"/api/exports/{job_id}", token)[0] == 404
+    status, _, _ = api("GET", "/ignored", url=job["download_url"])
+    assert status != 200, "the stored file is deleted"
 
 
 def test_older_exports_come_page_by_page(console):

@@ -329,6 +329,7 @@ async fn another_callers_job_does_not_exist_for_them() {
         ("GET", format!("/api/exports/{id}")),
         ("GET", format!("/api/exports/{id}/download")),
         ("DELETE", format!("/api/exports/{id}")),
+        ("POST", format!("/api/exports/{id}/cancel")),
         ("GET", "/api/exports/0123456789abcdef0123456789abcdef".to_string()),
         ("GET", "/api/exports/..%2F..%2Fetc".to_string()),
         ("GET", format!("/api/exports/{}", id.to_uppercase())),
@@ -438,7 +439,7 @@ async fn cancelling_a_running_job_leaves_no_object_and_a_finished_job_cannot_be_
     let resp = post_job(&ctx, &admin, json!({"kind": "chats", "format": "json"}), &[]).await;
     let id = body_json(&resp)["id"].as_str().unwrap().to_string();
     wait_job(&ctx, &admin, &id, 30, |j| j["rows_done"].as_u64().unwrap_or(0) > 0).await;
-    let resp = call(&ctx, "DELETE", &format!("/api/exports/{id}"), &admin, &[], b"").await;
+    let resp = call(&ctx, "POST", &format!("/api/exports/{id}/cancel"), &admin, &[], b"").await;
     assert_eq!(resp.status(), 202);
     assert_eq!(body_json(&resp)["status"], "cancelled");
     // The worker notices at its next page and aborts its upload.
@@ -457,7 +458,7 @@ async fn cancelling_a_running_job_leaves_no_object_and_a_finished_job_cannot_be_
         (job["status"].as_str(), &job["download_url"]),
         (Some("cancelled"), &Value::Null)
     );
-    let resp = call(&ctx, "DELETE", &format!("/api/exports/{id}"), &admin, &[], b"").await;
+    let resp = call(&ctx, "POST", &format!("/api/exports/{id}/cancel"), &admin, &[], b"").await;
     assert_eq!(resp.status(), 409);
     assert_eq!(body_json(&resp)["error_code"], "job_finished");
     let resp = call(&ctx, "GET", &format!("/api/exports/{id}/download"), &admin, &[], b"").await;
@@ -470,9 +471,16 @@ async fn cancelling_a_running_job_leaves_no_object_and_a_finished_job_cannot_be_
     let resp = post_job(&quiet.ctx, &admin, json!({"kind": "sessions"}), &[]).await;
     let id = body_json(&resp)["id"].as_str().unwrap().to_string();
     assert_eq!(
-        call(&quiet.ctx, "DELETE", &format!("/api/exports/{id}"), &admin, &[], b"")
-            .await
-            .status(),
+        call(
+            &quiet.ctx,
+            "POST",
+            &format!("/api/exports/{id}/cancel"),
+            &admin,
+            &[],
+            b""
+        )
+        .await
+        .status(),
         202
     );
     jobs::worker::process(&quiet.ctx, &id).await.unwrap();
@@ -743,7 +751,7 @@ async fn the_active_job_cap_answers_429_with_retry_after_even_under_concurrency(
     // Finishing one frees a slot.
     let id = body_json(accepted[0])["id"].as_str().unwrap().to_string();
     assert_eq!(
-        call(ctx, "DELETE", &format!("/api/exports/{id}"), &admin, &[], b"")
+        call(ctx, "POST", &format!("/api/exports/{id}/cancel"), &admin, &[], b"")
             .await
             .status(),
         202

@@ -688,14 +688,14 @@ async fn parts_are_idempotent_and_a_missing_part_fails_the_assembly() {
         "{message}"
     );
     assert!(scale_objects(&stack).await.is_empty());
-    // A cancelled job (DELETE /api/exports/{id}) stops its converters.
+    // A cancelled job (POST /api/exports/{id}/cancel) stops its converters.
     let started = scale::start(ctx, start("cancelled")).await.unwrap();
     let auth = format!("Bearer {}", stack.admin_token());
     let resp = exportctl::serve::route(
         ctx,
         request(
-            "DELETE",
-            &format!("/api/exports/{}", started.job_id),
+            "POST",
+            &format!("/api/exports/{}/cancel", started.job_id),
             &[("authorization", auth.as_str())],
         ),
     )

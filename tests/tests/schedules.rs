@@ -344,8 +344,8 @@ async fn incremental_runs_export_every_row_exactly_once() {
     assert_eq!(r3.created.len(), 1);
     let cancelled = call(
         &ctx,
-        "DELETE",
-        &format!("/api/exports/{}", r3.created[0]),
+        "POST",
+        &format!("/api/exports/{}/cancel", r3.created[0]),
         Some(&user),
         None,
     )
@@ -501,14 +501,7 @@ async fn emails_carry_links_that_download_the_file_and_bad_links_are_refused() {
     clock.set(t("2026-12-02T00:00:10Z"));
 
     // Deleting the job revokes the link (and deletes the file).
-    let resp = call(
-        &ctx,
-        "DELETE",
-        &format!("/api/exports/{job_id}?purge=true"),
-        Some(&user),
-        None,
-    )
-    .await;
+    let resp = call(&ctx, "DELETE", &format!("/api/exports/{job_id}"), Some(&user), None).await;
     assert_eq!(resp.status(), 204);
     let resp = call(&ctx, "GET", &path, None, None).await;
     assert_eq!(resp.status(), 404);

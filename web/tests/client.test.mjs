@@ -614,6 +614,19 @@ describe("against the server", { skip: !live && "set BASE_URL, ADMIN_TOKEN and U
     await rejects(client.cancelJob(cancelled.id), { status: 409, code: "job_finished" }, ADMIN_TOKEN);
   });
 
+  test("deleteJob: the job and its file are gone, and so is every way to them", async () => {
+    const { client } = liveClient(ADMIN_TOKEN);
+    const job = await client.startJob({ kind: "leads", format: "csv", noCache: true });
+    const done = await client.watchJob(job.id);
+    const stored = await fetch(done.download_url);
+    assert.equal(stored.status, 200);
+    assert.equal(await client.deleteJob(job.id), undefined);
+    await rejects(client.downloadJob(job.id), { status: 404, code: "not_found" }, ADMIN_TOKEN);
+    await rejects(client.deleteJob(job.id), { status: 404, code: "not_found" }, ADMIN_TOKEN);
+    await rejects(client.cancelJob(job.id), { status: 404, code: "not_found" }, ADMIN_TOKEN);
+    assert.notEqual((await fetch(done.download_url)).status, 200, "the stored file is deleted");
+  });
+
   test("listExports: pages with the cursor, filters", async () => {
     const { client } = liveClient(ADMIN_TOKEN);
     const p1 = await client.listExports({ limit: 2 });

@@ -4,7 +4,7 @@
 
 use lambda_http::{
     Body, Response,
-    http::{HeaderValue, StatusCode},
+    http::{HeaderValue, Method, StatusCode, header::ALLOW},
 };
 use serde_json::json;
 
@@ -55,7 +55,40 @@ pub fn error_response(err: &Error, style: &ErrorStyle) -> Response<Body> {
         resp.headers_mut()
             .insert("retry-after", HeaderValue::from(*retry_after_secs));
     }
+    if let Error::MethodNotAllowed { allow, .. } = err {
+        resp.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+    }
     resp
+}
+
+/// A request whose path a function serves but not with its method: `405` with
+/// `Allow` in the route's error shape, and for `OPTIONS` `204` with `Allow` (with a
+/// CORS configuration, API Gateway adds its CORS headers to this answer of a
+/// preflight that an `ANY` route brought here). A method's name is echoed only when
+/// it is one of HTTP's.
+pub fn wrong_method(method: &Method, allow: &'static str, style: &ErrorStyle) -> Response<Body> {
+    if method == Method::OPTIONS {
+        let mut resp = Response::new(Body::Empty);
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        resp.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+        return resp;
+    }
+    let known = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::CONNECT,
+        Method::TRACE,
+        Method::PATCH,
+    ];
+    let name = if known.contains(method) {
+        method.as_str().to_string()
+    } else {
+        "this method".to_string()
+    };
+    error_response(&Error::MethodNotAllowed { method: name, allow }, style)
 }
 
 /// 404 for paths no function serves (used by `exportctl serve`).

@@ -183,6 +183,13 @@ pub async fn handle<R: ExportRoute>(ctx: &AppContext, req: Request, route: &R) -
     frame(ctx, RawRequest::from_lambda(req), &Export(route)).await
 }
 
+/// A request for an export route's path with a method it does not serve: `405` with
+/// `Allow` in the route's error shape (`204` for `OPTIONS`).
+pub fn refuse_method<R: ExportRoute>(req: Request, route: &R, allow: &'static str) -> Response<Body> {
+    let raw = RawRequest::from_lambda(req);
+    super::errors::wrong_method(&raw.method, allow, &route.error_style(&raw))
+}
+
 /// Serves one request of the job API's resource routes.
 pub async fn handle_job(ctx: &AppContext, req: Request, route: JobRoute) -> Response<Body> {
     frame(ctx, RawRequest::from_lambda(req), &route).await
@@ -242,7 +249,7 @@ pub const JOB_ERRORS: ErrorStyle = ErrorStyle::Code {
 impl Work for JobRoute {
     fn policy(&self) -> Policy {
         Policy {
-            audited: matches!(self, JobRoute::Cancel(_) | JobRoute::Download(_)),
+            audited: matches!(self, JobRoute::Cancel(_) | JobRoute::Delete(_) | JobRoute::Download(_)),
             ..Policy::query(self.name(), "jobs")
         }
     }

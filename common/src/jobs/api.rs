@@ -32,6 +32,7 @@ use crate::{
 pub const JOBS_PATH: &str = "/api/exports";
 pub const JOB_PATH: &str = "/api/exports/{id}";
 pub const JOB_DOWNLOAD_PATH: &str = "/api/exports/{id}/download";
+pub const JOB_CANCEL_PATH: &str = "/api/exports/{id}/cancel";
 
 /// How long an idempotency key is remembered.
 const IDEMPOTENCY_KEY_TTL_SECS: i64 = 24 * 3600;
@@ -338,27 +339,56 @@ pub enum JobRoute {
     List,
     Get(String),
     Download(String),
+    /// `POST /api/exports/{id}/cancel` (HubSpot's shape): the job stays, `cancelled`.
     Cancel(String),
+    /// `DELETE /api/exports/{id}`: the job, its file and every link to it are gone.
+    Delete(String),
+}
+
+/// A path of the job API, whatever the method: `None`, not one of its paths;
+/// `Some(None)`, the collection; `Some(Some((id, tail)))`, a job's resource.
+fn job_path(path: &str) -> Option<Option<(&str, &str)>> {
+    let rest = path.strip_prefix(JOBS_PATH)?;
+    if rest.is_empty() || rest == "/" {
+        return Some(None);
+    }
+    let rest = rest.strip_prefix('/')?;
+    let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    if id.is_empty() || !matches!(tail, "" | "download" | "cancel") {
+        return None;
+    }
+    Some(Some((id, tail)))
 }
 
 impl JobRoute {
     /// Matches a method and path of the job API (`None`: not one of its routes).
+    /// `POST /api/exports` (starting a job) is an export route, not one of these.
     pub fn matching(method: &str, path: &str) -> Option<Self> {
-        let rest = path.strip_prefix(JOBS_PATH)?;
-        if rest.is_empty() || rest == "/" {
-            return (method == "GET").then_some(JobRoute::List);
+        match (method, job_path(path)?) {
+            ("GET", None) => Some(JobRoute::List),
+            (_, None) => None,
+            (method, Some((id, tail))) => {
+                let id = id.to_string();
+                match (method, tail) {
+                    ("GET", "") => Some(JobRoute::Get(id)),
+                    ("DELETE", "") => Some(JobRoute::Delete(id)),
+                    ("GET", "download") => Some(JobRoute::Download(id)),
+                    ("POST", "cancel") => Some(JobRoute::Cancel(id)),
+                    _ => None,
+                }
+            }
         }
-        let rest = rest.strip_prefix('/')?;
-        let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
-        if id.is_empty() {
-            return None;
-        }
-        match (method, tail) {
-            ("GET", "") => Some(JobRoute::Get(id.to_string())),
-            ("DELETE", "") => Some(JobRoute::Cancel(id.to_string())),
-            ("GET", "download") => Some(JobRoute::Download(id.to_string())),
-            _ => None,
-        }
+    }
+
+    /// The methods a path of the job API serves (its `Allow` header); `None` when it
+    /// is not one of its paths.
+    pub fn allowed(path: &str) -> Option<&'static str> {
+        Some(match job_path(path)? {
+            None => "GET, POST",
+            Some((_, "")) => "GET, DELETE",
+            Some((_, "download")) => "GET",
+            Some(_) => "POST",
+        })
     }
 
     /// The route as documented (`GET /api/exports/{id}`), for logs and audit records.
@@ -367,14 +397,15 @@ impl JobRoute {
             JobRoute::List => "GET /api/exports",
             JobRoute::Get(_) => "GET /api/exports/{id}",
             JobRoute::Download(_) => "GET /api/exports/{id}/download",
-            JobRoute::Cancel(_) => "DELETE /api/exports/{id}",
+            JobRoute::Cancel(_) => "POST /api/exports/{id}/cancel",
+            JobRoute::Delete(_) => "DELETE /api/exports/{id}",
         }
     }
 
     pub fn id(&self) -> Option<&str> {
         match self {
             JobRoute::List => None,
-            JobRoute::Get(id) | JobRoute::Download(id) | JobRoute::Cancel(id) => Some(id),
+            JobRoute::Get(id) | JobRoute::Download(id) | JobRoute::Cancel(id) | JobRoute::Delete(id) => Some(id),
         }
     }
 }
@@ -497,9 +528,9 @@ pub async fn serve(
     now: DateTime<Utc>,
     outcome: &mut Outcome,
 ) -> Result<Response<Body>, Error> {
-    // List and Cancel decode their parameters below; the pipeline decoded
-    // Download's (`link`, served by [`serve_link`] before any token is looked at).
-    if let JobRoute::Get(_) = route {
+    // List decodes its parameters below; the pipeline decoded Download's (`link`,
+    // served by [`serve_link`] before any token is looked at); the others take none.
+    if let JobRoute::Get(_) | JobRoute::Cancel(_) | JobRoute::Delete(_) = route {
         query::decode::<crate::http::pipeline::NoParams>(&raw.query)?;
     }
     outcome.job_id = route.id().map(sanitize);
@@ -555,12 +586,12 @@ pub async fn serve(
             let job = visible(ctx, caller, id, now).await?;
             download(ctx, job, now, outcome).await
         }
-        JobRoute::Cancel(id) => {
-            let p: CancelParams = query::decode(&raw.query)?;
+        JobRoute::Delete(id) => {
             let job = visible(ctx, caller, id, now).await?;
-            if p.purge.is_some_and(|f| f.0) {
-                return purge(ctx, job, now).await;
-            }
+            delete(ctx, job, now).await
+        }
+        JobRoute::Cancel(id) => {
+            let job = visible(ctx, caller, id, now).await?;
             let store = JobStore::of(ctx);
             let finished = || {
                 Error::conflict(
@@ -585,14 +616,6 @@ pub async fn serve(
 pub struct DownloadParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
-}
-
-/// `DELETE /api/exports/{id}` parameters: `purge=true` deletes the job and its file.
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct CancelParams {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub purge: Option<crate::params::Flag>,
 }
 
 /// `303` to a fresh presigned URL of a succeeded job's file.
@@ -678,10 +701,9 @@ pub async fn serve_link(
     download(ctx, job, now, outcome).await
 }
 
-/// `DELETE /api/exports/{id}?purge=true`: cancels the job if it is still active,
-/// deletes its file and its record. Every link to it (presigned or emailed) stops
-/// working.
-async fn purge(ctx: &AppContext, job: Job, now: DateTime<Utc>) -> Result<Response<Body>, Error> {
+/// `DELETE /api/exports/{id}`: cancels the job if it is still active, deletes its
+/// file and its record. Every link to it (presigned or emailed) stops working.
+async fn delete(ctx: &AppContext, job: Job, now: DateTime<Utc>) -> Result<Response<Body>, Error> {
     let store = JobStore::of(ctx);
     if !job.status.is_final()
         && let Some(cancelled) = store.cancel(&job.id, now).await?

@@ -70,7 +70,7 @@ impl JobStore {
         self.records.put(&job, "attribute_not_exists(id)", vec![]).await
     }
 
-    /// Deletes a job's record (`DELETE /api/exports/{id}?purge=true`).
+    /// Deletes a job's record (`DELETE /api/exports/{id}`).
     pub async fn delete(&self, id: &str) -> Result<(), Error> {
         self.records.delete(id).await
     }

@@ -63,9 +63,24 @@ impl ScheduleRoute {
         }
         match (method, id) {
             ("POST", "preview") => Some(ScheduleRoute::Preview),
+            (_, "preview") => None,
             ("GET", _) => Some(ScheduleRoute::Get(id.to_string())),
             ("PATCH", _) => Some(ScheduleRoute::Update(id.to_string())),
             ("DELETE", _) => Some(ScheduleRoute::Delete(id.to_string())),
+            _ => None,
+        }
+    }
+
+    /// The methods a path of the schedules API serves (its `Allow` header); `None`
+    /// when it is not one of its paths.
+    pub fn allowed(path: &str) -> Option<&'static str> {
+        let rest = path.strip_prefix(SCHEDULES_PATH)?;
+        if rest.is_empty() || rest == "/" {
+            return Some("GET, POST");
+        }
+        match rest.strip_prefix('/')? {
+            "preview" => Some("POST"),
+            id if !id.is_empty() && !id.contains('/') => Some("GET, PATCH, DELETE"),
             _ => None,
         }
     }

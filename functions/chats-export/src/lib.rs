@@ -119,6 +119,9 @@ pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
         (&Method::POST, EXPORT_PATH) => http::handle(ctx, req, &CHATS_EXPORT).await,
         (&Method::GET, DOWNLOAD_PATH) => http::handle(ctx, req, &CHATS_DOWNLOAD).await,
         (&Method::GET, CONVERSATIONS_PATH) => http::handle(ctx, req, &ConversationsDownload).await,
+        (_, EXPORT_PATH) => http::pipeline::refuse_method(req, &CHATS_EXPORT, "POST"),
+        (_, DOWNLOAD_PATH) => http::pipeline::refuse_method(req, &CHATS_DOWNLOAD, "GET"),
+        (_, CONVERSATIONS_PATH) => http::pipeline::refuse_method(req, &ConversationsDownload, "GET"),
         (_, path) => not_found(path),
     }
 }

@@ -3,7 +3,8 @@
 //!   parameters, validated and scoped as its synchronous route does);
 //! - GET /api/exports: the caller's export history, newest first;
 //! - GET /api/exports/{id}, GET /api/exports/{id}/download (also with an emailed
-//!   `?link=`), DELETE /api/exports/{id} (`?purge=true` deletes it);
+//!   `?link=`), POST /api/exports/{id}/cancel, DELETE /api/exports/{id} (deletes the
+//!   job, its file and its links);
 //! - the schedules API: /api/schedules, /api/schedules/preview, /api/schedules/{id}.
 //!
 //! This file only declares the routes' policies; `common::jobs` does the work.
@@ -13,7 +14,11 @@ use common::{
     AppContext,
     auth::Caller,
     error::Error,
-    http::{self, ErrorStyle, ExportRoute, Policy, RawRequest, errors::not_found, pipeline::JOB_ERRORS},
+    http::{
+        self, ErrorStyle, ExportRoute, Policy, RawRequest,
+        errors::not_found,
+        pipeline::{JOB_ERRORS, SCHEDULE_ERRORS},
+    },
     jobs::api::{JOBS_PATH, JobRequest, JobRoute},
     notify::{Notify, check_recipients},
     schedules::api::ScheduleRoute,
@@ -60,8 +65,12 @@ pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
     if let Some(route) = ScheduleRoute::matching(req.method().as_str(), &path) {
         return http::pipeline::handle_schedule(ctx, req, route).await;
     }
-    match JobRoute::matching(req.method().as_str(), &path) {
-        Some(route) => http::pipeline::handle_job(ctx, req, route).await,
-        None => not_found(&path),
+    if let Some(route) = JobRoute::matching(req.method().as_str(), &path) {
+        return http::pipeline::handle_job(ctx, req, route).await;
+    }
+    match (JobRoute::allowed(&path), ScheduleRoute::allowed(&path)) {
+        (Some(allow), _) => http::errors::wrong_method(req.method(), allow, &JOB_ERRORS),
+        (None, Some(allow)) => http::errors::wrong_method(req.method(), allow, &SCHEDULE_ERRORS),
+        (None, None) => not_found(&path),
     }
 }

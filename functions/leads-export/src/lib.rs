@@ -51,5 +51,8 @@ impl ExportRoute for LeadsExport {
 }
 
 pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
+    if req.method() != lambda_http::http::Method::GET {
+        return http::pipeline::refuse_method(req, &LeadsExport, "GET");
+    }
     http::handle(ctx, req, &LeadsExport).await
 }

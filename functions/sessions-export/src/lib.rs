@@ -43,5 +43,8 @@ impl ExportRoute for SessionsExport {
 }
 
 pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
+    if req.method() != lambda_http::http::Method::GET {
+        return http::pipeline::refuse_method(req, &SessionsExport, "GET");
+    }
     http::handle(ctx, req, &SessionsExport).await
 }
