@@ -106,6 +106,14 @@ export function zonedTime(iso, timeZone) {
   return { text, spoken, zone };
 }
 
+/**
+ * An answer that names a field of the form: any 400, and the 403 of a recipient the
+ * caller may not email (`notify.emails[0]: ...`).
+ */
+function namesAField(err) {
+  return err?.status === 400 || (err?.status === 403 && fieldOfMessage(err.message) !== null);
+}
+
 /** Parses a 400's message for the field it names: `cron: ...` -> "cron". */
 export function fieldOfMessage(message) {
   const m = FIELD_PATTERN.exec(String(message ?? ""));
@@ -724,7 +732,7 @@ export function createSchedulesPage(ctx) {
       if (seq !== state.previewSeq || err?.code === "aborted") return;
       $("#schedule-preview-runs").replaceChildren();
       $("#schedule-preview-note").textContent = "";
-      if (err?.status === 400) {
+      if (namesAField(err)) {
         const message = safeText(err.message);
         // The preview always has a name; a name error is the form's to show, not the preview's.
         showFieldError(message, "preview");
@@ -751,7 +759,7 @@ export function createSchedulesPage(ctx) {
         await loadSchedules();
         if (created?.id && !state.items.some((s) => s.id === created.id)) noteSchedule(created);
       } catch (err) {
-        if (err?.status === 400) {
+        if (namesAField(err)) {
           const input = showFieldError(err.message, "submit");
           setPreviewStatus("error", safeText(err.message));
           (input ?? $("#sched-form-error")).focus?.();

@@ -39,6 +39,18 @@ pub struct Claims {
     pub aud: Option<String>,
 }
 
+/// A `sub` this system accepts (in a token, or as the `owner` an admin names): 1 to
+/// [`MAX_SUB_CHARS`] characters, not all white space, no control characters.
+pub fn check_sub(sub: &str) -> Result<(), String> {
+    if !sub.trim().is_empty() && sub.chars().count() <= MAX_SUB_CHARS && !sub.chars().any(char::is_control) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be a user's sub: 1 to {MAX_SUB_CHARS} characters, not all spaces, no control characters"
+        ))
+    }
+}
+
 /// Who is calling, once the token has been verified.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
@@ -130,8 +142,7 @@ impl Authenticator {
         let c = data.claims;
         // The claims become rate-limit keys, audit partitions and log fields: a token
         // whose claims do not fit them is refused, however well it is signed.
-        let sub_ok =
-            !c.sub.trim().is_empty() && c.sub.chars().count() <= MAX_SUB_CHARS && !c.sub.chars().any(char::is_control);
+        let sub_ok = check_sub(&c.sub).is_ok();
         let tenant = |v: Option<String>| -> Result<Option<String>, Error> {
             match v.filter(|s| !s.is_empty()) {
                 None => Ok(None),

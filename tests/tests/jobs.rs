@@ -852,14 +852,47 @@ async fn the_history_lists_jobs_and_synchronous_exports_newest_first_page_by_pag
         let resp = call(ctx, "GET", &format!("/api/exports?{q}"), &admin, &[], b"").await;
         assert_eq!(resp.status(), 400, "{q}");
     }
-    let foreign = {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
-            json!({"id": made[0], "owner": "someone-else", "created_key": "2024-01-01T00:00:00.000Z#x"}).to_string(),
+    for bad in [
+        "2024-01-01T00:00:00.000Z~x",
+        "2024-01-01T00:00:00Z~0123456789abcdef0123456789abcdef",
+    ] {
+        let resp = call(ctx, "GET", &format!("/api/exports?cursor={bad}"), &admin, &[], b"").await;
+        assert_eq!(resp.status(), 400, "{bad}");
+    }
+    // Any cursor of the documented form is a position in the history the request
+    // names: from the end of time, the whole history; in someone else's hands, only
+    // their own history.
+    let end = "9999-12-31T23:59:59.999Z~ffffffffffffffffffffffffffffffff";
+    let all = body_json(
+        &call(
+            ctx,
+            "GET",
+            &format!("/api/exports?limit=100&cursor={end}"),
+            &admin,
+            &[],
+            b"",
         )
-    };
-    let resp = call(ctx, "GET", &format!("/api/exports?cursor={foreign}"), &admin, &[], b"").await;
-    assert_eq!(resp.status(), 400);
+        .await,
+    );
+    assert_eq!(all["exports"].as_array().unwrap().len(), 5);
+    let stranger = stack.token(Role::User, "stranger", None, Some("comp-x"));
+    let cursor = seen[1]["created_at"].as_str().unwrap().to_string() + "~" + seen[1]["id"].as_str().unwrap();
+    let theirs = body_json(
+        &call(
+            ctx,
+            "GET",
+            &format!("/api/exports?cursor={cursor}"),
+            &stranger,
+            &[],
+            b"",
+        )
+        .await,
+    );
+    assert_eq!(
+        theirs["exports"],
+        json!([]),
+        "a cursor moves within the caller's own history"
+    );
 }
 
 #[tokio::test]

@@ -23,9 +23,7 @@ use crate::{
     error::Error,
     http::{RawRequest, body, query, response::json_response, sanitize},
     notify::{Notify, link},
-    params::{
-        Id, chats::ChatsParams, conversations::ConversationsParams, leads::LeadsParams, sessions::SessionsParams,
-    },
+    params::{chats::ChatsParams, conversations::ConversationsParams, leads::LeadsParams, sessions::SessionsParams},
     spec::ExportSpec,
 };
 
@@ -72,16 +70,12 @@ impl JobRequest {
             .0;
         let mut params = self.params.unwrap_or_default();
         if let Some(format) = self.format {
-            match params.get("format") {
-                Some(Value::String(f)) if !f.trim().eq_ignore_ascii_case(format.trim()) => {
-                    return Err(Error::bad_request(
-                        "format and params.format name different formats; give one of them",
-                    ));
-                }
-                _ => {
-                    params.insert("format".into(), Value::String(format));
-                }
+            if params.contains_key("format") {
+                return Err(Error::bad_request(
+                    "format is given twice (format and params.format); give one of them",
+                ));
             }
+            params.insert("format".into(), Value::String(format));
         }
         let max = ctx.config.chat.max_records;
         match kind {
@@ -115,7 +109,13 @@ fn as_query<T: serde::de::DeserializeOwned>(params: &Map<String, Value>) -> Resu
     for (name, value) in params {
         let text = match value {
             Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
+            // JSON Schema's integer: 365.0 is 365, as the query string writes it.
+            Value::Number(n) => match n.as_f64() {
+                Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => {
+                    (f as i64).to_string()
+                }
+                _ => n.to_string(),
+            },
             Value::Bool(b) => b.to_string(),
             // Absent, like an empty query value; the name must still be known.
             Value::Null => String::new(),
@@ -469,13 +469,38 @@ fn view(ctx: &AppContext, job: &Job, link: Option<&Link>) -> Value {
     resource(job, link, ctx.config.jobs.retention_days)
 }
 
-/// Cursor of the history: the index position, base64url JSON. Opaque to clients,
-/// and checked on the way back in: it can only move within the owner's own jobs.
+/// Cursor of the history: the position in the owner's history, written
+/// `<created_at>~<id>` (`2024-01-15T10:30:00.000Z~<32 hex>`): the job after which the
+/// next page starts. Any cursor of that form is a position in the history of the
+/// owner the request names (the caller, or the `owner` an admin gives), so a cursor
+/// can only move within that history; anything else is 400.
 fn encode_cursor(key: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> Option<String> {
-    use base64::Engine;
-    let text = |k: &str| key.get(k).and_then(|v| v.as_s().ok()).cloned();
-    let v = json!({"id": text("id")?, "owner": text("owner")?, "created_key": text("created_key")?});
-    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string()))
+    let created_key = key.get("created_key").and_then(|v| v.as_s().ok())?;
+    let (at, id) = created_key.split_once('#')?;
+    Some(format!("{at}~{id}"))
+}
+
+/// `^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z~[0-9a-f]{32}$` (openapi.yaml's pattern).
+fn cursor_ok(cursor: &str) -> bool {
+    let b = cursor.as_bytes();
+    let digits = |r: std::ops::Range<usize>| r.into_iter().all(|i| b[i].is_ascii_digit());
+    b.len() == 24 + 1 + 32
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b[19] == b'.'
+        && digits(20..23)
+        && b[23] == b'Z'
+        && b[24] == b'~'
+        && b[25..].iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
 }
 
 fn decode_cursor(
@@ -483,30 +508,17 @@ fn decode_cursor(
     owner: &str,
 ) -> Result<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, Error> {
     use aws_sdk_dynamodb::types::AttributeValue;
-    use base64::Engine;
-    let bad = || Error::bad_request("cursor is not one this API returned for this history");
-    if cursor.len() > 1024 {
-        return Err(bad());
+    if !cursor_ok(cursor) {
+        return Err(Error::bad_request(
+            "cursor must be the next_cursor of a page of this history (2024-01-15T10:30:00.000Z~<32 hex>)",
+        ));
     }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| bad())?;
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Position {
-        id: String,
-        owner: String,
-        created_key: String,
-    }
-    let p: Position = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    let id_ok = p.id.len() == 32 && p.id.chars().all(|c| c.is_ascii_hexdigit());
-    if p.owner != owner || !id_ok || p.created_key.len() > 64 {
-        return Err(bad());
-    }
+    let (at, id) = cursor.split_at(24);
+    let id = &id[1..];
     Ok([
-        ("id".to_string(), AttributeValue::S(p.id)),
-        ("owner".to_string(), AttributeValue::S(p.owner)),
-        ("created_key".to_string(), AttributeValue::S(p.created_key)),
+        ("id".to_string(), AttributeValue::S(id.to_string())),
+        ("owner".to_string(), AttributeValue::S(owner.to_string())),
+        ("created_key".to_string(), AttributeValue::S(format!("{at}#{id}"))),
     ]
     .into_iter()
     .collect())
@@ -539,8 +551,8 @@ pub async fn serve(
             let p: HistoryParams = query::decode(&raw.query)?;
             let owner = match p.owner {
                 Some(o) if o != caller.sub => {
+                    crate::auth::check_sub(&o).map_err(|m| Error::bad_request(format!("owner {m}")))?;
                     caller.require_admin()?;
-                    Id::parse(&o).map_err(|m| Error::bad_request(format!("owner {m}")))?;
                     o
                 }
                 _ => caller.sub.clone(),

@@ -105,7 +105,8 @@ pub fn check_recipients(
             } else {
                 "your token has no email claim, so exports cannot be emailed"
             };
-            return Err(Error::bad_request(format!("{at}: {rule}")));
+            // A well-formed address this caller may not use: not allowed, not malformed.
+            return Err(Error::Forbidden(format!("{at}: {rule}")));
         }
         if !emails.contains(&address) {
             emails.push(address);

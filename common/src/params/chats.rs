@@ -82,7 +82,7 @@ pub struct ChatDataParams<F> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation_id: Option<Id>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<i64>,
+    pub limit: Option<super::Int>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_geo: Option<Flag>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,7 +137,7 @@ impl<F: FormatParam> ChatDataParams<F> {
     /// anonymised. `max_records` bounds `limit`.
     pub fn scope(&self, caller: &Caller, max_records: u32, zone: TimeZone) -> Result<(ChatFilter, bool), Error> {
         let range = date_range(self.date_from, self.date_to, zone, ("date_from", "date_to"))?;
-        let limit = match self.limit {
+        let limit = match self.limit.map(|n| n.0) {
             None => DEFAULT_LIMIT.min(max_records),
             Some(n) if n >= 1 && n <= i64::from(max_records) => n as u32,
             Some(_) => {
@@ -225,6 +225,8 @@ mod tests {
             r#"{"limit":"ten"}"#,
             r#"{"include_geo":"yes"}"#,
             r#"{"limit":1.5}"#,
+            r#"{"limit":"5"}"#,
+            r#"{"limit":1e30}"#,
             r#"[1]"#,
             r#"["json",null,null,null,null,5,true,true]"#,
             r#"{"#,
@@ -235,6 +237,18 @@ mod tests {
         }
         let msg = from_body(r#"{"limit":"<script>"}"#).unwrap_err().to_string();
         assert!(!msg.contains("script"), "{msg}");
+    }
+
+    #[test]
+    fn an_integer_may_be_written_as_a_number_without_fraction() {
+        // JSON Schema's integer: 365.0 is the integer 365.
+        for body in [r#"{"limit":5}"#, r#"{"limit":5.0}"#, r#"{"limit":0.5e1}"#] {
+            assert_eq!(from_body(body).unwrap().limit, Some(crate::params::Int(5)), "{body}");
+        }
+        assert!(
+            query::decode::<ChatsParams>("limit=5.0").is_err(),
+            "a query string's integer is its digits"
+        );
     }
 
     #[test]

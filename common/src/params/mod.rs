@@ -106,16 +106,17 @@ pub struct IdList(Vec<Id>);
 impl IdList {
     pub fn parse(s: &str) -> Result<Self, String> {
         let mut ids: Vec<Id> = Vec::new();
-        for part in s.split(',').map(str::trim) {
+        for (n, part) in s.split(',').map(str::trim).enumerate() {
             if part.is_empty() {
                 return Err("must be a comma-separated list of ids without empty entries".into());
+            }
+            // Entries are counted as written (a repeat too), as openapi.yaml's pattern does.
+            if n == MAX_IDS {
+                return Err(format!("must list at most {MAX_IDS} ids"));
             }
             let id = Id::parse(part)?;
             if !ids.contains(&id) {
                 ids.push(id);
-            }
-            if ids.len() > MAX_IDS {
-                return Err(format!("must list at most {MAX_IDS} ids"));
             }
         }
         Ok(Self(ids))
@@ -136,6 +137,43 @@ impl Serialize for IdList {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let joined: Vec<&str> = self.0.iter().map(Id::as_str).collect();
         s.serialize_str(&joined.join(","))
+    }
+}
+
+/// An integer: in JSON any number with no fraction (JSON Schema's `integer`: `365`
+/// and `365.0` are both the integer 365); in a query string its decimal digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Int(pub i64);
+
+impl<'de> Deserialize<'de> for Int {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct IntVisitor;
+        impl Visitor<'_> for IntVisitor {
+            type Value = Int;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Int, E> {
+                Ok(Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Int, E> {
+                i64::try_from(v)
+                    .map(Int)
+                    .map_err(|_| E::custom("must be an integer of at most 19 digits"))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Int, E> {
+                // 2^63 is the first float past i64::MAX.
+                if v.fract() == 0.0 && v >= -9_223_372_036_854_775_808.0 && v < 9_223_372_036_854_775_808.0 {
+                    Ok(Int(v as i64))
+                } else {
+                    Err(E::custom(format!("must be an integer, got {v}")))
+                }
+            }
+        }
+        // JSON hands its number as it is (an integral float included; a string is a
+        // type error); a query string's text is parsed as an i64.
+        d.deserialize_i64(IntVisitor)
     }
 }
 
@@ -194,21 +232,15 @@ impl DateParam {
         if s.len() > MAX_DATE_CHARS {
             return Err(bad());
         }
-        let parsed = if let Some(day) = timefmt::parse_date(s) {
-            DateParam::Day(day)
+        // Any day, any instant (its UTC may fall just outside the years 0000-9999 by
+        // its offset: [`date_range`] reads what that bounds).
+        if let Some(day) = timefmt::parse_date(s) {
+            Ok(DateParam::Day(day))
         } else if let Some(t) = timefmt::parse_rfc3339(s).or_else(|| timefmt::parse_rfc3339(&plus_restored(s))) {
-            DateParam::Instant(t)
+            Ok(DateParam::Instant(t))
         } else {
-            return Err(bad());
-        };
-        let (start, end) = (parsed.start(), parsed.end());
-        if !(timefmt::in_range(&start) && timefmt::in_range(&end)) {
-            return Err(format!(
-                "must be between 0000-01-01 and 9999-12-31 (UTC); got '{}'",
-                sanitize(s)
-            ));
+            Err(bad())
         }
-        Ok(parsed)
     }
 
     /// The first instant of the bound in `zone`: a day starts at its local midnight
@@ -262,26 +294,37 @@ pub fn day_start(day: NaiveDate, zone: TimeZone) -> DateTime<Utc> {
         )
 }
 
-/// A requested range in the caller's zone, checked: within the years 0000-9999 (UTC)
-/// and not reversed. `names` are the parameters' names, for the messages.
+/// A requested range in the caller's zone, checked: not reversed, and not wholly
+/// outside the years 0000-9999 (UTC), where every stored time is. A start before
+/// the year 0000 or an end after 9999 (a date at the edge, in a zone whose offset
+/// moves it over) bounds nothing, and is read as an open end: the same rows.
+/// `names` are the parameters' names, for the messages.
 pub fn date_range(
     from: Option<DateParam>,
     to: Option<DateParam>,
     zone: TimeZone,
     names: (&str, &str),
 ) -> Result<DateRange, Error> {
-    let range = DateRange {
-        from: from.map(|f| f.start_in(zone)),
-        to: to.map(|t| t.end_in(zone)),
+    let from = from.map(|f| f.start_in(zone));
+    let to = to.map(|t| t.end_in(zone));
+    let after_the_last = |t: &DateTime<Utc>| !timefmt::in_range(t) && t.year() > 9999;
+    let before_the_first = |t: &DateTime<Utc>| !timefmt::in_range(t) && t.year() < 0;
+    let nothing = |name: &str| {
+        Error::bad_request(format!(
+            "{name} is outside the years 0000-9999 in time zone {}: nothing can match",
+            zone.name()
+        ))
     };
-    for (name, bound) in [(names.0, range.from), (names.1, range.to)] {
-        if bound.is_some_and(|t| !timefmt::in_range(&t)) {
-            return Err(Error::bad_request(format!(
-                "{name} is outside the years 0000-9999 in time zone {}",
-                zone.name()
-            )));
-        }
+    if from.as_ref().is_some_and(after_the_last) {
+        return Err(nothing(names.0));
     }
+    if to.as_ref().is_some_and(before_the_first) {
+        return Err(nothing(names.1));
+    }
+    let range = DateRange {
+        from: from.filter(|t| !before_the_first(t)),
+        to: to.filter(|t| !after_the_last(t)),
+    };
     if let (Some(f), Some(t)) = (range.from, range.to)
         && f > t
     {
@@ -409,17 +452,36 @@ mod tests {
             ("a", "b"),
         );
         assert!(edge.is_ok());
+        // The end of 9999-12-31 at UTC-12 is in the year 10000: after every stored
+        // time, so no end at all (the same rows).
         let over = date_range(
             None,
             DateParam::parse("9999-12-31").ok(),
             TimeZone::parse("Etc/GMT+12").unwrap(),
             ("a", "b"),
+        )
+        .unwrap();
+        assert_eq!((over.from, over.to), (None, None));
+        // A start after every stored time can match nothing.
+        let past_the_end = date_range(
+            DateParam::parse("9999-12-31T23:00:00-05:00").ok(),
+            None,
+            TimeZone::UTC,
+            ("a", "b"),
         );
-        assert!(over.is_err(), "the end of 9999-12-31 at UTC-12 is in the year 10000");
+        assert!(past_the_end.unwrap_err().to_string().contains("nothing can match"));
+        let before = date_range(
+            DateParam::parse("0000-01-01T00:00:00+01:00").ok(),
+            DateParam::parse("2024-01-01").ok(),
+            TimeZone::UTC,
+            ("a", "b"),
+        )
+        .unwrap();
+        assert_eq!(before.from, None, "before the year 0000: no start");
     }
 
     #[test]
-    fn dates_are_days_or_instants_within_four_digit_years() {
+    fn dates_are_days_or_rfc_3339_instants() {
         let d = DateParam::parse("2024-01-31").unwrap();
         assert_eq!(timefmt::format(&d.start()), "2024-01-31T00:00:00.000Z");
         assert_eq!(timefmt::format(&d.end()), "2024-01-31T23:59:59.999Z");
@@ -431,11 +493,19 @@ mod tests {
             "a + decoded as a space"
         );
         assert!(DateParam::parse("0001-01-01").is_ok() && DateParam::parse("9999-12-31").is_ok());
+        // What JSON Schema's date-time allows is a bound (its UTC may be the year 10000
+        // or -1; date_range reads what that bounds).
+        for edge in [
+            "9999-12-31T23:59:59-01:00",
+            "0000-01-01T00:00:00+01:00",
+            "2024-01-31t10:00:00z",
+        ] {
+            assert!(DateParam::parse(edge).is_ok(), "{edge}");
+        }
         for bad in [
             "2024-02-30",
             "31/01/2024",
-            "9999-12-31T23:59:59-01:00",
-            "0000-01-01T00:00:00+01:00",
+            "2024-01-31T25:00:00Z",
             &"2".repeat(MAX_DATE_CHARS + 1),
         ] {
             assert!(DateParam::parse(bad).is_err(), "{bad}");

@@ -129,7 +129,7 @@ pub struct ScheduleRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lag_seconds: Option<i64>,
+    pub lag_seconds: Option<crate::params::Int>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,7 +155,7 @@ pub struct SchedulePatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<NotifyRequest>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lag_seconds: Option<i64>,
+    pub lag_seconds: Option<crate::params::Int>,
 }
 
 /// `GET /api/schedules` parameters.
@@ -202,7 +202,8 @@ fn zone_of(name: Option<&str>) -> Result<TimeZone, Error> {
     })
 }
 
-fn lag_of(lag: Option<i64>, default: u32) -> Result<u32, Error> {
+fn lag_of(lag: Option<crate::params::Int>, default: u32) -> Result<u32, Error> {
+    let lag = lag.map(|l| l.0);
     match lag {
         None => Ok(default),
         Some(l) if (0..=MAX_LAG_SECONDS).contains(&l) => Ok(l as u32),
@@ -434,7 +435,7 @@ pub async fn serve(
             let schedules = match (caller.is_admin(), p.owner) {
                 (true, None) => store.list_all(limit as usize).await?,
                 (true, Some(o)) => {
-                    crate::params::Id::parse(&o).map_err(|m| field("owner", m))?;
+                    crate::auth::check_sub(&o).map_err(|m| field("owner", m))?;
                     store.list_of(&o, None, limit as usize).await?
                 }
                 (false, Some(o)) if o != caller.sub => {
