@@ -164,7 +164,7 @@ impl<'de> Deserialize<'de> for Int {
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Int, E> {
                 // 2^63 is the first float past i64::MAX.
-                if v.fract() == 0.0 && v >= -9_223_372_036_854_775_808.0 && v < 9_223_372_036_854_775_808.0 {
+                if v.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&v) {
                     Ok(Int(v as i64))
                 } else {
                     Err(E::custom(format!("must be an integer, got {v}")))
