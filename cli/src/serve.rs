@@ -353,10 +353,18 @@ async fn handle_http(
             return Ok(to_hyper(refusal(&method, &target, &err)));
         }
     };
+    // Every header reaches the handler, one whose value is not ASCII too (as text, as
+    // API Gateway's JSON event carries it): the handler refuses what it cannot read
+    // rather than never seeing it.
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let event = api_gateway_event(
         parts.method.as_str(),

@@ -47,6 +47,12 @@ impl TimeZone {
     /// Longest zone name accepted (the longest IANA name has 32 characters).
     pub const MAX_NAME_CHARS: usize = 64;
 
+    /// Every name [`TimeZone::parse`] knows, as the IANA database (chrono-tz) spells
+    /// them: openapi.yaml's `TimeZone` enum (tests/tests/openapi.rs keeps them equal).
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())
+    }
+
     /// An IANA name, matched ignoring ASCII case (`europe/berlin` is `Europe/Berlin`).
     pub fn parse(name: &str) -> Result<Self, String> {
         let found = (name.len() <= Self::MAX_NAME_CHARS)

@@ -70,7 +70,12 @@ impl JobRequest {
             .0;
         let mut params = self.params.unwrap_or_default();
         if let Some(format) = self.format {
-            if params.contains_key("format") {
+            // JSON says "absent" with null, never with "" (only a query string's empty
+            // value is absent).
+            if format.trim().is_empty() {
+                return Err(Error::bad_request("format must name a format, such as csv"));
+            }
+            if params.get("format").is_some_and(|f| !f.is_null()) {
                 return Err(Error::bad_request(
                     "format is given twice (format and params.format); give one of them",
                 ));
@@ -109,12 +114,17 @@ fn as_query<T: serde::de::DeserializeOwned>(params: &Map<String, Value>) -> Resu
     for (name, value) in params {
         let text = match value {
             Value::String(s) => s.clone(),
-            // JSON Schema's integer: 365.0 is 365, as the query string writes it.
+            // An integer (JSON Schema's: 365.0 is 365) within what every JSON reader
+            // holds exactly (2^53), as the query string writes it; other numbers have no
+            // one text (1e3, 1000.0) and are refused.
             Value::Number(n) => match n.as_f64() {
-                Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => {
-                    (f as i64).to_string()
+                Some(f) if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => (f as i64).to_string(),
+                _ => {
+                    return Err(Error::bad_request(format!(
+                        "params.{}: a number must be an integer between -(2^53-1) and 2^53-1",
+                        sanitize(name)
+                    )));
                 }
-                _ => n.to_string(),
             },
             Value::Bool(b) => b.to_string(),
             // Absent, like an empty query value; the name must still be known.
@@ -503,7 +513,7 @@ fn cursor_ok(cursor: &str) -> bool {
         && b[25..].iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
 }
 
-fn decode_cursor(
+pub fn decode_cursor(
     cursor: &str,
     owner: &str,
 ) -> Result<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, Error> {

@@ -173,7 +173,7 @@ fn field(name: &str, message: impl std::fmt::Display) -> Error {
     Error::bad_request(format!("{name}: {message}"))
 }
 
-fn check_name(name: Option<String>) -> Result<String, Error> {
+pub fn check_name(name: Option<String>) -> Result<String, Error> {
     let name = name.map(|n| n.trim().to_string()).unwrap_or_default();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
         return Err(field(
@@ -505,8 +505,15 @@ fn apply(
         s.time_zone = zone_of(Some(z))?;
     }
     if let Some(lag) = patch.lag_seconds {
+        // The request is well formed; this schedule's state does not take it.
         if s.window != WindowKind::Incremental {
-            return Err(field("lag_seconds", "applies to incremental windows only"));
+            return Err(Error::conflict(
+                "not_incremental",
+                format!(
+                    "lag_seconds: applies to incremental windows only; this schedule's window is {}",
+                    s.window.as_str()
+                ),
+            ));
         }
         s.lag_seconds = lag_of(Some(lag), s.lag_seconds)?;
     }
