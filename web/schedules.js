@@ -107,11 +107,12 @@ export function zonedTime(iso, timeZone) {
 }
 
 /**
- * An answer that names a field of the form: any 400, and the 403 of a recipient the
- * caller may not email (`notify.emails[0]: ...`).
+ * An answer that names a field of the form: any 400, the 403 of a recipient the caller
+ * may not email (`notify.emails[0]: ...`) and the 409 of a change the schedule does not
+ * take (`lag_seconds: ...`).
  */
 function namesAField(err) {
-  return err?.status === 400 || (err?.status === 403 && fieldOfMessage(err.message) !== null);
+  return err?.status === 400 || ([403, 409].includes(err?.status) && fieldOfMessage(err.message) !== null);
 }
 
 /** Parses a 400's message for the field it names: `cron: ...` -> "cron". */

@@ -728,11 +728,16 @@ async fn pause_resume_patch_and_delete() {
         json!({"time_zone": "Nowhere/City"}),
         json!({"window": "incremental"}),
         json!({"name": ""}),
-        json!({"lag_seconds": 10}),
     ] {
         let resp = call(&ctx, "PATCH", &path, Some(&user), Some(bad.clone())).await;
         assert_eq!(resp.status(), 400, "{bad}");
     }
+    // A well-formed change this schedule's state does not take: 409, naming the field.
+    let resp = call(&ctx, "PATCH", &path, Some(&user), Some(json!({"lag_seconds": 10}))).await;
+    assert_eq!(resp.status(), 409);
+    let body = body_json(&resp);
+    assert_eq!(body["error_code"], "not_incremental");
+    assert!(body["message"].as_str().unwrap().starts_with("lag_seconds: "), "{body}");
 
     let resp = call(&ctx, "DELETE", &path, Some(&user), None).await;
     assert_eq!(resp.status(), 204);
