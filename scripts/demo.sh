@@ -62,7 +62,8 @@ Any export as a job (Prefer: respond-async); the same request again is the cache
   curl -sS -H "Prefer: respond-async" -H "Authorization: Bearer $ADMIN" "$BASE/api/admin/sessions/export?format=xlsx"
   curl -sS -H "Authorization: Bearer $ADMIN" "$BASE/api/exports?limit=5"
 
-Cancel a job (202, then status cancelled; a finished job is 409):
+Cancel a job (202, then status cancelled; a finished job is 409), or delete it with its file (204, then 404):
+  curl -sS -X POST -H "Authorization: Bearer $USER" "$BASE/api/exports/\$JOB/cancel"
   curl -sS -X DELETE -H "Authorization: Bearer $USER" "$BASE/api/exports/\$JOB"
 
 Rate limit: the 11th export by one user within a minute gets 429 with Retry-After:
