@@ -60,12 +60,13 @@ fmt:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# Unit + integration tests against the local stack; stops the stack afterwards
+# Unit + integration tests against the local stack (the binaries first: some tests run
+# the real `exportctl`, which `cargo test` does not build); stops the stack afterwards
 # unless it was already running before. The totals go to .stack/test-summary.
 unit:
 	@mkdir -p .stack; rm -f .stack/soak-summary; was_up=$$(scripts/stack.sh status | grep -c running || true); \
 	scripts/stack.sh up; \
-	status=0; $(ENV) $(CARGO) test --workspace --all-targets 2>&1 | tee .stack/test.log || status=$$?; \
+	status=0; { $(CARGO) build --workspace --bins && $(ENV) $(CARGO) test --workspace --all-targets; } 2>&1 | tee .stack/test.log || status=$$?; \
 	if [ "$$was_up" != "4" ]; then scripts/stack.sh down; fi; \
 	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "cargo tests: %d passed, %d failed\n", p, f }' \
 	  .stack/test.log > .stack/test-summary; \

@@ -25,8 +25,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-started=$(date +%s)
 STACK=.stack
+SUITE=schemathesis
 VENV=.venv-schemathesis
 REQS=tools/schemathesis/requirements.txt
 EXPORTCTL=target/debug/exportctl
@@ -38,6 +38,7 @@ LOG="$STACK/schemathesis-serve.log"
 mkdir -p "$STACK"
 
 log() { echo "api-conformance: $*"; }
+. scripts/suite-lib.sh
 
 if ! cmp -s "$REQS" "$VENV/.installed" || [ ! -x "$VENV/bin/schemathesis" ]; then
   log "installing $REQS into $VENV"
@@ -54,60 +55,14 @@ fi
 
 set -a; . ./local.env; set +a
 P="st-$RANDOM$RANDOM"
-export SESSIONS_TABLE="$P-sessions" SESSION_MESSAGES_TABLE="$P-session-messages" \
-  LEADS_TABLE="$P-leads" CHAT_MESSAGES_TABLE="$P-chat-messages" RATE_LIMITS_TABLE="$P-rate-limits" \
-  AUDIT_TABLE="$P-audit" JOBS_TABLE="$P-jobs" SCHEDULES_TABLE="$P-schedules" \
-  EXPORT_QUEUE_URL="http://127.0.0.1:${SQS_PORT}/123456789012/$P-jobs" \
-  EXPORT_DLQ_URL="http://127.0.0.1:${SQS_PORT}/123456789012/$P-jobs-dlq"
+suite_tables "$P"
 export RATE_LIMIT_USER_PER_MINUTE=1000000 RATE_LIMIT_CLIENT_PER_HOUR=1000000 MAX_ACTIVE_JOBS_PER_CALLER=1000
 export SCHEDULER_TICK_SECONDS=0
 
-stack_started=0
-server_pid=""
-summary_written=0
-passed=0
-failed=0
+suite_traps
 
-write_summary() {
-  local line="schemathesis: $passed passed, $failed failed"
-  echo "$line"
-  if [ -f "$STACK/test-summary" ]; then
-    grep -v '^schemathesis:' "$STACK/test-summary" > "$STACK/test-summary.tmp" || true
-    mv "$STACK/test-summary.tmp" "$STACK/test-summary"
-  fi
-  echo "$line" >> "$STACK/test-summary"
-  summary_written=1
-}
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$server_pid" 2>/dev/null || true
-  fi
-  if [ "$stack_started" = 1 ]; then scripts/stack.sh down || true; fi
-  if [ "$summary_written" = 0 ]; then
-    [ "$failed" -gt 0 ] || failed=1
-    write_summary
-  fi
-  log "took $(( $(date +%s) - started )) s"
-  if [ "$rc" = 0 ] && [ "$failed" -gt 0 ]; then rc=1; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-stack_status=$(scripts/stack.sh status)
-if [ -z "$stack_status" ] || grep -qv ': running' <<<"$stack_status"; then
-  stack_started=1
-  scripts/stack.sh up
-fi
-if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-  log "port $PORT is taken by another process; set SCHEMATHESIS_PORT to a free port" >&2
-  exit 1
-fi
+suite_stack_up
+suite_port_free "$PORT" SCHEMATHESIS_PORT
 
 log "tables and queue prefix $P"
 : > "$LOG"
@@ -115,13 +70,9 @@ log "tables and queue prefix $P"
 "$EXPORTCTL" seed --sessions 20 --leads 60 --chats 300 --seed 5 >>"$LOG" 2>&1
 "$EXPORTCTL" serve --port "$PORT" >>"$LOG" 2>&1 &
 server_pid=$!
+suite_pids+=("$server_pid")
 BASE_URL="http://127.0.0.1:$PORT"
-for i in $(seq 1 150); do
-  if curl -s -o /dev/null --max-time 2 "$BASE_URL/"; then break; fi
-  if ! kill -0 "$server_pid" 2>/dev/null; then log "exportctl serve exited; see $LOG" >&2; exit 1; fi
-  if [ "$i" = 150 ]; then log "exportctl serve did not answer on $BASE_URL" >&2; exit 1; fi
-  sleep 0.2
-done
+suite_wait_http "$BASE_URL" "$server_pid" "$LOG"
 ADMIN_TOKEN=$("$EXPORTCTL" token --role admin --sub admin-st --email admin-st@example.com --ttl 7200)
 
 rm -rf "$REPORT" "$REPORT.rules"
@@ -152,4 +103,4 @@ if [ -s "$REPORT.rules" ]; then
   sort "$REPORT.rules" | uniq -c | sed 's/^/  /'
 fi
 if [ "$st_rc" != 0 ] && [ "$failed" = 0 ]; then failed=1; fi
-write_summary
+suite_summary

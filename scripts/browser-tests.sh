@@ -26,8 +26,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-started=$(date +%s)
 STACK=.stack
+SUITE="browser tests"
 VENV=.venv-browser
 REQS=tools/browser/requirements.txt
 EXPORTCTL=target/debug/exportctl
@@ -36,6 +36,7 @@ BROWSER_PORT=${BROWSER_PORT:-3400}
 mkdir -p "$STACK"
 
 log() { echo "browser-tests: $*"; }
+. scripts/suite-lib.sh
 
 # --- tools -------------------------------------------------------------------------
 if [ ! -x "$CHROMIUM" ]; then
@@ -63,74 +64,15 @@ fi
 # --- state and cleanup -------------------------------------------------------------
 set -a; . ./local.env; set +a
 P="bt-$RANDOM$RANDOM"
-export SESSIONS_TABLE="$P-sessions" SESSION_MESSAGES_TABLE="$P-session-messages" \
-  LEADS_TABLE="$P-leads" CHAT_MESSAGES_TABLE="$P-chat-messages" RATE_LIMITS_TABLE="$P-rate-limits" \
-  AUDIT_TABLE="$P-audit" JOBS_TABLE="$P-jobs" SCHEDULES_TABLE="$P-schedules" \
-  EXPORT_QUEUE_URL="http://127.0.0.1:${SQS_PORT}/123456789012/$P-jobs" \
-  EXPORT_DLQ_URL="http://127.0.0.1:${SQS_PORT}/123456789012/$P-jobs-dlq"
+suite_tables "$P"
 # No test meets a chat rate limit by accident (the 429 tests fake theirs).
 export RATE_LIMIT_USER_PER_MINUTE=1000 RATE_LIMIT_CLIENT_PER_HOUR=100000
 
-stack_started=0
-server_pid=""
-worker_pid=""
-summary_written=0
-passed=0
-failed=0
-
-write_summary() {
-  local line="browser tests: $passed passed, $failed failed"
-  echo "$line"
-  # `make test` prints .stack/test-summary at the end (`make unit` writes it afresh);
-  # a standalone run replaces the browser line of an earlier one.
-  if [ -f "$STACK/test-summary" ]; then
-    grep -v '^browser tests:' "$STACK/test-summary" > "$STACK/test-summary.tmp" || true
-    mv "$STACK/test-summary.tmp" "$STACK/test-summary"
-  fi
-  echo "$line" >> "$STACK/test-summary"
-  summary_written=1
-}
-
-stop_pid() {
-  local pid=$1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -CONT "$pid" 2>/dev/null || true # a test may have paused the worker
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_pid "$server_pid"
-  stop_pid "$worker_pid"
-  if [ "$stack_started" = 1 ]; then scripts/stack.sh down || true; fi
-  if [ "$summary_written" = 0 ]; then
-    # Failed before or while running the tests: say so in the summary too.
-    [ "$failed" -gt 0 ] || failed=1
-    write_summary
-  fi
-  log "took $(( $(date +%s) - started )) s"
-  if [ "$rc" = 0 ] && [ "$failed" -gt 0 ]; then rc=1; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+suite_traps
 
 # --- stack, data, server -----------------------------------------------------------
-# Up unless every service of the stack already runs.
-stack_status=$(scripts/stack.sh status)
-if [ -z "$stack_status" ] || grep -qv ': running' <<<"$stack_status"; then
-  stack_started=1
-  scripts/stack.sh up
-fi
-
-if (exec 3<>"/dev/tcp/127.0.0.1/$BROWSER_PORT") 2>/dev/null; then
-  log "port $BROWSER_PORT is taken by another process; set BROWSER_PORT to a free port" >&2
-  exit 1
-fi
+suite_stack_up
+suite_port_free "$BROWSER_PORT" BROWSER_PORT
 
 log "tables and queue prefix $P"
 : > "$STACK/browser-serve.log"
@@ -141,17 +83,12 @@ log "tables and queue prefix $P"
 # `serve` would run inside), so a test can pause it (SIGSTOP) to catch a job queued.
 "$EXPORTCTL" serve --port "$BROWSER_PORT" --no-worker >>"$STACK/browser-serve.log" 2>&1 &
 server_pid=$!
+suite_pids+=("$server_pid")
 "$EXPORTCTL" worker >>"$STACK/browser-serve.log" 2>&1 &
 worker_pid=$!
+suite_pids+=("$worker_pid")
 BASE_URL="http://127.0.0.1:$BROWSER_PORT"
-for i in $(seq 1 150); do
-  if curl -s -o /dev/null --max-time 2 "$BASE_URL/"; then break; fi
-  if ! kill -0 "$server_pid" 2>/dev/null; then
-    log "exportctl serve exited; see $STACK/browser-serve.log" >&2; tail -5 "$STACK/browser-serve.log" >&2; exit 1
-  fi
-  if [ "$i" = 150 ]; then log "exportctl serve did not answer on $BASE_URL" >&2; exit 1; fi
-  sleep 0.2
-done
+suite_wait_http "$BASE_URL" "$server_pid" "$STACK/browser-serve.log"
 kill -0 "$worker_pid" 2>/dev/null || { log "exportctl worker exited; see $STACK/browser-serve.log" >&2; exit 1; }
 log "console and API on $BASE_URL (pid $server_pid), worker pid $worker_pid"
 
@@ -217,4 +154,4 @@ if [ "$py_rc" != 0 ] && [ "$pf" = 0 ]; then pf=1; fi # collection error, crash, 
 passed=$((passed + pp)); failed=$((failed + pf))
 log "pytest: $pp passed, $pf failed"
 
-write_summary
+suite_summary

@@ -25,7 +25,7 @@ fn require_env() {
     if std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_err() || std::env::var("JWT_SECRET").is_err() {
         panic!(
             "integration tests need the local stack and its environment: run `make test`, or \
-             `make stack` then `set -a; . ./local.env; set +a; cargo test --workspace`"
+             `make stack` then `set -a; . ./local.env; set +a; cargo build --workspace && cargo test --workspace`"
         );
     }
 }

@@ -9,15 +9,16 @@ use std::{
 
 use crate::TestStack;
 
-/// `target/debug/exportctl`, built by `cargo test --workspace --all-targets` beside
-/// this test binary (`target/debug/deps/<test>`).
+/// `target/debug/exportctl`, beside this test binary (`target/debug/deps/<test>`):
+/// `cargo test` does not build another package's binary, so `make test` runs `cargo
+/// build --workspace` first.
 pub fn exportctl_path() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/debug");
     let path = dir.join("exportctl");
     assert!(
         path.exists(),
-        "{} is not built: run `cargo test --workspace --all-targets` (make test does)",
+        "{} is not built: run `cargo build --workspace` before `cargo test` (make test does)",
         path.display()
     );
     path
