@@ -139,6 +139,49 @@ impl Server {
         self.child.id()
     }
 
+    /// `POST /api/exports` with `body` (a new job, never the cache's): the job's id.
+    pub async fn start_job(&self, token: &str, body: &serde_json::Value) -> String {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/exports", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .header("cache-control", "no-cache")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let job: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+        assert_eq!(status, 202, "{job}");
+        job["id"].as_str().unwrap().to_string()
+    }
+
+    /// Polls `GET /api/exports/{id}` until the job is final and returns it; panics,
+    /// with the server's log, when it is not after `secs`.
+    pub async fn final_job(&self, token: &str, id: &str, secs: u64) -> serde_json::Value {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let resp = http
+                .get(format!("{}/api/exports/{id}", self.base))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let job: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+            if !matches!(job["status"].as_str(), Some("queued" | "running")) {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {id} is still {} after {secs} s: {job}\n{}",
+                job["status"],
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// SIGTERM, as `kill` or a service manager stops it; waits for the exit and
     /// returns how long it took.
     pub async fn terminate(mut self) -> Duration {

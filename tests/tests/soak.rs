@@ -5,67 +5,24 @@
 //! which `make test` prints at its end. Bounded: a few leads per job, one minute or
 //! two in a debug build.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use common::{auth::Role, synth};
 use integration_tests::{server::Server, *};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const SEQUENTIAL: usize = 200;
 const CONCURRENT: usize = 50;
 
-async fn post(http: &reqwest::Client, base: &str, token: &str) -> String {
-    let resp = http
-        .post(format!("{base}/api/exports"))
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .header("cache-control", "no-cache")
-        .body(json!({"kind": "leads", "format": "csv"}).to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
-    assert_eq!(status, 202, "{body}");
-    body["id"].as_str().unwrap().to_string()
-}
-
-async fn get(http: &reqwest::Client, base: &str, token: &str, id: &str) -> Value {
-    let resp = http
-        .get(format!("{base}/api/exports/{id}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
-}
-
-/// Polls until the job is final (or panics after `secs`); its queue wait in ms.
-async fn finished(http: &reqwest::Client, server: &Server, token: &str, id: &str, secs: u64) -> f64 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let job = get(http, &server.base, token, id).await;
-        match job["status"].as_str() {
-            Some("succeeded") => {
-                let at = |k: &str| {
-                    DateTime::parse_from_rfc3339(job[k].as_str().unwrap())
-                        .unwrap()
-                        .with_timezone(&Utc)
-                };
-                return (at("started_at") - at("created_at")).num_milliseconds() as f64;
-            }
-            Some("queued" | "running") => {}
-            _ => panic!("job {id} did not succeed: {job}"),
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "job {id} is still {} after {secs} s: {job}\n{}",
-            job["status"],
-            server.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Starts a leads job through the server and waits for it: its queue wait in ms.
+async fn run_one(server: &Server, token: &str, id: &str, secs: u64) -> f64 {
+    let job = server.final_job(token, id, secs).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let at = |k: &str| {
+        DateTime::parse_from_rfc3339(job[k].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    (at("started_at") - at("created_at")).num_milliseconds() as f64
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -109,23 +66,23 @@ async fn two_hundred_jobs_in_sequence_and_fifty_at_once_all_finish_through_expor
         ],
     )
     .await;
-    let http = reqwest::Client::new();
+    let body = json!({"kind": "leads", "format": "csv"});
 
     let one = stack.token(Role::User, "soak-0", None, Some("comp-soak"));
     let mut sequential = Vec::with_capacity(SEQUENTIAL);
     for _ in 0..SEQUENTIAL {
-        let id = post(&http, &server.base, &one).await;
-        sequential.push(finished(&http, &server, &one, &id, 30).await);
+        let id = server.start_job(&one, &body).await;
+        sequential.push(run_one(&server, &one, &id, 30).await);
     }
 
     // 50 callers at once (each may have 3 jobs active; one each here).
     let tokens: Vec<String> = (0..CONCURRENT)
         .map(|i| stack.token(Role::User, &format!("soak-{}", i + 1), None, Some("comp-soak")))
         .collect();
-    let ids = futures::future::join_all(tokens.iter().map(|t| post(&http, &server.base, t))).await;
+    let ids = futures::future::join_all(tokens.iter().map(|t| server.start_job(t, &body))).await;
     let mut concurrent = Vec::with_capacity(CONCURRENT);
     for (token, id) in tokens.iter().zip(&ids) {
-        concurrent.push(finished(&http, &server, token, id, 120).await);
+        concurrent.push(run_one(&server, token, id, 120).await);
     }
 
     // None left behind: the sweeper's index of queued and running jobs is empty.

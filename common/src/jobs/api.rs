@@ -490,27 +490,16 @@ fn encode_cursor(key: &std::collections::HashMap<String, aws_sdk_dynamodb::types
     Some(format!("{at}~{id}"))
 }
 
-/// `^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z~[0-9a-f]{32}$` (openapi.yaml's pattern).
+/// `^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z~[0-9a-f]{32}$` (openapi.yaml's pattern):
+/// `d` a digit, `h` a lowercase hex digit, anything else itself.
 fn cursor_ok(cursor: &str) -> bool {
-    let b = cursor.as_bytes();
-    let digits = |r: std::ops::Range<usize>| r.into_iter().all(|i| b[i].is_ascii_digit());
-    b.len() == 24 + 1 + 32
-        && digits(0..4)
-        && b[4] == b'-'
-        && digits(5..7)
-        && b[7] == b'-'
-        && digits(8..10)
-        && b[10] == b'T'
-        && digits(11..13)
-        && b[13] == b':'
-        && digits(14..16)
-        && b[16] == b':'
-        && digits(17..19)
-        && b[19] == b'.'
-        && digits(20..23)
-        && b[23] == b'Z'
-        && b[24] == b'~'
-        && b[25..].iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+    const FORM: &[u8] = b"dddd-dd-ddTdd:dd:dd.dddZ~hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh";
+    cursor.len() == FORM.len()
+        && cursor.bytes().zip(FORM).all(|(c, &f)| match f {
+            b'd' => c.is_ascii_digit(),
+            b'h' => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
+            _ => c == f,
+        })
 }
 
 pub fn decode_cursor(

@@ -307,8 +307,8 @@ pub fn date_range(
 ) -> Result<DateRange, Error> {
     let from = from.map(|f| f.start_in(zone));
     let to = to.map(|t| t.end_in(zone));
-    let after_the_last = |t: &DateTime<Utc>| !timefmt::in_range(t) && t.year() > 9999;
-    let before_the_first = |t: &DateTime<Utc>| !timefmt::in_range(t) && t.year() < 0;
+    let after_the_last = |t: &DateTime<Utc>| t.year() > 9999;
+    let before_the_first = |t: &DateTime<Utc>| t.year() < 0;
     let nothing = |name: &str| {
         Error::bad_request(format!(
             "{name} is outside the years 0000-9999 in time zone {}: nothing can match",
