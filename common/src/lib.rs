@@ -30,6 +30,7 @@ pub mod notify;
 pub mod params;
 pub mod ratelimit;
 pub mod reads;
+pub mod rights;
 pub mod scale;
 pub mod schedules;
 pub mod schema;

@@ -278,7 +278,7 @@ impl Work for JobRoute {
             trace.parameters = Some("link=<redacted>".into());
             jobs::api::serve_link(ctx, self, &token, now, &mut outcome).await
         } else {
-            let caller = authenticate(ctx, raw, trace)?;
+            let caller = authenticate(ctx, raw, now, trace).await?;
             trace.parameters = Some(truncate_bytes(&raw.query, AUDIT_PARAMETERS_BYTES));
             jobs::api::serve(ctx, raw, self, &caller, now, &mut outcome).await
         };
@@ -312,7 +312,7 @@ impl Work for ScheduleRoute {
         now: DateTime<Utc>,
         trace: &mut Trace,
     ) -> Result<Response<Body>, Error> {
-        let caller = authenticate(ctx, raw, trace)?;
+        let caller = authenticate(ctx, raw, now, trace).await?;
         raw.typed_headers()?;
         let sent = if raw.body.is_empty() {
             raw.query.clone()
@@ -487,10 +487,22 @@ async fn serve<W: Work>(ctx: &AppContext, raw: &RawRequest, work: &W, style: &Er
     response
 }
 
-/// The caller, remembered for the audit record and the log line.
-fn authenticate(ctx: &AppContext, raw: &RawRequest, trace: &mut Trace) -> Result<Caller, Error> {
+/// The caller, remembered for the audit record and the log line. Its rights are
+/// recorded (crate::rights) before anything is served: when they changed, the
+/// owner's schedules its token no longer grants are paused first.
+async fn authenticate(
+    ctx: &AppContext,
+    raw: &RawRequest,
+    now: DateTime<Utc>,
+    trace: &mut Trace,
+) -> Result<Caller, Error> {
     let caller = ctx.auth.authenticate(&raw.headers)?;
     trace.caller = Some(caller.clone());
+    if let Some(change) = crate::rights::observe(ctx, &caller, now).await?
+        && change.before.is_some()
+    {
+        crate::schedules::owner::pause_revoked(ctx, &caller.sub, &change.now, now).await?;
+    }
     Ok(caller)
 }
 
@@ -502,7 +514,7 @@ async fn attempt<R: ExportRoute>(
     trace: &mut Trace,
 ) -> Result<Response<Body>, Error> {
     let policy = route.policy();
-    let caller = authenticate(ctx, raw, trace)?;
+    let caller = authenticate(ctx, raw, now, trace).await?;
     if policy.admin_only {
         caller.require_admin()?;
     }

@@ -264,7 +264,7 @@ where
         let fresh_since = now - chrono::Duration::seconds(cfg.cache_secs as i64);
         let look_back = now - chrono::Duration::seconds(CACHE_LOOK_BACK_SECS.max(cfg.cache_secs as i64));
         if let Some(cached) = store
-            .find_cached(&caller.sub, &job.spec_hash, fresh_since, look_back)
+            .find_cached(&caller.sub, &caller.tenant(), &job.spec_hash, fresh_since, look_back)
             .await?
         {
             let cached = worker::settle(ctx, cached, now).await?;
@@ -705,8 +705,19 @@ pub async fn serve_link(
     }
     outcome.job_id = Some(sanitize(id));
     let job = JobStore::of(ctx).get(id).await?.ok_or_else(not_found)?;
-    if !job.notify.iter().any(|r| link::recipient_hash(r) == verified.recipient) {
+    // Another generation of the job (made again under the same id) is another job.
+    if job.generation != verified.generation
+        || !job.notify.iter().any(|r| link::recipient_hash(r) == verified.recipient)
+    {
         return Err(not_found());
+    }
+    // A link is its owner's delegation: it works only while the owner still has
+    // the rights the job was made under (crate::rights).
+    if !crate::rights::still_granted(ctx, &job.owner, &job.owner_tenant).await? {
+        return Err(Error::denied(
+            "link_revoked",
+            "This download link no longer works: the access of the person who shared it changed",
+        ));
     }
     let job = worker::settle(ctx, job, now).await?;
     download(ctx, job, now, outcome).await
@@ -731,7 +742,7 @@ async fn delete(ctx: &AppContext, job: Job, now: DateTime<Utc>) -> Result<Respon
             .await
             .map_err(Error::storage)?;
     }
-    store.delete(&job.id).await?;
+    store.bury(&job, now).await?;
     Response::builder()
         .status(StatusCode::NO_CONTENT)
         .body(Body::Empty)

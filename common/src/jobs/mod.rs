@@ -129,6 +129,12 @@ pub struct Job {
     /// Whether a run that exported no row still emails.
     #[serde(default = "yes")]
     pub notify_on_empty: bool,
+    /// This record's generation: random, made with the record and signed into every
+    /// emailed link ([`crate::notify::link`]). A job made again under the same id (a
+    /// schedule's run) has another, so links to an earlier one never work for it.
+    /// Empty on records made before generations existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub generation: String,
 }
 
 fn yes() -> bool {
@@ -195,6 +201,7 @@ impl Job {
             window_end: None,
             notify: Vec::new(),
             notify_on_empty: true,
+            generation: uuid::Uuid::new_v4().simple().to_string(),
         }
     }
 

@@ -64,6 +64,8 @@ pub async fn run(ctx: &AppContext, event: OperatorExport) -> Result<Value, Error
             Error::bad_request("scheduled_time must be an RFC 3339 time (<aws.scheduler.scheduled-time>)")
         })?),
     };
+    // The operator's rights are what the email and link checks read later.
+    crate::rights::observe(ctx, &caller, now).await?;
     let notify = check_recipients(&ctx.config.notify, &caller, event.notify, "notify")?;
     let spec = event.export.into_spec(ctx, &caller, now)?;
     let id = match fired {

@@ -16,6 +16,18 @@ fn idempotency_id(owner: &str, key: &str) -> String {
     format!("idem#{owner}#{key}")
 }
 
+/// The attribute that makes an item a deleted job's tombstone (its deletion time).
+const TOMBSTONE: &str = "deleted_at";
+
+/// What a job's id names.
+#[derive(Debug)]
+pub enum Lookup {
+    Live(Box<Job>),
+    /// The job was deleted; its id is not to be used again.
+    Deleted,
+    Absent,
+}
+
 /// The jobs table of one deployment.
 #[derive(Clone, Debug)]
 pub struct JobStore {
@@ -48,8 +60,21 @@ impl JobStore {
         }
     }
 
+    /// A job, `None` when there is none (never made, expired, or deleted).
     pub async fn get(&self, id: &str) -> Result<Option<Job>, Error> {
-        self.records.get(id).await
+        Ok(match self.lookup(id).await? {
+            Lookup::Live(job) => Some(*job),
+            Lookup::Deleted | Lookup::Absent => None,
+        })
+    }
+
+    /// A job, or whether its id was deleted (a tombstone stands in its place).
+    pub async fn lookup(&self, id: &str) -> Result<Lookup, Error> {
+        Ok(match self.records.get_item(id).await? {
+            None => Lookup::Absent,
+            Some(item) if item.contains_key(TOMBSTONE) => Lookup::Deleted,
+            Some(item) => Lookup::Live(Box::new(self.records.decode(item)?)),
+        })
     }
 
     /// Stores a new job; its id is fresh, so the write never overwrites one.
@@ -70,9 +95,23 @@ impl JobStore {
         self.records.put(&job, "attribute_not_exists(id)", vec![]).await
     }
 
-    /// Deletes a job's record (`DELETE /api/exports/{id}`).
-    pub async fn delete(&self, id: &str) -> Result<(), Error> {
-        self.records.delete(id).await
+    /// Replaces a job's record by a tombstone (`DELETE /api/exports/{id}`): the id
+    /// stays taken until `ttl` (the record's own), so a schedule never makes the
+    /// run again under it, and nothing of the job is left. The tombstone carries no
+    /// `owner`, `schedule_id` or `active_shard`, so no index lists it, and no
+    /// conditional write on a job's state holds on it.
+    pub async fn bury(&self, job: &Job, now: DateTime<Utc>) -> Result<(), Error> {
+        self.records
+            .client
+            .put_item()
+            .table_name(&self.records.table)
+            .item("id", s(&job.id))
+            .item(TOMBSTONE, s(crate::timefmt::format(&now)))
+            .item("ttl", n(job.ttl))
+            .send()
+            .await
+            .map_err(Error::database)?;
+        Ok(())
     }
 
     /// A schedule's runs, newest first (index `by_schedule`).
@@ -584,11 +623,13 @@ impl JobStore {
         }
     }
 
-    /// The caller's newest job with this spec hash that is queued, running, or
-    /// succeeded at or after `fresh_since` (with its file still stored).
+    /// The caller's newest job with this spec hash, made under the same tenants
+    /// (`owner_tenant`: what [`super::api`]'s visibility checks), that is queued,
+    /// running, or succeeded at or after `fresh_since` (with its file still stored).
     pub async fn find_cached(
         &self,
         owner: &str,
+        owner_tenant: &str,
         spec_hash: &str,
         fresh_since: DateTime<Utc>,
         look_back_from: DateTime<Utc>,
@@ -603,9 +644,10 @@ impl JobStore {
                 .table_name(&self.records.table)
                 .index_name(JOBS_BY_OWNER)
                 .key_condition_expression("#o = :o AND created_key >= :from")
-                .filter_expression("spec_hash = :h AND #t = :api")
+                .filter_expression("spec_hash = :h AND #t = :api AND owner_tenant = :tenant")
                 .expression_attribute_names("#o", "owner")
                 .expression_attribute_names("#t", "trigger")
+                .expression_attribute_values(":tenant", s(owner_tenant))
                 .expression_attribute_values(":o", s(owner))
                 .expression_attribute_values(":from", s(crate::timefmt::format(&look_back_from)))
                 .expression_attribute_values(":h", s(spec_hash))

@@ -39,6 +39,14 @@ fn claim_lost() -> Error {
     Error::conflict("job_cancelled", "the job was cancelled or taken over")
 }
 
+/// The error of work whose owner no longer has the rights it was made under.
+pub fn owner_access_changed() -> Error {
+    Error::conflict(
+        "owner_access_changed",
+        "The owner of this export no longer has access to its data",
+    )
+}
+
 /// What a delivery of a job's message came to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Delivery {
@@ -300,6 +308,11 @@ impl<S: ByteSink> ByteSink for Counted<S> {
 
 /// Runs a claimed job's export into S3: `(rows, bytes, object key)`.
 async fn run(ctx: &AppContext, store: &JobStore, job: &Job, worker: &str) -> Result<(u64, u64, String), Error> {
+    // A job runs with its owner's rights as they are now (crate::rights): a job
+    // queued before its owner lost its scope exports nothing.
+    if !crate::rights::still_granted(ctx, &job.owner, &job.owner_tenant).await? {
+        return Err(owner_access_changed());
+    }
     let spec = job.spec()?;
     let mut pipeline = compile(&spec, ctx.store.as_ref())?;
     let bytes = Arc::new(AtomicU64::new(0));

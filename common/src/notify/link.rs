@@ -2,10 +2,12 @@
 //!
 //! The token is an HS256 JWT under a key derived from `JWT_SECRET` for this purpose
 //! only (so it can never pass as an API token, nor an API token as a link), naming
-//! the job and a hash of the recipient, expiring after `DOWNLOAD_LINK_DAYS` or when
-//! the file is deleted, whichever is first. It carries no file and no address: each
-//! click is checked against the job as it is now, then answered with a fresh
-//! presigned URL.
+//! the job, the job record's generation ([`crate::jobs::Job::generation`]) and a
+//! hash of the recipient, expiring after `DOWNLOAD_LINK_DAYS` or when the file is
+//! deleted, whichever is first. It carries no file and no address: each click is
+//! checked against the job as it is now (the same generation, the recipient still
+//! on it, its owner still allowed its data), then answered with a fresh presigned
+//! URL. A link is valid for exactly one generation of one job.
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
@@ -23,6 +25,10 @@ pub const MAX_TOKEN_CHARS: usize = 1024;
 struct LinkClaims {
     /// The job.
     job: String,
+    /// The job record's generation (absent in links to records made before
+    /// generations existed, whose generation is empty).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    r#gen: String,
     /// [`recipient_hash`] of the address the link was sent to.
     rcpt: String,
     aud: String,
@@ -42,9 +48,17 @@ pub fn recipient_hash(address: &str) -> String {
     hex(&Sha256::digest(address.trim().to_ascii_lowercase().as_bytes())[..16])
 }
 
-pub fn mint(secret: &[u8], job_id: &str, recipient: &str, now: DateTime<Utc>, expires: DateTime<Utc>) -> String {
+pub fn mint(
+    secret: &[u8],
+    job_id: &str,
+    generation: &str,
+    recipient: &str,
+    now: DateTime<Utc>,
+    expires: DateTime<Utc>,
+) -> String {
     let claims = LinkClaims {
         job: job_id.to_string(),
+        r#gen: generation.to_string(),
         rcpt: recipient_hash(recipient),
         aud: AUDIENCE.into(),
         iat: now.timestamp(),
@@ -58,10 +72,11 @@ pub fn mint(secret: &[u8], job_id: &str, recipient: &str, now: DateTime<Utc>, ex
     .expect("HS256 signing with an in-memory key cannot fail")
 }
 
-/// A verified link: the job it names and the recipient hash.
+/// A verified link: the job and generation it names, and the recipient hash.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Verified {
     pub job_id: String,
+    pub generation: String,
     pub recipient: String,
 }
 
@@ -98,6 +113,7 @@ pub fn verify(secret: &[u8], token: &str, now: DateTime<Utc>) -> Result<Verified
     }
     Ok(Verified {
         job_id: c.job,
+        generation: c.r#gen,
         recipient: c.rcpt,
     })
 }
@@ -115,9 +131,10 @@ mod tests {
     #[test]
     fn a_link_names_its_job_and_recipient_until_it_expires() {
         let now = t("2026-01-01T00:00:00Z");
-        let token = mint(SECRET, "job1", "Me@Example.com", now, t("2026-01-08T00:00:00Z"));
+        let token = mint(SECRET, "job1", "g1", "Me@Example.com", now, t("2026-01-08T00:00:00Z"));
         let v = verify(SECRET, &token, t("2026-01-07T23:59:59Z")).unwrap();
         assert_eq!(v.job_id, "job1");
+        assert_eq!(v.generation, "g1");
         assert_eq!(v.recipient, recipient_hash("me@example.com"));
         assert_eq!(
             verify(SECRET, &token, t("2026-01-08T00:00:00Z")).unwrap_err().code(),

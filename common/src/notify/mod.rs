@@ -67,6 +67,17 @@ fn domain_of(address: &str) -> &str {
     address.rsplit_once('@').map_or("", |(_, d)| d)
 }
 
+/// The recipient rule: anyone may have exports emailed to the `email` claim of
+/// their own token (`own`); an admin also to any address in
+/// `NOTIFY_ALLOWED_DOMAINS`. Checked when a job or schedule is made
+/// ([`check_recipients`]) and again, against the owner's rights as last seen, when
+/// each email is sent ([`email::send_for`]).
+pub fn may_email(cfg: &NotifyConfig, admin: bool, own: Option<&str>, address: &str) -> bool {
+    let address = address.trim().to_ascii_lowercase();
+    own.is_some_and(|o| o.eq_ignore_ascii_case(&address))
+        || (admin && cfg.allowed_domains.iter().any(|d| d == domain_of(&address)))
+}
+
 /// The recipients a caller may have an export emailed to: a non-admin only the
 /// `email` claim of its own token; an admin also any address in
 /// `NOTIFY_ALLOWED_DOMAINS`. `field` names the request field in messages.
@@ -95,9 +106,7 @@ pub fn check_recipients(
                 sanitize(raw)
             )));
         }
-        let allowed = own.as_deref() == Some(address.as_str())
-            || (caller.is_admin() && cfg.allowed_domains.iter().any(|d| d == domain_of(&address)));
-        if !allowed {
+        if !may_email(cfg, caller.is_admin(), own.as_deref(), &address) {
             let rule = if caller.is_admin() {
                 "admins may email their own address and addresses in NOTIFY_ALLOWED_DOMAINS"
             } else if own.is_some() {

@@ -52,7 +52,12 @@ use crate::{
     dynamo::{conditional_failed, n, s},
     error::Error,
     export::{ByteSink, S3Sink, sink::ObjectTarget},
-    jobs::{Job, JobStatus, Trigger, api::JobRequest, store::JobStore, worker},
+    jobs::{
+        Job, JobStatus, Trigger,
+        api::JobRequest,
+        store::{JobStore, Lookup},
+        worker,
+    },
     kinds::chats::ChatFormat,
     notify::check_recipients,
     params::Id,
@@ -441,12 +446,17 @@ pub async fn start(ctx: &AppContext, req: StartRequest) -> Result<StartResponse,
                 .as_bytes(),
             )[..16],
         );
-        match store.get(&id).await? {
-            None => {
+        let existing = match store.lookup(&id).await? {
+            Lookup::Absent => {
                 fresh = Some(id);
                 break;
             }
-            Some(existing) if existing.status == JobStatus::Running => {
+            // A deleted run's id is not made again: the next of the sequence is.
+            Lookup::Deleted => continue,
+            Lookup::Live(job) => job.status,
+        };
+        match existing {
+            JobStatus::Running => {
                 let keys = Keys::of(&id);
                 let record = read_start(ctx, &keys).await?;
                 return Ok(StartResponse {
@@ -456,7 +466,7 @@ pub async fn start(ctx: &AppContext, req: StartRequest) -> Result<StartResponse,
                     files: record.files,
                 });
             }
-            Some(existing) if existing.status == JobStatus::Succeeded => {
+            JobStatus::Succeeded => {
                 return Err(Error::conflict(
                     "already_exported",
                     format!(
@@ -464,7 +474,7 @@ pub async fn start(ctx: &AppContext, req: StartRequest) -> Result<StartResponse,
                     ),
                 ));
             }
-            Some(_) => {}
+            _ => {}
         }
     }
     let id = fresh.ok_or_else(|| {

@@ -10,7 +10,10 @@ use lambda_http::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Schedule, WindowKind, cadence::Cadence, resource, run_resource, shard_of, store::ScheduleStore};
+use super::{
+    Access, PausedReason, Schedule, WindowKind, cadence::Cadence, resource, resource_for, run_resource, shard_of,
+    store::ScheduleStore,
+};
 use crate::{
     AppContext,
     auth::Caller,
@@ -27,7 +30,7 @@ pub const SCHEDULE_PATH: &str = "/api/schedules/{id}";
 pub const PREVIEW_PATH: &str = "/api/schedules/preview";
 
 /// Schedules one owner may have.
-pub const MAX_SCHEDULES_PER_OWNER: u32 = 100;
+pub const MAX_SCHEDULES_PER_OWNER: u32 = super::MAX_OWNED as u32;
 /// Runs `GET /api/schedules/{id}` lists.
 const RUNS_SHOWN: usize = 20;
 const MAX_NAME_CHARS: usize = 100;
@@ -35,6 +38,9 @@ const MAX_LAG_SECONDS: i64 = 86_400;
 /// How far from now an incremental schedule's `start_at` may be.
 const MAX_START_AT_DAYS: i64 = 366;
 const DEFAULT_LIST: i64 = 100;
+/// Firings a change of cadence looks past for the first one with a window not
+/// exported yet (a period of minutes over the day a window may span).
+const MAX_RUNS_LOOKED_PAST: usize = 1_500;
 
 /// The routes, once the path is matched.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,6 +173,9 @@ pub struct ListParams {
     /// Admins: whose schedules (default: every one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Admins: only the schedules paused because their owner's access changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orphaned: Option<bool>,
 }
 
 fn field(name: &str, message: impl std::fmt::Display) -> Error {
@@ -316,6 +325,10 @@ fn build(ctx: &AppContext, caller: &Caller, req: ScheduleRequest, now: DateTime<
         attempt: 0,
         created_at: now,
         updated_at: now,
+        paused_reason: None,
+        last_window_end: None,
+        resume_from: None,
+        skipped: Vec::new(),
         version: 1,
     };
     set_cadence(&mut schedule, &cadence);
@@ -348,19 +361,36 @@ fn set_next_run(s: &mut Schedule, next: Option<DateTime<Utc>>) {
     s.due_shard = s.next_run_at.map(|_| s.shard.clone());
 }
 
-/// A schedule the caller may see: its own (made under the tenants its token names
-/// now), or any for an admin. Everything else is "not found".
-async fn visible(store: &ScheduleStore, caller: &Caller, id: &str) -> Result<Schedule, Error> {
+/// A schedule the caller may see, and how much of it: any for an admin; its own
+/// whole while its token names the tenants it was made under, and, whatever the
+/// tenants its token names now, that it exists (to see it paused and delete it).
+/// Everything else is "not found".
+async fn visible(store: &ScheduleStore, caller: &Caller, id: &str) -> Result<(Schedule, Access), Error> {
     let not_found = || Error::NotFound("no such schedule".into());
     let well_formed = id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
     if !well_formed {
         return Err(not_found());
     }
     let s = store.get(id).await?.ok_or_else(not_found)?;
-    if !caller.is_admin() && (s.owner != caller.sub || s.owner_tenant != caller.tenant()) {
-        return Err(not_found());
+    let access = access_of(caller, &s).ok_or_else(not_found)?;
+    Ok((s, access))
+}
+
+fn access_of(caller: &Caller, s: &Schedule) -> Option<Access> {
+    if caller.is_admin() || (s.owner == caller.sub && s.owner_tenant == caller.tenant()) {
+        Some(Access::Full)
+    } else if s.owner == caller.sub {
+        Some(Access::Revoked)
+    } else {
+        None
     }
-    Ok(s)
+}
+
+/// The answer to an owner whose access changed, for anything but reading and deleting.
+fn access_changed() -> Error {
+    Error::Forbidden(
+        "your access changed: this schedule exports data your token no longer grants; you may delete it".into(),
+    )
 }
 
 fn created_response(s: &Schedule) -> Response<Body> {
@@ -432,26 +462,44 @@ pub async fn serve(
             if !(1..=100).contains(&limit) {
                 return Err(field("limit", "must be between 1 and 100"));
             }
+            let orphaned = p.orphaned.unwrap_or(false);
+            if orphaned && !caller.is_admin() {
+                return Err(Error::Forbidden("Only admins may list orphaned schedules".into()));
+            }
             let schedules = match (caller.is_admin(), p.owner) {
-                (true, None) => store.list_all(limit as usize).await?,
+                (true, None) => {
+                    let paused_for = orphaned.then_some(PausedReason::OwnerAccessChanged);
+                    store.list_all(limit as usize, paused_for).await?
+                }
                 (true, Some(o)) => {
                     crate::auth::check_sub(&o).map_err(|m| field("owner", m))?;
-                    store.list_of(&o, None, limit as usize).await?
+                    // One owner's are few (MAX_OWNED): read them all, keep what is asked.
+                    let mut theirs = store.list_of(&o, None, super::MAX_OWNED).await?;
+                    if orphaned {
+                        theirs.retain(|s| s.paused_reason == Some(PausedReason::OwnerAccessChanged));
+                    }
+                    theirs.truncate(limit as usize);
+                    theirs
                 }
                 (false, Some(o)) if o != caller.sub => {
                     return Err(Error::Forbidden("Only admins may list another user's schedules".into()));
                 }
-                (false, _) => {
-                    store
-                        .list_of(&caller.sub, Some(&caller.tenant()), limit as usize)
-                        .await?
-                }
+                // An owner sees every schedule it made, whole where its token grants it.
+                (false, _) => store.list_of(&caller.sub, None, limit as usize).await?,
             };
-            let items: Vec<Value> = schedules.iter().map(resource).collect();
+            let items: Vec<Value> = schedules
+                .iter()
+                .filter_map(|s| access_of(caller, s).map(|a| resource_for(s, a)))
+                .collect();
             Ok(json_response(StatusCode::OK, &json!({"schedules": items})))
         }
         ScheduleRoute::Get(id) => {
-            let s = visible(&store, caller, id).await?;
+            let (s, access) = visible(&store, caller, id).await?;
+            if access == Access::Revoked {
+                let mut body = resource_for(&s, access);
+                body["runs"] = json!([]);
+                return Ok(json_response(StatusCode::OK, &body));
+            }
             let mut runs = JobStore::of(ctx).runs_of(&s.id, RUNS_SHOWN).await?;
             // Runs started by one tick share their creation time: newest due time first.
             runs.sort_by(|a, b| (b.run_at, &b.created_key).cmp(&(a.run_at, &a.created_key)));
@@ -464,7 +512,19 @@ pub async fn serve(
             // Read, change, write on the version read; a tick moving the schedule
             // meanwhile makes us read again.
             for _ in 0..5 {
-                let current = visible(&store, caller, id).await?;
+                let (current, access) = visible(&store, caller, id).await?;
+                if access == Access::Revoked {
+                    return Err(access_changed());
+                }
+                if patch.enabled == Some(true)
+                    && current.paused_reason == Some(PausedReason::OwnerAccessChanged)
+                    && !crate::rights::still_granted(ctx, &current.owner, &current.owner_tenant).await?
+                {
+                    return Err(Error::conflict(
+                        "owner_access_changed",
+                        "the schedule's owner no longer has access to what it exports; only the owner, with a token that grants it, can resume it",
+                    ));
+                }
                 let updated = apply(ctx, caller, current.clone(), &patch, now)?;
                 if store.put(&updated, Some(current.version)).await? {
                     return Ok(json_response(StatusCode::OK, &resource(&updated)));
@@ -476,7 +536,7 @@ pub async fn serve(
             ))
         }
         ScheduleRoute::Delete(id) => {
-            let s = visible(&store, caller, id).await?;
+            let (s, _) = visible(&store, caller, id).await?;
             store.delete(&s.id).await?;
             Ok(Response::builder()
                 .status(StatusCode::NO_CONTENT)
@@ -526,10 +586,26 @@ fn apply(
     let resumed = patch.enabled == Some(true) && !s.enabled;
     if let Some(enabled) = patch.enabled {
         s.enabled = enabled;
+        // Paused or resumed by a person: no longer the system's pause.
+        s.paused_reason = None;
+    }
+    if timing_changed && s.window == WindowKind::PreviousPeriod && s.last_window_end.is_some() {
+        // The next window starts where the last exported one ended: a change of
+        // cadence neither exports a window twice nor leaves one out.
+        s.resume_from = s.resume_from.or(s.last_window_end);
     }
     set_cadence(&mut s, &cadence);
     if timing_changed || resumed || !s.enabled {
-        let next = cadence.next_after(now, s.time_zone);
+        let mut next = cadence.next_after(now, s.time_zone);
+        // Past the runs whose whole window was exported already (a new cadence's
+        // first firings can look back over one): what the answer shows as next is
+        // what runs next.
+        for _ in 0..MAX_RUNS_LOOKED_PAST {
+            match next {
+                Some(at) if s.due_run(&cadence, at).is_err() => next = cadence.next_after(at, s.time_zone),
+                _ => break,
+            }
+        }
         set_next_run(&mut s, next);
     }
     s.updated_at = now;

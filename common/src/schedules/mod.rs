@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod cadence;
+pub mod owner;
 pub mod store;
 pub mod tick;
 
@@ -30,6 +31,38 @@ string_enum!(
     /// What each run exports (docs/schedules.md, "Windows").
     WindowKind { None => "none", PreviousPeriod => "previous_period", Incremental => "incremental" }
 );
+
+string_enum!(
+    /// Why the system (not the owner) paused a schedule: `owner_access_changed`,
+    /// the owner's token no longer grants what it exports ([`crate::rights`]).
+    PausedReason { OwnerAccessChanged => "owner_access_changed" }
+);
+
+string_enum!(
+    /// Why a due run made no job: `window_exported_before`, its window was
+    /// exported by an earlier run (the cadence or time zone changed since), or that
+    /// run's job was deleted. A window is exported once.
+    SkipReason { WindowExportedBefore => "window_exported_before" }
+);
+
+/// A due run that made no job, as the schedule keeps it (the newest
+/// [`SKIPPED_KEPT`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SkippedRun {
+    #[serde(with = "serde_ts")]
+    pub run_at: DateTime<Utc>,
+    #[serde(default, with = "serde_ts_opt", skip_serializing_if = "Option::is_none")]
+    pub window_start: Option<DateTime<Utc>>,
+    #[serde(default, with = "serde_ts_opt", skip_serializing_if = "Option::is_none")]
+    pub window_end: Option<DateTime<Utc>>,
+    pub reason: SkipReason,
+}
+
+/// Schedules one owner may have.
+pub const MAX_OWNED: usize = 100;
+
+/// How many skipped runs a schedule keeps.
+pub const SKIPPED_KEPT: usize = 10;
 
 /// A schedule as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -84,6 +117,20 @@ pub struct Schedule {
     pub created_at: DateTime<Utc>,
     #[serde(with = "serde_ts")]
     pub updated_at: DateTime<Utc>,
+    /// Set while the system, not the owner, paused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_reason: Option<PausedReason>,
+    /// previous_period: the end of the newest window a run exported.
+    #[serde(default, with = "serde_ts_opt", skip_serializing_if = "Option::is_none")]
+    pub last_window_end: Option<DateTime<Utc>>,
+    /// previous_period, after a change of cadence or time zone: where the next
+    /// window starts (the end of the last one exported), so that the change neither
+    /// exports a window twice nor leaves a gap. Cleared by the next run.
+    #[serde(default, with = "serde_ts_opt", skip_serializing_if = "Option::is_none")]
+    pub resume_from: Option<DateTime<Utc>>,
+    /// Due runs that made no job, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedRun>,
     /// Bumped by every write: PATCH writes the whole item on this condition.
     pub version: u64,
 }
@@ -159,6 +206,20 @@ impl Schedule {
         }
     }
 
+    /// The run due at `run_at` as the scheduler makes it: [`Schedule::run`], its
+    /// window starting at `resume_from` after a change of cadence (see there).
+    /// `Err`: that window was exported already, the run is skipped.
+    pub fn due_run(&self, cadence: &Cadence, run_at: DateTime<Utc>) -> Result<Run, Run> {
+        let mut run = self.run(cadence, run_at);
+        if let (WindowKind::PreviousPeriod, Some(from), Some(end)) = (self.window, self.resume_from, run.window_end) {
+            if end <= from {
+                return Err(run);
+            }
+            run.window_start = Some(from);
+        }
+        Ok(run)
+    }
+
     /// The next `n` runs from `from` (exclusive), with their windows. Incremental
     /// windows are chained from the cursor (or the window in flight) as if every run
     /// succeeded; one already due shows at `from`.
@@ -178,9 +239,19 @@ impl Schedule {
             return out;
         }
         let mut next = cadence.next_after(from, self.time_zone);
+        let mut stitched = false;
         while let Some(run_at) = next.filter(|_| out.len() < n) {
-            out.push(self.run(cadence, run_at));
             next = cadence.next_after(run_at, self.time_zone);
+            if stitched {
+                out.push(self.run(cadence, run_at));
+                continue;
+            }
+            // The first run after a change of cadence starts where the last window
+            // ended; runs whose window was exported already are skipped.
+            if let Ok(run) = self.due_run(cadence, run_at) {
+                stitched = true;
+                out.push(run);
+            }
         }
         out
     }
@@ -236,6 +307,55 @@ fn run_json(run: &Run) -> Value {
 /// How many upcoming runs a schedule shows.
 pub const UPCOMING_RUNS: usize = 5;
 
+fn skipped_json(run: &SkippedRun) -> Value {
+    json!({
+        "run_at": timefmt::format(&run.run_at),
+        "window_start": ts(run.window_start),
+        "window_end": ts(run.window_end),
+        "reason": run.reason.as_str(),
+    })
+}
+
+/// What a caller may see of a schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Everything: an admin, or its owner under the tenants it was made for.
+    Full,
+    /// Its owner under other tenants (their access changed): that it exists, that
+    /// it is paused and why, and nothing of what it exports or to whom.
+    Revoked,
+}
+
+/// The schedule resource as `access` allows.
+pub fn resource_for(s: &Schedule, access: Access) -> Value {
+    match access {
+        Access::Full => resource(s),
+        Access::Revoked => json!({
+            "id": s.id,
+            "name": s.name,
+            "owner": s.owner,
+            "access": "revoked",
+            "export": Value::Null,
+            "cron": s.cron,
+            "rate": s.rate,
+            "time_zone": s.time_zone.name(),
+            "window": s.window.as_str(),
+            "lag_seconds": s.lag_seconds,
+            "notify": Value::Null,
+            "enabled": s.enabled,
+            "paused_reason": s.paused_reason.map(PausedReason::as_str),
+            "status": "paused: your access changed",
+            "description": Value::Null,
+            "next_run_at": Value::Null,
+            "next_runs": [],
+            "cursor": Value::Null,
+            "skipped_runs": [],
+            "created_at": timefmt::format(&s.created_at),
+            "updated_at": timefmt::format(&s.updated_at),
+        }),
+    }
+}
+
 /// The schedule resource of the API (docs/schedules.md).
 pub fn resource(s: &Schedule) -> Value {
     let cadence = s.cadence().ok();
@@ -262,10 +382,18 @@ pub fn resource(s: &Schedule) -> Value {
         "lag_seconds": s.lag_seconds,
         "notify": {"emails": s.notify, "on_empty": s.notify_on_empty},
         "enabled": s.enabled,
+        "paused_reason": s.paused_reason.map(PausedReason::as_str),
+        "status": match (s.enabled, s.paused_reason) {
+            (true, _) => "active",
+            (false, None) => "paused",
+            (false, Some(_)) => "paused: the owner's access changed",
+        },
+        "access": "full",
         "description": cadence.map(|c| c.describe(s.time_zone)),
         "next_run_at": ts(s.next_run_at),
         "next_runs": next_runs,
         "cursor": ts(s.cursor),
+        "skipped_runs": s.skipped.iter().map(skipped_json).collect::<Vec<_>>(),
         "created_at": timefmt::format(&s.created_at),
         "updated_at": timefmt::format(&s.updated_at),
     })
@@ -329,6 +457,10 @@ mod tests {
             attempt: 0,
             created_at: t("2026-01-01T00:00:00Z"),
             updated_at: t("2026-01-01T00:00:00Z"),
+            paused_reason: None,
+            last_window_end: None,
+            resume_from: None,
+            skipped: Vec::new(),
             version: 1,
         }
     }

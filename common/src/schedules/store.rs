@@ -13,6 +13,20 @@ use crate::{
     timefmt,
 };
 
+/// What a due run did, written with the move to the next due time.
+pub enum Handled<'a> {
+    Nothing,
+    /// Its job was made: it exported the window ending at `window_end`.
+    Exported {
+        window_end: Option<DateTime<Utc>>,
+    },
+    /// It made no job; `before` are the skipped runs the schedule kept already.
+    Skipped {
+        run: super::SkippedRun,
+        before: &'a [super::SkippedRun],
+    },
+}
+
 #[derive(Clone, Debug)]
 pub struct ScheduleStore {
     records: Records,
@@ -98,27 +112,45 @@ impl ScheduleStore {
         }
     }
 
-    /// Every schedule, newest first (at most `limit`): the newest `limit` of each
-    /// partition, merged.
-    pub async fn list_all(&self, limit: usize) -> Result<Vec<Schedule>, Error> {
+    /// Every schedule, newest first (at most `limit`), or only those paused for
+    /// `paused_for`: the newest `limit` (matching) of each partition, merged.
+    pub async fn list_all(
+        &self,
+        limit: usize,
+        paused_for: Option<super::PausedReason>,
+    ) -> Result<Vec<Schedule>, Error> {
         let mut all: Vec<Schedule> = Vec::new();
         for shard in 0..SCHEDULE_SHARDS {
-            let out = self
-                .records
-                .client
-                .query()
-                .table_name(&self.records.table)
-                .index_name(SCHEDULES_BY_SHARD)
-                .key_condition_expression("#s = :s")
-                .expression_attribute_names("#s", "shard")
-                .expression_attribute_values(":s", s(format!("{shard:02}")))
-                .scan_index_forward(false)
-                .limit(limit as i32)
-                .send()
-                .await
-                .map_err(Error::database)?;
-            for item in out.items.unwrap_or_default() {
-                all.push(self.records.decode(item)?);
+            let mut start = None;
+            let mut kept = 0;
+            loop {
+                let mut req = self
+                    .records
+                    .client
+                    .query()
+                    .table_name(&self.records.table)
+                    .index_name(SCHEDULES_BY_SHARD)
+                    .key_condition_expression("#s = :s")
+                    .expression_attribute_names("#s", "shard")
+                    .expression_attribute_values(":s", s(format!("{shard:02}")))
+                    .scan_index_forward(false)
+                    .limit(limit as i32)
+                    .set_exclusive_start_key(start.take());
+                if let Some(reason) = paused_for {
+                    // A filter reads past what it drops: pages follow until enough match.
+                    req = req
+                        .filter_expression("paused_reason = :why")
+                        .expression_attribute_values(":why", s(reason.as_str()));
+                }
+                let out = req.send().await.map_err(Error::database)?;
+                for item in out.items.unwrap_or_default() {
+                    all.push(self.records.decode(item)?);
+                    kept += 1;
+                }
+                start = out.last_evaluated_key;
+                if kept >= limit || start.is_none() {
+                    break;
+                }
             }
         }
         all.sort_by(|a, b| b.created_key.cmp(&a.created_key));
@@ -168,19 +200,79 @@ impl ScheduleStore {
         next: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<Option<Schedule>, Error> {
+        self.advance_after(id, handled, next, now, Handled::Nothing).await
+    }
+
+    /// [`ScheduleStore::advance`], recording in the same write what the run did.
+    pub async fn advance_after(
+        &self,
+        id: &str,
+        handled: DateTime<Utc>,
+        next: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        what: Handled<'_>,
+    ) -> Result<Option<Schedule>, Error> {
         let mut values = vec![
             (":handled", s(timefmt::format(&handled))),
             (":now", s(timefmt::format(&now))),
             (":one", n(1)),
         ];
-        let expression = match next {
+        let mut set = vec!["updated_at = :now"];
+        let mut remove = Vec::new();
+        match next {
             Some(next) => {
                 values.push((":next", s(timefmt::format(&next))));
-                "SET next_run_at = :next, updated_at = :now ADD #version :one"
+                set.push("next_run_at = :next");
             }
-            None => "SET updated_at = :now REMOVE next_run_at, due_shard ADD #version :one",
-        };
-        self.update(id, expression, "next_run_at = :handled", values).await
+            None => remove.extend(["next_run_at", "due_shard"]),
+        }
+        match what {
+            Handled::Nothing => {}
+            Handled::Exported { window_end } => {
+                // The window is exported: the next one follows on from it.
+                remove.push("resume_from");
+                if let Some(end) = window_end {
+                    values.push((":lwe", s(timefmt::format(&end))));
+                    set.push("last_window_end = :lwe");
+                }
+            }
+            Handled::Skipped { run, before } => {
+                let mut kept = vec![run];
+                kept.extend(before.iter().cloned());
+                kept.truncate(super::SKIPPED_KEPT);
+                let list = serde_dynamo::to_attribute_value(&kept).map_err(|e| Error::internal("record error", e))?;
+                values.push((":skipped", list));
+                set.push("skipped = :skipped");
+            }
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        expression.push_str(" ADD #version :one");
+        self.update(id, &expression, "next_run_at = :handled", values).await
+    }
+
+    /// Pauses a schedule for `reason`, whatever else changed meanwhile (a pause
+    /// always wins; a PATCH racing it fails on the version and reads it paused).
+    pub async fn pause(
+        &self,
+        id: &str,
+        reason: super::PausedReason,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Schedule>, Error> {
+        self.update(
+            id,
+            "SET enabled = :no, paused_reason = :why, updated_at = :now REMOVE next_run_at, due_shard ADD #version :one",
+            "attribute_exists(id)",
+            vec![
+                (":no", AttributeValue::Bool(false)),
+                (":why", s(reason.as_str())),
+                (":now", s(timefmt::format(&now))),
+                (":one", n(1)),
+            ],
+        )
+        .await
     }
 
     /// Incremental: records the run about to be created as the one in flight, if no

@@ -10,11 +10,17 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Schedule, WindowKind, store::ScheduleStore};
+use super::{
+    PausedReason, Schedule, SkipReason, SkippedRun, WindowKind,
+    store::{Handled, ScheduleStore},
+};
 use crate::{
     AppContext,
     error::Error,
-    jobs::{Job, JobStatus, Trigger, queue, store::JobStore},
+    jobs::{
+        Job, JobStatus, Trigger, queue,
+        store::{JobStore, Lookup},
+    },
     schema::SCHEDULE_SHARDS,
 };
 
@@ -31,6 +37,10 @@ pub struct TickReport {
     pub due: usize,
     /// Jobs this tick created, in order.
     pub created: Vec<String>,
+    /// Due runs that made no job: their window was exported before.
+    pub skipped: usize,
+    /// Schedules paused because their owner's access changed.
+    pub paused: usize,
     /// Schedules that could not be handled (logged; retried by the next tick).
     pub failed: usize,
 }
@@ -66,7 +76,7 @@ pub async fn tick(ctx: &AppContext, now: DateTime<Utc>) -> TickReport {
                     continue;
                 }
             };
-            match run_due(ctx, &store, current, now, &mut report.created).await {
+            match run_due(ctx, &store, current, now, &mut report).await {
                 Ok(()) => {}
                 Err(e) => {
                     report.failed += 1;
@@ -88,10 +98,17 @@ async fn run_due(
     store: &ScheduleStore,
     s: Schedule,
     now: DateTime<Utc>,
-    created: &mut Vec<String>,
+    report: &mut TickReport,
 ) -> Result<(), Error> {
+    // A run exports only what its owner may export now (crate::rights).
+    if !crate::rights::still_granted(ctx, &s.owner, &s.owner_tenant).await? {
+        store.pause(&s.id, PausedReason::OwnerAccessChanged, now).await?;
+        report.paused += 1;
+        tracing::warn!(schedule_id = %s.id, "schedule paused: its owner's access changed");
+        return Ok(());
+    }
     if s.window == WindowKind::Incremental {
-        return run_incremental(ctx, store, s, now, created).await;
+        return run_incremental(ctx, store, s, now, &mut report.created).await;
     }
     let cadence = s.cadence()?;
     let jobs = JobStore::of(ctx);
@@ -100,10 +117,34 @@ async fn run_due(
         let Some(run_at) = s.next_run_at.filter(|t| *t <= now && s.enabled) else {
             return Ok(());
         };
-        let run = s.run(&cadence, run_at);
-        start_run(ctx, &jobs, &s, &run, s.job_id(&run, 0), now, created).await?;
+        let made = match s.due_run(&cadence, run_at) {
+            Ok(run) => start_run(ctx, &jobs, &s, &run, s.job_id(&run, 0), now, &mut report.created)
+                .await
+                .map(|made| (run, made))?,
+            Err(run) => (run, Made::Taken),
+        };
+        let handled = match made {
+            (run, Made::Created | Made::Found) => Handled::Exported {
+                window_end: run.window_end,
+            },
+            (run, Made::Taken) => {
+                // Never twice the same window, and never a run left out silently.
+                report.skipped += 1;
+                tracing::info!(schedule_id = %s.id, run_at = %crate::timefmt::format(&run_at), "scheduled run skipped: its window was exported before");
+                Handled::Skipped {
+                    run: SkippedRun {
+                        run_at,
+                        window_start: run.window_start,
+                        window_end: run.window_end,
+                        reason: SkipReason::WindowExportedBefore,
+                    },
+                    before: &s.skipped,
+                }
+            }
+        };
         let next = cadence.next_after(run_at, s.time_zone);
-        s = match store.advance(&s.id, run_at, next, now).await? {
+        let moved = store.advance_after(&s.id, run_at, next, now, handled).await?;
+        s = match moved {
             Some(updated) => updated,
             None => match reread(store, &s.id).await? {
                 Some(current) => current,
@@ -132,8 +173,13 @@ async fn run_incremental(
     for _ in 0..INCREMENTAL_STEPS_PER_TICK {
         let moved = if let Some(pending) = s.pending.clone() {
             let window = s.pending_start.zip(s.pending_end);
-            let job = jobs.get(&pending).await?;
-            let (succeeded_until, next) = match job.as_ref().map(|j| j.status) {
+            let status = match jobs.lookup(&pending).await? {
+                Lookup::Live(job) => Some(job.status),
+                // Deleted: as if cancelled, the window runs again as a new job.
+                Lookup::Deleted => Some(JobStatus::Cancelled),
+                Lookup::Absent => None,
+            };
+            let (succeeded_until, next) = match status {
                 Some(JobStatus::Queued | JobStatus::Running) => return Ok(()),
                 None if window.is_some() => {
                     // The tick that recorded the run stopped before making its job.
@@ -196,6 +242,16 @@ async fn reread(store: &ScheduleStore, id: &str) -> Result<Option<Schedule>, Err
     store.get(id).await
 }
 
+/// What [`start_run`] found.
+enum Made {
+    /// This tick made the run's job.
+    Created,
+    /// Another tick made it (the same run, due at the same time).
+    Found,
+    /// The id is another run's, or a deleted job's: the window was exported before.
+    Taken,
+}
+
 /// Creates a run's job (unless a tick already did) and queues it.
 async fn start_run(
     ctx: &AppContext,
@@ -205,7 +261,7 @@ async fn start_run(
     job_id: String,
     now: DateTime<Utc>,
     created: &mut Vec<String>,
-) -> Result<String, Error> {
+) -> Result<Made, Error> {
     let spec = s.spec_for(run, now)?;
     let mut job = Job::owned(
         job_id,
@@ -222,20 +278,26 @@ async fn start_run(
     job.window_end = run.window_end;
     job.notify = s.notify.clone();
     job.notify_on_empty = s.notify_on_empty;
-    if jobs.put_if_absent(&job).await? {
-        if let Err(e) = queue::enqueue(ctx, &job.id).await {
-            // Never a job no message names: the run fails visibly (an incremental
-            // schedule's next run covers its window again).
-            if let Err(d) = jobs
-                .finish_failed(&job.id, None, now, e.code(), "The scheduled export could not be queued")
-                .await
-            {
-                tracing::error!(job_id = %job.id, error = %d.cause_chain(), "unqueued scheduled job not failed");
-            }
-            return Err(e);
-        }
-        created.push(job.id.clone());
-        tracing::info!(schedule_id = %s.id, job_id = %job.id, run_at = %crate::timefmt::format(&run.run_at), "scheduled run started");
+    if !jobs.put_if_absent(&job).await? {
+        return Ok(match jobs.lookup(&job.id).await? {
+            Lookup::Live(found) if found.run_at == job.run_at => Made::Found,
+            Lookup::Live(_) | Lookup::Deleted => Made::Taken,
+            // Gone between the write and the read (expired): nothing to redo now.
+            Lookup::Absent => Made::Found,
+        });
     }
-    Ok(job.id)
+    if let Err(e) = queue::enqueue(ctx, &job.id).await {
+        // Never a job no message names: the run fails visibly (an incremental
+        // schedule's next run covers its window again).
+        if let Err(d) = jobs
+            .finish_failed(&job.id, None, now, e.code(), "The scheduled export could not be queued")
+            .await
+        {
+            tracing::error!(job_id = %job.id, error = %d.cause_chain(), "unqueued scheduled job not failed");
+        }
+        return Err(e);
+    }
+    created.push(job.id.clone());
+    tracing::info!(schedule_id = %s.id, job_id = %job.id, run_at = %crate::timefmt::format(&run.run_at), "scheduled run started");
+    Ok(Made::Created)
 }
