@@ -263,16 +263,26 @@ export interface Schedule {
   name: string;
   /** The `sub` of its creator. */
   owner: string;
-  export: ScheduleExport;
+  /**
+   * "revoked" in what an owner whose token no longer grants the schedule sees: its
+   * export, notify, description, next_run_at and cursor are null, its lists empty.
+   */
+  access: "full" | "revoked";
+  export: ScheduleExport | null;
   cron: string | null;
   rate: string | null;
   time_zone: string;
   window: ScheduleWindow;
   lag_seconds: number;
-  notify: { emails: string[]; on_empty: boolean };
+  notify: { emails: string[]; on_empty: boolean } | null;
   enabled: boolean;
+  /** Set while the system paused it: its owner's token no longer grants it. */
+  paused_reason: "owner_access_changed" | null;
+  status: "active" | "paused" | "paused: the owner's access changed" | "paused: your access changed";
+  /** The last 10 due runs that made no job (their window was exported before), newest first. */
+  skipped_runs: { run_at: string; window_start: string | null; window_end: string | null; reason: "window_exported_before" }[];
   /** For people, e.g. "at 02:00, every day (Europe/Berlin)". */
-  description: string;
+  description: string | null;
   /** Null while paused. */
   next_run_at: string | null;
   /** The next five runs while enabled. */
@@ -298,6 +308,8 @@ export interface ListSchedulesQuery {
   /** Admins only: one user's sub. */
   owner?: string;
   limit?: number;
+  /** Admins only: the schedules paused because their owner's access changed. */
+  orphaned?: boolean;
   signal?: AbortSignal;
 }
 

@@ -345,9 +345,12 @@ export function createExportClient({
 
   const schedulePath = (id) => `/api/schedules/${encodeURIComponent(id)}`;
 
-  /** The caller's schedules, newest first (admins: every one; `owner` narrows). */
-  const listSchedules = ({ owner, limit, signal } = {}) =>
-    call("GET", "/api/schedules", { query: clean({ limit, owner }), signal }).then((r) => r.body);
+  /**
+   * The caller's schedules, newest first (admins: every one; `owner` narrows;
+   * `orphaned: true`, admins only: those paused because their owner's access changed).
+   */
+  const listSchedules = ({ owner, limit, orphaned, signal } = {}) =>
+    call("GET", "/api/schedules", { query: clean({ limit, owner, orphaned }), signal }).then((r) => r.body);
 
   /** One schedule, with `runs` (its last 20, newest first). */
   const getSchedule = (id, { signal } = {}) => call("GET", schedulePath(id), { signal }).then((r) => r.body);

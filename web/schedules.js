@@ -268,7 +268,17 @@ export function createSchedulesPage(ctx) {
     const toggleButton = cell.querySelector("button.toggle");
     if (toggleButton.getAttribute("aria-busy") === "true") return; // withBusy restores it; relabelled after
     setText(toggleButton.querySelector(".label"), s.enabled ? "Pause" : "Resume");
+    // Only deleting is left to an owner whose token no longer grants the schedule.
+    toggleButton.hidden = s.access === "revoked";
+    runs.hidden = s.access === "revoked";
     for (const hidden of cell.querySelectorAll("button .visually-hidden")) setText(hidden, ` ${s.name}`);
+  }
+
+  /** "enabled", "paused", or why the system paused it (its owner's access changed). */
+  function statusText(s) {
+    if (s.access === "revoked") return "paused: your access changed";
+    if (!s.enabled && s.paused_reason === "owner_access_changed") return "paused: owner's access changed";
+    return s.enabled ? "enabled" : "paused";
   }
 
   function setText(node, text) {
@@ -287,7 +297,7 @@ export function createSchedulesPage(ctx) {
     tz.textContent = s.time_zone ?? "UTC";
     next.replaceChildren(s.enabled && s.next_run_at ? timeNode(s.next_run_at, s.time_zone) : el("span", { className: "muted", text: s.enabled ? "—" : "— (paused)" }));
     const label = s.enabled ? "enabled" : "paused";
-    st.replaceChildren(el("span", { className: `pill pill-${label}`, text: label }));
+    st.replaceChildren(el("span", { className: `pill pill-${label}`, text: statusText(s) }));
     renderActions(actions, s);
   }
 
@@ -474,7 +484,7 @@ export function createSchedulesPage(ctx) {
       c.description,
       `window: ${(WINDOW_NAMES[s.window] ?? s.window ?? "").toLowerCase()}`,
       s.time_zone,
-      s.enabled ? "enabled" : "paused",
+      statusText(s),
     ].filter(Boolean).join(" · ");
 
     const next = $("#schedule-details-next");
