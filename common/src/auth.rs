@@ -79,6 +79,11 @@ impl Caller {
         self.role == Role::Admin
     }
 
+    /// Whether a [`Caller::tenant`] is an admin's.
+    pub fn tenant_is_admin(tenant: &str) -> bool {
+        tenant.starts_with("role#admin|")
+    }
+
     pub fn require_admin(&self) -> Result<(), Error> {
         if self.is_admin() {
             Ok(())

@@ -47,6 +47,19 @@ impl Rights {
         }
     }
 
+    /// The rights assumed for an owner never seen since rights were recorded: those
+    /// its work was made under (`owner_tenant`), without an email claim, which cannot
+    /// be known now.
+    pub fn assumed(owner_tenant: &str, at: DateTime<Utc>) -> Self {
+        Self {
+            id: String::new(),
+            admin: Caller::tenant_is_admin(owner_tenant),
+            tenant: owner_tenant.to_string(),
+            email: None,
+            seen_at: at,
+        }
+    }
+
     /// Whether these rights allow what was made under `owner_tenant` (the
     /// [`Caller::tenant`] of the token that made it): an admin may export every
     /// tenant's data; anyone else exactly the tenants they named then.
@@ -151,5 +164,18 @@ mod tests {
         assert!(!a.grants(&admin.tenant()), "a demoted admin loses every tenant");
         let boss = Rights::of(&admin, now);
         assert!(boss.grants(&user_a.tenant()) && boss.grants(&admin.tenant()));
+        // Never seen: the rights the work was made under, without an email claim.
+        let cfg = NotifyConfig {
+            from: None,
+            allowed_domains: vec!["example.com".into()],
+            link_days: 7,
+            public_api_url: String::new(),
+        };
+        let assumed = Rights::assumed(&admin.tenant(), now);
+        assert!(assumed.admin && assumed.may_email(&cfg, "ops@example.com"));
+        assert!(!assumed.may_email(&cfg, "me@corp.io"));
+        let assumed = Rights::assumed(&user_a.tenant(), now);
+        assert!(!assumed.admin && !assumed.may_email(&cfg, "ops@example.com"));
+        assert!(a.may_email(&cfg, "ME@corp.io") && !a.may_email(&cfg, "ops@example.com"));
     }
 }

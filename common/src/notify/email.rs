@@ -231,19 +231,6 @@ pub fn compose(mailer: &Mailer<'_>, job: &Job, now: DateTime<Utc>) -> Vec<Email>
         .collect()
 }
 
-/// The rights of an owner never seen since rights were recorded: those the job
-/// was made under, without an email claim (which cannot be known now), so that
-/// only the addresses of `NOTIFY_ALLOWED_DOMAINS` an admin may use stay allowed.
-fn made_under(job: &Job) -> crate::rights::Rights {
-    crate::rights::Rights {
-        id: String::new(),
-        admin: job.owner_tenant.starts_with("role#admin|"),
-        tenant: job.owner_tenant.clone(),
-        email: None,
-        seen_at: job.created_at,
-    }
-}
-
 fn content(text: &str) -> Result<Content, String> {
     Content::builder()
         .data(text)
@@ -262,7 +249,8 @@ pub async fn send_for(ctx: &AppContext, job: &Job) {
     // The rules in force now, for the owner's rights as last seen: nothing for an
     // owner who lost the job's scope, and only the recipients they may still use.
     let rights = match crate::rights::of(ctx, &job.owner).await {
-        Ok(rights) => rights.unwrap_or_else(|| made_under(job)),
+        // Never seen since: only what needs no email claim (NOTIFY_ALLOWED_DOMAINS).
+        Ok(rights) => rights.unwrap_or_else(|| crate::rights::Rights::assumed(&job.owner_tenant, job.created_at)),
         Err(e) => {
             tracing::error!(job_id = %job.id, error = %e.cause_chain(), "owner's rights not read: export emails not sent");
             return;

@@ -516,8 +516,9 @@ pub async fn serve(
                 if access == Access::Revoked {
                     return Err(access_changed());
                 }
+                // Nobody resumes what its owner may no longer export (an admin neither).
                 if patch.enabled == Some(true)
-                    && current.paused_reason == Some(PausedReason::OwnerAccessChanged)
+                    && !current.enabled
                     && !crate::rights::still_granted(ctx, &current.owner, &current.owner_tenant).await?
                 {
                     return Err(Error::conflict(
