@@ -50,6 +50,7 @@ $(VENV)/.installed: tools/requirements-lint.txt
 	touch $@
 
 lint: $(VENV)/.installed
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/python scripts/check_template.py
 	$(VENV)/bin/openapi-spec-validator openapi.yaml

@@ -81,11 +81,11 @@ STATE_MACHINE_TYPES = ("AWS::Serverless::StateMachine", "AWS::StepFunctions::Sta
 SCALE_BINARY = "export-scale"
 SCALE_CONCURRENCY_PARAM = "ScaleConcurrency"
 # Where the state machine has DynamoDB write its exports (export-scale only reads them),
-# and export-scale's scratch: common/src/scale/mod.rs keys a job's objects under
+# and export-scale's scratch: common/src/scale/layout.rs keys a job's objects under
 # `scale/<job_id>/` (checked below when that file is there).
 DYNAMODB_EXPORT_PREFIX = "dynamodb-exports/"
 SCALE_KEY_PREFIX = "scale/"
-SCALE_SOURCE = Path("common") / "src" / "scale" / "mod.rs"
+SCALE_SOURCE = Path("common") / "src" / "scale" / "layout.rs"
 # What export-scale reads (besides config.rs's checks): its tables, the bucket.
 SCALE_FUNCTION_VARS = ("JOBS_TABLE", "AUDIT_TABLE", "LEADS_TABLE", "CHAT_MESSAGES_TABLE", "EXPORT_BUCKET",
                        "EXPORT_KEY_PREFIX", "EXPORT_RETENTION_DAYS")

@@ -3,7 +3,7 @@
 //! `ExportTableToPointInTime` writes in AWS); `convert` runs what the state machine
 //! runs in AWS, in-process: [`scale::start`], the converters of every data file
 //! (concurrently: the same functions the `export-scale` Lambda calls), then
-//! [`scale::assemble`] (or [`scale::fail`] when a converter failed).
+//! [`scale::assemble()`] (or [`scale::fail()`] when a converter failed).
 
 use std::time::Instant;
 

@@ -4,7 +4,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use lambda_http::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
-use crate::{config::JwtConfig, error::Error, params::Id};
+use crate::{config::JwtConfig, error::Error, values::id::Id};
 
 /// Longest `sub` claim accepted.
 pub const MAX_SUB_CHARS: usize = 256;
@@ -126,7 +126,7 @@ impl Authenticator {
     /// Verifies the `Authorization: Bearer` header. Errors never contain the token.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, Error> {
         // Unreadable bytes or a second copy: 400 naming the header (never "absent").
-        let value = crate::http::headers::single(headers, "Authorization")?
+        let value = crate::values::header::single(headers, "Authorization")?
             .ok_or_else(|| Error::Unauthorized("Authentication required".into()))?;
         let token = Some(value)
             .and_then(|v| {
@@ -164,7 +164,7 @@ impl Authenticator {
             role: c.role,
             client_id: tenant(c.client_id)?,
             company_id: tenant(c.company_id)?,
-            email: c.email.filter(|e| crate::notify::is_address(e)),
+            email: c.email.filter(|e| crate::values::email::is_address(e)),
         })
     }
 }

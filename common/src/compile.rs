@@ -11,14 +11,15 @@ use futures::{StreamExt, TryStreamExt, stream};
 use crate::{
     error::Error,
     export::{
-        Column, EncodeOptions, Encoder, Pipeline, Row, RowBatches, compress,
-        csv::CsvEncoder,
-        document::{ChatDocumentInfo, ChatJsonEncoder, ChatXlsxEncoder, ZipEncoder},
-        json::JsonEncoder,
+        Column, EncodeOptions, Encoder, Pipeline, Row, RowBatches, compress, csv::CsvEncoder, json::JsonEncoder,
         xlsx::XlsxEncoder,
     },
     kinds::{
-        chats::{self, ChatFormat, SharedStats, stats_of},
+        chats::{
+            self, ChatFormat, SharedStats,
+            document::{ChatDocumentInfo, ChatJsonEncoder, ChatXlsxEncoder, ZipEncoder},
+            stats_of,
+        },
         conversations::{self, Folder},
         leads, sessions,
     },
@@ -78,8 +79,9 @@ fn leads_parts(spec: &LeadsSpec, store: &dyn Store) -> Result<Parts, Error> {
         .columns
         .iter()
         .map(|key| {
-            leads::column_index(key)
-                .ok_or_else(|| Error::bad_request(format!("unknown leads column '{}'", crate::http::sanitize(key))))
+            leads::column_index(key).ok_or_else(|| {
+                Error::bad_request(format!("unknown leads column '{}'", crate::values::text::sanitize(key)))
+            })
         })
         .collect::<Result<_, _>>()?;
     // A column is moved out of each lead once (take_cell), so a spec (perhaps replayed

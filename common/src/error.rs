@@ -1,6 +1,6 @@
 //! The one error type of the project and its classification.
 //!
-//! Every failure is one of these variants; [`crate::api::error_response`] is the single
+//! Every failure is one of these variants; [`crate::http::error_response`] is the single
 //! place that turns it into an HTTP response. Client-facing text is always the
 //! variant's own message (written for the client); causes are only logged.
 

@@ -39,6 +39,7 @@ pub mod spec;
 pub mod store;
 pub mod synth;
 pub mod timefmt;
+pub mod values;
 
 pub use context::AppContext;
 pub use error::Error;

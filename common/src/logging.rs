@@ -1,4 +1,4 @@
-//! Structured JSON logs. One line per request is written by [`crate::api`]; nothing
+//! Structured JSON logs. One line per request is written by [`crate::http::pipeline`]; nothing
 //! here ever logs tokens, secrets or message contents.
 
 use tracing_subscriber::{EnvFilter, fmt};

@@ -34,40 +34,7 @@ pub struct SessionMessage {
     pub timestamp: DateTime<Utc>,
 }
 
-macro_rules! string_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize)]
-        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $($text => Some($name::$variant),)+ _ => None }
-            }
-
-            /// `a, b, c`, for error messages.
-            pub fn choices() -> String {
-                [$($text),+].join(", ")
-            }
-        }
-
-        impl $crate::params::TextEnum for $name {
-            const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            fn as_str(self) -> &'static str {
-                $name::as_str(self)
-            }
-        }
-    };
-}
-
-pub(crate) use string_enum;
+pub(crate) use crate::values::enums::string_enum;
 
 string_enum!(
     /// Lead confidence.

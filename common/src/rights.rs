@@ -70,7 +70,7 @@ impl Rights {
     /// Whether an export may be emailed to `address` under these rights (the rule
     /// of [`crate::notify::check_recipients`], applied again at send time).
     pub fn may_email(&self, cfg: &NotifyConfig, address: &str) -> bool {
-        crate::notify::may_email(cfg, self.admin, self.email.as_deref(), address)
+        crate::values::email::may_email(cfg, self.admin, self.email.as_deref(), address)
     }
 
     fn same_grant(&self, other: &Rights) -> bool {
@@ -125,7 +125,7 @@ pub async fn observe(ctx: &AppContext, caller: &Caller, now: DateTime<Utc>) -> R
         .await?;
     if let Some(b) = &before {
         tracing::info!(
-            sub = %crate::http::sanitize(&caller.sub),
+            sub = %crate::values::text::sanitize(&caller.sub),
             was_admin = b.admin,
             admin = current.admin,
             tenant_changed = b.tenant != current.tenant,

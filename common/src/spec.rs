@@ -6,11 +6,8 @@
 //! it can be stored, queued, logged and replayed; [`crate::compile::compile`] turns it
 //! into the running pipeline. Its JSON form is documented in README ("Export specs").
 
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::{
     kinds::{
@@ -21,6 +18,8 @@ use crate::{
     timefmt::serde_ts,
 };
 
+pub use crate::{export::compress::Compression, timefmt::TimeZone};
+
 string_enum!(
     /// The formats of the tabular kinds (sessions, leads, conversations).
     TableFormat { Csv => "csv", Json => "json", Xlsx => "xlsx" }
@@ -29,87 +28,6 @@ string_enum!(
 impl TableFormat {
     pub fn extension(self) -> &'static str {
         self.as_str()
-    }
-}
-
-string_enum!(
-    /// Compression of the whole file.
-    Compression { None => "none", Gzip => "gzip", Zip => "zip" }
-);
-
-/// An IANA time zone (`Europe/Berlin`); `UTC` by default.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TimeZone(pub Tz);
-
-impl TimeZone {
-    pub const UTC: TimeZone = TimeZone(Tz::UTC);
-
-    /// Longest zone name accepted (the longest IANA name has 32 characters).
-    pub const MAX_NAME_CHARS: usize = 64;
-
-    /// Every name [`TimeZone::parse`] knows, as the IANA database (chrono-tz) spells
-    /// them: openapi.yaml's `TimeZone` enum (tests/tests/openapi.rs keeps them equal).
-    pub fn names() -> impl Iterator<Item = &'static str> {
-        chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())
-    }
-
-    /// An IANA name, matched ignoring ASCII case (`europe/berlin` is `Europe/Berlin`).
-    pub fn parse(name: &str) -> Result<Self, String> {
-        let found = (name.len() <= Self::MAX_NAME_CHARS)
-            .then(|| {
-                Tz::from_str(name).ok().or_else(|| {
-                    chrono_tz::TZ_VARIANTS
-                        .iter()
-                        .copied()
-                        .find(|tz| tz.name().eq_ignore_ascii_case(name))
-                })
-            })
-            .flatten();
-        found.map(TimeZone).ok_or_else(|| {
-            format!(
-                "must be an IANA time zone such as UTC or Europe/Berlin; got '{}'",
-                crate::http::sanitize(name)
-            )
-        })
-    }
-
-    /// UTC itself (times are written with `Z`); other zones write their offset.
-    pub fn is_utc(self) -> bool {
-        matches!(
-            self.0.name(),
-            "UTC" | "Etc/UTC" | "Etc/UCT" | "UCT" | "Etc/Universal" | "Universal" | "Zulu" | "Etc/Zulu"
-        )
-    }
-
-    pub fn name(self) -> &'static str {
-        self.0.name()
-    }
-}
-
-impl Default for TimeZone {
-    fn default() -> Self {
-        Self::UTC
-    }
-}
-
-impl Serialize for TimeZone {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
-}
-
-impl<'de> Deserialize<'de> for TimeZone {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        TimeZone::parse(&name).map_err(serde::de::Error::custom)
-    }
-}
-
-impl FromStr for TimeZone {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::parse(s)
     }
 }
 

@@ -14,40 +14,12 @@ use crate::{
     config::TableNames,
     error::Error,
     model::{ChatMessage, Lead, Session, SessionMessage},
-    reads::{Decoding, Read, ReadItem, all_pages, query_page, scan_page},
+    reads::{Decoding, Read, all_pages, query_page, scan_page},
     schema::SHARDS,
     timefmt,
 };
 
-/// An item as the SDK holds it: what is written, and where a read continues.
-pub type Item = HashMap<String, AttributeValue>;
-
-/// Deserialises an item read (a page's, or a DynamoDB export's line) into its model. A
-/// misfit names the item's key (never its contents) so the export fails loudly instead
-/// of skipping or mangling a row.
-pub fn decode<T: DeserializeOwned>(item: ReadItem, key_attrs: &[&str]) -> Result<T, Error> {
-    // Only the key's values are kept aside (decoding consumes the item); the message
-    // is made only for an item that does not fit.
-    let key: Vec<Option<serde_dynamo::AttributeValue>> = key_attrs.iter().map(|k| item.get(*k).cloned()).collect();
-    serde_dynamo::from_item(item).map_err(|e| Error::MalformedItem {
-        key: describe_key(key_attrs, &key),
-        reason: e.to_string(),
-    })
-}
-
-/// `lead_id=...`: what names an item in an error, never its contents.
-fn describe_key(key_attrs: &[&str], values: &[Option<serde_dynamo::AttributeValue>]) -> String {
-    key_attrs
-        .iter()
-        .zip(values)
-        .map(|(k, v)| match v {
-            Some(serde_dynamo::AttributeValue::S(v) | serde_dynamo::AttributeValue::N(v)) => format!("{k}={v}"),
-            Some(_) => format!("{k}=<non-string>"),
-            None => format!("{k}=<missing>"),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
+pub use crate::reads::{Item, decode};
 
 /// The partition of an item in the all-tenant time indexes: FNV-1a of its id, modulo
 /// [`SHARDS`], as two digits. Written out here (not `DefaultHasher`) because it must
@@ -212,13 +184,13 @@ pub fn number_fits(n: &str) -> Result<(), String> {
     if exponent >= 126 {
         return Err(format!(
             "{} is too large for DynamoDB (at most 9.99e125)",
-            crate::http::sanitize(n)
+            crate::values::text::sanitize(n)
         ));
     }
     if exponent < -130 {
         return Err(format!(
             "{} is too small for DynamoDB (at least 1e-130)",
-            crate::http::sanitize(n)
+            crate::values::text::sanitize(n)
         ));
     }
     Ok(())
@@ -396,7 +368,7 @@ pub type ReadPages<T> = BoxStream<'static, Result<Vec<Read<T>>, Error>>;
 /// Pages each read fetches ahead of its consumer.
 const PAGES_AHEAD: usize = 1;
 
-/// A read whose pages are fetched on their own task, [`PAGES_AHEAD`] ahead: the next
+/// A read whose pages are fetched on their own task, `PAGES_AHEAD` ahead: the next
 /// DynamoDB request, and the parsing of its answer (most of a page's cost,
 /// [`crate::reads`]), run on the other core while this page is decoded and encoded. The task starts at the
 /// first poll and stops at the first error or when the consumer goes away.

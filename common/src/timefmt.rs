@@ -1,7 +1,11 @@
 //! Timestamps: stored and exported as RFC 3339 UTC with exactly three fractional
 //! digits, so that string order is time order (DynamoDB sort keys compare strings).
 
+use std::str::FromStr;
+
 use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Timelike, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// `2024-01-15T10:30:00.000Z`: fixed width, sorts lexically in time order.
 pub fn format(ts: &DateTime<Utc>) -> String {
@@ -15,9 +19,9 @@ pub fn format(ts: &DateTime<Utc>) -> String {
 /// Room for one [`write_millis`] text.
 pub type MillisBuf = [u8; 24];
 
-/// [`format`] without allocating, for the encoders (a timestamp per cell was a few
+/// [`format()`] without allocating, for the encoders (a timestamp per cell was a few
 /// per cent of every export in perf). `None` for what the fast path does not cover
-/// (years outside 0000-9999, a leap second): callers then use [`format`], which falls
+/// (years outside 0000-9999, a leap second): callers then use [`format()`], which falls
 /// back to chrono. The unit tests compare both on every kind of instant.
 pub fn write_millis<'a>(ts: &DateTime<Utc>, buf: &'a mut MillisBuf) -> Option<&'a str> {
     let (year, month, day) = (ts.year(), ts.month(), ts.day());
@@ -50,8 +54,8 @@ pub fn to_millis(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// The same instant in a zone, with its offset: `2024-01-15T11:30:00.000+01:00`. In
-/// UTC itself it is [`format`] (`...Z`).
-pub fn format_in(ts: &DateTime<Utc>, zone: crate::spec::TimeZone) -> String {
+/// UTC itself it is [`format()`] (`...Z`).
+pub fn format_in(ts: &DateTime<Utc>, zone: TimeZone) -> String {
     if zone.is_utc() {
         format(ts)
     } else {
@@ -167,6 +171,82 @@ pub mod serde_ts_opt {
         fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
             super::serde_ts::deserialize(d).map(Some)
         }
+    }
+}
+
+/// An IANA time zone (`Europe/Berlin`); `UTC` by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeZone(pub Tz);
+
+impl TimeZone {
+    pub const UTC: TimeZone = TimeZone(Tz::UTC);
+
+    /// Longest zone name accepted (the longest IANA name has 32 characters).
+    pub const MAX_NAME_CHARS: usize = 64;
+
+    /// Every name [`TimeZone::parse`] knows, as the IANA database (chrono-tz) spells
+    /// them: openapi.yaml's `TimeZone` enum (tests/tests/openapi.rs keeps them equal).
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())
+    }
+
+    /// An IANA name, matched ignoring ASCII case (`europe/berlin` is `Europe/Berlin`).
+    pub fn parse(name: &str) -> Result<Self, String> {
+        let found = (name.len() <= Self::MAX_NAME_CHARS)
+            .then(|| {
+                Tz::from_str(name).ok().or_else(|| {
+                    chrono_tz::TZ_VARIANTS
+                        .iter()
+                        .copied()
+                        .find(|tz| tz.name().eq_ignore_ascii_case(name))
+                })
+            })
+            .flatten();
+        found.map(TimeZone).ok_or_else(|| {
+            format!(
+                "must be an IANA time zone such as UTC or Europe/Berlin; got '{}'",
+                crate::values::text::sanitize(name)
+            )
+        })
+    }
+
+    /// UTC itself (times are written with `Z`); other zones write their offset.
+    pub fn is_utc(self) -> bool {
+        matches!(
+            self.0.name(),
+            "UTC" | "Etc/UTC" | "Etc/UCT" | "UCT" | "Etc/Universal" | "Universal" | "Zulu" | "Etc/Zulu"
+        )
+    }
+
+    pub fn name(self) -> &'static str {
+        self.0.name()
+    }
+}
+
+impl Default for TimeZone {
+    fn default() -> Self {
+        Self::UTC
+    }
+}
+
+impl Serialize for TimeZone {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeZone {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        TimeZone::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+impl FromStr for TimeZone {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::parse(s)
     }
 }
 

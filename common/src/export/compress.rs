@@ -9,7 +9,12 @@ use flate2::{Compression as Level, write::GzEncoder};
 use zip::{CompressionMethod, ZipWriter, write::SimpleFileOptions, write::StreamWriter};
 
 use super::{Cell, Encoder, Row, SharedBuf, in_parallel};
-use crate::{error::Error, spec::Compression};
+use crate::{error::Error, values::enums::string_enum};
+
+string_enum!(
+    /// Compression of the whole file.
+    Compression { None => "none", Gzip => "gzip", Zip => "zip" }
+);
 
 /// Deflate level of a gzip'd file and of a ZIP's compressed entries (flate2's default
 /// is 6). Measured on 1M leads as CSV, null sink (README, Performance): level 3 runs

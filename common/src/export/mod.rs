@@ -7,7 +7,6 @@
 
 pub mod compress;
 pub mod csv;
-pub mod document;
 pub mod json;
 pub mod sink;
 pub mod xlsx;
@@ -19,7 +18,7 @@ use futures::{TryStreamExt, stream::BoxStream};
 use tokio::sync::mpsc;
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::{error::Error, spec::TimeZone};
+use crate::{error::Error, timefmt::TimeZone};
 pub use sink::{ByteSink, Delivered, S3Sink};
 
 /// One cell of a row, typed so every encoder can render it natively.

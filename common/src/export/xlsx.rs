@@ -3,7 +3,7 @@
 //! workbook is assembled into a temporary file at the end and handed out in chunks.
 //!
 //! Excel's limits are handled, not hit: past `sheet_row_limit` data rows the rows
-//! continue on "<Sheet> (2)", "<Sheet> (3)", ... each with its own header; a text
+//! continue on "`<Sheet> (2)`", "`<Sheet> (3)`", ... each with its own header; a text
 //! longer than 32,767 characters is truncated and counted ([`XlsxFigures`]).
 //!
 //! No value changes on its way into a cell: a number Excel cannot hold exactly (more
@@ -15,7 +15,7 @@ use std::io::{Read, Seek, SeekFrom};
 use rust_xlsxwriter::{DocProperties, Format as CellFormat, FormatAlign, Workbook, Worksheet, XlsxError};
 
 use super::{Cell, Column, EncodeOptions, Encoder};
-use crate::{error::Error, spec::TimeZone};
+use crate::{error::Error, timefmt::TimeZone};
 
 /// Excel's row limit is 1,048,576 including the header row.
 pub const EXCEL_MAX_DATA_ROWS: u32 = 1_048_575;

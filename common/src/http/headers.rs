@@ -18,7 +18,7 @@
 //! RFC 7240 and RFC 9111 require; the answer of a job start says which preference it
 //! applied (`Preference-Applied: respond-async`).
 
-use lambda_http::http::{HeaderMap, HeaderValue};
+use lambda_http::http::HeaderMap;
 
 use crate::error::Error;
 
@@ -64,33 +64,8 @@ pub struct Headers {
     pub content_type: Option<ContentType>,
 }
 
-fn bad(name: &str, what: &str) -> Error {
-    Error::bad_request(format!("header {name}: {what}"))
-}
-
-/// A header value as text: visible ASCII, spaces and tabs only (RFC 9110's
-/// field-value without obsolete text). Never echoed: the client knows what it sent.
-pub fn readable<'a>(name: &str, value: &'a HeaderValue) -> Result<&'a str, Error> {
-    let bytes = value.as_bytes();
-    if bytes.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b)) {
-        // Visible ASCII is UTF-8.
-        Ok(std::str::from_utf8(bytes).unwrap_or_default().trim())
-    } else {
-        Err(bad(name, "the value is not readable (visible ASCII characters only)"))
-    }
-}
-
-/// The one value of a header that may be given once.
-pub fn single<'a>(map: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Error> {
-    let mut values = map.get_all(name).iter();
-    let Some(first) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(bad(name, "is given more than once"));
-    }
-    readable(name, first).map(Some)
-}
+use crate::values::header::bad;
+pub use crate::values::header::{readable, single};
 
 /// The elements of a comma-separated list header, over all its lines (RFC 9110:
 /// several lines of a list header are one list). Empty elements are skipped.
@@ -271,7 +246,7 @@ impl Headers {
 
 #[cfg(test)]
 mod tests {
-    use lambda_http::http::HeaderName;
+    use lambda_http::http::{HeaderName, HeaderValue};
 
     use super::*;
 

@@ -27,28 +27,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Longest value of any single parameter, before its own (tighter) bound applies.
 pub const MAX_VALUE_CHARS: usize = 2048;
 
-/// Makes user input safe to echo in an error: no control or markup characters, at
-/// most 64 characters (longer input ends with `...`).
-pub fn sanitize(s: &str) -> String {
-    sanitize_to(s, 64)
-}
-
-/// [`sanitize`] with another length limit.
-pub fn sanitize_to(s: &str, max_chars: usize) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    for c in chars.by_ref().take(max_chars) {
-        out.push(if c.is_control() || "<>&\"'\\".contains(c) {
-            '?'
-        } else {
-            c
-        });
-    }
-    if chars.next().is_some() {
-        out.push_str("...");
-    }
-    out
-}
+pub use crate::values::text::{sanitize, sanitize_to};
 
 /// A message for the client: no control or markup characters, at most `max_chars`.
 /// Unlike [`sanitize`] it keeps apostrophes, which frame the (already sanitised)
@@ -95,21 +74,6 @@ pub fn truncate_bytes(s: &str, max_bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sanitize_strips_markup_and_control_characters_and_truncates() {
-        assert_eq!(sanitize("<script>\u{0}"), "?script??");
-        assert_eq!(sanitize(&"x".repeat(70)), format!("{}...", "x".repeat(64)));
-        assert_eq!(sanitize(&"x".repeat(64)), "x".repeat(64));
-        assert_eq!(sanitize("Lead ID"), "Lead ID");
-    }
-
-    #[test]
-    fn sanitize_to_only_marks_a_real_cut() {
-        let msg = "m".repeat(150);
-        assert_eq!(sanitize_to(&msg, 200), msg, "nothing cut, no ellipsis");
-        assert_eq!(sanitize_to(&msg, 100), format!("{}...", "m".repeat(100)));
-    }
 
     #[test]
     fn truncation_respects_character_boundaries() {

@@ -11,7 +11,7 @@ use std::{any::Any, panic::AssertUnwindSafe, time::Instant};
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use lambda_http::{Body, Request, Response};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Serialize, de::DeserializeOwned};
 use serde_json::json;
 
 use super::{RawRequest, error_response, errors::ErrorStyle, query, response, truncate_bytes};
@@ -150,10 +150,7 @@ pub trait ExportRoute: Sync {
     }
 }
 
-/// No parameters at all: what a body route accepts in its query string.
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoParams {}
+pub use super::query::NoParams;
 
 /// The most of a request's parameters an audit record keeps.
 const AUDIT_PARAMETERS_BYTES: usize = 4096;

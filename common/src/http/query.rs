@@ -241,6 +241,11 @@ impl<'de> de::Deserializer<'de> for Value<'_> {
     }
 }
 
+/// No parameters at all: what a body route accepts in its query string.
+#[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Job, Trigger, api::JobRequest, hex, store::JobStore, worker};
+use super::{Job, Trigger, hex, request::JobRequest, store::JobStore, worker};
 use crate::{
     AppContext,
     auth::{Caller, Role},

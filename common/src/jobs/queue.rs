@@ -61,7 +61,7 @@ pub async fn handle_message_until(ctx: &AppContext, body: &str, interrupt: impl 
             return Disposition::Delete;
         }
     };
-    let job_id = crate::http::sanitize(&message.job_id);
+    let job_id = crate::values::text::sanitize(&message.job_id);
     let disposition = match worker::process_until(ctx, &message.job_id, interrupt).await {
         Ok(worker::Delivery::Done) => Disposition::Delete,
         Ok(worker::Delivery::Busy) => Disposition::Retry,

@@ -86,11 +86,11 @@ pub async fn process_until(
     {
         Claim::Claimed(job) => *job,
         Claim::Skip(why) => {
-            tracing::info!(job_id = %crate::http::sanitize(job_id), why, "job message ignored");
+            tracing::info!(job_id = %crate::values::text::sanitize(job_id), why, "job message ignored");
             return Ok(Delivery::Done);
         }
         Claim::Busy => {
-            tracing::info!(job_id = %crate::http::sanitize(job_id), "another worker is running the job");
+            tracing::info!(job_id = %crate::values::text::sanitize(job_id), "another worker is running the job");
             return Ok(Delivery::Busy);
         }
         Claim::Exhausted => {
@@ -359,7 +359,7 @@ async fn run(ctx: &AppContext, store: &JobStore, job: &Job, worker: &str) -> Res
 pub async fn settle(ctx: &AppContext, job: Job, now: DateTime<Utc>) -> Result<Job, Error> {
     let cfg = &ctx.config.jobs;
     let lease_over = job.lease_until.is_some_and(|l| l < now.timestamp());
-    let at_scale = job.worker.as_deref() == Some(crate::scale::SCALE_WORKER);
+    let at_scale = job.worker.as_deref() == Some(super::SCALE_WORKER);
     if job.status != JobStatus::Running || !lease_over || (!at_scale && job.attempts < cfg.max_attempts) {
         return Ok(job);
     }
@@ -380,13 +380,13 @@ pub async fn settle(ctx: &AppContext, job: Job, now: DateTime<Utc>) -> Result<Jo
             finished(
                 ctx,
                 &failed,
-                at_scale.then_some(crate::scale::SCALE_WORKER),
+                at_scale.then_some(super::SCALE_WORKER),
                 Duration::ZERO,
                 None,
             )
             .await;
             if at_scale {
-                crate::scale::cleanup(ctx, &failed.id).await;
+                crate::scale::layout::cleanup(ctx, &failed.id).await;
             }
             Ok(failed)
         }

@@ -138,7 +138,7 @@ pub struct LeadFilter {
     pub language: Option<String>,
     pub status: Option<LeadStatus>,
     pub created: DateRange,
-    /// Lower-cased; matched case-insensitively as a substring of [`search_text`].
+    /// Lower-cased; matched case-insensitively as a substring of the fields [`search_matches`] looks in.
     pub search: Option<String>,
 }
 

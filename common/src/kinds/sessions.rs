@@ -1,10 +1,20 @@
 //! The admin chat-sessions export (seed 000): every session with its messages, one
 //! line per message, and one line for a session without messages.
 
+use std::sync::Arc;
+
 use crate::{
     export::{Cell, Column, Row},
-    source::SessionLine,
+    model::{Session, SessionMessage},
 };
+
+/// One line of the sessions export: a message of a session, or `None` for a session
+/// without messages (every session is in the file).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionLine {
+    pub session: Arc<Session>,
+    pub message: Option<SessionMessage>,
+}
 
 pub const COLUMNS: [Column; 6] = [
     Column::new("SessionID", "session_id"),

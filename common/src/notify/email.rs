@@ -9,7 +9,7 @@ use super::link;
 use crate::{
     AppContext,
     config::NotifyConfig,
-    jobs::{Job, JobStatus},
+    jobs::job::{Job, JobStatus},
     spec::ExportSpec,
 };
 
@@ -169,7 +169,7 @@ pub fn download_link(
 /// The emails a finished job sends (none when it has no recipients, or when it
 /// exported nothing and its schedule says an empty run stays quiet). Every line
 /// starts with one of ours; whatever a caller supplied is quoted data within one
-/// ([`quoted`], [`one_line`]), so it can never add a line, or a link, of its own.
+/// (quoted, escaped, length-capped), so it can never add a line, or a link, of its own.
 pub fn compose(mailer: &Mailer<'_>, job: &Job, now: DateTime<Utc>) -> Vec<Email> {
     if job.notify.is_empty() || job.status == JobStatus::Cancelled {
         return Vec::new();

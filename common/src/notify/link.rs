@@ -14,7 +14,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{error::Error, jobs::hex};
+use crate::{error::Error, values::hex};
 
 const AUDIENCE: &str = "chat-export/download-link";
 /// Longest `link` parameter accepted.

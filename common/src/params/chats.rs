@@ -9,9 +9,9 @@ use super::{Choice, DateParam, Flag, Id, TextEnum, TextVisitor, date_range, file
 use crate::{
     auth::Caller,
     error::Error,
-    http::sanitize,
     kinds::chats::{ChatFilter, ChatFormat, ChatOptions},
     spec::{ChatsSpec, Compression, ExportSpec, FileOptions, TimeZone},
+    values::text::sanitize,
 };
 
 /// The chat export's format: `json`, `excel` (or `xlsx`), `both` or `csv`.

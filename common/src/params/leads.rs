@@ -9,10 +9,10 @@ use super::{Choice, DateParam, Flag, Id, IdList, SearchText, TextVisitor, date_r
 use crate::{
     auth::Caller,
     error::Error,
-    http::sanitize,
     kinds::leads::{COLUMNS, LeadFilter},
     model::{Confidence, LeadCategory, LeadStatus, string_enum},
     spec::{Compression, ExportSpec, LeadsSpec, TableFormat, TimeZone},
+    values::text::sanitize,
 };
 
 string_enum!(

@@ -18,86 +18,24 @@ use serde::{
     de::{self, Visitor},
 };
 
+pub use crate::values::{
+    enums::TextEnum,
+    id::{Id, MAX_ID_CHARS, TextVisitor},
+};
 use crate::{
     error::Error,
-    http::sanitize,
     kinds::DateRange,
     spec::{Compression, FileOptions, TimeZone},
     timefmt,
+    values::text::sanitize,
 };
 
-/// Longest id (client, conversation, company, chatbot).
-pub const MAX_ID_CHARS: usize = 128;
 /// Most ids in one `companyId` list.
 pub const MAX_IDS: usize = 100;
 /// Longest `search` text.
 pub const MAX_SEARCH_CHARS: usize = 200;
 /// Longest date or date-time.
 pub const MAX_DATE_CHARS: usize = 40;
-
-fn is_id_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "-_.:@".contains(c)
-}
-
-/// An id: 1 to 128 letters, digits or `-_.:@`. Anything else is refused before it
-/// reaches a query or a log.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Id(String);
-
-impl Id {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let ok = !s.is_empty() && s.chars().count() <= MAX_ID_CHARS && s.chars().all(is_id_char);
-        if ok {
-            Ok(Self(s.to_string()))
-        } else {
-            Err(format!(
-                "must be an id of 1 to {MAX_ID_CHARS} letters, digits or -_.:@; got '{}'",
-                sanitize(s)
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
-impl fmt::Display for Id {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A visitor for values given as text, checked by `parse`.
-struct TextVisitor<T>(fn(&str) -> Result<T, String>, &'static str);
-
-impl<T> Visitor<'_> for TextVisitor<T> {
-    type Value = T;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.1)
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-        (self.0)(v).map_err(E::custom)
-    }
-}
-
-impl<'de> Deserialize<'de> for Id {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(TextVisitor(Id::parse, "an id"))
-    }
-}
-
-impl Serialize for Id {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
 
 /// `id1,id2,...`: at most [`MAX_IDS`] ids, repeats dropped, order kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -374,20 +312,6 @@ impl Serialize for DateParam {
             DateParam::Day(d) => s.serialize_str(&format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())),
             DateParam::Instant(t) => s.serialize_str(&timefmt::format(t)),
         }
-    }
-}
-
-/// A closed set of names (formats, confidence levels, ...), matched ignoring ASCII case.
-pub trait TextEnum: Sized + Copy + 'static {
-    const ALL: &'static [Self];
-    fn as_str(self) -> &'static str;
-
-    fn parse_ignore_case(s: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|v| v.as_str().eq_ignore_ascii_case(s))
-    }
-
-    fn choices() -> String {
-        Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
     }
 }
 

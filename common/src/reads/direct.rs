@@ -11,7 +11,7 @@
 //! (`S`, `N`, `BOOL`, `NULL`, `M`, `L`, `SS`) and reads each exactly as `serde_dynamo`
 //! does (numbers parsed with the same `str::parse` of the same type, `NULL` as
 //! `None`, strings as written). Anything else is an error, and the caller then
-//! decodes the page the long way ([`super::split_answer`], `serde_dynamo`), whose
+//! decodes the page the long way (`split_answer`, `serde_dynamo`), whose
 //! answer (a record or its `MalformedItem` error) is the reference. So this path can
 //! only be faster, never different.
 
@@ -187,7 +187,7 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for LineSeed<'_, T> {
         if map.next_key_seed(TextSeed)?.is_some() {
             return Err(de::Error::custom("more than the item on its line"));
         }
-        Ok(crate::source::stamped_by(aside.written_at.as_deref(), &self.how.as_of).then_some(record))
+        Ok(super::stamped_by(aside.written_at.as_deref(), &self.how.as_of).then_some(record))
     }
 }
 

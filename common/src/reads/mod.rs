@@ -10,7 +10,7 @@
 //!
 //! A page the direct reader does not take (an attribute of a type it does not read, a
 //! misfit) is read again the long way: parsed into `serde_dynamo` items, each decoded
-//! with [`crate::store::decode`]. That answer, a record or an error naming the item,
+//! with [`decode`]. That answer, a record or an error naming the item,
 //! is the reference; the direct one is only ever the same, sooner.
 
 pub mod direct;
@@ -36,7 +36,7 @@ use serde::{
 };
 use serde_json::value::RawValue;
 
-use crate::{error::Error, store::Item};
+use crate::{error::Error, timefmt};
 
 /// An item as this crate reads it the long way (`serde_dynamo`'s attribute values).
 pub type ReadItem = serde_dynamo::Item;
@@ -126,14 +126,14 @@ fn direct_answer<T: DeserializeOwned>(body: &[u8], how: &Decoding) -> Result<(Re
 fn decode_items<T: DeserializeOwned>(items: Vec<ReadItem>, how: &Decoding) -> Records<T> {
     items
         .into_iter()
-        .filter(|item| crate::source::written_by(item, &how.as_of))
+        .filter(|item| written_by(item, &how.as_of))
         .map(|item| {
             let sort = how
                 .sort_attr
                 .map(|a| sort_value(&item, a).to_owned())
                 .unwrap_or_default();
             Ok(Read {
-                record: crate::store::decode(item, how.key_attrs)?,
+                record: decode(item, how.key_attrs)?,
                 sort,
             })
         })
@@ -239,7 +239,7 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for ItemsSeed<'_, T> {
             else {
                 return Ok(out);
             };
-            if crate::source::stamped_by(aside.written_at.as_deref(), &self.how.as_of) {
+            if stamped_by(aside.written_at.as_deref(), &self.how.as_of) {
                 out.push(Read {
                     record,
                     sort: aside.sort.unwrap_or_default(),
@@ -362,6 +362,52 @@ where
         }
     })
     .boxed()
+}
+
+/// An item as the SDK holds it: what is written, and where a read continues.
+pub type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+/// Deserialises an item read (a page's, or a DynamoDB export's line) into its model. A
+/// misfit names the item's key (never its contents) so the export fails loudly instead
+/// of skipping or mangling a row.
+pub fn decode<T: DeserializeOwned>(item: ReadItem, key_attrs: &[&str]) -> Result<T, Error> {
+    // Only the key's values are kept aside (decoding consumes the item); the message
+    // is made only for an item that does not fit.
+    let key: Vec<Option<serde_dynamo::AttributeValue>> = key_attrs.iter().map(|k| item.get(*k).cloned()).collect();
+    serde_dynamo::from_item(item).map_err(|e| Error::MalformedItem {
+        key: describe_key(key_attrs, &key),
+        reason: e.to_string(),
+    })
+}
+
+/// `lead_id=...`: what names an item in an error, never its contents.
+fn describe_key(key_attrs: &[&str], values: &[Option<serde_dynamo::AttributeValue>]) -> String {
+    key_attrs
+        .iter()
+        .zip(values)
+        .map(|(k, v)| match v {
+            Some(serde_dynamo::AttributeValue::S(v) | serde_dynamo::AttributeValue::N(v)) => format!("{k}={v}"),
+            Some(_) => format!("{k}=<non-string>"),
+            None => format!("{k}=<missing>"),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The snapshot cut: whether an item was written at or before `as_of`. Items carry
+/// `written_at` (stamped by [`crate::store::write_records`]); an item without one (or
+/// with one that is not a timestamp) was written by another writer and is kept.
+/// (A page's item or a DynamoDB export's line: both are read the same way.)
+pub(crate) fn written_by(item: &ReadItem, as_of: &DateTime<Utc>) -> bool {
+    match item.get("written_at") {
+        Some(serde_dynamo::AttributeValue::S(s)) => stamped_by(Some(s), as_of),
+        _ => true,
+    }
+}
+
+/// [`written_by`] of an item whose `written_at` string (if any) was read aside.
+pub(crate) fn stamped_by(written_at: Option<&str>, as_of: &DateTime<Utc>) -> bool {
+    written_at.is_none_or(|s| timefmt::parse_rfc3339(s).is_none_or(|w| w <= *as_of))
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ use crate::reads::Decoding;
 use crate::{
     error::Error,
     export::{ByteSink, S3Sink, sink::ObjectTarget},
-    store::Item,
+    reads::Item,
 };
 
 /// An `s3://bucket/key` address.
@@ -57,7 +57,7 @@ impl S3Url {
 
     /// `s3://bucket/key`, with a bucket name S3 allows and a non-empty key.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let shown = crate::http::sanitize(s);
+        let shown = crate::values::text::sanitize(s);
         let rest = s
             .strip_prefix("s3://")
             .filter(|_| s.len() <= MAX_S3_URL_CHARS)
@@ -202,7 +202,7 @@ pub async fn read_summary(s3: &S3, url: &S3Url) -> Result<ManifestSummary, Error
     if summary.output_format != "DYNAMODB_JSON" {
         return Err(Error::bad_request(format!(
             "{url}: only DYNAMODB_JSON exports can be converted (this one is {})",
-            crate::http::sanitize(&summary.output_format)
+            crate::values::text::sanitize(&summary.output_format)
         )));
     }
     if summary.export_type.as_deref().is_some_and(|t| t != "FULL_EXPORT") {
@@ -330,10 +330,10 @@ pub fn record_of_line<T: DeserializeOwned>(text: &[u8], how: &Decoding) -> Resul
         return Ok(read);
     }
     let item = item_of_line(text)?;
-    if !crate::source::written_by(&item, &how.as_of) {
+    if !crate::reads::written_by(&item, &how.as_of) {
         return Ok(None);
     }
-    crate::store::decode(item, how.key_attrs)
+    crate::reads::decode(item, how.key_attrs)
         .map(Some)
         .map_err(LineProblem::Record)
 }

@@ -1,17 +1,17 @@
 //! Exports beyond one Lambda run, from DynamoDB's own export format.
 //!
 //! A Lambda runs at most 15 minutes. For hundreds of millions of rows, DynamoDB
-//! exports the table to S3 (`ExportTableToPointInTime`, [`format`]), and Step
+//! exports the table to S3 (`ExportTableToPointInTime`, [`mod@format`]), and Step
 //! Functions (Distributed Map) fans a converter out over its data files:
 //!
 //! 1. [`start`]: an operator-scoped export job (admin scope, owner `operator-<name>`,
 //!    trigger `event`), created `running`; the manifest is read and
 //!    `scale/<job_id>/items.json` lists one [`ConvertRequest`] per data file;
-//! 2. [`convert`] (one per data file, concurrently): the data file becomes part
+//! 2. [`convert()`] (one per data file, concurrently): the data file becomes part
 //!    `<index>` of the export through the same [`crate::compile::compile`] as every
 //!    live export ([`convert::FileStore`]), and its rows and bytes are added to the
 //!    job's progress;
-//! 3. [`assemble`]: the parts become one object (S3 multipart upload copying the
+//! 3. [`assemble()`]: the parts become one object (S3 multipart upload copying the
 //!    parts, [`assemble::plan`]); the job succeeds with it, exactly as a worker's job
 //!    does (download route, presigned links, emails), and the parts are deleted;
 //! 4. [`fail`] (the state machine's catch): the job fails and the parts are deleted.
@@ -30,6 +30,7 @@
 pub mod assemble;
 pub mod convert;
 pub mod format;
+pub mod layout;
 pub mod zipfmt;
 
 use sha2::Digest;
@@ -40,11 +41,14 @@ use futures::{StreamExt, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+pub use self::layout::cleanup;
 use self::{
     assemble::{Limits, PlanStats},
     convert::{PartSpec, PartTuning, Sidecar, convert_part},
     format::{ManifestSummary, S3Url, manifest_files, read_summary},
+    layout::{Keys, delete_keys},
 };
+pub use crate::jobs::SCALE_WORKER;
 use crate::{
     AppContext,
     auth::{Caller, Role},
@@ -54,7 +58,7 @@ use crate::{
     export::{ByteSink, S3Sink, sink::ObjectTarget},
     jobs::{
         Job, JobStatus, Trigger,
-        api::JobRequest,
+        request::JobRequest,
         store::{JobStore, Lookup},
         worker,
     },
@@ -65,9 +69,6 @@ use crate::{
     timefmt,
 };
 
-/// The `worker` of a job run at scale: every state change is conditional on it, so
-/// a queue worker never takes such a job and the scale functions never touch another.
-pub const SCALE_WORKER: &str = "export-scale";
 /// How long a job at scale stays claimed without progress. Start claims it, and every
 /// counted part and the assembly renew it: a state machine that was stopped, timed out
 /// or lost leaves a lease that runs out, and the next reader of the job fails it
@@ -162,7 +163,7 @@ impl TryFrom<String> for JobId {
         } else {
             Err(format!(
                 "job_id must be 32 lowercase hex characters; got '{}'",
-                crate::http::sanitize(&s)
+                crate::values::text::sanitize(&s)
             ))
         }
     }
@@ -251,7 +252,7 @@ impl From<FileCount> for u32 {
 pub struct StartRequest {
     /// Names the export: its job's owner is `operator-<name>`.
     pub name: String,
-    /// What to export, as an operator export gives it (jobs/api.rs, `JobRequest`).
+    /// What to export, as an operator export gives it (jobs/request.rs, `JobRequest`).
     pub export: JobRequest,
     /// The DynamoDB export's `manifest-summary.json`.
     pub manifest: Location,
@@ -351,32 +352,6 @@ impl Default for Tuning {
             limits: Limits::default(),
             concurrency: 16,
         }
-    }
-}
-
-/// The objects of a job at scale, in the exports bucket under `scale/<job_id>/`.
-struct Keys(String);
-
-impl Keys {
-    fn of(job_id: &str) -> Self {
-        Self(format!("scale/{job_id}/"))
-    }
-
-    fn items(&self) -> String {
-        format!("{}items.json", self.0)
-    }
-
-    /// What the assembler checks the parts against: the manifest and the file count.
-    fn start(&self) -> String {
-        format!("{}start.json", self.0)
-    }
-
-    fn part(&self, index: u32) -> String {
-        format!("{}part-{index:05}", self.0)
-    }
-
-    fn sidecar(&self, index: u32) -> String {
-        format!("{}part-{index:05}.json", self.0)
     }
 }
 
@@ -605,12 +580,12 @@ async fn running_job(ctx: &AppContext, id: &JobId) -> Result<Job, Error> {
     Ok(job)
 }
 
-/// Converts one data file into its part (see [`convert`]).
+/// Converts one data file into its part (see [`convert()`]).
 pub async fn convert(ctx: &AppContext, req: ConvertRequest) -> Result<ConvertResponse, Error> {
     convert_with(ctx, req, &Tuning::default()).await
 }
 
-/// [`convert`] with other knobs (tests, `exportctl convert`).
+/// [`convert()`] with other knobs (tests, `exportctl convert`).
 pub async fn convert_with(ctx: &AppContext, req: ConvertRequest, tuning: &Tuning) -> Result<ConvertResponse, Error> {
     let job = running_job(ctx, &req.job_id).await?;
     let (spec, shape) = part_spec(&job)?;
@@ -691,12 +666,12 @@ async fn count_part(ctx: &AppContext, job_id: &str, part: &Sidecar) -> Result<()
     }
 }
 
-/// Assembles the parts into the export's file (see [`assemble`]).
+/// Assembles the parts into the export's file (see [`assemble()`]).
 pub async fn assemble(ctx: &AppContext, req: AssembleRequest) -> Result<AssembleResponse, Error> {
     Ok(assemble_with(ctx, req, &Tuning::default()).await?.0)
 }
 
-/// [`assemble`] with other knobs; also answers what the plan did.
+/// [`assemble()`] with other knobs; also answers what the plan did.
 pub async fn assemble_with(
     ctx: &AppContext,
     req: AssembleRequest,
@@ -920,7 +895,7 @@ async fn assemble_job(
 /// cause goes to the log only) and its parts are deleted.
 pub async fn fail(ctx: &AppContext, req: FailRequest) -> Result<FailResponse, Error> {
     let id = req.job_id.as_str();
-    let cause = req.cause.as_deref().map(|c| crate::http::sanitize_to(c, 4096));
+    let cause = req.cause.as_deref().map(|c| crate::values::text::sanitize_to(c, 4096));
     tracing::error!(job_id = id, error = ?req.error, cause = ?cause, "export at scale stopped");
     // Step Functions error names (`States.Timeout`, `export_failed`) are safe to show.
     let name = req.error.as_deref().filter(|e| {
@@ -954,48 +929,6 @@ pub async fn fail(ctx: &AppContext, req: FailRequest) -> Result<FailResponse, Er
         job_id: id.to_string(),
         status: status.as_str().to_string(),
     })
-}
-
-/// Deletes every object of a job at scale (`scale/<job_id>/`). Best effort: the
-/// bucket's lifecycle rule removes what this cannot.
-pub async fn cleanup(ctx: &AppContext, job_id: &str) {
-    let bucket = &ctx.config.delivery.bucket;
-    let prefix = Keys::of(job_id).0;
-    let mut pages = ctx
-        .aws
-        .s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(&prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = match page {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(job_id, error = %Error::storage(e).cause_chain(), "could not list the parts of an export at scale");
-                return;
-            }
-        };
-        let keys: Vec<String> = page
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(String::from))
-            .collect();
-        delete_keys(ctx, keys).await;
-    }
-}
-
-/// Deletes objects of the exports bucket, 16 at a time; failures are logged.
-async fn delete_keys(ctx: &AppContext, keys: Vec<String>) {
-    let bucket = &ctx.config.delivery.bucket;
-    stream::iter(keys)
-        .for_each_concurrent(16, |key| async move {
-            if let Err(e) = ctx.aws.s3.delete_object().bucket(bucket).key(&key).send().await {
-                tracing::error!(key, error = %Error::storage(e).cause_chain(), "could not delete a part of an export at scale");
-            }
-        })
-        .await;
 }
 
 /// A job's JSON as the job API shows it (for `exportctl convert`).

@@ -58,7 +58,7 @@ impl Cadence {
             .map_err(|e| {
                 format!(
                     "is not a valid cron expression: {}",
-                    crate::http::sanitize(&e.to_string())
+                    crate::values::text::sanitize(&e.to_string())
                 )
             })?;
         // A pattern that never fires (30 February) is refused now, not at every tick.

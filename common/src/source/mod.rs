@@ -12,8 +12,6 @@ mod conversations;
 mod leads;
 mod sessions;
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 
@@ -21,21 +19,13 @@ use crate::{
     config::TableNames,
     error::Error,
     kinds::{chats::ChatFilter, leads::LeadFilter},
-    model::{ChatMessage, Lead, Session, SessionMessage},
-    reads::ReadItem,
-    timefmt,
+    model::{ChatMessage, Lead},
 };
 
 /// Pages of records, one DynamoDB page (or so) at a time.
 pub type Pages<T> = BoxStream<'static, Result<Vec<T>, Error>>;
 
-/// One line of the sessions export: a message of a session, or `None` for a session
-/// without messages (every session is in the file).
-#[derive(Clone, Debug, PartialEq)]
-pub struct SessionLine {
-    pub session: Arc<Session>,
-    pub message: Option<SessionMessage>,
-}
+pub use crate::kinds::sessions::SessionLine;
 
 /// Where exports read from.
 pub trait Store: Send + Sync {
@@ -89,20 +79,4 @@ impl Store for DynamoStore {
             as_of,
         )
     }
-}
-
-/// The snapshot cut: whether an item was written at or before `as_of`. Items carry
-/// `written_at` (stamped by [`crate::store::write_records`]); an item without one (or
-/// with one that is not a timestamp) was written by another writer and is kept.
-/// (A page's item or a DynamoDB export's line: both are read the same way.)
-pub(crate) fn written_by(item: &ReadItem, as_of: &DateTime<Utc>) -> bool {
-    match item.get("written_at") {
-        Some(serde_dynamo::AttributeValue::S(s)) => stamped_by(Some(s), as_of),
-        _ => true,
-    }
-}
-
-/// [`written_by`] of an item whose `written_at` string (if any) was read aside.
-pub(crate) fn stamped_by(written_at: Option<&str>, as_of: &DateTime<Utc>) -> bool {
-    written_at.is_none_or(|s| timefmt::parse_rfc3339(s).is_none_or(|w| w <= *as_of))
 }

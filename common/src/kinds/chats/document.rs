@@ -9,6 +9,7 @@ use rust_xlsxwriter::{Format as CellFormat, Workbook, XlsxError};
 use serde::Serialize;
 use zip::{CompressionMethod, ZipWriter, write::SimpleFileOptions, write::StreamWriter};
 
+use super::{SharedStats, Summary, day_range, stats_of};
 use crate::{
     error::Error,
     export::{
@@ -16,10 +17,7 @@ use crate::{
         json::JsonEncoder,
         xlsx::{EXCEL_DATE_FORMAT, XlsxEncoder, XlsxFigures, write_integer},
     },
-    kinds::{
-        DateRange,
-        chats::{SharedStats, Summary, day_range, stats_of},
-    },
+    kinds::DateRange,
 };
 
 /// What `export_info` says besides the record count.

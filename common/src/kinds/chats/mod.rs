@@ -1,7 +1,9 @@
 //! The chat export (seed 002): its formats, columns, rows, and the analytics
 //! accumulated while the rows pass ([`ChatStats`]). The reads are in
 //! [`crate::source`]; the documents (JSON with summary, Excel with a Summary sheet,
-//! the ZIP of both) are in [`crate::export::document`].
+//! the ZIP of both) are in [`document`].
+
+pub mod document;
 
 use std::{
     collections::{HashMap, HashSet},
