@@ -13,7 +13,7 @@ use common::{
     jobs::{api::JobRequest, store::JobStore},
     scale::{
         self, AssembleRequest, ConvertRequest, FailRequest, FileCount, JobId, Location, StartRequest, Tuning,
-        format::{WrittenExport, write_export},
+        native::{WrittenExport, write_export},
     },
 };
 use futures::{StreamExt, stream::FuturesUnordered};

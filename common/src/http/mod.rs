@@ -2,6 +2,7 @@
 //! query strings and JSON bodies into typed parameters, the one error-to-response
 //! mapping, the responses, and the request pipeline every route runs through.
 
+pub mod admission;
 pub mod body;
 pub mod errors;
 pub mod headers;

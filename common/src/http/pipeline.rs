@@ -24,7 +24,6 @@ use crate::{
     jobs::{self, api::JobRoute},
     metrics,
     notify::Notify,
-    ratelimit::{self, Limit},
     schedules::api::ScheduleRoute,
     spec::ExportSpec,
 };
@@ -542,7 +541,7 @@ async fn attempt<R: ExportRoute>(
     let spec = route.spec(ctx, &caller, params, now)?;
     trace.scope = Some(spec.audit_scope());
     let rate_limited = policy.rate_limited;
-    let admit = || admit(ctx, &caller, &spec, rate_limited, now);
+    let admit = || super::admission::admit(ctx, &caller, &spec, rate_limited, now);
     if policy.answer == Answer::Job || raw.prefers_async() {
         let started = jobs::api::start(
             ctx,
@@ -587,38 +586,4 @@ async fn attempt<R: ExportRoute>(
             &route.stored_answer(spec.format_name(), &finished),
         )),
     }
-}
-
-/// The chat export's rate limits (per user per minute, per client per hour), for
-/// routes that declare them and specs with a tenant to count against.
-async fn admit(
-    ctx: &AppContext,
-    caller: &Caller,
-    spec: &ExportSpec,
-    rate_limited: bool,
-    now: DateTime<Utc>,
-) -> Result<(), Error> {
-    let Some(tenant) = spec.rate_tenant().filter(|_| rate_limited) else {
-        return Ok(());
-    };
-    let c = &ctx.config.chat;
-    let limits = [
-        Limit {
-            key: format!("user#{}", caller.sub),
-            max: c.per_user_per_minute,
-            window_secs: 60,
-        },
-        Limit {
-            key: tenant,
-            max: c.per_client_per_hour,
-            window_secs: 3600,
-        },
-    ];
-    ratelimit::admit(
-        &ctx.aws.dynamodb,
-        &ctx.config.tables.rate_limits,
-        &limits,
-        now.timestamp().max(0) as u64,
-    )
-    .await
 }

@@ -232,6 +232,12 @@ fn ts(t: &Option<DateTime<Utc>>) -> serde_json::Value {
     t.map_or(serde_json::Value::Null, |t| json!(crate::timefmt::format(&t)))
 }
 
+/// The job API's paths (a job's resource is at `JOBS_PATH/<id>`).
+pub const JOBS_PATH: &str = "/api/exports";
+pub const JOB_PATH: &str = "/api/exports/{id}";
+pub const JOB_DOWNLOAD_PATH: &str = "/api/exports/{id}/download";
+pub const JOB_CANCEL_PATH: &str = "/api/exports/{id}/cancel";
+
 /// A freshly presigned download link and when it stops working.
 pub struct Link {
     pub url: String,

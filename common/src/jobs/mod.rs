@@ -18,6 +18,7 @@ pub mod operator;
 pub mod queue;
 pub mod request;
 pub mod store;
+pub mod submit;
 pub mod sweep;
 pub mod worker;
 

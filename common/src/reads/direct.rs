@@ -14,6 +14,9 @@
 //! decodes the page the long way (`split_answer`, `serde_dynamo`), whose
 //! answer (a record or its `MalformedItem` error) is the reference. So this path can
 //! only be faster, never different.
+//!
+//! Past 600 lines, and one concern: one serde `Deserializer` over DynamoDB's JSON,
+//! whose parts only make sense together.
 
 use std::{marker::PhantomData, str::FromStr};
 

@@ -1,6 +1,10 @@
 //! The schedules API: `POST /api/schedules`, `POST /api/schedules/preview`,
 //! `GET /api/schedules`, `GET|PATCH|DELETE /api/schedules/{id}`. Served inside the
 //! request pipeline ([`crate::http::pipeline`]) once the caller is known.
+//!
+//! Past 600 lines, and one concern: the routes and the parsing of their bodies into
+//! a checked [`Schedule`] (the cadence, window and rights rules are in their own
+//! modules).
 
 use chrono::{DateTime, Utc};
 use lambda_http::{
