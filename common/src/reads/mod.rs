@@ -14,6 +14,7 @@
 //! is the reference; the direct one is only ever the same, sooner.
 
 pub mod direct;
+pub mod pages;
 
 use std::sync::{Arc, Mutex};
 
