@@ -96,14 +96,28 @@ impl Records {
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<bool, Error> {
+        self.write(record, Some(condition), values).await
+    }
+
+    /// Writes a record whatever is stored under its key: the last writer wins.
+    pub async fn replace<T: Serialize>(&self, record: &T) -> Result<(), Error> {
+        self.write(record, None, vec![]).await.map(|_| ())
+    }
+
+    async fn write<T: Serialize>(
+        &self,
+        record: &T,
+        condition: Option<&str>,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<bool, Error> {
         let item = serde_dynamo::to_item(record).map_err(|e| Error::internal("record error", e))?;
         let mut req = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression(condition);
-        for name in attribute_names(&[condition]) {
+            .set_condition_expression(condition.map(str::to_string));
+        for name in attribute_names(&condition.into_iter().collect::<Vec<_>>()) {
             req = req.expression_attribute_names(format!("#{name}"), name);
         }
         for (k, v) in values {

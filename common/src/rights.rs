@@ -101,16 +101,10 @@ pub async fn still_granted(ctx: &AppContext, owner: &str, owner_tenant: &str) ->
     Ok(of(ctx, owner).await?.is_none_or(|r| r.grants(owner_tenant)))
 }
 
-/// A change of a caller's rights: what was recorded before, and now.
-#[derive(Debug)]
-pub struct Change {
-    pub before: Option<Rights>,
-    pub now: Rights,
-}
-
 /// Records the rights of a caller's token, if they are not the ones recorded
-/// already (one consistent read per request; a write only on a change).
-pub async fn observe(ctx: &AppContext, caller: &Caller, now: DateTime<Utc>) -> Result<Option<Change>, Error> {
+/// already (one consistent read per request; a write only on a change), and
+/// answers them when they were recorded now.
+pub async fn observe(ctx: &AppContext, caller: &Caller, now: DateTime<Utc>) -> Result<Option<Rights>, Error> {
     let store = records(ctx);
     let current = Rights::of(caller, now);
     let before: Option<Rights> = store.get(&current.id).await?;
@@ -119,10 +113,7 @@ pub async fn observe(ctx: &AppContext, caller: &Caller, now: DateTime<Utc>) -> R
     }
     // The last token seen wins: two requests with different tokens at once leave
     // one of them, and each pauses what its own token does not grant.
-    // (Records::put takes a condition; this one always holds.)
-    store
-        .put(&current, "attribute_exists(id) OR attribute_not_exists(id)", vec![])
-        .await?;
+    store.replace(&current).await?;
     if let Some(b) = &before {
         tracing::info!(
             sub = %crate::values::text::sanitize(&caller.sub),
@@ -133,7 +124,7 @@ pub async fn observe(ctx: &AppContext, caller: &Caller, now: DateTime<Utc>) -> R
             "caller's rights changed"
         );
     }
-    Ok(Some(Change { before, now: current }))
+    Ok(Some(current))
 }
 
 #[cfg(test)]

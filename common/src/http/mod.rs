@@ -34,19 +34,7 @@ pub use crate::values::text::{sanitize, sanitize_to};
 /// Unlike [`sanitize`] it keeps apostrophes, which frame the (already sanitised)
 /// values our messages quote.
 pub fn clean_message(s: &str, max_chars: usize) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    for c in chars.by_ref().take(max_chars) {
-        out.push(if c.is_control() || "<>&\"\\".contains(c) {
-            '?'
-        } else {
-            c
-        });
-    }
-    if chars.next().is_some() {
-        out.push_str("...");
-    }
-    out
+    crate::values::text::masked(s, max_chars, "<>&\"\\")
 }
 
 /// `<field> must be ...` for the messages of typed parameters, `<field>: ...` for

@@ -494,10 +494,8 @@ async fn authenticate(
 ) -> Result<Caller, Error> {
     let caller = ctx.auth.authenticate(&raw.headers)?;
     trace.caller = Some(caller.clone());
-    if let Some(change) = crate::rights::observe(ctx, &caller, now).await?
-        && change.before.is_some()
-    {
-        crate::schedules::owner::pause_revoked(ctx, &caller.sub, &change.now, now).await?;
+    if let Some(rights) = crate::rights::observe(ctx, &caller, now).await? {
+        crate::schedules::owner::pause_revoked(ctx, &caller.sub, &rights, now).await?;
     }
     Ok(caller)
 }

@@ -457,34 +457,23 @@ impl JobStore {
         bytes: u64,
         lease_until: i64,
     ) -> Result<bool, Error> {
-        let out = self
-            .records
-            .client
-            .update_item()
-            .table_name(&self.records.table)
-            .key("id", s(id))
-            .update_expression("SET #lease_until = :lease ADD #rows_done :r, #bytes_done :b, #scale_parts :p")
-            .condition_expression("#status = :running AND #worker = :w AND NOT contains(#scale_parts, :i)")
-            .expression_attribute_names("#rows_done", "rows_done")
-            .expression_attribute_names("#bytes_done", "bytes_done")
-            .expression_attribute_names("#scale_parts", "scale_parts")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#worker", "worker")
-            .expression_attribute_names("#lease_until", "lease_until")
-            .expression_attribute_values(":lease", n(lease_until))
-            .expression_attribute_values(":r", n(rows))
-            .expression_attribute_values(":b", n(bytes))
-            .expression_attribute_values(":p", AttributeValue::Ss(vec![index.to_string()]))
-            .expression_attribute_values(":i", s(index.to_string()))
-            .expression_attribute_values(":running", s(JobStatus::Running.as_str()))
-            .expression_attribute_values(":w", s(super::SCALE_WORKER))
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if conditional_failed(&e) => Ok(false),
-            Err(e) => Err(Error::database(e)),
-        }
+        let counted = self
+            .update(
+                id,
+                "SET #lease_until = :lease ADD #rows_done :r, #bytes_done :b, #scale_parts :p",
+                "#status = :running AND #worker = :w AND NOT contains(#scale_parts, :i)",
+                vec![
+                    (":lease", n(lease_until)),
+                    (":r", n(rows)),
+                    (":b", n(bytes)),
+                    (":p", AttributeValue::Ss(vec![index.to_string()])),
+                    (":i", s(index.to_string())),
+                    (":running", s(JobStatus::Running.as_str())),
+                    (":w", s(super::SCALE_WORKER)),
+                ],
+            )
+            .await?;
+        Ok(counted.is_some())
     }
 
     /// Takes one of the caller's active-job slots, or says there is none left.

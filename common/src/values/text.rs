@@ -9,14 +9,16 @@ pub fn sanitize(s: &str) -> String {
 
 /// [`sanitize`] with another length limit.
 pub fn sanitize_to(s: &str, max_chars: usize) -> String {
+    masked(s, max_chars, "<>&\"'\\")
+}
+
+/// At most `max_chars` of `s` (then `...`), each control character and each of
+/// `markup` replaced by `?`.
+pub fn masked(s: &str, max_chars: usize, markup: &str) -> String {
     let mut out = String::new();
     let mut chars = s.chars();
     for c in chars.by_ref().take(max_chars) {
-        out.push(if c.is_control() || "<>&\"'\\".contains(c) {
-            '?'
-        } else {
-            c
-        });
+        out.push(if c.is_control() || markup.contains(c) { '?' } else { c });
     }
     if chars.next().is_some() {
         out.push_str("...");
