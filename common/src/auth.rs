@@ -4,7 +4,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use lambda_http::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
-use crate::{config::JwtConfig, error::Error, values::id::Id};
+use crate::{
+    config::JwtConfig,
+    error::Error,
+    values::{email::EmailAddress, id::Id},
+};
 
 /// Longest `sub` claim accepted.
 pub const MAX_SUB_CHARS: usize = 256;
@@ -58,8 +62,8 @@ pub struct Caller {
     pub role: Role,
     pub client_id: Option<String>,
     pub company_id: Option<String>,
-    /// The token's `email` claim, when it is a plausible address.
-    pub email: Option<String>,
+    /// The token's `email` claim, when it is one plain address (lowercased).
+    pub email: Option<EmailAddress>,
 }
 
 impl Caller {
@@ -164,7 +168,7 @@ impl Authenticator {
             role: c.role,
             client_id: tenant(c.client_id)?,
             company_id: tenant(c.company_id)?,
-            email: c.email.filter(|e| crate::values::email::is_address(e)),
+            email: c.email.as_deref().and_then(EmailAddress::parse),
         })
     }
 }

@@ -8,6 +8,162 @@ use std::error::Error as StdError;
 
 type Cause = Box<dyn StdError + Send + Sync + 'static>;
 
+/// The machine-readable `error_code` of the `{error_code, message}` shape, of a failed
+/// job's record and of a failed scale step. openapi.yaml's `ErrorCode` lists the ones
+/// the API answers with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The request is malformed (400).
+    InvalidRequest,
+    /// No credentials, or credentials that cannot be verified (401).
+    Unauthorized,
+    /// Valid credentials that do not allow this request (403).
+    Forbidden,
+    /// What the request names does not exist, or is not the caller's (404).
+    NotFound,
+    /// The path does not serve this method (405).
+    MethodNotAllowed,
+    /// The export's file expired (410).
+    FileGone,
+    /// The caller has as many queued or running jobs as allowed (429).
+    TooManyJobs,
+    /// Too many export requests (429).
+    RateLimited,
+    /// A request line, headers or body over the transport limits (413, 414, 431).
+    RequestTooLarge,
+    /// A dependency or a stored item failed the export (500).
+    ExportFailed,
+    /// An emailed download link that is not valid (401).
+    InvalidLink,
+    /// An emailed download link past its expiry (401).
+    LinkExpired,
+    /// An emailed download link whose owner's rights changed (401).
+    LinkRevoked,
+    /// An `Idempotency-Key` used before for another request (409).
+    IdempotencyKeyReused,
+    /// The job has not finished yet (409).
+    JobNotReady,
+    /// The job finished without a file (409).
+    JobNotSucceeded,
+    /// The job is final and cannot be cancelled (409).
+    JobFinished,
+    /// The job was cancelled or taken over by another worker.
+    JobCancelled,
+    /// A scale step names a job that is not an export at scale.
+    JobNotAtScale,
+    /// An incremental-only operation on a schedule that is not incremental (409).
+    NotIncremental,
+    /// The caller has as many schedules as allowed (409).
+    TooManySchedules,
+    /// Too many runs asked of one schedule at once (409).
+    TooManyRuns,
+    /// The schedule is being changed by another request (409).
+    ScheduleBusy,
+    /// The owner's rights no longer allow this work.
+    OwnerAccessChanged,
+    /// A scale step whose data was exported already.
+    AlreadyExported,
+    /// A native export's data file is not the one its manifest names.
+    DataFileMismatch,
+    /// A converted part is not the one the step expected.
+    PartMismatch,
+    /// A part the assembly needs is missing.
+    PartMissing,
+    /// The export is over a format's limit.
+    ExportTooLarge,
+    /// The worker stopped unexpectedly too many times.
+    WorkerLost,
+}
+
+impl ErrorCode {
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::InvalidRequest,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::FileGone,
+        Self::TooManyJobs,
+        Self::RateLimited,
+        Self::RequestTooLarge,
+        Self::ExportFailed,
+        Self::InvalidLink,
+        Self::LinkExpired,
+        Self::LinkRevoked,
+        Self::IdempotencyKeyReused,
+        Self::JobNotReady,
+        Self::JobNotSucceeded,
+        Self::JobFinished,
+        Self::JobCancelled,
+        Self::JobNotAtScale,
+        Self::NotIncremental,
+        Self::TooManySchedules,
+        Self::TooManyRuns,
+        Self::ScheduleBusy,
+        Self::OwnerAccessChanged,
+        Self::AlreadyExported,
+        Self::DataFileMismatch,
+        Self::PartMismatch,
+        Self::PartMissing,
+        Self::ExportTooLarge,
+        Self::WorkerLost,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::FileGone => "file_gone",
+            Self::TooManyJobs => "too_many_jobs",
+            Self::RateLimited => "rate_limited",
+            Self::RequestTooLarge => "request_too_large",
+            Self::ExportFailed => "export_failed",
+            Self::InvalidLink => "invalid_link",
+            Self::LinkExpired => "link_expired",
+            Self::LinkRevoked => "link_revoked",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::JobNotReady => "job_not_ready",
+            Self::JobNotSucceeded => "job_not_succeeded",
+            Self::JobFinished => "job_finished",
+            Self::JobCancelled => "job_cancelled",
+            Self::JobNotAtScale => "job_not_at_scale",
+            Self::NotIncremental => "not_incremental",
+            Self::TooManySchedules => "too_many_schedules",
+            Self::TooManyRuns => "too_many_runs",
+            Self::ScheduleBusy => "schedule_busy",
+            Self::OwnerAccessChanged => "owner_access_changed",
+            Self::AlreadyExported => "already_exported",
+            Self::DataFileMismatch => "data_file_mismatch",
+            Self::PartMismatch => "part_mismatch",
+            Self::PartMissing => "part_missing",
+            Self::ExportTooLarge => "export_too_large",
+            Self::WorkerLost => "worker_lost",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// So that a code compares with the text a client or a record sees.
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The request is malformed: unknown parameter, bad value, bad date range.
@@ -19,7 +175,7 @@ pub enum Error {
     /// A credential other than the API token (an emailed download link) that is
     /// refused; `code` is the documented error code (`invalid_link`, `link_expired`).
     #[error("{message}")]
-    Denied { code: &'static str, message: String },
+    Denied { code: ErrorCode, message: String },
     /// Valid credentials that do not allow this request.
     #[error("{0}")]
     Forbidden(String),
@@ -31,7 +187,7 @@ pub enum Error {
     /// The request conflicts with the state of what it names (a job still running, an
     /// idempotency key used for another request). `code` is the documented error code.
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: ErrorCode, message: String },
     /// The path exists but does not serve this method; `allow` lists the ones it
     /// does (the `Allow` header of the 405).
     #[error("{method} is not allowed on this path; allowed: {allow}")]
@@ -98,14 +254,14 @@ impl Error {
         Self::internal("database error", source)
     }
 
-    pub fn denied(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn denied(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Denied {
             code,
             message: message.into(),
         }
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Conflict {
             code,
             message: message.into(),
@@ -139,19 +295,19 @@ impl Error {
     }
 
     /// The machine-readable code of the `{error_code, message}` error shape.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::BadRequest(_) => "invalid_request",
-            Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden(_) => "forbidden",
-            Self::NotFound(_) => "not_found",
-            Self::MethodNotAllowed { .. } => "method_not_allowed",
-            Self::Conflict { code, .. } | Self::Denied { code, .. } => code,
-            Self::Gone(_) => "file_gone",
-            Self::TooManyJobs { .. } => "too_many_jobs",
-            Self::TooLarge { .. } => "request_too_large",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::MalformedItem { .. } | Self::Internal { .. } => "export_failed",
+            Self::BadRequest(_) => ErrorCode::InvalidRequest,
+            Self::Unauthorized(_) => ErrorCode::Unauthorized,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            Self::Conflict { code, .. } | Self::Denied { code, .. } => *code,
+            Self::Gone(_) => ErrorCode::FileGone,
+            Self::TooManyJobs { .. } => ErrorCode::TooManyJobs,
+            Self::TooLarge { .. } => ErrorCode::RequestTooLarge,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::MalformedItem { .. } | Self::Internal { .. } => ErrorCode::ExportFailed,
         }
     }
 
@@ -173,3 +329,19 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_snake_case_words() {
+        let mut seen = std::collections::BTreeSet::new();
+        for code in ErrorCode::ALL {
+            let text = code.as_str();
+            assert!(seen.insert(text), "{text} twice");
+            assert!(text.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{text}");
+            assert_eq!(serde_json::to_string(code).unwrap(), format!("\"{text}\""));
+        }
+    }
+}

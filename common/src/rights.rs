@@ -17,7 +17,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{AppContext, auth::Caller, config::NotifyConfig, dynamo::Records, error::Error, timefmt::serde_ts};
+use crate::{
+    AppContext, auth::Caller, config::NotifyConfig, dynamo::Records, error::Error, timefmt::serde_ts,
+    values::email::EmailAddress,
+};
 
 /// An owner's rights as a token granted them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,7 +33,7 @@ pub struct Rights {
     pub tenant: String,
     /// The token's `email` claim (lowercase), where the owner may have exports sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
+    pub email: Option<EmailAddress>,
     #[serde(with = "serde_ts")]
     pub seen_at: DateTime<Utc>,
 }
@@ -42,7 +45,7 @@ impl Rights {
             id: item_id(&caller.sub),
             admin: caller.is_admin(),
             tenant: caller.tenant(),
-            email: caller.email.as_deref().map(str::to_ascii_lowercase),
+            email: caller.email.clone(),
             seen_at: now,
         }
     }
@@ -69,8 +72,8 @@ impl Rights {
 
     /// Whether an export may be emailed to `address` under these rights (the rule
     /// of [`crate::notify::check_recipients`], applied again at send time).
-    pub fn may_email(&self, cfg: &NotifyConfig, address: &str) -> bool {
-        crate::values::email::may_email(cfg, self.admin, self.email.as_deref(), address)
+    pub fn may_email(&self, cfg: &NotifyConfig, address: &EmailAddress) -> bool {
+        crate::values::email::may_email(cfg, self.admin, self.email.as_ref(), address)
     }
 
     fn same_grant(&self, other: &Rights) -> bool {
@@ -138,8 +141,12 @@ mod tests {
             role,
             client_id: client.map(Into::into),
             company_id: None,
-            email: Some("Me@Corp.io".into()),
+            email: EmailAddress::parse("Me@Corp.io"),
         }
+    }
+
+    fn addr(text: &str) -> EmailAddress {
+        EmailAddress::parse(text).unwrap()
     }
 
     #[test]
@@ -149,7 +156,7 @@ mod tests {
         let user_b = caller(Role::User, Some("b"));
         let admin = caller(Role::Admin, None);
         let a = Rights::of(&user_a, now);
-        assert_eq!(a.email.as_deref(), Some("me@corp.io"));
+        assert_eq!(a.email.as_ref().map(EmailAddress::as_str), Some("me@corp.io"));
         assert!(a.grants(&user_a.tenant()));
         assert!(!a.grants(&user_b.tenant()));
         assert!(!a.grants(&admin.tenant()), "a demoted admin loses every tenant");
@@ -163,10 +170,10 @@ mod tests {
             public_api_url: String::new(),
         };
         let assumed = Rights::assumed(&admin.tenant(), now);
-        assert!(assumed.admin && assumed.may_email(&cfg, "ops@example.com"));
-        assert!(!assumed.may_email(&cfg, "me@corp.io"));
+        assert!(assumed.admin && assumed.may_email(&cfg, &addr("ops@example.com")));
+        assert!(!assumed.may_email(&cfg, &addr("me@corp.io")));
         let assumed = Rights::assumed(&user_a.tenant(), now);
-        assert!(!assumed.admin && !assumed.may_email(&cfg, "ops@example.com"));
-        assert!(a.may_email(&cfg, "ME@corp.io") && !a.may_email(&cfg, "ops@example.com"));
+        assert!(!assumed.admin && !assumed.may_email(&cfg, &addr("ops@example.com")));
+        assert!(a.may_email(&cfg, &addr("ME@corp.io")) && !a.may_email(&cfg, &addr("ops@example.com")));
     }
 }

@@ -341,3 +341,22 @@ fn every_pattern_admits_what_the_code_accepts_and_nothing_else() {
         assert!(conversations_limit(&value).is_ok(), "limit {value:?}");
     }
 }
+
+/// Every `error_code` the document lists is one of the code's [`ErrorCode`]s, so a
+/// client switching on the documented codes never meets a code spelt another way.
+#[test]
+fn the_documented_error_codes_are_the_codes() {
+    let doc = document();
+    let documented: BTreeSet<String> = schema(&doc, "ErrorCode")["properties"]["error_code"]["enum"]
+        .as_vec()
+        .expect("ErrorCode.error_code has an enum")
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    let codes: BTreeSet<String> = common::error::ErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str().to_string())
+        .collect();
+    let unknown: Vec<_> = documented.difference(&codes).collect();
+    assert!(unknown.is_empty(), "documented but not in ErrorCode: {unknown:?}");
+}

@@ -443,7 +443,7 @@ async fn serve<W: Work>(ctx: &AppContext, raw: &RawRequest, work: &W, style: &Er
                 bytes: trace.bytes.unwrap_or(0),
                 duration_ms: started.elapsed().as_millis() as u64,
                 queue_wait_ms: None,
-                error_code: error.as_ref().map(|e| e.code()),
+                error_code: error.as_ref().map(|e| e.code().as_str()),
                 id: &raw.request_id,
             },
             now,

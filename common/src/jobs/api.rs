@@ -19,7 +19,7 @@ use crate::{
     AppContext,
     auth::Caller,
     delivery,
-    error::Error,
+    error::{Error, ErrorCode},
     http::{RawRequest, query, response::json_response, sanitize},
     notify::link,
 };
@@ -293,7 +293,7 @@ pub async fn serve(
             let store = JobStore::of(ctx);
             let finished = || {
                 Error::conflict(
-                    "job_finished",
+                    ErrorCode::JobFinished,
                     format!("the export already {}; there is nothing to cancel", job.status.as_str()),
                 )
             };
@@ -326,13 +326,13 @@ async fn download(
     match job.status {
         JobStatus::Queued | JobStatus::Running => {
             return Err(Error::conflict(
-                "job_not_ready",
+                ErrorCode::JobNotReady,
                 format!("the export is {}; its file is not ready yet", job.status.as_str()),
             ));
         }
         JobStatus::Failed | JobStatus::Cancelled => {
             return Err(Error::conflict(
-                "job_not_succeeded",
+                ErrorCode::JobNotSucceeded,
                 format!("the export {}; it has no file", job.status.as_str()),
             ));
         }
@@ -402,7 +402,7 @@ pub async fn serve_link(
     // the rights the job was made under (crate::rights).
     if !crate::rights::still_granted(ctx, &job.owner, &job.owner_tenant).await? {
         return Err(Error::denied(
-            "link_revoked",
+            ErrorCode::LinkRevoked,
             "This download link no longer works: the access of the person who shared it changed",
         ));
     }

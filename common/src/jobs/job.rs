@@ -108,7 +108,7 @@ pub struct Job {
     /// Who is emailed a link when the job finishes (checked against the recipient
     /// rules when the job was made, and again when the email is sent).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notify: Vec<String>,
+    pub notify: Vec<crate::values::email::EmailAddress>,
     /// Whether a run that exported no row still emails.
     #[serde(default = "yes")]
     pub notify_on_empty: bool,

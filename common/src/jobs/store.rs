@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use super::{Job, JobStatus};
 use crate::{
     dynamo::{Item, Records, conditional_failed, n, s},
-    error::Error,
+    error::{Error, ErrorCode},
     schema::JOBS_BY_OWNER,
 };
 
@@ -177,7 +177,7 @@ impl JobStore {
                     id,
                     None,
                     now,
-                    "worker_lost",
+                    ErrorCode::WorkerLost,
                     "The export stopped unexpectedly too many times; start it again",
                 )
                 .await?;
@@ -286,7 +286,7 @@ impl JobStore {
         id: &str,
         worker: Option<&str>,
         now: DateTime<Utc>,
-        code: &str,
+        code: ErrorCode,
         message: &str,
     ) -> Result<Option<Job>, Error> {
         // DynamoDB refuses values the expressions do not use.
@@ -308,7 +308,7 @@ impl JobStore {
         id: &str,
         worker: Option<&str>,
         now: DateTime<Utc>,
-        code: &str,
+        code: ErrorCode,
         message: &str,
     ) -> Result<Option<Job>, Error> {
         let mut values = vec![(":now_secs", n(now.timestamp()))];
@@ -328,7 +328,7 @@ impl JobStore {
         &self,
         id: &str,
         now: DateTime<Utc>,
-        code: &str,
+        code: ErrorCode,
         message: &str,
         condition: &str,
         mut values: Vec<(&str, AttributeValue)>,
@@ -336,7 +336,7 @@ impl JobStore {
         values.extend([
             (":failed", s(JobStatus::Failed.as_str())),
             (":now", s(crate::timefmt::format(&now))),
-            (":code", s(code)),
+            (":code", s(code.as_str())),
             (":msg", s(message)),
             (":running", s(JobStatus::Running.as_str())),
         ]);

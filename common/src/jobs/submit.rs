@@ -16,7 +16,7 @@ use super::{JOBS_PATH, Job, JobStatus, Trigger, hex, queue, resource, store::Job
 use crate::{
     AppContext,
     auth::Caller,
-    error::Error,
+    error::{Error, ErrorCode},
     http::{RawRequest, response::json_response},
     notify::Notify,
     spec::ExportSpec,
@@ -95,7 +95,7 @@ where
         {
             if used_for != fingerprint {
                 return Err(Error::conflict(
-                    "idempotency_key_reused",
+                    ErrorCode::IdempotencyKeyReused,
                     "this Idempotency-Key was used for another request",
                 ));
             }
@@ -106,7 +106,7 @@ where
                 .filter(|j| j.owner_tenant == caller.tenant() || caller.is_admin());
             let existing = existing.ok_or_else(|| {
                 Error::conflict(
-                    "idempotency_key_reused",
+                    ErrorCode::IdempotencyKeyReused,
                     "the request with this Idempotency-Key is still being processed; retry shortly",
                 )
             })?;

@@ -29,20 +29,20 @@ use crate::{
     audit::{self, AuditRecord},
     compile::compile,
     delivery,
-    error::Error,
+    error::{Error, ErrorCode},
     export::{self, ByteSink, Delivered, S3Sink},
     metrics::{self, ExportMetric},
 };
 
 /// The error that stops a worker whose claim is gone.
 fn claim_lost() -> Error {
-    Error::conflict("job_cancelled", "the job was cancelled or taken over")
+    Error::conflict(ErrorCode::JobCancelled, "the job was cancelled or taken over")
 }
 
 /// The error of work whose owner no longer has the rights it was made under.
 pub fn owner_access_changed() -> Error {
     Error::conflict(
-        "owner_access_changed",
+        ErrorCode::OwnerAccessChanged,
         "The owner of this export no longer has access to its data",
     )
 }
@@ -127,7 +127,7 @@ pub async fn process_until(
                 None
             }
         },
-        Err(e) if e.code() == "job_cancelled" => None,
+        Err(e) if e.code() == ErrorCode::JobCancelled => None,
         Err(e) => {
             tracing::error!(job_id = %job.id, error = %e.cause_chain(), "export job failed");
             let message = if e.is_server_error() {
@@ -239,7 +239,7 @@ impl Heartbeat {
         self.rows.fetch_add(rows as u64, Ordering::Relaxed);
         if Instant::now() >= self.deadline {
             return Err(Error::conflict(
-                "export_too_large",
+                ErrorCode::ExportTooLarge,
                 "The export did not finish within one worker run (15 minutes); narrow it (dates, limit, filters) \
                  and start it again",
             ));
@@ -372,7 +372,7 @@ pub async fn settle(ctx: &AppContext, job: Job, now: DateTime<Utc>) -> Result<Jo
     // Conditional on the lease still being out and on the same holder: a heartbeat, a
     // counted part or a new claim meanwhile keeps the job alive.
     match store
-        .fail_lapsed(&job.id, job.worker.as_deref(), now, "worker_lost", message)
+        .fail_lapsed(&job.id, job.worker.as_deref(), now, ErrorCode::WorkerLost, message)
         .await?
     {
         Some(failed) => {

@@ -11,12 +11,13 @@ use crate::{
     config::NotifyConfig,
     jobs::job::{Job, JobStatus},
     spec::ExportSpec,
+    values::email::EmailAddress,
 };
 
 /// What one email says.
 #[derive(Debug, PartialEq)]
 pub struct Email {
-    pub to: String,
+    pub to: EmailAddress,
     pub subject: String,
     pub text: String,
 }
@@ -148,7 +149,7 @@ impl<'a> Mailer<'a> {
 pub fn download_link(
     mailer: &Mailer<'_>,
     job: &Job,
-    recipient: &str,
+    recipient: &EmailAddress,
     now: DateTime<Utc>,
 ) -> Option<(String, DateTime<Utc>)> {
     if job.status != JobStatus::Succeeded || job.s3_key.is_none() {
@@ -283,7 +284,7 @@ pub async fn send_for(ctx: &AppContext, job: &Job) {
                 .ses
                 .send_email()
                 .from_email_address(&from)
-                .destination(Destination::builder().to_addresses(&email.to).build())
+                .destination(Destination::builder().to_addresses(email.to.as_str()).build())
                 .content(EmailContent::builder().simple(message).build())
                 .send()
                 .await
@@ -343,7 +344,7 @@ mod tests {
             email: None,
         };
         let mut job = Job::new(spec, &owner, Trigger::Api, at(), 7);
-        job.notify = vec!["ops@example.com".into()];
+        job.notify = vec![EmailAddress::parse("ops@example.com").unwrap()];
         job.finished_at = Some(at());
         job.rows = Some(3);
         job.file_name = format!("leads-{text}.csv");

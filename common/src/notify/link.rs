@@ -14,7 +14,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{error::Error, values::hex};
+use crate::{
+    error::{Error, ErrorCode},
+    values::{email::EmailAddress, hex},
+};
 
 const AUDIENCE: &str = "chat-export/download-link";
 /// Longest `link` parameter accepted.
@@ -44,15 +47,15 @@ fn key(secret: &[u8]) -> Vec<u8> {
 }
 
 /// A recipient as a link names it: no address in a URL.
-pub fn recipient_hash(address: &str) -> String {
-    hex(&Sha256::digest(address.trim().to_ascii_lowercase().as_bytes())[..16])
+pub fn recipient_hash(address: &EmailAddress) -> String {
+    hex(&Sha256::digest(address.as_str().as_bytes())[..16])
 }
 
 pub fn mint(
     secret: &[u8],
     job_id: &str,
     generation: &str,
-    recipient: &str,
+    recipient: &EmailAddress,
     now: DateTime<Utc>,
     expires: DateTime<Utc>,
 ) -> String {
@@ -83,7 +86,7 @@ pub struct Verified {
 /// Checks a link token's signature, audience and expiry at `now`. The caller then
 /// checks that it names the job of the path and a recipient of that job.
 pub fn verify(secret: &[u8], token: &str, now: DateTime<Utc>) -> Result<Verified, Error> {
-    let invalid = || Error::denied("invalid_link", "This download link is not valid");
+    let invalid = || Error::denied(ErrorCode::InvalidLink, "This download link is not valid");
     if token.is_empty() || token.len() > MAX_TOKEN_CHARS {
         return Err(invalid());
     }
@@ -98,7 +101,7 @@ pub fn verify(secret: &[u8], token: &str, now: DateTime<Utc>) -> Result<Verified
             tracing::debug!(reason = ?e.kind(), "download link rejected");
             match e.kind() {
                 ErrorKind::ExpiredSignature => Error::denied(
-                    "link_expired",
+                    ErrorCode::LinkExpired,
                     "This download link has expired; ask for the export again",
                 ),
                 _ => invalid(),
@@ -107,7 +110,7 @@ pub fn verify(secret: &[u8], token: &str, now: DateTime<Utc>) -> Result<Verified
     let c = data.claims;
     if c.exp <= now.timestamp() {
         return Err(Error::denied(
-            "link_expired",
+            ErrorCode::LinkExpired,
             "This download link has expired; ask for the export again",
         ));
     }
@@ -131,11 +134,21 @@ mod tests {
     #[test]
     fn a_link_names_its_job_and_recipient_until_it_expires() {
         let now = t("2026-01-01T00:00:00Z");
-        let token = mint(SECRET, "job1", "g1", "Me@Example.com", now, t("2026-01-08T00:00:00Z"));
+        let token = mint(
+            SECRET,
+            "job1",
+            "g1",
+            &EmailAddress::parse("Me@Example.com").unwrap(),
+            now,
+            t("2026-01-08T00:00:00Z"),
+        );
         let v = verify(SECRET, &token, t("2026-01-07T23:59:59Z")).unwrap();
         assert_eq!(v.job_id, "job1");
         assert_eq!(v.generation, "g1");
-        assert_eq!(v.recipient, recipient_hash("me@example.com"));
+        assert_eq!(
+            v.recipient,
+            recipient_hash(&EmailAddress::parse("me@example.com").unwrap())
+        );
         assert_eq!(
             verify(SECRET, &token, t("2026-01-08T00:00:00Z")).unwrap_err().code(),
             "link_expired"

@@ -7,7 +7,12 @@ pub mod link;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{auth::Caller, config::NotifyConfig, error::Error, values::text::sanitize};
+use crate::{
+    auth::Caller,
+    config::NotifyConfig,
+    error::Error,
+    values::{email::EmailAddress, text::sanitize},
+};
 
 /// Most recipients one job or schedule may email.
 pub const MAX_RECIPIENTS: usize = 10;
@@ -25,7 +30,7 @@ pub struct NotifyRequest {
 /// Checked recipients (lowercase, each once) and whether an empty run emails.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Notify {
-    pub emails: Vec<String>,
+    pub emails: Vec<EmailAddress>,
     pub on_empty: bool,
 }
 
@@ -39,7 +44,7 @@ impl Default for Notify {
     }
 }
 
-pub use crate::values::email::{is_address, may_email};
+pub use crate::values::email::may_email;
 
 /// The recipients a caller may have an export emailed to: a non-admin only the
 /// `email` claim of its own token; an admin also any address in
@@ -58,18 +63,17 @@ pub fn check_recipients(
             "{field}.emails: at most {MAX_RECIPIENTS} recipients"
         )));
     }
-    let own = caller.email.as_deref().map(str::to_ascii_lowercase);
-    let mut emails: Vec<String> = Vec::new();
+    let own = caller.email.as_ref();
+    let mut emails: Vec<EmailAddress> = Vec::new();
     for (i, raw) in request.emails.iter().enumerate() {
-        let address = raw.trim().to_ascii_lowercase();
         let at = format!("{field}.emails[{i}]");
-        if !is_address(&address) {
+        let Some(address) = EmailAddress::parse(raw.trim()) else {
             return Err(Error::bad_request(format!(
                 "{at}: '{}' is not an email address",
                 sanitize(raw)
             )));
-        }
-        if !may_email(cfg, caller.is_admin(), own.as_deref(), &address) {
+        };
+        if !may_email(cfg, caller.is_admin(), own, &address) {
             let rule = if caller.is_admin() {
                 "admins may email their own address and addresses in NOTIFY_ALLOWED_DOMAINS"
             } else if own.is_some() {
@@ -110,7 +114,7 @@ mod tests {
             role,
             client_id: None,
             company_id: None,
-            email: email.map(Into::into),
+            email: email.and_then(EmailAddress::parse),
         }
     }
 
@@ -125,7 +129,7 @@ mod tests {
     fn users_may_only_email_themselves() {
         let me = caller(Role::User, Some("Me@Corp.io"));
         let ok = check_recipients(&cfg(), &me, ask(&["me@corp.io", "ME@corp.io"]), "notify").unwrap();
-        assert_eq!(ok.emails, ["me@corp.io"]);
+        assert_eq!(ok.emails, [EmailAddress::parse("me@corp.io").unwrap()]);
         for bad in [&["other@corp.io"][..], &["a@example.com"], &["me@corp.io", "x@y.z"]] {
             let e = check_recipients(&cfg(), &me, ask(bad), "notify").unwrap_err();
             assert!(e.to_string().starts_with("notify.emails["), "{e}");

@@ -22,7 +22,7 @@ use super::{
     zipfmt::{self, Entry, Zip64},
 };
 use crate::{
-    error::Error,
+    error::{Error, ErrorCode},
     export::sink::{ObjectTarget, abort_multipart, complete_multipart, start_multipart},
 };
 
@@ -153,7 +153,7 @@ pub fn plan(ranges: &[Range], tail_len: u64, limits: &Limits) -> Result<Vec<Plan
     }
     if out.len() > limits.max_parts {
         return Err(Error::conflict(
-            "export_too_large",
+            ErrorCode::ExportTooLarge,
             format!(
                 "the export would be assembled from {} upload parts; S3 allows {}: convert it from fewer, larger data files",
                 out.len(),

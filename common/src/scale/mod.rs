@@ -62,7 +62,7 @@ use crate::{
     AppContext,
     auth::{Caller, Role},
     delivery,
-    error::Error,
+    error::{Error, ErrorCode},
     export::{ByteSink, S3Sink, sink::ObjectTarget},
     jobs::{
         Job, JobStatus, Trigger,
@@ -221,7 +221,7 @@ pub async fn start(ctx: &AppContext, req: StartRequest) -> Result<StartResponse,
             }
             JobStatus::Succeeded => {
                 return Err(Error::conflict(
-                    "already_exported",
+                    ErrorCode::AlreadyExported,
                     format!(
                         "this export of this DynamoDB export already succeeded as job {id}; download it, or export again from a new DynamoDB export"
                     ),
@@ -232,7 +232,7 @@ pub async fn start(ctx: &AppContext, req: StartRequest) -> Result<StartResponse,
     }
     let id = fresh.ok_or_else(|| {
         Error::conflict(
-            "too_many_runs",
+            ErrorCode::TooManyRuns,
             format!("this export of this DynamoDB export failed {MAX_RUNS_PER_EXPORT} times; export again from a new DynamoDB export"),
         )
     })?;
@@ -347,11 +347,14 @@ async fn running_job(ctx: &AppContext, id: &JobId) -> Result<Job, Error> {
         .await?
         .ok_or_else(|| Error::NotFound("no such export job".into()))?;
     if job.worker.as_deref() != Some(SCALE_WORKER) && job.status == JobStatus::Running {
-        return Err(Error::conflict("job_not_at_scale", "the job is not an export at scale"));
+        return Err(Error::conflict(
+            ErrorCode::JobNotAtScale,
+            "the job is not an export at scale",
+        ));
     }
     if job.status != JobStatus::Running {
         return Err(Error::conflict(
-            "job_cancelled",
+            ErrorCode::JobCancelled,
             format!("the export job is {}", job.status.as_str()),
         ));
     }
@@ -379,7 +382,7 @@ pub async fn convert_with(ctx: &AppContext, req: ConvertRequest, tuning: &Tuning
     if let Err(e) = count_part(ctx, &job.id, &sidecar).await {
         // The job ended while this part was made (failed, cancelled): its cleanup may
         // have run already, so this part deletes itself.
-        if e.code() == "job_cancelled" {
+        if e.code() == ErrorCode::JobCancelled {
             delete_keys(ctx, vec![keys.part(index), keys.sidecar(index)]).await;
         }
         return Err(e);
@@ -415,7 +418,7 @@ async fn count_part(ctx: &AppContext, job_id: &str, part: &Sidecar) -> Result<()
     match store.get(job_id).await? {
         Some(j) if j.status == JobStatus::Running => Ok(()),
         Some(j) => Err(Error::conflict(
-            "job_cancelled",
+            ErrorCode::JobCancelled,
             format!("the export job is {}", j.status.as_str()),
         )),
         None => Err(Error::NotFound("no such export job".into())),
@@ -455,7 +458,10 @@ pub async fn assemble_with(
     let job = running_job(ctx, &req.job_id).await?;
     let until = ctx.clock.now().timestamp() + SCALE_LEASE_SECS;
     if store.renew_lease(&job.id, SCALE_WORKER, until).await?.is_none() {
-        return Err(Error::conflict("job_cancelled", "the export job is no longer running"));
+        return Err(Error::conflict(
+            ErrorCode::JobCancelled,
+            "the export job is no longer running",
+        ));
     }
     let started = Instant::now();
     let result = assemble_job(ctx, &job, req.files.0, tuning).await;
@@ -483,7 +489,7 @@ pub async fn assemble_with(
                 // Cancelled while assembling: no file stays.
                 delivery::discard(ctx, &key).await;
                 cleanup(ctx, &job.id).await;
-                Err(Error::conflict("job_cancelled", "the export job was cancelled"))
+                Err(Error::conflict(ErrorCode::JobCancelled, "the export job was cancelled"))
             }
         },
         Err(e) => {
@@ -520,7 +526,7 @@ async fn read_sidecar(ctx: &AppContext, keys: &Keys, index: u32, files: u32) -> 
     let bucket = &ctx.config.delivery.bucket;
     let missing = || {
         Error::conflict(
-            "part_missing",
+            ErrorCode::PartMissing,
             format!("part {index} of {files} was not converted; convert every data file before assembling"),
         )
     };
@@ -547,7 +553,7 @@ async fn read_sidecar(ctx: &AppContext, keys: &Keys, index: u32, files: u32) -> 
     let size = head.content_length.and_then(|l| u64::try_from(l).ok());
     if sidecar.index != index || size != Some(sidecar.bytes) {
         return Err(Error::conflict(
-            "part_mismatch",
+            ErrorCode::PartMismatch,
             format!("part {index} does not match its sidecar; convert its data file again"),
         ));
     }
@@ -568,7 +574,7 @@ async fn check_manifest(ctx: &AppContext, keys: &Keys, parts: &[Sidecar]) -> Res
     let record = read_start(ctx, keys).await?;
     if record.files as usize != parts.len() {
         return Err(Error::conflict(
-            "part_missing",
+            ErrorCode::PartMissing,
             format!(
                 "the export has {} data files; {} were assembled",
                 record.files,
@@ -582,7 +588,7 @@ async fn check_manifest(ctx: &AppContext, keys: &Keys, parts: &[Sidecar]) -> Res
     for part in parts {
         let (url, file) = files.try_next().await?.ok_or_else(|| {
             Error::conflict(
-                "data_file_mismatch",
+                ErrorCode::DataFileMismatch,
                 "the export's manifest lists fewer data files than were converted",
             )
         })?;
@@ -591,7 +597,7 @@ async fn check_manifest(ctx: &AppContext, keys: &Keys, parts: &[Sidecar]) -> Res
         let same_bytes = part.md5.as_deref() == Some(file.md5_checksum.as_str());
         if !(same_file && same_items && same_bytes) {
             return Err(Error::conflict(
-                "data_file_mismatch",
+                ErrorCode::DataFileMismatch,
                 format!(
                     "data file {} ({}) does not match the export's manifest: {} items read, {} listed{}",
                     part.index,
@@ -663,7 +669,13 @@ pub async fn fail(ctx: &AppContext, req: FailRequest) -> Result<FailResponse, Er
     };
     let store = JobStore::of(ctx);
     let status = match store
-        .finish_failed(id, Some(SCALE_WORKER), ctx.clock.now(), "export_failed", &message)
+        .finish_failed(
+            id,
+            Some(SCALE_WORKER),
+            ctx.clock.now(),
+            ErrorCode::ExportFailed,
+            &message,
+        )
         .await?
     {
         Some(failed) => {

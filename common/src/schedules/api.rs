@@ -21,7 +21,7 @@ use super::{
 use crate::{
     AppContext,
     auth::Caller,
-    error::Error,
+    error::{Error, ErrorCode},
     http::{RawRequest, query, query::NoParams, response::json_response, sanitize},
     jobs::{request::JobRequest, store::JobStore},
     notify::{NotifyRequest, check_recipients},
@@ -438,7 +438,7 @@ pub async fn serve(
             let schedule = build(ctx, caller, req, now)?;
             if store.count_of(&caller.sub, MAX_SCHEDULES_PER_OWNER).await? >= MAX_SCHEDULES_PER_OWNER {
                 return Err(Error::conflict(
-                    "too_many_schedules",
+                    ErrorCode::TooManySchedules,
                     format!("you already have {MAX_SCHEDULES_PER_OWNER} schedules; delete one first"),
                 ));
             }
@@ -526,7 +526,7 @@ pub async fn serve(
                     && !crate::rights::still_granted(ctx, &current.owner, &current.owner_tenant).await?
                 {
                     return Err(Error::conflict(
-                        "owner_access_changed",
+                        ErrorCode::OwnerAccessChanged,
                         "the schedule's owner no longer has access to what it exports; only the owner, with a token that grants it, can resume it",
                     ));
                 }
@@ -536,7 +536,7 @@ pub async fn serve(
                 }
             }
             Err(Error::conflict(
-                "schedule_busy",
+                ErrorCode::ScheduleBusy,
                 "the schedule kept changing while it was updated; retry",
             ))
         }
@@ -573,7 +573,7 @@ fn apply(
         // The request is well formed; this schedule's state does not take it.
         if s.window != WindowKind::Incremental {
             return Err(Error::conflict(
-                "not_incremental",
+                ErrorCode::NotIncremental,
                 format!(
                     "lag_seconds: applies to incremental windows only; this schedule's window is {}",
                     s.window.as_str()

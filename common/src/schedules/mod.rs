@@ -94,7 +94,7 @@ pub struct Schedule {
     pub window: WindowKind,
     pub lag_seconds: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notify: Vec<String>,
+    pub notify: Vec<crate::values::email::EmailAddress>,
     pub notify_on_empty: bool,
     pub enabled: bool,
     /// The next due time; `None` while paused.

@@ -37,7 +37,7 @@ pub async fn handle(ctx: &AppContext, event: Value) -> Result<Value, Diagnostic>
     })?;
     // Boxed: the converter's future is deep.
     Box::pin(scale::handle(ctx, event)).await.map_err(|e| {
-        tracing::error!(error = %e.cause_chain(), code = e.code(), "export-scale step failed");
-        diagnostic(e.code(), e.to_string())
+        tracing::error!(error = %e.cause_chain(), code = e.code().as_str(), "export-scale step failed");
+        diagnostic(e.code().as_str(), e.to_string())
     })
 }
