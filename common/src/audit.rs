@@ -10,6 +10,38 @@ use serde::{Deserialize, Serialize};
 
 use crate::{error::Error, timefmt::serde_ts};
 
+/// How an audited attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditOutcome {
+    /// Answered 2xx or 3xx; a job that succeeded.
+    Success,
+    /// Refused with a 4xx.
+    Rejected,
+    /// A 5xx; a job that failed.
+    Failed,
+    /// A job that was cancelled.
+    Cancelled,
+}
+
+impl AuditOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Rejected => "rejected",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// So that an outcome compares with the text the table holds.
+impl PartialEq<&str> for AuditOutcome {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct AuditRecord {
     pub client_scope: String,
@@ -24,8 +56,7 @@ pub struct AuditRecord {
     pub role: Option<String>,
     /// The parsed request (format, dates, client, conversation, limit, flags) as JSON.
     pub parameters: Option<String>,
-    /// `success`, `rejected` (4xx) or `failed` (5xx).
-    pub outcome: String,
+    pub outcome: AuditOutcome,
     pub status: u16,
     pub error_code: Option<String>,
     pub records: Option<u64>,
@@ -49,7 +80,7 @@ impl AuditRecord {
             caller: None,
             role: None,
             parameters: None,
-            outcome: "failed".into(),
+            outcome: AuditOutcome::Failed,
             status: 500,
             error_code: None,
             records: None,

@@ -11,6 +11,28 @@ use crate::{
     spec::ExportSpec,
 };
 
+/// How a synchronous export reached its caller (the `delivery` of the request's log
+/// line): in the response, by a 303 to the stored file, as a link in a JSON answer,
+/// or as a job the request started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    Inline,
+    Redirect,
+    Link,
+    Job,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inline => "inline",
+            Self::Redirect => "redirect",
+            Self::Link => "link",
+            Self::Job => "job",
+        }
+    }
+}
+
 /// A finished export: where it is and what it holds.
 #[derive(Debug)]
 pub struct Finished {

@@ -18,15 +18,49 @@ use serde_json::{Value, json};
 
 pub const NAMESPACE: &str = "ChatExport";
 
+/// How an export ended: the `outcome` dimension.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Outcome {
+    #[default]
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// What ran the export: the `trigger` dimension (a request, or the worker).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Ran {
+    #[default]
+    Sync,
+    Job,
+}
+
+impl Ran {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sync => "sync",
+            Self::Job => "job",
+        }
+    }
+}
+
 /// One finished export (or export attempt that ran).
 #[derive(Clone, Debug, Default)]
 pub struct ExportMetric<'a> {
     pub kind: &'a str,
     pub format: &'a str,
-    /// `succeeded`, `failed` or `cancelled`.
-    pub outcome: &'a str,
-    /// `sync` or `job`.
-    pub trigger: &'a str,
+    pub outcome: Outcome,
+    pub trigger: Ran,
     pub rows: u64,
     pub bytes: u64,
     pub duration_ms: u64,
@@ -63,8 +97,8 @@ pub fn document(m: &ExportMetric<'_>, at: DateTime<Utc>) -> Value {
         "_aws": {"Timestamp": at.timestamp_millis(), "CloudWatchMetrics": directives},
         "kind": m.kind,
         "format": m.format,
-        "outcome": m.outcome,
-        "trigger": m.trigger,
+        "outcome": m.outcome.as_str(),
+        "trigger": m.trigger.as_str(),
         "id": m.id,
         "Exports": 1,
         "Rows": m.rows,
@@ -95,7 +129,7 @@ pub fn requeued_document(job_id: &str, kind: &str, reason: &str, waited_ms: u64,
             ],
         }]},
         "reason": reason,
-        "trigger": "job",
+        "trigger": Ran::Job.as_str(),
         "kind": kind,
         "id": job_id,
         "Requeued": 1,

@@ -17,9 +17,9 @@ use serde_json::json;
 use super::{RawRequest, error_response, errors::ErrorStyle, query, response, truncate_bytes};
 use crate::{
     AppContext,
-    audit::{self, AuditRecord},
+    audit::{self, AuditOutcome, AuditRecord},
     auth::Caller,
-    delivery::{self, Finished},
+    delivery::{self, Delivery, Finished},
     error::Error,
     jobs::{self, api::JobRoute},
     metrics,
@@ -164,7 +164,7 @@ struct Trace {
     scope: Option<String>,
     rows: Option<u64>,
     bytes: Option<u64>,
-    delivery: Option<&'static str>,
+    delivery: Option<Delivery>,
     s3_key: Option<String>,
     job_id: Option<String>,
     /// An object a download route handed out (audited; never this request's own file).
@@ -282,7 +282,7 @@ impl Work for JobRoute {
         // The audit record of a download names the object it handed out; it is not
         // a file this request made, so it must never be discarded on error.
         if let Some(key) = outcome.s3_key {
-            trace.delivery = Some("redirect");
+            trace.delivery = Some(Delivery::Redirect);
             trace.served_key = Some(key);
         }
         result
@@ -398,11 +398,10 @@ async fn serve<W: Work>(ctx: &AppContext, raw: &RawRequest, work: &W, style: &Er
         }
         record.status = response.status().as_u16();
         record.outcome = match &error {
-            None => "success",
-            Some(e) if e.is_server_error() => "failed",
-            Some(_) => "rejected",
-        }
-        .into();
+            None => AuditOutcome::Success,
+            Some(e) if e.is_server_error() => AuditOutcome::Failed,
+            Some(_) => AuditOutcome::Rejected,
+        };
         record.error_code = error.as_ref().map(|e| e.code().to_string());
         record.records = trace.rows;
         record.bytes = trace.bytes;
@@ -437,8 +436,12 @@ async fn serve<W: Work>(ctx: &AppContext, raw: &RawRequest, work: &W, style: &Er
             &metrics::ExportMetric {
                 kind: spec.kind(),
                 format: spec.format_name(),
-                outcome: if stored_ok { "succeeded" } else { "failed" },
-                trigger: "sync",
+                outcome: if stored_ok {
+                    metrics::Outcome::Succeeded
+                } else {
+                    metrics::Outcome::Failed
+                },
+                trigger: metrics::Ran::Sync,
                 rows: trace.rows.unwrap_or(0),
                 bytes: trace.bytes.unwrap_or(0),
                 duration_ms: started.elapsed().as_millis() as u64,
@@ -475,7 +478,7 @@ async fn serve<W: Work>(ctx: &AppContext, raw: &RawRequest, work: &W, style: &Er
             status,
             rows = trace.rows,
             bytes = trace.bytes,
-            delivery = trace.delivery,
+            delivery = trace.delivery.map(Delivery::as_str),
             duration_ms,
             "export done"
         ),
@@ -552,7 +555,7 @@ async fn attempt<R: ExportRoute>(
         )
         .await?;
         trace.job_id = Some(started.job.id.clone());
-        trace.delivery = Some("job");
+        trace.delivery = Some(Delivery::Job);
         let mut response = started.response;
         if policy.answer != Answer::Job {
             // RFC 7240: say which preference made this a job.
@@ -573,9 +576,9 @@ async fn attempt<R: ExportRoute>(
     trace.bytes = Some(finished.bytes);
     trace.s3_key = finished.s3_key().map(String::from);
     trace.delivery = Some(match (finished.s3_key(), policy.answer, wants_json) {
-        (None, _, _) => "inline",
-        (Some(_), Answer::File, false) => "redirect",
-        (Some(_), _, _) => "link",
+        (None, _, _) => Delivery::Inline,
+        (Some(_), Answer::File, false) => Delivery::Redirect,
+        (Some(_), _, _) => Delivery::Link,
     });
     match policy.answer {
         Answer::File => response::file_response(finished, wants_json),

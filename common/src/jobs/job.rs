@@ -228,6 +228,50 @@ pub use crate::values::hex;
 /// a queue worker never takes such a job and the scale functions never touch another.
 pub const SCALE_WORKER: &str = "export-scale";
 
+/// Who holds a running job: one claim of the queue worker (a random token per claim),
+/// or the functions of an export at scale (always [`SCALE_WORKER`]). Stored as its
+/// text in the job's `worker`; every write of a running job is conditional on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Worker {
+    Queue(String),
+    Scale,
+}
+
+impl Worker {
+    /// A new claim of the queue worker.
+    pub fn claim() -> Self {
+        Self::Queue(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    /// The holder a stored `worker` names.
+    pub fn of(stored: &str) -> Self {
+        if stored == SCALE_WORKER {
+            Self::Scale
+        } else {
+            Self::Queue(stored.to_string())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Queue(token) => token,
+            Self::Scale => SCALE_WORKER,
+        }
+    }
+}
+
+impl Job {
+    /// Who holds this job while it runs.
+    pub fn held_by(&self) -> Option<Worker> {
+        self.worker.as_deref().map(Worker::of)
+    }
+
+    /// Whether it is an export at scale that its step functions hold.
+    pub fn at_scale(&self) -> bool {
+        self.held_by() == Some(Worker::Scale)
+    }
+}
+
 fn ts(t: &Option<DateTime<Utc>>) -> serde_json::Value {
     t.map_or(serde_json::Value::Null, |t| json!(crate::timefmt::format(&t)))
 }

@@ -8,7 +8,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-use super::{Job, JobStatus};
+use super::{Job, JobStatus, Worker};
 use crate::{
     dynamo::{Item, Records, conditional_failed, n, s},
     error::{Error, ErrorCode},
@@ -152,11 +152,12 @@ impl JobStore {
 
     /// queued -> running, or running with an expired lease -> running again (its
     /// worker died). Exactly one worker wins; a job claimed `max_attempts` times
-    /// already is failed instead.
+    /// already is failed instead. `token` is the queue worker's claim
+    /// ([`Worker::Queue`]); exports at scale are never claimed.
     pub async fn claim(
         &self,
         id: &str,
-        worker: &str,
+        token: &str,
         now: DateTime<Utc>,
         lease_secs: u64,
         max_attempts: u32,
@@ -195,7 +196,7 @@ impl JobStore {
                 vec![
                     (":running", s(JobStatus::Running.as_str())),
                     (":queued", s(JobStatus::Queued.as_str())),
-                    (":w", s(worker)),
+                    (":w", s(token)),
                     (":lease", n(now.timestamp() + lease_secs as i64)),
                     (":now", s(crate::timefmt::format(&now))),
                     (":now_secs", n(now.timestamp())),
@@ -215,7 +216,7 @@ impl JobStore {
     pub async fn heartbeat(
         &self,
         id: &str,
-        worker: &str,
+        worker: &Worker,
         rows: u64,
         bytes: u64,
         now: DateTime<Utc>,
@@ -230,14 +231,14 @@ impl JobStore {
                 (":b", n(bytes)),
                 (":lease", n(now.timestamp() + lease_secs as i64)),
                 (":running", s(JobStatus::Running.as_str())),
-                (":w", s(worker)),
+                (":w", s(worker.as_str())),
             ],
         )
         .await
     }
 
     /// A renewed lease, progress unchanged. `None` when the claim is lost.
-    pub async fn renew_lease(&self, id: &str, worker: &str, until: i64) -> Result<Option<Job>, Error> {
+    pub async fn renew_lease(&self, id: &str, worker: &Worker, until: i64) -> Result<Option<Job>, Error> {
         self.update(
             id,
             "SET #lease_until = :lease",
@@ -245,7 +246,7 @@ impl JobStore {
             vec![
                 (":lease", n(until)),
                 (":running", s(JobStatus::Running.as_str())),
-                (":w", s(worker)),
+                (":w", s(worker.as_str())),
             ],
         )
         .await
@@ -255,7 +256,7 @@ impl JobStore {
     pub async fn finish_succeeded(
         &self,
         id: &str,
-        worker: &str,
+        worker: &Worker,
         now: DateTime<Utc>,
         rows: u64,
         bytes: u64,
@@ -273,7 +274,7 @@ impl JobStore {
                 (":b", n(bytes)),
                 (":k", s(s3_key)),
                 (":running", s(JobStatus::Running.as_str())),
-                (":w", s(worker)),
+                (":w", s(worker.as_str())),
             ],
         )
         .await
@@ -284,14 +285,14 @@ impl JobStore {
     pub async fn finish_failed(
         &self,
         id: &str,
-        worker: Option<&str>,
+        worker: Option<&Worker>,
         now: DateTime<Utc>,
         code: ErrorCode,
         message: &str,
     ) -> Result<Option<Job>, Error> {
         // DynamoDB refuses values the expressions do not use.
         let (condition, values) = match worker {
-            Some(w) => ("#status = :running AND #worker = :w", vec![(":w", s(w))]),
+            Some(w) => ("#status = :running AND #worker = :w", vec![(":w", s(w.as_str()))]),
             None => (
                 "#status IN (:queued, :running)",
                 vec![(":queued", s(JobStatus::Queued.as_str()))],
@@ -306,7 +307,7 @@ impl JobStore {
     pub async fn fail_lapsed(
         &self,
         id: &str,
-        worker: Option<&str>,
+        worker: Option<&Worker>,
         now: DateTime<Utc>,
         code: ErrorCode,
         message: &str,
@@ -314,7 +315,7 @@ impl JobStore {
         let mut values = vec![(":now_secs", n(now.timestamp()))];
         let condition = match worker {
             Some(w) => {
-                values.push((":w", s(w)));
+                values.push((":w", s(w.as_str())));
                 "#status = :running AND #lease_until < :now_secs AND #worker = :w"
             }
             None => "#status = :running AND #lease_until < :now_secs",
@@ -370,7 +371,7 @@ impl JobStore {
     /// is done (its process is shutting down) gives the job back, so the next delivery
     /// runs it at once instead of after the lease. The claim is not counted as an
     /// attempt. `None` when the claim was lost meanwhile.
-    pub async fn release(&self, id: &str, worker: &str) -> Result<Option<Job>, Error> {
+    pub async fn release(&self, id: &str, worker: &Worker) -> Result<Option<Job>, Error> {
         self.update(
             id,
             "SET #status = :queued REMOVE #lease_until, #worker, #started_at ADD #attempts :minus",
@@ -378,7 +379,7 @@ impl JobStore {
             vec![
                 (":queued", s(JobStatus::Queued.as_str())),
                 (":running", s(JobStatus::Running.as_str())),
-                (":w", s(worker)),
+                (":w", s(worker.as_str())),
                 (":minus", n(-1)),
             ],
         )
@@ -469,7 +470,7 @@ impl JobStore {
                     (":p", AttributeValue::Ss(vec![index.to_string()])),
                     (":i", s(index.to_string())),
                     (":running", s(JobStatus::Running.as_str())),
-                    (":w", s(super::SCALE_WORKER)),
+                    (":w", s(Worker::Scale.as_str())),
                 ],
             )
             .await?;

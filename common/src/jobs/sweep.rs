@@ -76,7 +76,7 @@ pub fn action(job: &Job, now: DateTime<Utc>, requeue_secs: u64, max_attempts: u3
     }
     match job.status {
         JobStatus::Queued if now - job.created_at >= period => Action::Requeue(Reason::Unclaimed),
-        JobStatus::Running if job.worker.as_deref() == Some(super::SCALE_WORKER) => Action::Nothing,
+        JobStatus::Running if job.at_scale() => Action::Nothing,
         JobStatus::Running if job.lease_until.is_some_and(|l| l < now.timestamp()) => {
             if job.attempts >= max_attempts {
                 Action::Settle
@@ -223,7 +223,7 @@ mod tests {
         j.attempts = 3;
         assert_eq!(action(&j, t(101), 60, 3), Action::Settle);
         j.attempts = 1;
-        j.worker = Some(crate::jobs::SCALE_WORKER.into());
+        j.worker = Some(crate::jobs::Worker::Scale.as_str().into());
         assert_eq!(
             action(&j, t(101), 60, 3),
             Action::Nothing,

@@ -21,12 +21,12 @@ use chrono::{DateTime, Utc};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 
 use super::{
-    Job, JobStatus,
+    Job, JobStatus, Worker,
     store::{Claim, JobStore},
 };
 use crate::{
     AppContext,
-    audit::{self, AuditRecord},
+    audit::{self, AuditOutcome, AuditRecord},
     compile::compile,
     delivery,
     error::{Error, ErrorCode},
@@ -78,10 +78,10 @@ pub async fn process_until(
 ) -> Result<Delivery, Error> {
     let store = JobStore::of(ctx);
     let cfg = &ctx.config.jobs;
-    let worker_token = uuid::Uuid::new_v4().simple().to_string();
+    let worker = Worker::claim();
     let now = ctx.clock.now();
     let job = match store
-        .claim(job_id, &worker_token, now, cfg.lease_secs, cfg.max_attempts)
+        .claim(job_id, worker.as_str(), now, cfg.lease_secs, cfg.max_attempts)
         .await?
     {
         Claim::Claimed(job) => *job,
@@ -103,23 +103,20 @@ pub async fn process_until(
     };
     let queue_wait = (now - job.created_at).to_std().unwrap_or_default();
     let started = Instant::now();
-    let running = AssertUnwindSafe(run(ctx, &store, &job, &worker_token)).catch_unwind();
+    let running = AssertUnwindSafe(run(ctx, &store, &job, &worker)).catch_unwind();
     let result = tokio::select! {
         result = running => {
             result.unwrap_or_else(|_| Err(Error::internal("internal error", "panic in the export worker")))
         }
         () = interrupt => {
-            let released = store.release(&job.id, &worker_token).await?.is_some();
+            let released = store.release(&job.id, &worker).await?.is_some();
             tracing::warn!(job_id = %job.id, released, "job interrupted: its worker is stopping");
             return Ok(if released { Delivery::Released } else { Delivery::Done });
         }
     };
     let end = ctx.clock.now();
     let final_job = match result {
-        Ok((rows, bytes, key)) => match store
-            .finish_succeeded(&job.id, &worker_token, end, rows, bytes, &key)
-            .await?
-        {
+        Ok((rows, bytes, key)) => match store.finish_succeeded(&job.id, &worker, end, rows, bytes, &key).await? {
             Some(done) => Some(done),
             None => {
                 // Cancelled (or taken over) after the upload completed: no file stays.
@@ -136,21 +133,21 @@ pub async fn process_until(
                 e.to_string()
             };
             store
-                .finish_failed(&job.id, Some(&worker_token), end, e.code(), &message)
+                .finish_failed(&job.id, Some(&worker), end, e.code(), &message)
                 .await?
         }
     };
     match final_job {
         Some(done) => {
             store.release_slot_of(&done).await;
-            finished(ctx, &done, Some(&worker_token), started.elapsed(), Some(queue_wait)).await;
+            finished(ctx, &done, Some(&worker), started.elapsed(), Some(queue_wait)).await;
         }
         None => {
             // The claim was lost: whoever made the job final (a cancel) released its slot.
             if let Some(now_job) = store.get(&job.id).await?
                 && now_job.status == JobStatus::Cancelled
             {
-                finished(ctx, &now_job, Some(&worker_token), started.elapsed(), Some(queue_wait)).await;
+                finished(ctx, &now_job, Some(&worker), started.elapsed(), Some(queue_wait)).await;
             }
         }
     }
@@ -161,7 +158,7 @@ pub async fn process_until(
 pub(crate) async fn finished(
     ctx: &AppContext,
     job: &Job,
-    worker: Option<&str>,
+    worker: Option<&Worker>,
     took: Duration,
     queue_wait: Option<Duration>,
 ) {
@@ -172,11 +169,10 @@ pub(crate) async fn finished(
     record.caller = Some(job.owner.clone());
     record.job_id = Some(job.id.clone());
     record.outcome = match job.status {
-        JobStatus::Succeeded => "success",
-        JobStatus::Cancelled => "cancelled",
-        _ => "failed",
-    }
-    .into();
+        JobStatus::Succeeded => AuditOutcome::Success,
+        JobStatus::Cancelled => AuditOutcome::Cancelled,
+        _ => AuditOutcome::Failed,
+    };
     record.status = match job.status {
         JobStatus::Succeeded => 200,
         JobStatus::Cancelled => 409,
@@ -194,8 +190,12 @@ pub(crate) async fn finished(
         &ExportMetric {
             kind: &job.kind,
             format: &job.format,
-            outcome: job.status.as_str(),
-            trigger: "job",
+            outcome: match job.status {
+                JobStatus::Succeeded => metrics::Outcome::Succeeded,
+                JobStatus::Cancelled => metrics::Outcome::Cancelled,
+                _ => metrics::Outcome::Failed,
+            },
+            trigger: metrics::Ran::Job,
             rows: record.records.unwrap_or(0),
             bytes: record.bytes.unwrap_or(0),
             duration_ms: record.duration_ms,
@@ -207,7 +207,7 @@ pub(crate) async fn finished(
     );
     tracing::info!(
         job_id = %job.id,
-        worker,
+        worker = worker.map(Worker::as_str),
         kind = %job.kind,
         status = job.status.as_str(),
         rows = record.records,
@@ -223,7 +223,7 @@ pub(crate) async fn finished(
 struct Heartbeat {
     store: JobStore,
     job_id: String,
-    worker: String,
+    worker: Worker,
     rows: AtomicU64,
     bytes: Arc<AtomicU64>,
     last: Mutex<Instant>,
@@ -307,7 +307,7 @@ impl<S: ByteSink> ByteSink for Counted<S> {
 }
 
 /// Runs a claimed job's export into S3: `(rows, bytes, object key)`.
-async fn run(ctx: &AppContext, store: &JobStore, job: &Job, worker: &str) -> Result<(u64, u64, String), Error> {
+async fn run(ctx: &AppContext, store: &JobStore, job: &Job, worker: &Worker) -> Result<(u64, u64, String), Error> {
     // A job runs with its owner's rights as they are now (crate::rights): a job
     // queued before its owner lost its scope exports nothing.
     if !crate::rights::still_granted(ctx, &job.owner, &job.owner_tenant).await? {
@@ -319,7 +319,7 @@ async fn run(ctx: &AppContext, store: &JobStore, job: &Job, worker: &str) -> Res
     let heartbeat = Arc::new(Heartbeat {
         store: store.clone(),
         job_id: job.id.clone(),
-        worker: worker.to_string(),
+        worker: worker.clone(),
         rows: AtomicU64::new(0),
         bytes: Arc::clone(&bytes),
         last: Mutex::new(Instant::now()),
@@ -359,7 +359,8 @@ async fn run(ctx: &AppContext, store: &JobStore, job: &Job, worker: &str) -> Res
 pub async fn settle(ctx: &AppContext, job: Job, now: DateTime<Utc>) -> Result<Job, Error> {
     let cfg = &ctx.config.jobs;
     let lease_over = job.lease_until.is_some_and(|l| l < now.timestamp());
-    let at_scale = job.worker.as_deref() == Some(super::SCALE_WORKER);
+    let at_scale = job.at_scale();
+    let holder = job.held_by();
     if job.status != JobStatus::Running || !lease_over || (!at_scale && job.attempts < cfg.max_attempts) {
         return Ok(job);
     }
@@ -372,19 +373,12 @@ pub async fn settle(ctx: &AppContext, job: Job, now: DateTime<Utc>) -> Result<Jo
     // Conditional on the lease still being out and on the same holder: a heartbeat, a
     // counted part or a new claim meanwhile keeps the job alive.
     match store
-        .fail_lapsed(&job.id, job.worker.as_deref(), now, ErrorCode::WorkerLost, message)
+        .fail_lapsed(&job.id, holder.as_ref(), now, ErrorCode::WorkerLost, message)
         .await?
     {
         Some(failed) => {
             store.release_slot_of(&failed).await;
-            finished(
-                ctx,
-                &failed,
-                at_scale.then_some(super::SCALE_WORKER),
-                Duration::ZERO,
-                None,
-            )
-            .await;
+            finished(ctx, &failed, at_scale.then_some(&Worker::Scale), Duration::ZERO, None).await;
             if at_scale {
                 crate::scale::layout::cleanup(ctx, &failed.id).await;
             }

@@ -57,7 +57,6 @@ pub use self::{
     eligibility::{Shape, at_scale},
     events::*,
 };
-pub use crate::jobs::SCALE_WORKER;
 use crate::{
     AppContext,
     auth::{Caller, Role},
@@ -65,7 +64,7 @@ use crate::{
     error::{Error, ErrorCode},
     export::{ByteSink, S3Sink, sink::ObjectTarget},
     jobs::{
-        Job, JobStatus, Trigger,
+        Job, JobStatus, Trigger, Worker,
         store::{JobStore, Lookup},
         worker,
     },
@@ -257,7 +256,7 @@ pub async fn start(ctx: &AppContext, req: StartRequest) -> Result<StartResponse,
         job.status = JobStatus::Running;
         job.started_at = Some(now);
         job.attempts = 1;
-        job.worker = Some(SCALE_WORKER.into());
+        job.worker = Some(Worker::Scale.as_str().into());
         job.lease_until = Some(now.timestamp() + SCALE_LEASE_SECS);
         job.notify = notify.emails;
         job.notify_on_empty = notify.on_empty;
@@ -346,7 +345,7 @@ async fn running_job(ctx: &AppContext, id: &JobId) -> Result<Job, Error> {
         .get(id.as_str())
         .await?
         .ok_or_else(|| Error::NotFound("no such export job".into()))?;
-    if job.worker.as_deref() != Some(SCALE_WORKER) && job.status == JobStatus::Running {
+    if !job.at_scale() && job.status == JobStatus::Running {
         return Err(Error::conflict(
             ErrorCode::JobNotAtScale,
             "the job is not an export at scale",
@@ -457,7 +456,7 @@ pub async fn assemble_with(
     }
     let job = running_job(ctx, &req.job_id).await?;
     let until = ctx.clock.now().timestamp() + SCALE_LEASE_SECS;
-    if store.renew_lease(&job.id, SCALE_WORKER, until).await?.is_none() {
+    if store.renew_lease(&job.id, &Worker::Scale, until).await?.is_none() {
         return Err(Error::conflict(
             ErrorCode::JobCancelled,
             "the export job is no longer running",
@@ -468,12 +467,12 @@ pub async fn assemble_with(
     let end = ctx.clock.now();
     match result {
         Ok((rows, bytes, key, stats)) => match store
-            .finish_succeeded(&job.id, SCALE_WORKER, end, rows, bytes, &key)
+            .finish_succeeded(&job.id, &Worker::Scale, end, rows, bytes, &key)
             .await?
         {
             Some(done) => {
                 tracing::info!(job_id = %job.id, rows, bytes, ?stats, "export at scale assembled");
-                worker::finished(ctx, &done, Some(SCALE_WORKER), started.elapsed(), None).await;
+                worker::finished(ctx, &done, Some(&Worker::Scale), started.elapsed(), None).await;
                 cleanup(ctx, &job.id).await;
                 Ok((
                     AssembleResponse {
@@ -509,10 +508,10 @@ async fn record_failure(ctx: &AppContext, job_id: &str, e: &Error, started: Inst
     };
     let store = JobStore::of(ctx);
     match store
-        .finish_failed(job_id, Some(SCALE_WORKER), ctx.clock.now(), e.code(), &message)
+        .finish_failed(job_id, Some(&Worker::Scale), ctx.clock.now(), e.code(), &message)
         .await
     {
-        Ok(Some(failed)) => worker::finished(ctx, &failed, Some(SCALE_WORKER), started.elapsed(), None).await,
+        Ok(Some(failed)) => worker::finished(ctx, &failed, Some(&Worker::Scale), started.elapsed(), None).await,
         Ok(None) => {}
         Err(db) => {
             tracing::error!(job_id, error = %db.cause_chain(), "could not record the failure of an export at scale")
@@ -671,7 +670,7 @@ pub async fn fail(ctx: &AppContext, req: FailRequest) -> Result<FailResponse, Er
     let status = match store
         .finish_failed(
             id,
-            Some(SCALE_WORKER),
+            Some(&Worker::Scale),
             ctx.clock.now(),
             ErrorCode::ExportFailed,
             &message,
@@ -679,7 +678,7 @@ pub async fn fail(ctx: &AppContext, req: FailRequest) -> Result<FailResponse, Er
         .await?
     {
         Some(failed) => {
-            worker::finished(ctx, &failed, Some(SCALE_WORKER), std::time::Duration::ZERO, None).await;
+            worker::finished(ctx, &failed, Some(&Worker::Scale), std::time::Duration::ZERO, None).await;
             JobStatus::Failed
         }
         None => {
