@@ -14,7 +14,7 @@ use lambda_http::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Job, JobStatus, Link, resource, store::JobStore, worker};
+use super::{Job, JobStatus, Link, history, resource, store::JobStore, worker};
 use crate::{
     AppContext,
     auth::Caller,
@@ -22,9 +22,11 @@ use crate::{
     error::{Error, ErrorCode},
     http::{RawRequest, query, response::json_response, sanitize},
     notify::link,
+    values::id::JobId,
 };
 
 pub use super::{
+    history::decode_cursor,
     job::{JOB_CANCEL_PATH, JOB_DOWNLOAD_PATH, JOB_PATH, JOBS_PATH},
     request::{JobKind, JobRequest},
     submit::{Order, Started, record_sync, start},
@@ -132,11 +134,8 @@ const DEFAULT_HISTORY_PAGE: u64 = 20;
 /// including ids that are not ids, is "not found".
 async fn visible(ctx: &AppContext, caller: &Caller, id: &str, now: DateTime<Utc>) -> Result<Job, Error> {
     let not_found = || Error::NotFound("no such export job".into());
-    let well_formed = id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
-    if !well_formed {
-        return Err(not_found());
-    }
-    let job = JobStore::of(ctx).get(id).await?.ok_or_else(not_found)?;
+    let id = JobId::parse(id).ok_or_else(not_found)?;
+    let job = JobStore::of(ctx).get(id.as_str()).await?.ok_or_else(not_found)?;
     // A non-admin sees its own jobs, and only while its token names the tenants it
     // had when it started them: whatever the timing, a file never reaches a caller
     // outside the tenant it was made for.
@@ -164,50 +163,6 @@ async fn link(ctx: &AppContext, job: &Job, now: DateTime<Utc>) -> Result<Option<
 
 fn view(ctx: &AppContext, job: &Job, link: Option<&Link>) -> Value {
     resource(job, link, ctx.config.jobs.retention_days)
-}
-
-/// Cursor of the history: the position in the owner's history, written
-/// `<created_at>~<id>` (`2024-01-15T10:30:00.000Z~<32 hex>`): the job after which the
-/// next page starts. Any cursor of that form is a position in the history of the
-/// owner the request names (the caller, or the `owner` an admin gives), so a cursor
-/// can only move within that history; anything else is 400.
-fn encode_cursor(key: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> Option<String> {
-    let created_key = key.get("created_key").and_then(|v| v.as_s().ok())?;
-    let (at, id) = created_key.split_once('#')?;
-    Some(format!("{at}~{id}"))
-}
-
-/// `^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z~[0-9a-f]{32}$` (openapi.yaml's pattern):
-/// `d` a digit, `h` a lowercase hex digit, anything else itself.
-fn cursor_ok(cursor: &str) -> bool {
-    const FORM: &[u8] = b"dddd-dd-ddTdd:dd:dd.dddZ~hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh";
-    cursor.len() == FORM.len()
-        && cursor.bytes().zip(FORM).all(|(c, &f)| match f {
-            b'd' => c.is_ascii_digit(),
-            b'h' => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
-            _ => c == f,
-        })
-}
-
-pub fn decode_cursor(
-    cursor: &str,
-    owner: &str,
-) -> Result<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, Error> {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    if !cursor_ok(cursor) {
-        return Err(Error::bad_request(
-            "cursor must be the next_cursor of a page of this history (2024-01-15T10:30:00.000Z~<32 hex>)",
-        ));
-    }
-    let (at, id) = cursor.split_at(24);
-    let id = &id[1..];
-    Ok([
-        ("id".to_string(), AttributeValue::S(id.to_string())),
-        ("owner".to_string(), AttributeValue::S(owner.to_string())),
-        ("created_key".to_string(), AttributeValue::S(format!("{at}#{id}"))),
-    ]
-    .into_iter()
-    .collect())
 }
 
 /// What a resource route did, for the audit record and the log line.
@@ -269,7 +224,7 @@ pub async fn serve(
                 let link = link(ctx, &job, now).await?;
                 items.push(view(ctx, &job, link.as_ref()));
             }
-            let next_cursor = next.as_ref().and_then(encode_cursor);
+            let next_cursor = next.as_ref().and_then(history::encode_cursor);
             Ok(json_response(
                 StatusCode::OK,
                 &json!({"exports": items, "next_cursor": next_cursor}),

@@ -13,6 +13,7 @@
 //! there. docs/data-model.md has the details.
 
 pub mod api;
+pub mod history;
 pub mod job;
 pub mod operator;
 pub mod queue;

@@ -7,37 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{MAX_DATA_FILES, format::S3Url};
 use crate::jobs::request::JobRequest;
 
-/// A job id: 32 lowercase hex characters.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct JobId(String);
-
-impl TryFrom<String> for JobId {
-    type Error = String;
-
-    fn try_from(s: String) -> Result<Self, String> {
-        if s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            Ok(Self(s))
-        } else {
-            Err(format!(
-                "job_id must be 32 lowercase hex characters; got '{}'",
-                crate::values::text::sanitize(&s)
-            ))
-        }
-    }
-}
-
-impl From<JobId> for String {
-    fn from(j: JobId) -> String {
-        j.0
-    }
-}
-
-impl JobId {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+pub use crate::values::id::JobId;
 
 /// `s3://bucket/key` in requests.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -27,6 +27,7 @@ use crate::{
     notify::{NotifyRequest, check_recipients},
     spec::TimeZone,
     timefmt,
+    values::id::ScheduleId,
 };
 
 pub const SCHEDULES_PATH: &str = "/api/schedules";
@@ -371,11 +372,8 @@ fn set_next_run(s: &mut Schedule, next: Option<DateTime<Utc>>) {
 /// Everything else is "not found".
 async fn visible(store: &ScheduleStore, caller: &Caller, id: &str) -> Result<(Schedule, Access), Error> {
     let not_found = || Error::NotFound("no such schedule".into());
-    let well_formed = id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
-    if !well_formed {
-        return Err(not_found());
-    }
-    let s = store.get(id).await?.ok_or_else(not_found)?;
+    let id = ScheduleId::parse(id).ok_or_else(not_found)?;
+    let s = store.get(id.as_str()).await?.ok_or_else(not_found)?;
     let access = access_of(caller, &s).ok_or_else(not_found)?;
     Ok((s, access))
 }
