@@ -204,10 +204,7 @@ pub fn spec_with(
             format: table_format(format)?,
             options,
             filter: Default::default(),
-            columns: common::kinds::leads::COLUMNS
-                .iter()
-                .map(|c| c.key.to_string())
-                .collect(),
+            columns: common::kinds::leads::LeadColumn::all().collect(),
         }),
         BenchExport::Chats => ExportSpec::Chats(ChatsSpec {
             as_of,

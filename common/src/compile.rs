@@ -21,7 +21,7 @@ use crate::{
             stats_of,
         },
         conversations::{self, Folder},
-        leads, sessions,
+        sessions,
     },
     source::{Pages, Store},
     spec::{ChatsSpec, ConversationsSpec, ExportSpec, FileOptions, LeadsSpec, TableFormat},
@@ -75,29 +75,22 @@ struct Parts {
 }
 
 fn leads_parts(spec: &LeadsSpec, store: &dyn Store) -> Result<Parts, Error> {
-    let indexes: Vec<usize> = spec
-        .columns
-        .iter()
-        .map(|key| {
-            leads::column_index(key).ok_or_else(|| {
-                Error::bad_request(format!("unknown leads column '{}'", crate::values::text::sanitize(key)))
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    // A column is moved out of each lead once (take_cell), so a spec (perhaps replayed
-    // from a queue) naming one twice is refused rather than given an empty second copy.
-    if let Some(twice) = indexes.iter().enumerate().find(|(n, i)| indexes[..*n].contains(i)) {
+    let wanted = spec.columns.clone();
+    // A column is moved out of each lead once (LeadColumn::take), so a spec (perhaps
+    // replayed from a queue) naming one twice is refused rather than given an empty
+    // second copy.
+    if let Some((_, twice)) = wanted.iter().enumerate().find(|(n, c)| wanted[..*n].contains(c)) {
         return Err(Error::bad_request(format!(
             "leads column '{}' is listed twice",
-            leads::COLUMNS[*twice.1].key
+            twice.key()
         )));
     }
-    let columns: Vec<Column> = indexes.iter().map(|&i| leads::COLUMNS[i]).collect();
+    let columns: Vec<Column> = wanted.iter().map(|c| c.column()).collect();
     let rows = store
         .leads(&spec.filter, spec.as_of)
         .map_ok(move |page| {
             page.into_iter()
-                .map(|mut lead| indexes.iter().map(|&i| leads::take_cell(&mut lead, i)).collect::<Row>())
+                .map(|mut lead| wanted.iter().map(|c| c.take(&mut lead)).collect::<Row>())
                 .collect()
         })
         .boxed();

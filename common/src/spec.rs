@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     kinds::{
         chats::{ChatFilter, ChatFormat, ChatOptions},
-        leads::LeadFilter,
+        leads::{LeadColumn, LeadFilter},
     },
     model::string_enum,
     timefmt::serde_ts,
@@ -76,8 +76,8 @@ pub struct LeadsSpec {
     pub format: TableFormat,
     pub options: FileOptions,
     pub filter: LeadFilter,
-    /// Column keys (`lead_id`, ...), in output order.
-    pub columns: Vec<String>,
+    /// The columns, in output order (stored as their keys, `lead_id`, ...).
+    pub columns: Vec<LeadColumn>,
 }
 
 /// Chat messages of the client in `filter` (or of every client, for admins), with
@@ -321,7 +321,10 @@ mod tests {
                     search: Some("x".into()),
                     ..Default::default()
                 },
-                columns: vec!["email".into(), "lead_id".into()],
+                columns: ["email", "lead_id"]
+                    .into_iter()
+                    .filter_map(LeadColumn::of_key)
+                    .collect(),
             }),
             ExportSpec::Chats(ChatsSpec {
                 as_of: at(),

@@ -76,15 +76,71 @@ fn float(v: Option<f64>) -> Cell {
     v.map_or(Cell::Empty, Cell::Float)
 }
 
-/// The index in [`COLUMNS`] of a column key.
-pub fn column_index(key: &str) -> Option<usize> {
-    COLUMNS.iter().position(|c| c.key == key)
+/// One of the leads export's [`COLUMNS`]: made only from a known name, so it always
+/// names a column. A spec lists its columns as these (stored as their keys), so no
+/// column name is parsed twice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LeadColumn(usize);
+
+impl LeadColumn {
+    /// Every column, in the seed's order.
+    pub fn all() -> impl Iterator<Item = LeadColumn> {
+        (0..COLUMNS.len()).map(LeadColumn)
+    }
+
+    /// The column whose JSON key is `key` (`lead_id`).
+    pub fn of_key(key: &str) -> Option<Self> {
+        COLUMNS.iter().position(|c| c.key == key).map(LeadColumn)
+    }
+
+    /// The column a request names: its header in any case (`Lead ID`, `lead id`) or
+    /// its JSON key.
+    pub fn named(name: &str) -> Option<Self> {
+        COLUMNS
+            .iter()
+            .position(|c| c.header.eq_ignore_ascii_case(name) || c.key == name)
+            .map(LeadColumn)
+    }
+
+    pub fn column(self) -> Column {
+        COLUMNS[self.0]
+    }
+
+    pub fn key(self) -> &'static str {
+        COLUMNS[self.0].key
+    }
+
+    pub fn header(self) -> &'static str {
+        COLUMNS[self.0].header
+    }
+
+    /// This column's cell, moved out of the lead: no text is copied on the way to
+    /// the file. Each column is taken once per lead (a spec names a column at most
+    /// once); a second take of the same text column would be empty.
+    pub fn take(self, lead: &mut Lead) -> Cell {
+        take_cell(lead, self.0)
+    }
 }
 
-/// The cell of column `index` (into [`COLUMNS`]), moved out of the lead: no text is
-/// copied on the way to the file. Each column is taken once per lead (column lists
-/// name a column at most once); a second take of the same text column would be empty.
-pub fn take_cell(lead: &mut Lead, index: usize) -> Cell {
+impl Serialize for LeadColumn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.key())
+    }
+}
+
+impl<'de> Deserialize<'de> for LeadColumn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let key = String::deserialize(d)?;
+        LeadColumn::of_key(&key).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown leads column '{}'",
+                crate::values::text::sanitize(&key)
+            ))
+        })
+    }
+}
+
+fn take_cell(lead: &mut Lead, index: usize) -> Cell {
     match index {
         0 => owned(&mut lead.lead_id),
         1 => owned(&mut lead.chatbot_name),
@@ -120,7 +176,7 @@ pub fn take_cell(lead: &mut Lead, index: usize) -> Cell {
         29 => time(lead.converted_at),
         30 => float(lead.conversion_value),
         31 => text(&mut lead.conversion_source),
-        // Column lists are parsed against COLUMNS, so no other index is ever asked for.
+        // A LeadColumn is only made from an index of COLUMNS.
         _ => Cell::Empty,
     }
 }

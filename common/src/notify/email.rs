@@ -377,7 +377,7 @@ mod tests {
                 },
                 ..Default::default()
             },
-            columns: vec!["lead_id".into()],
+            columns: vec![crate::kinds::leads::LeadColumn::of_key("lead_id").unwrap()],
         })
     }
 

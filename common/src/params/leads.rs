@@ -9,7 +9,7 @@ use super::{Choice, DateParam, Flag, Id, IdList, SearchText, TextVisitor, date_r
 use crate::{
     auth::Caller,
     error::Error,
-    kinds::leads::{COLUMNS, LeadFilter},
+    kinds::leads::{COLUMNS, LeadColumn, LeadFilter},
     model::{Confidence, LeadCategory, LeadStatus, string_enum},
     spec::{Compression, ExportSpec, LeadsSpec, TableFormat, TimeZone},
     values::text::sanitize,
@@ -30,31 +30,28 @@ pub fn display_name(format: TableFormat) -> &'static str {
 }
 
 /// `columns=Lead ID,Email,...`: header names (any case) or JSON keys, each once, in
-/// output order. Indexes into [`COLUMNS`].
+/// output order.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ColumnList(pub Vec<usize>);
+pub struct ColumnList(pub Vec<LeadColumn>);
 
 impl ColumnList {
     pub fn parse(s: &str) -> Result<Self, String> {
         let mut out = Vec::new();
         for name in s.split(',').map(str::trim) {
-            let index = COLUMNS
-                .iter()
-                .position(|c| c.header.eq_ignore_ascii_case(name) || c.key == name)
-                .ok_or_else(|| {
-                    format!(
-                        "must name known columns; '{}' is not one of: {}",
-                        sanitize(name),
-                        COLUMNS.iter().map(|c| c.header).collect::<Vec<_>>().join(", ")
-                    )
-                })?;
-            if out.contains(&index) {
+            let column = LeadColumn::named(name).ok_or_else(|| {
+                format!(
+                    "must name known columns; '{}' is not one of: {}",
+                    sanitize(name),
+                    COLUMNS.iter().map(|c| c.header).collect::<Vec<_>>().join(", ")
+                )
+            })?;
+            if out.contains(&column) {
                 return Err(format!(
                     "must name each column once; '{}' is listed twice",
-                    COLUMNS[index].header
+                    column.header()
                 ));
             }
-            out.push(index);
+            out.push(column);
         }
         Ok(Self(out))
     }
@@ -68,7 +65,7 @@ impl<'de> Deserialize<'de> for ColumnList {
 
 impl Serialize for ColumnList {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let keys: Vec<&str> = self.0.iter().filter_map(|&i| COLUMNS.get(i).map(|c| c.key)).collect();
+        let keys: Vec<&str> = self.0.iter().map(|c| c.key()).collect();
         s.serialize_str(&keys.join(","))
     }
 }
@@ -150,7 +147,7 @@ impl LeadsParams {
             options.time_zone,
             ("startDate", "endDate"),
         )?;
-        let columns = self.columns.map_or_else(|| (0..COLUMNS.len()).collect(), |c| c.0);
+        let columns = self.columns.map_or_else(|| LeadColumn::all().collect(), |c| c.0);
         Ok(ExportSpec::Leads(LeadsSpec {
             as_of,
             format,
@@ -165,7 +162,7 @@ impl LeadsParams {
                 created,
                 search: self.search.map(|s| s.as_str().to_lowercase()),
             },
-            columns: columns.iter().map(|&i| COLUMNS[i].key.to_string()).collect(),
+            columns,
         }))
     }
 }
@@ -258,7 +255,10 @@ mod tests {
             timefmt::format(&s.filter.created.to.unwrap()),
             "2024-01-31T23:59:59.999Z"
         );
-        assert_eq!(s.columns, ["email", "lead_id", "tags"]);
+        assert_eq!(
+            s.columns.iter().map(|c| c.key()).collect::<Vec<_>>(),
+            ["email", "lead_id", "tags"]
+        );
         assert_eq!(s.filter.confidence, Some(Confidence::High), "names match in any case");
     }
 }
