@@ -21,7 +21,7 @@ use crate::{
             stats_of,
         },
         conversations::{self, Folder},
-        sessions,
+        leads, sessions,
     },
     source::{Pages, Store},
     spec::{ChatsSpec, ConversationsSpec, ExportSpec, FileOptions, LeadsSpec, TableFormat},
@@ -96,7 +96,7 @@ fn leads_parts(spec: &LeadsSpec, store: &dyn Store) -> Result<Parts, Error> {
         .boxed();
     let encoder = table_encoder(
         spec.format,
-        "Leads",
+        leads::SHEET,
         &columns,
         encode_options(&spec.options, spec.as_of),
     )?;
@@ -117,16 +117,13 @@ fn chats_parts(spec: &ChatsSpec, store: &dyn Store) -> Result<Parts, Error> {
     };
     let json = || ChatJsonEncoder::new(&columns, stats.clone(), info.clone());
     let xlsx = || ChatXlsxEncoder::new(&columns, options, stats.clone(), info.clone());
-    let day = spec.as_of.format("%Y-%m-%d");
     let encoder: Box<dyn Encoder> = match spec.format {
         ChatFormat::Json => Box::new(json()),
         ChatFormat::Excel => Box::new(xlsx()?),
-        ChatFormat::Both => Box::new(ZipEncoder::new(
-            json(),
-            xlsx()?,
-            &format!("chat-export-{day}.json"),
-            &format!("chat-export-{day}.xlsx"),
-        )?),
+        ChatFormat::Both => {
+            let (json_name, xlsx_name) = chats::zip_entries(spec.as_of);
+            Box::new(ZipEncoder::new(json(), xlsx()?, &json_name, &xlsx_name)?)
+        }
         ChatFormat::Csv => Box::new(CsvEncoder::new(&columns, options)?),
     };
     let chat = spec.chat;
@@ -191,7 +188,7 @@ pub fn compile(spec: &ExportSpec, store: &dyn Store) -> Result<Pipeline, Error> 
                     .session_lines(s.as_of)
                     .map_ok(|lines| lines.into_iter().map(sessions::row).collect())
                     .boxed(),
-                encoder: table_encoder(s.format, "Chat Sessions", &columns, encode_options(&s.options, s.as_of))?,
+                encoder: table_encoder(s.format, sessions::SHEET, &columns, encode_options(&s.options, s.as_of))?,
                 columns,
             }
         }
@@ -201,7 +198,12 @@ pub fn compile(spec: &ExportSpec, store: &dyn Store) -> Result<Pipeline, Error> 
             let columns = conversations::COLUMNS.to_vec();
             Parts {
                 rows: conversation_rows(s, store),
-                encoder: table_encoder(s.format, "Conversations", &columns, encode_options(&s.options, s.as_of))?,
+                encoder: table_encoder(
+                    s.format,
+                    conversations::SHEET,
+                    &columns,
+                    encode_options(&s.options, s.as_of),
+                )?,
                 columns,
             }
         }

@@ -205,10 +205,10 @@ impl ExportSpec {
 
     fn file_stem(&self) -> &'static str {
         match self {
-            ExportSpec::Sessions(_) => "chat-sessions-export",
-            ExportSpec::Leads(_) => "leads-export",
-            ExportSpec::Chats(_) => "chat-export",
-            ExportSpec::Conversations(_) => "conversations-export",
+            ExportSpec::Sessions(_) => crate::kinds::sessions::FILE_STEM,
+            ExportSpec::Leads(_) => crate::kinds::leads::FILE_STEM,
+            ExportSpec::Chats(_) => crate::kinds::chats::FILE_STEM,
+            ExportSpec::Conversations(_) => crate::kinds::conversations::FILE_STEM,
         }
     }
 

@@ -11,6 +11,12 @@ use crate::{
     model::{ChatMessage, Text},
 };
 
+/// The start of the file's name: `conversations-export-YYYY-MM-DD.<ext>`.
+pub const FILE_STEM: &str = "conversations-export";
+
+/// The Excel document's sheet.
+pub const SHEET: &str = "Conversations";
+
 pub const COLUMNS: [Column; 11] = [
     Column::new("Client ID", "client_id").width(16.0),
     Column::new("Conversation ID", "conversation_id").width(18.0),

@@ -10,6 +10,12 @@ use crate::{
     model::{Confidence, Lead, LeadCategory, LeadStatus, Text},
 };
 
+/// The start of the file's name: `leads-export-YYYY-MM-DD.<ext>`.
+pub const FILE_STEM: &str = "leads-export";
+
+/// The Excel document's sheet.
+pub const SHEET: &str = "Leads";
+
 /// Every column, with the seed's header names, in the seed's order.
 pub const COLUMNS: [Column; 32] = [
     Column::new("Lead ID", "lead_id").width(14.0),

@@ -16,6 +16,12 @@ pub struct SessionLine {
     pub message: Option<SessionMessage>,
 }
 
+/// The start of the file's name: `chat-sessions-export-YYYY-MM-DD.<ext>`.
+pub const FILE_STEM: &str = "chat-sessions-export";
+
+/// The Excel document's sheet.
+pub const SHEET: &str = "Chat Sessions";
+
 pub const COLUMNS: [Column; 6] = [
     Column::new("SessionID", "session_id"),
     Column::new("UserID", "user_id"),

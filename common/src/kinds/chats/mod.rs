@@ -38,6 +38,16 @@ impl ChatFormat {
     }
 }
 
+/// The start of the file's name: `chat-export-YYYY-MM-DD.<ext>`.
+pub const FILE_STEM: &str = "chat-export";
+
+/// The names of the two documents in the ZIP of format `both`: the JSON and the
+/// Excel document of the export made at `as_of`, as each would be named alone.
+pub fn zip_entries(as_of: DateTime<Utc>) -> (String, String) {
+    let day = as_of.format("%Y-%m-%d");
+    (format!("{FILE_STEM}-{day}.json"), format!("{FILE_STEM}-{day}.xlsx"))
+}
+
 pub const BASE_COLUMNS: [Column; 12] = [
     Column::new("ID", "id").width(14.0),
     Column::new("From Name", "from_name").width(16.0),
