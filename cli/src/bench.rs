@@ -10,10 +10,10 @@ use common::{
     compile::compile,
     export::{self, S3Sink, sink::CountingSink, sink::ObjectTarget},
     kinds::chats::{ChatFilter, ChatFormat, ChatOptions},
+    load::Record,
     model::{ChatMessage, Lead, Session, SessionMessage},
     source::{Pages, SessionLine, Store},
     spec::{ChatsSpec, ConversationsSpec, ExportSpec, FileOptions, LeadsSpec, SessionsSpec, TableFormat},
-    store::Record,
     synth,
 };
 use futures::{StreamExt, stream};
@@ -96,9 +96,9 @@ pub struct BenchStore {
 }
 
 /// Batches of an iterator's items, made a page ahead on their own task as DynamoDB's
-/// pages are fetched and parsed in production (`store::read_ahead`).
+/// pages are fetched and parsed in production (`reads::pages::read_ahead`).
 fn batches<T: Send + 'static>(mut items: impl Iterator<Item = T> + Send + 'static) -> Pages<T> {
-    common::store::read_ahead(
+    common::reads::pages::read_ahead(
         stream::iter(std::iter::from_fn(move || {
             let batch: Vec<T> = items.by_ref().take(BATCH).collect();
             (!batch.is_empty()).then_some(Ok::<_, Error>(batch))
@@ -535,7 +535,7 @@ pub async fn end_to_end(
         for r in records {
             chunk.push(r);
             if chunk.len() == 5000 {
-                common::store::write_records(
+                common::load::write_records(
                     &ctx.aws.dynamodb,
                     &ctx.config.tables,
                     std::mem::take(&mut chunk),
@@ -544,7 +544,7 @@ pub async fn end_to_end(
                 .await?;
             }
         }
-        common::store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, chunk, Utc::now()).await?;
+        common::load::write_records(&ctx.aws.dynamodb, &ctx.config.tables, chunk, Utc::now()).await?;
     }
     if read_only {
         return read_only_report(&ctx, which, rows).await;

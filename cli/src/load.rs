@@ -3,7 +3,7 @@
 
 use std::{collections::HashSet, io::BufRead};
 
-use common::store::Record;
+use common::load::Record;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {

@@ -8,7 +8,7 @@ use common::{
     AppContext,
     auth::{self, Claims, Role},
     config::Config,
-    schema, store, synth,
+    schema, synth,
 };
 
 #[derive(Parser)]
@@ -287,7 +287,7 @@ async fn run(command: Command) -> Result<(), BoxError> {
             for record in all {
                 chunk.push(record);
                 if chunk.len() == 5000 {
-                    total += store::write_records(
+                    total += common::load::write_records(
                         &ctx.aws.dynamodb,
                         &ctx.config.tables,
                         std::mem::take(&mut chunk),
@@ -297,7 +297,7 @@ async fn run(command: Command) -> Result<(), BoxError> {
                     .map_err(explain)?;
                 }
             }
-            total += store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, chunk, ctx.clock.now())
+            total += common::load::write_records(&ctx.aws.dynamodb, &ctx.config.tables, chunk, ctx.clock.now())
                 .await
                 .map_err(explain)?;
             println!(
@@ -316,7 +316,7 @@ async fn run(command: Command) -> Result<(), BoxError> {
                 eprintln!("note: ... and {} more", loaded.notes.len() - 20);
             }
             let ctx = AppContext::from_env().await?;
-            let n = store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, loaded.records, ctx.clock.now())
+            let n = common::load::write_records(&ctx.aws.dynamodb, &ctx.config.tables, loaded.records, ctx.clock.now())
                 .await
                 .map_err(explain)?;
             println!("loaded {n} records from {path}");

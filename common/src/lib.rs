@@ -38,7 +38,6 @@ pub mod schedules;
 pub mod schema;
 pub mod source;
 pub mod spec;
-pub mod store;
 pub mod synth;
 pub mod timefmt;
 pub mod values;

@@ -1,6 +1,6 @@
 //! Typed items of every table. Items are read with `serde_dynamo`; an item that does
 //! not fit its struct fails the export with [`crate::Error::MalformedItem`] naming its key.
-//! Derived key attributes (`msg_key`, `ts_id`, `created_key`, `shard`) are added by [`crate::store`] on
+//! Derived key attributes (`msg_key`, `ts_id`, `created_key`, `shard`) are added by [`crate::keys`] (through [`crate::load`]) on
 //! write and ignored on read.
 
 use chrono::{DateTime, Utc};

@@ -41,7 +41,7 @@ pub const SCHEDULES_BY_SHARD: &str = "by_shard";
 pub const SCHEDULE_SHARDS: u32 = 8;
 
 /// Partitions of the all-tenant time indexes (`by_created`, `by_time`). An item's
-/// `shard` is a fixed hash of its id ([`crate::store::shard_of`]), so writes spread
+/// `shard` is a fixed hash of its id ([`crate::keys::shard_of`]), so writes spread
 /// over this many partitions, and a read of every tenant over a time range is one
 /// Query per shard, merged in key order. Changing it means rewriting every item.
 pub const SHARDS: u32 = 16;

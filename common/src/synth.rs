@@ -9,8 +9,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use compact_str::format_compact;
 
 use crate::{
+    load::Record,
     model::{ChatMessage, Confidence, GeoData, InterestLevel, Lead, LeadCategory, LeadStatus, Session, SessionMessage},
-    store::Record,
 };
 
 pub struct Rng(u64);

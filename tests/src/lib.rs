@@ -9,8 +9,8 @@ use common::{
     auth::{self, Claims, Role},
     aws::{self, AwsClients},
     config::{Config, TableNames},
+    load::{self, Record},
     schema,
-    store::{self, Record},
 };
 use lambda_http::{Body, Request, Response};
 
@@ -157,7 +157,7 @@ impl TestStack {
 /// on a fixed clock loads through that same clock, so the snapshot cut (`written_at <=
 /// as_of`) sees the rows whatever day the test runs on.
 pub async fn load_with(ctx: &AppContext, records: Vec<Record>) {
-    store::write_records(&ctx.aws.dynamodb, &ctx.config.tables, records, ctx.clock.now())
+    load::write_records(&ctx.aws.dynamodb, &ctx.config.tables, records, ctx.clock.now())
         .await
         .expect("load records");
 }

@@ -8,9 +8,9 @@ use common::{
     AppContext,
     clock::FixedClock,
     jobs::worker,
+    load::Record,
     model::ChatMessage,
     schedules::tick::{self, TickReport},
-    store::Record,
     synth, timefmt,
 };
 use lambda_http::{Body, Response};

@@ -12,8 +12,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use common::{
     audit::AuditRecord,
     auth::Role,
+    load::Record,
     model::{ChatMessage, GeoData},
-    store::Record,
     synth,
 };
 use integration_tests::*;

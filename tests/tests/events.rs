@@ -1,7 +1,7 @@
 //! Every file in events/ is a valid API Gateway v2 event for a declared route, and the
 //! real handlers answer each within the contract.
 
-use common::{store::Record, synth};
+use common::{load::Record, synth};
 use integration_tests::*;
 
 fn event_names() -> Vec<String> {

@@ -11,8 +11,8 @@ use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use chrono::{DateTime, Utc};
 use common::{
     clock::FixedClock,
+    load::Record,
     model::{ChatMessage, Lead},
-    store::Record,
     synth,
 };
 use integration_tests::*;
@@ -279,7 +279,7 @@ async fn rows_written_after_as_of_are_not_exported_and_future_timestamps_are() {
         }
     };
     let written_at = ts("2026-01-01T00:00:00Z");
-    common::store::write_records(
+    common::load::write_records(
         &stack.ctx.aws.dynamodb,
         &stack.ctx.config.tables,
         vec![

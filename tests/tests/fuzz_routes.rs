@@ -5,7 +5,7 @@
 //!
 //! `PROPTEST_CASES` sets the number of cases per property (default 256; 12,000 ran clean).
 
-use common::{auth::Role, store::Record, synth};
+use common::{auth::Role, load::Record, synth};
 use integration_tests::*;
 use lambda_http::{Body, Response};
 use proptest::{prelude::*, test_runner::TestRunner};

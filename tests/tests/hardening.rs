@@ -16,10 +16,10 @@ use common::{
     auth::{Caller, Role},
     error::Error,
     http::{self, ErrorStyle, ExportRoute, Policy, RawRequest, pipeline::NoParams},
+    load::Record,
     model::{ChatMessage, Lead, Session, SessionMessage},
     source::{Pages, SessionLine, Store},
     spec::{ExportSpec, FileOptions, SessionsSpec, TableFormat},
-    store::Record,
     synth,
 };
 use futures::{StreamExt, stream};

@@ -8,8 +8,8 @@ use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::{
     auth::Role,
+    load::Record,
     model::{Confidence, Lead, LeadCategory, LeadStatus, Text},
-    store::Record,
     synth,
 };
 use integration_tests::*;

@@ -9,10 +9,10 @@ use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::{
     auth::Role,
+    load::Record,
     model::{
         ChatMessage, Confidence, GeoData, InterestLevel, Lead, LeadCategory, LeadStatus, Session, SessionMessage, Text,
     },
-    store::Record,
 };
 use integration_tests::*;
 use serde_json::Value;

@@ -15,6 +15,7 @@ use common::{
     compile::compile,
     export,
     jobs::{JobStatus, store::JobStore},
+    load::Record,
     scale::{
         self, AssembleRequest, ConvertRequest, FileCount, ScaleEvent, StartRequest, Tuning,
         assemble::{Limits, PlanStats},
@@ -23,7 +24,6 @@ use common::{
         native::WrittenExport,
     },
     spec::{Compression, ExportSpec},
-    store::Record,
     synth,
 };
 use exportctl::scale::{Conversion, convert, native_export};

@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeSet, sync::Arc};
 
-use common::{AppContext, auth::Role, clock::FixedClock, jobs::worker, schedules::tick, store::Record};
+use common::{AppContext, auth::Role, clock::FixedClock, jobs::worker, load::Record, schedules::tick};
 use integration_tests::{scheduling::*, *};
 use serde_json::{Value, json};
 

@@ -6,8 +6,8 @@ use chrono::TimeZone;
 use common::{
     auth::Role,
     export::csv::is_formula_like,
+    load::Record,
     model::{Session, SessionMessage},
-    store::Record,
     synth,
 };
 use integration_tests::*;

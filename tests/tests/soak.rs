@@ -48,9 +48,9 @@ async fn two_hundred_jobs_in_sequence_and_fifty_at_once_all_finish_through_expor
         .load(
             synth::leads(8, 10)
                 .map(|r| match r {
-                    common::store::Record::Lead(mut l) => {
+                    common::load::Record::Lead(mut l) => {
                         l.company_id = "comp-soak".into();
-                        common::store::Record::Lead(l)
+                        common::load::Record::Lead(l)
                     }
                     other => other,
                 })

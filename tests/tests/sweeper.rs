@@ -83,9 +83,9 @@ async fn stack_at_now(
 ) -> (TestStack, AppContext, Arc<FixedClock>, DateTime<Utc>) {
     let stack = TestStack::with_config(name, adjust).await;
     let leads = synth::leads(4, 12).map(|r| match r {
-        common::store::Record::Lead(mut l) => {
+        common::load::Record::Lead(mut l) => {
             l.company_id = "comp-sweep".into();
-            common::store::Record::Lead(l)
+            common::load::Record::Lead(l)
         }
         other => other,
     });

@@ -21,10 +21,9 @@ use crate::{
     auth::Caller,
     delivery::{self, Delivery, Finished},
     error::Error,
-    jobs::{self, api::JobRoute},
+    jobs::submit::{Order, record_sync, start},
     metrics,
     notify::Notify,
-    schedules::api::ScheduleRoute,
     spec::ExportSpec,
 };
 
@@ -152,25 +151,28 @@ pub trait ExportRoute: Sync {
 pub use super::query::NoParams;
 
 /// The most of a request's parameters an audit record keeps.
-const AUDIT_PARAMETERS_BYTES: usize = 4096;
+pub(crate) const AUDIT_PARAMETERS_BYTES: usize = 4096;
 
 /// What the log line and the audit record learn along the way.
 #[derive(Default)]
-struct Trace {
+pub struct Trace {
     /// The authenticated caller: the log line, the audit record and a synchronous
     /// export's history record name it.
-    caller: Option<Caller>,
-    parameters: Option<String>,
-    scope: Option<String>,
-    rows: Option<u64>,
-    bytes: Option<u64>,
-    delivery: Option<Delivery>,
-    s3_key: Option<String>,
-    job_id: Option<String>,
+    pub(crate) caller: Option<Caller>,
+    /// The request's parameters (bounded, a link redacted), for the audit record.
+    pub(crate) parameters: Option<String>,
+    pub(crate) scope: Option<String>,
+    pub(crate) rows: Option<u64>,
+    pub(crate) bytes: Option<u64>,
+    pub(crate) delivery: Option<Delivery>,
+    /// The file this request made: discarded if the request fails after all.
+    pub(crate) s3_key: Option<String>,
+    /// The job (or schedule) the request is about.
+    pub(crate) job_id: Option<String>,
     /// An object a download route handed out (audited; never this request's own file).
-    served_key: Option<String>,
+    pub(crate) served_key: Option<String>,
     /// The spec of a synchronous export that ran: recorded in the history.
-    ran: Option<ExportSpec>,
+    pub(crate) ran: Option<ExportSpec>,
 }
 
 /// Serves one request of an export route. Never panics and never answers outside
@@ -186,20 +188,27 @@ pub fn refuse_method<R: ExportRoute>(req: Request, route: &R, allow: &'static st
     super::errors::wrong_method(&raw.method, allow, &route.error_style(&raw))
 }
 
-/// Serves one request of the job API's resource routes.
-pub async fn handle_job(ctx: &AppContext, req: Request, route: JobRoute) -> Response<Body> {
-    frame(ctx, RawRequest::from_lambda(req), &route).await
+/// Serves one request of any [`Route`] (the job API's resource routes, the
+/// schedules API).
+pub async fn handle_route<R: Route>(ctx: &AppContext, req: Request, route: &R) -> Response<Body> {
+    frame(ctx, RawRequest::from_lambda(req), route).await
 }
 
-/// Serves one request of the schedules API.
-pub async fn handle_schedule(ctx: &AppContext, req: Request, route: ScheduleRoute) -> Response<Body> {
-    frame(ctx, RawRequest::from_lambda(req), &route).await
-}
-
-/// What runs inside the frame: an export route, or a job resource route.
-trait Work: Sync {
+/// What runs inside the pipeline's frame. The frame gives every route the same
+/// guarantees (the documented error shape even on a panic, a failed export's file
+/// discarded, the audit record with the status actually sent, one log line); a
+/// route says what it is ([`Policy`]), how its errors look, and what one attempt
+/// does, noting what it learns in the [`Trace`]. Every [`ExportRoute`] is one; the
+/// job API's resource routes ([`crate::jobs::api::JobRoute`]) and the schedules API
+/// ([`crate::schedules::api::ScheduleRoute`]) implement it next to their types.
+pub trait Route: Sync {
     fn policy(&self) -> Policy;
+
+    /// The shape of this route's error bodies (it may look at the raw request).
     fn error_style(&self, raw: &RawRequest) -> ErrorStyle;
+
+    /// One attempt: authenticate (the pipeline's `authenticate`, which records the caller's rights), decode, serve. `now` is the
+    /// request's one reading of the clock.
     fn attempt(
         &self,
         ctx: &AppContext,
@@ -211,7 +220,7 @@ trait Work: Sync {
 
 struct Export<'r, R>(&'r R);
 
-impl<R: ExportRoute> Work for Export<'_, R> {
+impl<R: ExportRoute> Route for Export<'_, R> {
     fn policy(&self) -> Policy {
         self.0.policy()
     }
@@ -242,95 +251,7 @@ pub const JOB_ERRORS: ErrorStyle = ErrorStyle::Code {
     invalid: Some("Invalid export job request"),
 };
 
-impl Work for JobRoute {
-    fn policy(&self) -> Policy {
-        Policy {
-            audited: matches!(self, JobRoute::Cancel(_) | JobRoute::Delete(_) | JobRoute::Download(_)),
-            ..Policy::query(self.name(), "jobs")
-        }
-    }
-
-    fn error_style(&self, _raw: &RawRequest) -> ErrorStyle {
-        JOB_ERRORS
-    }
-
-    async fn attempt(
-        &self,
-        ctx: &AppContext,
-        raw: &RawRequest,
-        now: DateTime<Utc>,
-        trace: &mut Trace,
-    ) -> Result<Response<Body>, Error> {
-        let mut outcome = jobs::api::Outcome::default();
-        // An emailed link stands in for the token on the download route; the audit
-        // record keeps the route, never the link itself.
-        let link = match self {
-            JobRoute::Download(_) => query::decode::<jobs::api::DownloadParams>(&raw.query)?.link,
-            _ => None,
-        };
-        raw.typed_headers()?;
-        raw.no_body()?;
-        let result = if let Some(token) = link {
-            trace.parameters = Some("link=<redacted>".into());
-            jobs::api::serve_link(ctx, self, &token, now, &mut outcome).await
-        } else {
-            let caller = authenticate(ctx, raw, now, trace).await?;
-            trace.parameters = Some(truncate_bytes(&raw.query, AUDIT_PARAMETERS_BYTES));
-            jobs::api::serve(ctx, raw, self, &caller, now, &mut outcome).await
-        };
-        trace.job_id = outcome.job_id;
-        // The audit record of a download names the object it handed out; it is not
-        // a file this request made, so it must never be discarded on error.
-        if let Some(key) = outcome.s3_key {
-            trace.delivery = Some(Delivery::Redirect);
-            trace.served_key = Some(key);
-        }
-        result
-    }
-}
-
-impl Work for ScheduleRoute {
-    fn policy(&self) -> Policy {
-        Policy {
-            audited: self.audited(),
-            ..Policy::query(self.name(), "schedules")
-        }
-    }
-
-    fn error_style(&self, _raw: &RawRequest) -> ErrorStyle {
-        SCHEDULE_ERRORS
-    }
-
-    async fn attempt(
-        &self,
-        ctx: &AppContext,
-        raw: &RawRequest,
-        now: DateTime<Utc>,
-        trace: &mut Trace,
-    ) -> Result<Response<Body>, Error> {
-        let caller = authenticate(ctx, raw, now, trace).await?;
-        raw.typed_headers()?;
-        let sent = if raw.body.is_empty() {
-            raw.query.clone()
-        } else {
-            String::from_utf8_lossy(&raw.body).into_owned()
-        };
-        trace.parameters = Some(truncate_bytes(&sent, AUDIT_PARAMETERS_BYTES));
-        let mut outcome = crate::schedules::api::Outcome::default();
-        let result = crate::schedules::api::serve(ctx, raw, self, &caller, now, &mut outcome).await;
-        // The audit record's job id names the schedule.
-        trace.job_id = outcome.schedule_id;
-        result
-    }
-}
-
-/// The error shape of the schedules API.
-pub const SCHEDULE_ERRORS: ErrorStyle = ErrorStyle::Code {
-    failure: "Schedule request failed",
-    invalid: Some("Invalid schedule request"),
-};
-
-async fn frame<W: Work>(ctx: &AppContext, raw: RawRequest, work: &W) -> Response<Body> {
+async fn frame<W: Route>(ctx: &AppContext, raw: RawRequest, work: &W) -> Response<Body> {
     let style = match std::panic::catch_unwind(AssertUnwindSafe(|| work.error_style(&raw))) {
         Ok(style) => style,
         Err(_) => ErrorStyle::plain(),
@@ -359,7 +280,7 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
     }
 }
 
-async fn serve<W: Work>(ctx: &AppContext, raw: &RawRequest, work: &W, style: &ErrorStyle) -> Response<Body> {
+async fn serve<W: Route>(ctx: &AppContext, raw: &RawRequest, work: &W, style: &ErrorStyle) -> Response<Body> {
     let started = Instant::now();
     // One reading of the clock, at the precision a spec's `as_of` keeps.
     let now = crate::timefmt::to_millis(ctx.clock.now());
@@ -374,86 +295,142 @@ async fn serve<W: Work>(ctx: &AppContext, raw: &RawRequest, work: &W, style: &Er
                 format!("panic: {}", panic_message(&*panic)),
             ))
         });
-    let (mut response, mut error) = match result {
-        Ok(resp) => (resp, None),
-        Err(e) => (error_response(&e, style), Some(e)),
+    let mut answer = match result {
+        Ok(response) => Answered { response, error: None },
+        Err(e) => Answered {
+            response: error_response(&e, style),
+            error: Some(e),
+        },
     };
     // A failed export leaves no file, whatever failed after it was stored.
-    if error.is_some()
+    if answer.error.is_some()
         && let Some(key) = trace.s3_key.take()
     {
         delivery::discard(ctx, &key).await;
     }
-
+    let attempt = Attempt {
+        raw,
+        policy: &policy,
+        now,
+        started,
+    };
     if policy.audited {
-        let mut record = AuditRecord::new(&raw.request_id, policy.route, now);
-        record.caller = trace.caller.as_ref().map(|c| c.sub.clone());
-        record.role = trace
-            .caller
-            .as_ref()
-            .map(|c| if c.is_admin() { "admin" } else { "user" }.to_string());
-        record.parameters = trace.parameters.clone();
-        if let Some(scope) = &trace.scope {
-            record.client_scope = scope.clone();
-        }
-        record.status = response.status().as_u16();
-        record.outcome = match &error {
-            None => AuditOutcome::Success,
-            Some(e) if e.is_server_error() => AuditOutcome::Failed,
-            Some(_) => AuditOutcome::Rejected,
-        };
-        record.error_code = error.as_ref().map(|e| e.code().to_string());
-        record.records = trace.rows;
-        record.bytes = trace.bytes;
-        record.s3_key = trace.s3_key.clone().or_else(|| trace.served_key.clone());
-        record.job_id = trace.job_id.clone();
-        record.duration_ms = started.elapsed().as_millis() as u64;
-        if let Err(audit_error) = audit::write(&ctx.aws.dynamodb, &ctx.config.tables.audit, &record).await {
-            tracing::error!(request_id = %raw.request_id, error = %audit_error.cause_chain(), "audit record not written");
-            // Nothing is exported unrecorded: a stored file is deleted and the export
-            // fails. A request that was refused anyway keeps its own answer.
-            if error.as_ref().is_none_or(|e| e.is_server_error()) {
-                if let Some(key) = &trace.s3_key {
-                    delivery::discard(ctx, key).await;
-                }
-                if error.is_none() {
-                    response = error_response(&audit_error, style);
-                    error = Some(audit_error);
-                }
+        audit_attempt(ctx, &attempt, &trace, &mut answer, style).await;
+    }
+    record_sync_export(ctx, &attempt, &mut trace, &answer).await;
+    log_line(&attempt, &trace, &answer);
+    answer.response
+}
+
+/// The request being served, as the steps after its attempt see it.
+struct Attempt<'a> {
+    raw: &'a RawRequest,
+    policy: &'a Policy,
+    /// The request's one reading of the clock.
+    now: DateTime<Utc>,
+    started: Instant,
+}
+
+/// The response a request gets, and the error it carries when it is one.
+struct Answered {
+    response: Response<Body>,
+    error: Option<Error>,
+}
+
+/// The audit record of an attempt, with the status actually sent. Nothing is
+/// exported unrecorded: when the record cannot be written, a stored file is deleted
+/// and a successful export fails (a request refused anyway keeps its own answer).
+async fn audit_attempt(
+    ctx: &AppContext,
+    attempt: &Attempt<'_>,
+    trace: &Trace,
+    answer: &mut Answered,
+    style: &ErrorStyle,
+) {
+    let Attempt {
+        raw,
+        policy,
+        now,
+        started,
+    } = attempt;
+    let error = &answer.error;
+    let mut record = AuditRecord::new(&raw.request_id, policy.route, *now);
+    record.caller = trace.caller.as_ref().map(|c| c.sub.clone());
+    record.role = trace
+        .caller
+        .as_ref()
+        .map(|c| if c.is_admin() { "admin" } else { "user" }.to_string());
+    record.parameters = trace.parameters.clone();
+    if let Some(scope) = &trace.scope {
+        record.client_scope = scope.clone();
+    }
+    record.status = answer.response.status().as_u16();
+    record.outcome = match error {
+        None => AuditOutcome::Success,
+        Some(e) if e.is_server_error() => AuditOutcome::Failed,
+        Some(_) => AuditOutcome::Rejected,
+    };
+    record.error_code = error.as_ref().map(|e| e.code().to_string());
+    record.records = trace.rows;
+    record.bytes = trace.bytes;
+    record.s3_key = trace.s3_key.clone().or_else(|| trace.served_key.clone());
+    record.job_id = trace.job_id.clone();
+    record.duration_ms = started.elapsed().as_millis() as u64;
+    if let Err(audit_error) = audit::write(&ctx.aws.dynamodb, &ctx.config.tables.audit, &record).await {
+        tracing::error!(request_id = %raw.request_id, error = %audit_error.cause_chain(), "audit record not written");
+        if error.as_ref().is_none_or(|e| e.is_server_error()) {
+            if let Some(key) = &trace.s3_key {
+                delivery::discard(ctx, key).await;
+            }
+            if answer.error.is_none() {
+                answer.response = error_response(&audit_error, style);
+                answer.error = Some(audit_error);
             }
         }
     }
+}
 
-    // A synchronous export that ran: one history record and one metric line.
-    if let (Some(spec), Some(caller)) = (trace.ran.take(), trace.caller.as_ref()) {
-        let outcome = match &error {
-            None => Ok((trace.rows.unwrap_or(0), trace.bytes.unwrap_or(0), trace.s3_key.clone())),
-            Some(e) => Err(e),
-        };
-        let stored_ok = outcome.is_ok();
-        jobs::api::record_sync(ctx, caller, &spec, now, outcome).await;
-        metrics::emit(
-            &metrics::ExportMetric {
-                kind: spec.kind(),
-                format: spec.format_name(),
-                outcome: if stored_ok {
-                    metrics::Outcome::Succeeded
-                } else {
-                    metrics::Outcome::Failed
-                },
-                trigger: metrics::Ran::Sync,
-                rows: trace.rows.unwrap_or(0),
-                bytes: trace.bytes.unwrap_or(0),
-                duration_ms: started.elapsed().as_millis() as u64,
-                queue_wait_ms: None,
-                error_code: error.as_ref().map(|e| e.code().as_str()),
-                id: &raw.request_id,
+/// A synchronous export that ran: one history record and one metric line.
+async fn record_sync_export(ctx: &AppContext, attempt: &Attempt<'_>, trace: &mut Trace, answer: &Answered) {
+    let Attempt { raw, now, started, .. } = attempt;
+    let now = *now;
+    let (Some(spec), Some(caller)) = (trace.ran.take(), trace.caller.as_ref()) else {
+        return;
+    };
+    let outcome = match &answer.error {
+        None => Ok((trace.rows.unwrap_or(0), trace.bytes.unwrap_or(0), trace.s3_key.clone())),
+        Some(e) => Err(e),
+    };
+    let stored_ok = outcome.is_ok();
+    record_sync(ctx, caller, &spec, now, outcome).await;
+    metrics::emit(
+        &metrics::ExportMetric {
+            kind: spec.kind(),
+            format: spec.format_name(),
+            outcome: if stored_ok {
+                metrics::Outcome::Succeeded
+            } else {
+                metrics::Outcome::Failed
             },
-            now,
-        );
-    }
+            trigger: metrics::Ran::Sync,
+            rows: trace.rows.unwrap_or(0),
+            bytes: trace.bytes.unwrap_or(0),
+            duration_ms: started.elapsed().as_millis() as u64,
+            queue_wait_ms: None,
+            error_code: answer.error.as_ref().map(|e| e.code().as_str()),
+            id: &raw.request_id,
+        },
+        now,
+    );
+}
 
-    let status = response.status().as_u16();
+/// The request's one log line: the full cause chain of a server error, the client's
+/// message of a refusal, the figures of a success. Never a secret or a file's content.
+fn log_line(attempt: &Attempt<'_>, trace: &Trace, answer: &Answered) {
+    let Attempt {
+        raw, policy, started, ..
+    } = attempt;
+    let status = answer.response.status().as_u16();
     let duration_ms = started.elapsed().as_millis() as u64;
     let (route_name, kind, request_id, sub) = (
         policy.route,
@@ -461,7 +438,7 @@ async fn serve<W: Work>(ctx: &AppContext, raw: &RawRequest, work: &W, style: &Er
         &raw.request_id,
         trace.caller.as_ref().map(|c| c.sub.as_str()),
     );
-    match &error {
+    match &answer.error {
         Some(e) if e.is_server_error() => tracing::error!(
             request_id, route = route_name, sub, kind, status, duration_ms,
             error = %e.cause_chain(), "export failed"
@@ -483,13 +460,12 @@ async fn serve<W: Work>(ctx: &AppContext, raw: &RawRequest, work: &W, style: &Er
             "export done"
         ),
     }
-    response
 }
 
 /// The caller, remembered for the audit record and the log line. Its rights are
 /// recorded (crate::rights) before anything is served: when they changed, the
 /// owner's schedules its token no longer grants are paused first.
-async fn authenticate(
+pub(crate) async fn authenticate(
     ctx: &AppContext,
     raw: &RawRequest,
     now: DateTime<Utc>,
@@ -544,12 +520,12 @@ async fn attempt<R: ExportRoute>(
     let rate_limited = policy.rate_limited;
     let admit = || super::admission::admit(ctx, &caller, &spec, rate_limited, now);
     if policy.answer == Answer::Job || raw.prefers_async() {
-        let started = jobs::api::start(
+        let started = start(
             ctx,
             raw,
             policy.route,
             &caller,
-            jobs::api::Order { spec: &spec, notify },
+            Order { spec: &spec, notify },
             now,
             admit,
         )

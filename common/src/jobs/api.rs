@@ -18,9 +18,15 @@ use super::{Job, JobStatus, Link, history, resource, store::JobStore, worker};
 use crate::{
     AppContext,
     auth::Caller,
-    delivery,
+    delivery::{self, Delivery},
     error::{Error, ErrorCode},
-    http::{RawRequest, query, response::json_response, sanitize},
+    http::{
+        ErrorStyle, Policy, RawRequest,
+        pipeline::{AUDIT_PARAMETERS_BYTES, JOB_ERRORS, Route, Trace, authenticate},
+        query,
+        response::json_response,
+        sanitize, truncate_bytes,
+    },
     notify::link,
     values::id::JobId,
 };
@@ -167,13 +173,13 @@ fn view(ctx: &AppContext, job: &Job, link: Option<&Link>) -> Value {
 
 /// What a resource route did, for the audit record and the log line.
 #[derive(Default)]
-pub struct Outcome {
+struct Outcome {
     pub job_id: Option<String>,
     pub s3_key: Option<String>,
 }
 
 /// Serves a resource route for an authenticated caller.
-pub async fn serve(
+async fn serve(
     ctx: &AppContext,
     raw: &RawRequest,
     route: &JobRoute,
@@ -266,7 +272,7 @@ pub async fn serve(
 /// (used instead of an Authorization header).
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct DownloadParams {
+struct DownloadParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
 }
@@ -330,7 +336,7 @@ async fn download(
 /// `GET /api/exports/{id}/download?link=...`: an emailed link, checked on every
 /// click against the job as it is now. A link for another job, for a recipient no
 /// longer on the job, or for a job deleted since, names nothing (404).
-pub async fn serve_link(
+async fn serve_link(
     ctx: &AppContext,
     route: &JobRoute,
     token: &str,
@@ -389,4 +395,53 @@ async fn delete(ctx: &AppContext, job: Job, now: DateTime<Utc>) -> Result<Respon
         .status(StatusCode::NO_CONTENT)
         .body(Body::Empty)
         .map_err(|e| Error::internal("response error", e))
+}
+
+/// The job API's resource routes run through the one request pipeline: an emailed
+/// link stands in for the token on the download route.
+impl Route for JobRoute {
+    fn policy(&self) -> Policy {
+        Policy {
+            audited: matches!(self, JobRoute::Cancel(_) | JobRoute::Delete(_) | JobRoute::Download(_)),
+            ..Policy::query(self.name(), "jobs")
+        }
+    }
+
+    fn error_style(&self, _raw: &RawRequest) -> ErrorStyle {
+        JOB_ERRORS
+    }
+
+    async fn attempt(
+        &self,
+        ctx: &AppContext,
+        raw: &RawRequest,
+        now: DateTime<Utc>,
+        trace: &mut Trace,
+    ) -> Result<Response<Body>, Error> {
+        let mut outcome = Outcome::default();
+        // An emailed link stands in for the token on the download route; the audit
+        // record keeps the route, never the link itself.
+        let link = match self {
+            JobRoute::Download(_) => query::decode::<DownloadParams>(&raw.query)?.link,
+            _ => None,
+        };
+        raw.typed_headers()?;
+        raw.no_body()?;
+        let result = if let Some(token) = link {
+            trace.parameters = Some("link=<redacted>".into());
+            serve_link(ctx, self, &token, now, &mut outcome).await
+        } else {
+            let caller = authenticate(ctx, raw, now, trace).await?;
+            trace.parameters = Some(truncate_bytes(&raw.query, AUDIT_PARAMETERS_BYTES));
+            serve(ctx, raw, self, &caller, now, &mut outcome).await
+        };
+        trace.job_id = outcome.job_id;
+        // The audit record of a download names the object it handed out; it is not
+        // a file this request made, so it must never be discarded on error.
+        if let Some(key) = outcome.s3_key {
+            trace.delivery = Some(Delivery::Redirect);
+            trace.served_key = Some(key);
+        }
+        result
+    }
 }

@@ -396,7 +396,7 @@ fn describe_key(key_attrs: &[&str], values: &[Option<serde_dynamo::AttributeValu
 }
 
 /// The snapshot cut: whether an item was written at or before `as_of`. Items carry
-/// `written_at` (stamped by [`crate::store::write_records`]); an item without one (or
+/// `written_at` (stamped by [`crate::load::write_records`]); an item without one (or
 /// with one that is not a timestamp) was written by another writer and is kept.
 /// (A page's item or a DynamoDB export's line: both are read the same way.)
 pub(crate) fn written_by(item: &ReadItem, as_of: &DateTime<Utc>) -> bool {
@@ -447,8 +447,8 @@ mod tests {
 
         use super::*;
         use crate::{
+            load::Record,
             model::{ChatMessage, Lead, Session, SessionMessage},
-            store::Record,
             timefmt,
         };
 

@@ -361,7 +361,7 @@ async fn workbooks(
     let dos = zipfmt::dos_time(spec.as_of());
     let Pipeline { rows, encoder, width } = pipeline;
     // Rows are made on their own task while workbooks are written.
-    let mut rows = crate::store::read_ahead(rows);
+    let mut rows = crate::reads::pages::read_ahead(rows);
     let mut entries = Vec::new();
     let result = async {
         let mut workbook = encoder;

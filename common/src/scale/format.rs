@@ -640,7 +640,7 @@ mod tests {
 
     #[test]
     fn a_line_is_read_straight_into_its_record_as_the_long_way_reads_it() {
-        use crate::{model::ChatMessage, store::Record};
+        use crate::{load::Record, model::ChatMessage};
         let how = Decoding {
             as_of: crate::timefmt::parse_rfc3339("2024-01-15T10:30:00.000Z").unwrap(),
             sort_attr: None,

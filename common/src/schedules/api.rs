@@ -22,7 +22,14 @@ use crate::{
     AppContext,
     auth::Caller,
     error::{Error, ErrorCode},
-    http::{RawRequest, query, query::NoParams, response::json_response, sanitize},
+    http::{
+        ErrorStyle, Policy, RawRequest,
+        pipeline::{AUDIT_PARAMETERS_BYTES, Route, Trace, authenticate},
+        query,
+        query::NoParams,
+        response::json_response,
+        sanitize, truncate_bytes,
+    },
     jobs::{request::JobRequest, store::JobStore},
     notify::{NotifyRequest, check_recipients},
     spec::TimeZone,
@@ -405,12 +412,12 @@ fn created_response(s: &Schedule) -> Response<Body> {
 
 /// What a route did, for the audit record.
 #[derive(Default)]
-pub struct Outcome {
+struct Outcome {
     pub schedule_id: Option<String>,
 }
 
 /// Serves a schedules route for an authenticated caller.
-pub async fn serve(
+async fn serve(
     ctx: &AppContext,
     raw: &RawRequest,
     route: &ScheduleRoute,
@@ -614,6 +621,49 @@ fn apply(
     s.updated_at = now;
     s.version += 1;
     Ok(s)
+}
+
+/// The error shape of the schedules API.
+pub const SCHEDULE_ERRORS: ErrorStyle = ErrorStyle::Code {
+    failure: "Schedule request failed",
+    invalid: Some("Invalid schedule request"),
+};
+
+/// The schedules API runs through the one request pipeline; the audit record's job id
+/// names the schedule.
+impl Route for ScheduleRoute {
+    fn policy(&self) -> Policy {
+        Policy {
+            audited: self.audited(),
+            ..Policy::query(self.name(), "schedules")
+        }
+    }
+
+    fn error_style(&self, _raw: &RawRequest) -> ErrorStyle {
+        SCHEDULE_ERRORS
+    }
+
+    async fn attempt(
+        &self,
+        ctx: &AppContext,
+        raw: &RawRequest,
+        now: DateTime<Utc>,
+        trace: &mut Trace,
+    ) -> Result<Response<Body>, Error> {
+        let caller = authenticate(ctx, raw, now, trace).await?;
+        raw.typed_headers()?;
+        let sent = if raw.body.is_empty() {
+            raw.query.clone()
+        } else {
+            String::from_utf8_lossy(&raw.body).into_owned()
+        };
+        trace.parameters = Some(truncate_bytes(&sent, AUDIT_PARAMETERS_BYTES));
+        let mut outcome = Outcome::default();
+        let result = serve(ctx, raw, self, &caller, now, &mut outcome).await;
+        // The audit record's job id names the schedule.
+        trace.job_id = outcome.schedule_id;
+        result
+    }
 }
 
 #[cfg(test)]

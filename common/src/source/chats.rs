@@ -8,11 +8,12 @@ use futures::{StreamExt, stream};
 
 use super::Pages;
 use crate::{
+    keys::shards,
     kinds::{DateRange, chats::ChatFilter},
     model::ChatMessage,
+    reads::pages::{KeyCondition, ReadPages, merge_sorted, query_pages, shard_page_limit},
     reads::{Decoding, Read},
     schema::{CHATS_BY_CONVERSATION, CHATS_BY_TIME},
-    store::{KeyCondition, ReadPages, merge_sorted, query_pages, shard_page_limit, shards},
     timefmt,
 };
 

@@ -20,14 +20,12 @@ use super::{
 };
 use crate::{
     error::Error,
+    keys::{conversation_prefix, conversation_shard, shards},
     kinds::chats::ChatFilter,
     model::ChatMessage,
     reads::Decoding,
+    reads::pages::{KeyCondition, ReadPages, merge_sorted, query_pages, shard_page_limit},
     schema::{CHATS_BY_CONVERSATION, CHATS_BY_CONVERSATION_GROUP},
-    store::{
-        KeyCondition, ReadPages, conversation_prefix, conversation_shard, merge_sorted, query_pages, shard_page_limit,
-        shards,
-    },
 };
 
 /// One Query of the group index: a shard, optionally narrowed to a key prefix.

@@ -7,11 +7,12 @@ use futures::{StreamExt, stream};
 
 use super::Pages;
 use crate::{
+    keys::shards,
     kinds::{DateRange, leads::LeadFilter},
     model::Lead,
     reads::Decoding,
+    reads::pages::{KeyCondition, ReadPages, merge_sorted, query_pages, shard_page_limit},
     schema::{LEADS_BY_CHATBOT, LEADS_BY_COMPANY, LEADS_BY_CREATED},
-    store::{KeyCondition, ReadPages, merge_sorted, query_pages, shard_page_limit, shards},
     timefmt,
 };
 

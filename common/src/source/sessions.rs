@@ -18,8 +18,9 @@ use super::{Pages, SessionLine};
 use crate::{
     error::Error,
     model::{Session, SessionMessage},
+    reads::Item,
+    reads::pages::scan_pages,
     reads::{Decoding, query_page},
-    store::{Item, scan_pages},
 };
 
 const PREFETCH: usize = 16;

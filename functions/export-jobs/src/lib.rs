@@ -14,14 +14,10 @@ use common::{
     AppContext,
     auth::Caller,
     error::Error,
-    http::{
-        self, ErrorStyle, ExportRoute, Policy, RawRequest,
-        errors::not_found,
-        pipeline::{JOB_ERRORS, SCHEDULE_ERRORS},
-    },
+    http::{self, ErrorStyle, ExportRoute, Policy, RawRequest, errors::not_found, pipeline::JOB_ERRORS},
     jobs::api::{JOBS_PATH, JobRequest, JobRoute},
     notify::{Notify, check_recipients},
-    schedules::api::ScheduleRoute,
+    schedules::api::{SCHEDULE_ERRORS, ScheduleRoute},
     spec::ExportSpec,
 };
 use lambda_http::{Body, Request, Response, http::Method};
@@ -63,10 +59,10 @@ pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
         return http::handle(ctx, req, &StartJob).await;
     }
     if let Some(route) = ScheduleRoute::matching(req.method().as_str(), &path) {
-        return http::pipeline::handle_schedule(ctx, req, route).await;
+        return http::pipeline::handle_route(ctx, req, &route).await;
     }
     if let Some(route) = JobRoute::matching(req.method().as_str(), &path) {
-        return http::pipeline::handle_job(ctx, req, route).await;
+        return http::pipeline::handle_route(ctx, req, &route).await;
     }
     match (JobRoute::allowed(&path), ScheduleRoute::allowed(&path)) {
         (Some(allow), _) => http::errors::wrong_method(req.method(), allow, &JOB_ERRORS),
