@@ -21,6 +21,7 @@ pub mod dynamo;
 pub mod error;
 pub mod export;
 pub mod http;
+pub mod index;
 pub mod jobs;
 pub mod keys;
 pub mod kinds;

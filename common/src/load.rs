@@ -41,41 +41,40 @@ impl Record {
         }
     }
 
-    /// The stored item, including derived key attributes.
+    /// The stored item, including derived key attributes ([`Record::derived`]).
     pub fn to_item(&self) -> Result<Item, Error> {
         let encode = |e: serde_dynamo::Error| Error::internal("encoding error", e);
-        let item = match self {
-            Record::Session(s) => serde_dynamo::to_item(s).map_err(encode)?,
-            Record::Message(m) => {
-                let mut item: Item = serde_dynamo::to_item(m).map_err(encode)?;
-                item.insert(
-                    "msg_key".into(),
-                    AttributeValue::S(time_id_key(&m.timestamp, &m.message_id)),
-                );
-                item
-            }
-            Record::Lead(l) => {
-                let mut item: Item = serde_dynamo::to_item(l).map_err(encode)?;
-                item.insert("shard".into(), AttributeValue::S(shard_of(&l.lead_id)));
-                item.insert(
-                    "created_key".into(),
-                    AttributeValue::S(time_id_key(&l.created_at, &l.lead_id)),
-                );
-                item
-            }
-            Record::ChatMessage(c) => {
-                let mut item: Item = serde_dynamo::to_item(c).map_err(encode)?;
-                item.insert("ts_id".into(), AttributeValue::S(time_id_key(&c.timestamp, &c.id)));
-                item.insert("shard".into(), AttributeValue::S(shard_of(&c.id)));
-                item.insert(
-                    "conv_shard".into(),
-                    AttributeValue::S(conversation_shard(&c.client_id, &c.conversation_id)),
-                );
-                item.insert("conv_key".into(), AttributeValue::S(conversation_key(c)));
-                item
-            }
-        };
+        let mut item: Item = match self {
+            Record::Session(s) => serde_dynamo::to_item(s),
+            Record::Message(m) => serde_dynamo::to_item(m),
+            Record::Lead(l) => serde_dynamo::to_item(l),
+            Record::ChatMessage(c) => serde_dynamo::to_item(c),
+        }
+        .map_err(encode)?;
+        for (name, value) in self.derived() {
+            item.insert(name.into(), AttributeValue::S(value));
+        }
         Ok(item)
+    }
+
+    /// The derived key attributes of this record: the one derivation, which the
+    /// loader writes with the item and the indexer ([`crate::index`]) writes onto an
+    /// item some other writer stored without them (docs/data-model.md).
+    pub fn derived(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Record::Session(_) => vec![],
+            Record::Message(m) => vec![("msg_key", time_id_key(&m.timestamp, &m.message_id))],
+            Record::Lead(l) => vec![
+                ("shard", shard_of(&l.lead_id)),
+                ("created_key", time_id_key(&l.created_at, &l.lead_id)),
+            ],
+            Record::ChatMessage(c) => vec![
+                ("ts_id", time_id_key(&c.timestamp, &c.id)),
+                ("shard", shard_of(&c.id)),
+                ("conv_shard", conversation_shard(&c.client_id, &c.conversation_id)),
+                ("conv_key", conversation_key(c)),
+            ],
+        }
     }
 }
 

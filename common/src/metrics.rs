@@ -142,6 +142,25 @@ pub fn emit_requeued(job_id: &str, kind: &str, reason: &str, waited_ms: u64, at:
     write_line(requeued_document(job_id, kind, reason, waited_ms, at).to_string());
 }
 
+/// The EMF document of one batch of stream records the indexer handled:
+/// `IndexFixed`, the items it had to give derived attributes or `written_at` (a
+/// writer that does not stamp its items shows up here).
+pub fn indexed_document(fixed: u64, at: DateTime<Utc>) -> Value {
+    json!({
+        "_aws": {"Timestamp": at.timestamp_millis(), "CloudWatchMetrics": [{
+            "Namespace": NAMESPACE,
+            "Dimensions": [[]],
+            "Metrics": [{"Name": "IndexFixed", "Unit": "Count"}],
+        }]},
+        "IndexFixed": fixed,
+    })
+}
+
+/// Writes an EMF document as one line.
+pub fn emit_document(doc: &Value) {
+    write_line(doc.to_string());
+}
+
 static CAPTURE: Mutex<Option<Vec<String>>> = Mutex::new(None);
 static SILENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 

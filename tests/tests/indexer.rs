@@ -1,0 +1,314 @@
+//! The indexer (functions/export-indexer) against the local DynamoDB: items written
+//! the way the platform writes them, with none of the derived attributes the exports
+//! read by, are invisible to the all-tenant and conversation exports until the real
+//! handler has seen their stream records; after it, every export is byte for byte
+//! the export of the same data written by `exportctl load`. Its own writes, duplicate
+//! and out-of-order records change nothing, and a deleted item stays deleted.
+
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_sdk_dynamodb::types::AttributeValue;
+use common::{load::Record, reads::Item, synth};
+use integration_tests::*;
+use lambda_http::{Body, Response};
+
+const LEADS: &str = leads_export::PATH;
+const CHATS: &str = chats_export::DOWNLOAD_PATH;
+const CONVERSATIONS: &str = chats_export::CONVERSATIONS_PATH;
+
+/// Many exports in one test: the chat routes' rate limits out of the way.
+fn unlimited(c: &mut common::config::Config) {
+    c.chat.per_user_per_minute = 10_000;
+    c.chat.per_client_per_hour = 10_000;
+}
+
+fn records() -> Vec<Record> {
+    synth::leads(7, 60).chain(synth::chat_messages(7, 120)).collect()
+}
+
+/// The item a writer that knows nothing of the export keys stores: the model's
+/// attributes and the table keys DynamoDB requires, nothing derived, no `written_at`.
+fn bare_item(record: &Record) -> Item {
+    let mut item = record.to_item().unwrap();
+    for (name, _) in record.derived() {
+        if !matches!(name, "msg_key" | "ts_id") {
+            item.remove(name);
+        }
+    }
+    item
+}
+
+fn table_of<'a>(stack: &'a TestStack, record: &Record) -> &'a str {
+    record.table(&stack.ctx.config.tables)
+}
+
+async fn put(stack: &TestStack, table: &str, item: Item) {
+    stack
+        .ctx
+        .aws
+        .dynamodb
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A stream record of `table` as Lambda delivers it (`NEW_AND_OLD_IMAGES`).
+fn stream_record(
+    table: &str,
+    name: &str,
+    image: &Item,
+    sequence: usize,
+    at: chrono::DateTime<chrono::Utc>,
+) -> EventRecord {
+    let mut record = EventRecord::default();
+    record.event_name = name.into();
+    record.event_source_arn = Some(format!(
+        "arn:aws:dynamodb:us-east-1:000000000000:table/{table}/stream/2024-01-01T00:00:00.000"
+    ));
+    record.change.new_image = serde_dynamo::Item::from(image.clone());
+    record.change.approximate_creation_date_time = at;
+    record.change.sequence_number = Some(format!("{sequence:021}"));
+    record
+}
+
+fn event(records: Vec<EventRecord>) -> Event {
+    let mut event = Event::default();
+    event.records = records;
+    event
+}
+
+async fn get(stack: &TestStack, query: &str) -> Response<Body> {
+    let auth = format!("Bearer {}", stack.admin_token());
+    exportctl::serve::route(&stack.ctx, request("GET", query, &[("authorization", &auth)])).await
+}
+
+async fn csv(stack: &TestStack, query: &str) -> Vec<u8> {
+    let resp = get(stack, query).await;
+    assert_eq!(
+        resp.status(),
+        200,
+        "{query}: {}",
+        String::from_utf8_lossy(&body_bytes(&resp))
+    );
+    body_bytes(&resp)
+}
+
+/// The exports the derived attributes serve: every company's leads (`by_created`),
+/// every client's messages (`by_time`), and one client's conversations
+/// (`by_conversation_group`).
+async fn exports(stack: &TestStack) -> Vec<Vec<u8>> {
+    let mut files = vec![
+        csv(stack, &format!("{LEADS}?format=csv")).await,
+        csv(stack, &format!("{CHATS}?format=csv&limit=100000")).await,
+    ];
+    for client in synth::CLIENTS {
+        files.push(csv(stack, &format!("{CONVERSATIONS}?client_id={client}")).await);
+    }
+    files
+}
+
+async fn stored(stack: &TestStack, table: &str, key: &Item) -> Option<Item> {
+    stack
+        .ctx
+        .aws
+        .dynamodb
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
+fn key_of(record: &Record, item: &Item) -> Item {
+    let names: &[&str] = match record {
+        Record::Lead(_) => &["lead_id"],
+        Record::ChatMessage(_) => &["client_id", "ts_id"],
+        Record::Session(_) => &["session_id"],
+        Record::Message(_) => &["session_id", "msg_key"],
+    };
+    names.iter().map(|n| (n.to_string(), item[*n].clone())).collect()
+}
+
+#[tokio::test]
+async fn bare_items_export_exactly_as_loaded_ones_once_indexed_and_indexing_again_changes_nothing() {
+    let records = records();
+    let loaded = TestStack::with_config("indexer-loaded", unlimited).await;
+    loaded.load(records.clone()).await;
+    let bare = TestStack::with_config("indexer-bare", unlimited).await;
+    let written = bare.ctx.clock.now() - chrono::Duration::seconds(1);
+    let mut stream = Vec::new();
+    for (i, record) in records.iter().enumerate() {
+        let item = bare_item(record);
+        put(&bare, table_of(&bare, record), item.clone()).await;
+        stream.push(stream_record(table_of(&bare, record), "INSERT", &item, i, written));
+    }
+
+    // Before the indexer: no all-tenant export and no conversation sees them.
+    let before = exports(&bare).await;
+    let expected = exports(&loaded).await;
+    for (b, e) in before.iter().zip(&expected) {
+        assert!(parse_csv(b).1.is_empty(), "an unindexed item is exported");
+        assert!(!parse_csv(e).1.is_empty());
+    }
+
+    // Indexed in batches, as the event source mapping delivers them.
+    for batch in stream.chunks(100) {
+        let response = export_indexer::handle(&bare.ctx, event(batch.to_vec())).await;
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    }
+    assert_eq!(exports(&bare).await, expected, "indexed exports are the loaded exports");
+
+    // The indexer's own writes come back as MODIFY records: nothing to do. The same
+    // INSERTs delivered again: nothing to do either.
+    let mut again = Vec::new();
+    for (i, record) in records.iter().enumerate() {
+        let key = key_of(record, &bare_item(record));
+        let now = stored(&bare, table_of(&bare, record), &key).await.unwrap();
+        again.push(stream_record(table_of(&bare, record), "MODIFY", &now, i, written));
+    }
+    again.extend(stream.iter().cloned());
+    let (report, failed) = common::index::index_records(
+        &bare.ctx.aws.dynamodb,
+        &bare.ctx.config.tables,
+        again,
+        bare.ctx.clock.now(),
+    )
+    .await;
+    assert!(failed.is_none());
+    let n = records.len() as u64;
+    assert_eq!(
+        (report.fixed, report.unchanged, report.skipped),
+        (0, n, n),
+        "{report:?}"
+    );
+    assert_eq!(exports(&bare).await, expected);
+}
+
+#[tokio::test]
+async fn an_older_record_never_overwrites_a_newer_write_nor_brings_back_a_deleted_item() {
+    let stack = TestStack::new("indexer-order").await;
+    let leads: Vec<Record> = synth::leads(9, 2).collect();
+    let (Record::Lead(first), Record::Lead(second)) = (&leads[0], &leads[1]) else {
+        panic!("leads")
+    };
+    let table = stack.ctx.config.tables.leads.clone();
+    let at = stack.ctx.clock.now() - chrono::Duration::seconds(1);
+
+    // The writer stores a lead, then rewrites it with another creation time.
+    let old = Record::Lead(first.clone());
+    let old_item = bare_item(&old);
+    put(&stack, &table, old_item.clone()).await;
+    let mut moved = first.clone();
+    moved.created_at -= chrono::Duration::days(3);
+    let new = Record::Lead(moved);
+    let new_item = bare_item(&new);
+    put(&stack, &table, new_item.clone()).await;
+
+    // Its records arrive out of order: the older image is skipped, and the newer one
+    // gets the keys of what is stored.
+    let (report, failed) = common::index::index_records(
+        &stack.ctx.aws.dynamodb,
+        &stack.ctx.config.tables,
+        vec![
+            stream_record(&table, "MODIFY", &new_item, 2, at),
+            stream_record(&table, "INSERT", &old_item, 1, at),
+        ],
+        stack.ctx.clock.now(),
+    )
+    .await;
+    assert!(failed.is_none());
+    assert_eq!(
+        (report.fixed, report.unchanged, report.skipped),
+        (1, 0, 1),
+        "{report:?}"
+    );
+    let now = stored(&stack, &table, &key_of(&new, &new_item)).await.unwrap();
+    let mut expected = new.to_item().unwrap();
+    expected.insert("written_at".into(), AttributeValue::S(common::timefmt::format(&at)));
+    assert_eq!(now, expected, "the stored lead has the newer write's keys");
+
+    // A lead deleted before its INSERT is indexed stays deleted.
+    let gone = Record::Lead(second.clone());
+    let gone_item = bare_item(&gone);
+    put(&stack, &table, gone_item.clone()).await;
+    stack
+        .ctx
+        .aws
+        .dynamodb
+        .delete_item()
+        .table_name(&table)
+        .set_key(Some(key_of(&gone, &gone_item)))
+        .send()
+        .await
+        .unwrap();
+    let response = export_indexer::handle(
+        &stack.ctx,
+        event(vec![stream_record(&table, "INSERT", &gone_item, 3, at)]),
+    )
+    .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(stored(&stack, &table, &key_of(&gone, &gone_item)).await, None);
+}
+
+/// Every sample in events/indexer/ is a stream event the real handler indexes: its
+/// items, stored as the platform would store them, get the attributes `exportctl load`
+/// derives, and nothing else of them changes.
+#[tokio::test]
+async fn the_sample_stream_events_are_indexed() {
+    let stack = TestStack::new("indexer-events").await;
+    let dir = format!("{}/../events/indexer", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let tables = stack.ctx.config.tables.clone();
+    for path in files {
+        let mut event: Event = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut expected = Vec::new();
+        for record in &mut event.records {
+            // The samples name the default tables; this stack's have a prefix.
+            let arn = record.event_source_arn.clone().unwrap();
+            let default_table = common::index::table_of_arn(&arn).unwrap().to_string();
+            let table = match default_table.as_str() {
+                "chat-export-leads" => tables.leads.clone(),
+                "chat-export-chat-messages" => tables.chat_messages.clone(),
+                "chat-export-session-messages" => tables.session_messages.clone(),
+                other => panic!("{}: unknown table {other}", path.display()),
+            };
+            record.event_source_arn = Some(arn.replace(&format!("/{default_table}/"), &format!("/{table}/")));
+            let image: Item = record.change.new_image.clone().into();
+            put(&stack, &table, image.clone()).await;
+            let kind = common::index::Table::named(&tables, &table).unwrap();
+            let record_of = match kind {
+                common::index::Table::Leads => Record::Lead(serde_dynamo::from_item(image.clone()).unwrap()),
+                common::index::Table::ChatMessages => {
+                    Record::ChatMessage(serde_dynamo::from_item(image.clone()).unwrap())
+                }
+                _ => Record::Message(serde_dynamo::from_item(image.clone()).unwrap()),
+            };
+            // What was stored, plus what the loader derives: nothing else changes.
+            let mut item = image.clone();
+            for (name, value) in record_of.derived() {
+                item.insert(name.into(), AttributeValue::S(value));
+            }
+            item.insert(
+                "written_at".into(),
+                AttributeValue::S(common::timefmt::format(&record.change.approximate_creation_date_time)),
+            );
+            expected.push((table, key_of(&record_of, &image), item));
+        }
+        let response = export_indexer::handle(&stack.ctx, event).await;
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "{}: {response:?}",
+            path.display()
+        );
+        for (table, key, item) in expected {
+            assert_eq!(stored(&stack, &table, &key).await, Some(item), "{}", path.display());
+        }
+    }
+}
