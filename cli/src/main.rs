@@ -4,6 +4,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
+use common::backfill::Mode;
 use common::{
     AppContext,
     auth::{self, Claims, Role},
@@ -36,6 +37,34 @@ enum Command {
     },
     /// Load records from a JSON Lines file (docs/load-format.md); validates the whole file first.
     Load { file: PathBuf },
+    /// Give the items already in the data tables the derived key attributes the
+    /// exports read by (the indexer's derivation; docs/data-model.md). Resumable (a
+    /// checkpoint per segment in the jobs table), idempotent, paced by consumed
+    /// capacity. Prints the counts as JSON.
+    Backfill {
+        /// session_messages, leads or chat_messages (or a real table name); all three
+        /// when absent.
+        #[arg(long)]
+        table: Option<String>,
+        /// Parallel Scan segments.
+        #[arg(long, default_value_t = 4)]
+        segments: u32,
+        /// At most this many capacity units per second (reads and writes); unpaced
+        /// when absent.
+        #[arg(long)]
+        rate: Option<f64>,
+    },
+    /// Count the items missing from, or stale in, each derived index (a Scan that
+    /// compares each item's derived attributes with the derivation). Exits 1 when
+    /// any are found, and prints the counts (with up to 20 keys) as JSON.
+    CheckIndex {
+        /// session_messages, leads or chat_messages (or a real table name); all three
+        /// when absent.
+        #[arg(long)]
+        table: Option<String>,
+        #[arg(long, default_value_t = 4)]
+        segments: u32,
+    },
     /// Mint a JWT signed with JWT_SECRET, for local use.
     Token {
         #[arg(long, value_enum)]
@@ -232,6 +261,15 @@ fn spawn_worker(ctx: &AppContext, stop: &tokio::sync::watch::Receiver<bool>) -> 
     }
 }
 
+/// The counts of a backfill or check, by table, as one JSON object.
+fn report(counts: &[(String, common::backfill::Counts)]) -> serde_json::Value {
+    counts
+        .iter()
+        .map(|(table, c)| (table.clone(), serde_json::to_value(c).unwrap_or_default()))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
 fn explain(e: common::Error) -> BoxError {
     e.cause_chain().into()
 }
@@ -320,6 +358,26 @@ async fn run(command: Command) -> Result<(), BoxError> {
                 .await
                 .map_err(explain)?;
             println!("loaded {n} records from {path}");
+        }
+        Command::Backfill { table, segments, rate } => {
+            let ctx = AppContext::from_env().await?;
+            let counts = exportctl::backfill::run(&ctx, table.as_deref(), Mode::Fix, segments, rate)
+                .await
+                .map_err(explain)?;
+            println!("{}", serde_json::to_string(&report(&counts))?);
+        }
+        Command::CheckIndex { table, segments } => {
+            let ctx = AppContext::from_env().await?;
+            let counts = exportctl::backfill::run(&ctx, table.as_deref(), Mode::Check, segments, None)
+                .await
+                .map_err(explain)?;
+            println!("{}", serde_json::to_string(&report(&counts))?);
+            if counts.iter().any(|(_, c)| c.wrong > 0 || c.failed > 0) {
+                // A finding, not a failure of the command: exit 1 (2 is left to usage).
+                use std::io::Write as _;
+                let _ = std::io::stdout().flush();
+                std::process::exit(1);
+            }
         }
         Command::Token {
             role,

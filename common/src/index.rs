@@ -58,6 +58,39 @@ impl Table {
         .find_map(|(name, t)| (name == table).then_some(t))
     }
 
+    /// The data tables the exports read through derived attributes, by their
+    /// logical names (`exportctl backfill --table`).
+    pub const INDEXED: [(&'static str, Table); 3] = [
+        ("session_messages", Table::SessionMessages),
+        ("leads", Table::Leads),
+        ("chat_messages", Table::ChatMessages),
+    ];
+
+    /// The table's real name.
+    pub fn name(self, names: &TableNames) -> &str {
+        match self {
+            Table::Sessions => &names.sessions,
+            Table::SessionMessages => &names.session_messages,
+            Table::Leads => &names.leads,
+            Table::ChatMessages => &names.chat_messages,
+        }
+    }
+
+    /// `lead_id=...`: an item's key for a report, never its contents.
+    pub fn describe_key(self, item: &Item) -> String {
+        self.key()
+            .iter()
+            .map(|k| {
+                let v = match item.get(*k) {
+                    Some(AttributeValue::S(s)) => crate::values::text::sanitize(s),
+                    _ => "?".into(),
+                };
+                format!("{k}={v}")
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// The item's primary key attributes (partition first).
     fn key(self) -> &'static [&'static str] {
         match self {
@@ -119,8 +152,9 @@ pub enum Plan {
 }
 
 /// What the derivation says `image` (an item of `table`) lacks. `written` is when
-/// the write happened (the stream record's `ApproximateCreationDateTime`).
-pub fn plan(table: Table, image: &Item, written: DateTime<Utc>) -> Result<Plan, Error> {
+/// the write happened (the stream record's `ApproximateCreationDateTime`), given to
+/// an item without `written_at`; `None` (a backfill: unknown) leaves that out.
+pub fn plan(table: Table, image: &Item, written: Option<DateTime<Utc>>) -> Result<Plan, Error> {
     let record = table.record(image)?;
     let mut set = Vec::new();
     for (name, value) in record.derived() {
@@ -133,7 +167,9 @@ pub fn plan(table: Table, image: &Item, written: DateTime<Utc>) -> Result<Plan, 
         }
         set.push((name, value));
     }
-    let written_at = (!image.contains_key("written_at")).then(|| timefmt::format(&written));
+    let written_at = written
+        .filter(|_| !image.contains_key("written_at"))
+        .map(|at| timefmt::format(&at));
     if set.is_empty() && written_at.is_none() {
         return Ok(Plan::Nothing);
     }
@@ -161,8 +197,9 @@ pub enum Applied {
     Skipped,
 }
 
-/// Writes a fix with one conditional `UpdateItem`.
-pub async fn apply(client: &aws_sdk_dynamodb::Client, table_name: &str, fix: &Fix) -> Result<Applied, Error> {
+/// Writes a fix with one conditional `UpdateItem`; also how many capacity units it
+/// consumed (a backfill paces itself by them).
+pub async fn apply(client: &aws_sdk_dynamodb::Client, table_name: &str, fix: &Fix) -> Result<(Applied, f64), Error> {
     let mut sets = Vec::new();
     let mut request = client
         .update_item()
@@ -195,13 +232,18 @@ pub async fn apply(client: &aws_sdk_dynamodb::Client, table_name: &str, fix: &Fi
             .expression_attribute_values(format!(":s{i}"), value.clone());
     }
     let sent = request
+        .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
         .update_expression(format!("SET {}", sets.join(", ")))
         .condition_expression(conditions.join(" AND "))
         .send()
         .await;
     match sent {
-        Ok(_) => Ok(Applied::Written),
-        Err(e) if conditional_failed(&e) => Ok(Applied::Skipped),
+        Ok(out) => Ok((
+            Applied::Written,
+            out.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0),
+        )),
+        // A failed condition costs a write too; its figure is not returned.
+        Err(e) if conditional_failed(&e) => Ok((Applied::Skipped, 1.0)),
         Err(e) => Err(Error::database(e)),
     }
 }
@@ -260,7 +302,7 @@ pub async fn index_records(
             .filter(|t| t.timestamp() > 0)
             .unwrap_or(now);
         let image: Item = record.change.new_image.into();
-        let outcome = match plan(table, &image, written) {
+        let outcome = match plan(table, &image, Some(written)) {
             Ok(Plan::Nothing) => {
                 report.unchanged += 1;
                 Ok(())
@@ -270,7 +312,7 @@ pub async fn index_records(
                 report.key_mismatches += 1;
                 Ok(())
             }
-            Ok(Plan::Write(fix)) => match apply(client, &table_name, &fix).await {
+            Ok(Plan::Write(fix)) => match apply(client, &table_name, &fix).await.map(|(applied, _)| applied) {
                 Ok(Applied::Written) => {
                     report.fixed += 1;
                     Ok(())
@@ -319,7 +361,7 @@ mod tests {
     /// What the indexer makes of a bare item: the item with its fix applied.
     fn indexed(record: &Record, at: DateTime<Utc>) -> Item {
         let bare = stripped(record);
-        let Plan::Write(fix) = plan(table_of(record), &bare, at).unwrap() else {
+        let Plan::Write(fix) = plan(table_of(record), &bare, Some(at)).unwrap() else {
             panic!("a bare item is fixed")
         };
         let mut fixed = bare;
@@ -365,7 +407,7 @@ mod tests {
             }
             for record in &records {
                 prop_assert_eq!(indexed(record, at), loaded(record, at));
-                prop_assert_eq!(plan(table_of(record), &loaded(record, at), at).unwrap(), Plan::Nothing);
+                prop_assert_eq!(plan(table_of(record), &loaded(record, at), Some(at)).unwrap(), Plan::Nothing);
             }
         }
     }
@@ -386,10 +428,10 @@ mod tests {
             };
             let mut loaded = record.to_item().unwrap();
             loaded.insert("written_at".into(), AttributeValue::S(timefmt::format(&at)));
-            assert_eq!(plan(table, &loaded, at).unwrap(), Plan::Nothing);
+            assert_eq!(plan(table, &loaded, Some(at)).unwrap(), Plan::Nothing);
 
             let bare = stripped(record);
-            let Plan::Write(fix) = plan(table, &bare, at).unwrap() else {
+            let Plan::Write(fix) = plan(table, &bare, Some(at)).unwrap() else {
                 panic!("a bare item is fixed")
             };
             let mut fixed = bare.clone();

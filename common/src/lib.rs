@@ -12,6 +12,7 @@ pub mod alloc;
 pub mod audit;
 pub mod auth;
 pub mod aws;
+pub mod backfill;
 pub mod clock;
 pub mod compile;
 pub mod config;

@@ -1,0 +1,258 @@
+//! The indexer's derivation over the items already in a table: `exportctl backfill`
+//! writes what they lack, and `exportctl check-index` counts what they lack
+//! (docs/data-model.md, "How items get their export keys").
+//!
+//! Both Scan the table in parallel segments and run each item through
+//! [`crate::index::plan`], the indexer's own decision. The backfill writes with the
+//! indexer's conditional update ([`crate::index::apply`]), so it is idempotent and
+//! safe beside live writes and the indexer. It does not invent `written_at`: an item
+//! without one is never left out by a snapshot cut, and no time of its write is known.
+//!
+//! Resumable: after each page, a segment's position (the Scan's `LastEvaluatedKey`)
+//! is kept in a small item of the jobs table, `backfill#<table>#<segment>/<segments>`;
+//! a backfill started again with the same table and segment count goes on from there,
+//! and a finished segment is skipped. Rate-limited: the Scan's and the updates'
+//! consumed capacity is paced to `rate` units per second across the segments.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use aws_sdk_dynamodb::{
+    Client,
+    types::{AttributeValue, ReturnConsumedCapacity},
+};
+use futures::future::try_join_all;
+use tokio::sync::Mutex;
+
+use crate::{
+    error::Error,
+    index::{Applied, Plan, Table, apply, plan},
+    reads::Item,
+};
+
+/// What a backfill or a check does with the items it reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Count the items whose derived attributes are missing or stale.
+    Check,
+    /// Write what they lack.
+    Fix,
+}
+
+/// At most this many keys of wrong items are kept for the check's report.
+pub const MAX_REPORTED_KEYS: usize = 20;
+
+/// The counts of one run over a table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub scanned: u64,
+    /// Items whose derived attributes are missing or stale (a check), or were
+    /// written (a backfill).
+    pub wrong: u64,
+    /// A backfill's updates whose condition did not hold (written meanwhile).
+    pub skipped: u64,
+    /// Items whose table key differs from the derivation, or that do not decode.
+    pub failed: u64,
+    /// Per derived attribute, how many items lacked it or held another value.
+    pub by_attribute: std::collections::BTreeMap<String, u64>,
+    /// Keys of wrong items (`attr=value`), at most [`MAX_REPORTED_KEYS`].
+    pub keys: Vec<String>,
+    /// Segments found finished by an earlier run and skipped.
+    pub resumed_done: u32,
+}
+
+/// Paces consumed capacity to `rate` units per second (None: as fast as DynamoDB lets).
+struct Pace {
+    rate: Option<f64>,
+    started: Instant,
+    used: Mutex<f64>,
+}
+
+impl Pace {
+    async fn spend(&self, units: f64) {
+        let Some(rate) = self.rate else { return };
+        let total = {
+            let mut used = self.used.lock().await;
+            *used += units;
+            *used
+        };
+        let due = Duration::from_secs_f64(total / rate);
+        let elapsed = self.started.elapsed();
+        if due > elapsed {
+            tokio::time::sleep(due - elapsed).await;
+        }
+    }
+}
+
+fn checkpoint_id(table_name: &str, segment: u32, segments: u32) -> String {
+    format!("backfill#{table_name}#{segment}/{segments}")
+}
+
+/// Runs `mode` over `table` (named `table_name`) in `segments` parallel Scan
+/// segments. `progress` is told how many items each page held. A backfill keeps its
+/// checkpoints in `checkpoints` (the jobs table); a check always reads everything.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    client: &Client,
+    table: Table,
+    table_name: &str,
+    checkpoints: &str,
+    mode: Mode,
+    segments: u32,
+    rate: Option<f64>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Counts, Error> {
+    let segments = segments.max(1);
+    let pace = Pace {
+        rate: rate.filter(|r| *r > 0.0),
+        started: Instant::now(),
+        used: Mutex::new(0.0),
+    };
+    let counts = Arc::new(std::sync::Mutex::new(Counts::default()));
+    let done = AtomicU64::new(0);
+    let scans = (0..segments).map(|segment| {
+        scan_segment(
+            client,
+            table,
+            table_name,
+            checkpoints,
+            mode,
+            segment,
+            segments,
+            &pace,
+            &counts,
+            &done,
+            progress,
+        )
+    });
+    try_join_all(scans).await?;
+    let counts = counts.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(counts)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn scan_segment(
+    client: &Client,
+    table: Table,
+    table_name: &str,
+    checkpoints: &str,
+    mode: Mode,
+    segment: u32,
+    segments: u32,
+    pace: &Pace,
+    counts: &std::sync::Mutex<Counts>,
+    done: &AtomicU64,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(), Error> {
+    let id = checkpoint_id(table_name, segment, segments);
+    let mut start: Option<Item> = None;
+    if mode == Mode::Fix
+        && let Some(saved) = client
+            .get_item()
+            .table_name(checkpoints)
+            .key("id", AttributeValue::S(id.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(Error::database)?
+            .item
+    {
+        match saved.get("next_key") {
+            Some(AttributeValue::M(key)) => start = Some(key.clone()),
+            _ => {
+                counts.lock().unwrap_or_else(|p| p.into_inner()).resumed_done += 1;
+                return Ok(());
+            }
+        }
+    }
+    loop {
+        let page = client
+            .scan()
+            .table_name(table_name)
+            .segment(segment as i32)
+            .total_segments(segments as i32)
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(Error::database)?;
+        pace.spend(page.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0))
+            .await;
+        let items = page.items.unwrap_or_default();
+        let n = items.len() as u64;
+        for item in items {
+            check_item(client, table, table_name, mode, &item, pace, counts).await?;
+        }
+        done.fetch_add(n, Ordering::Relaxed);
+        progress(n);
+        let next = page.last_evaluated_key.filter(|k| !k.is_empty());
+        if mode == Mode::Fix {
+            let mut record = client
+                .put_item()
+                .table_name(checkpoints)
+                .item("id", AttributeValue::S(id.clone()));
+            if let Some(key) = &next {
+                record = record.item("next_key", AttributeValue::M(key.clone()));
+            }
+            record.send().await.map_err(Error::database)?;
+        }
+        match next {
+            Some(key) => start = Some(key),
+            None => return Ok(()),
+        }
+    }
+}
+
+async fn check_item(
+    client: &Client,
+    table: Table,
+    table_name: &str,
+    mode: Mode,
+    item: &Item,
+    pace: &Pace,
+    counts: &std::sync::Mutex<Counts>,
+) -> Result<(), Error> {
+    let decided = plan(table, item, None);
+    let tally = |f: &mut dyn FnMut(&mut Counts)| f(&mut counts.lock().unwrap_or_else(|p| p.into_inner()));
+    tally(&mut |c| c.scanned += 1);
+    let fix = match decided {
+        Ok(Plan::Write(fix)) if !fix.set.is_empty() => fix,
+        Ok(Plan::Write(_) | Plan::Nothing) => return Ok(()),
+        Ok(Plan::KeyMismatch { .. }) | Err(_) => {
+            tally(&mut |c| c.failed += 1);
+            return Ok(());
+        }
+    };
+    let key = table.describe_key(item);
+    match mode {
+        Mode::Check => tally(&mut |c| {
+            c.wrong += 1;
+            for (name, _) in &fix.set {
+                *c.by_attribute.entry((*name).to_string()).or_default() += 1;
+            }
+            if c.keys.len() < MAX_REPORTED_KEYS {
+                c.keys.push(key.clone());
+            }
+        }),
+        Mode::Fix => {
+            let (applied, units) = apply(client, table_name, &fix).await?;
+            pace.spend(units).await;
+            tally(&mut |c| match applied {
+                Applied::Written => {
+                    c.wrong += 1;
+                    for (name, _) in &fix.set {
+                        *c.by_attribute.entry((*name).to_string()).or_default() += 1;
+                    }
+                }
+                Applied::Skipped => c.skipped += 1,
+            });
+        }
+    }
+    Ok(())
+}
