@@ -53,8 +53,11 @@ pub async fn run(
             &name,
             &ctx.config.tables.jobs,
             mode,
-            segments,
-            rate,
+            backfill::Scan {
+                segments,
+                rate,
+                page_items: None,
+            },
             &tick,
         )
         .await?;

@@ -93,20 +93,35 @@ fn checkpoint_id(table_name: &str, segment: u32, segments: u32) -> String {
     format!("backfill#{table_name}#{segment}/{segments}")
 }
 
-/// Runs `mode` over `table` (named `table_name`) in `segments` parallel Scan
-/// segments. `progress` is told how many items each page held. A backfill keeps its
+/// How a run reads a table.
+#[derive(Clone, Copy, Debug)]
+pub struct Scan {
+    /// Parallel Scan segments.
+    pub segments: u32,
+    /// At most this many capacity units per second; unpaced when `None`.
+    pub rate: Option<f64>,
+    /// Items per Scan page at most (DynamoDB's 1 MB page when `None`): a smaller page
+    /// means a checkpoint more often.
+    pub page_items: Option<i32>,
+}
+
+/// Runs `mode` over `table` (named `table_name`). `progress` is told how many items
+/// each page held, once that page's checkpoint is kept. A backfill keeps its
 /// checkpoints in `checkpoints` (the jobs table); a check always reads everything.
-#[allow(clippy::too_many_arguments)]
 pub async fn run(
     client: &Client,
     table: Table,
     table_name: &str,
     checkpoints: &str,
     mode: Mode,
-    segments: u32,
-    rate: Option<f64>,
+    scan: Scan,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Counts, Error> {
+    let Scan {
+        segments,
+        rate,
+        page_items,
+    } = scan;
     let segments = segments.max(1);
     let pace = Pace {
         rate: rate.filter(|r| *r > 0.0),
@@ -116,39 +131,51 @@ pub async fn run(
     let counts = Arc::new(std::sync::Mutex::new(Counts::default()));
     let done = AtomicU64::new(0);
     let scans = (0..segments).map(|segment| {
-        scan_segment(
-            client,
+        let place = Segment {
             table,
             table_name,
             checkpoints,
             mode,
             segment,
             segments,
-            &pace,
-            &counts,
-            &done,
-            progress,
-        )
+            page_items,
+        };
+        scan_segment(client, place, &pace, &counts, &done, progress)
     });
     try_join_all(scans).await?;
     let counts = counts.lock().unwrap_or_else(|p| p.into_inner()).clone();
     Ok(counts)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn scan_segment(
-    client: &Client,
+/// One segment of a run.
+#[derive(Clone, Copy)]
+struct Segment<'a> {
     table: Table,
-    table_name: &str,
-    checkpoints: &str,
+    table_name: &'a str,
+    checkpoints: &'a str,
     mode: Mode,
     segment: u32,
     segments: u32,
+    page_items: Option<i32>,
+}
+
+async fn scan_segment(
+    client: &Client,
+    place: Segment<'_>,
     pace: &Pace,
     counts: &std::sync::Mutex<Counts>,
     done: &AtomicU64,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(), Error> {
+    let Segment {
+        table,
+        table_name,
+        checkpoints,
+        mode,
+        segment,
+        segments,
+        page_items,
+    } = place;
     let id = checkpoint_id(table_name, segment, segments);
     let mut start: Option<Item> = None;
     if mode == Mode::Fix
@@ -177,6 +204,7 @@ async fn scan_segment(
             .segment(segment as i32)
             .total_segments(segments as i32)
             .consistent_read(true)
+            .set_limit(page_items)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .set_exclusive_start_key(start.take())
             .send()
@@ -190,7 +218,6 @@ async fn scan_segment(
             check_item(client, table, table_name, mode, &item, pace, counts).await?;
         }
         done.fetch_add(n, Ordering::Relaxed);
-        progress(n);
         let next = page.last_evaluated_key.filter(|k| !k.is_empty());
         if mode == Mode::Fix {
             let mut record = client
@@ -202,6 +229,7 @@ async fn scan_segment(
             }
             record.send().await.map_err(Error::database)?;
         }
+        progress(n);
         match next {
             Some(key) => start = Some(key),
             None => return Ok(()),

@@ -351,8 +351,11 @@ async fn the_backfill_indexes_what_the_check_finds_and_nothing_else() {
                 table.name(tables),
                 &tables.jobs,
                 mode,
-                3,
-                Some(10_000.0),
+                backfill::Scan {
+                    segments: 3,
+                    rate: Some(10_000.0),
+                    page_items: None,
+                },
                 &|_| {},
             )
             .await
@@ -391,4 +394,77 @@ async fn the_backfill_indexes_what_the_check_finds_and_nothing_else() {
     // Run again: every segment of every table is finished (its checkpoint says so).
     let again = run(Mode::Fix).await;
     assert_eq!((again.wrong, again.scanned, again.resumed_done), (0, 0, 9), "{again:?}");
+}
+
+/// A backfill killed between pages goes on from its checkpoints: what it had done is
+/// not read again, and after the second run every item is in its indexes.
+#[tokio::test]
+async fn a_killed_backfill_resumes_from_its_checkpoints() {
+    use common::backfill::{self, Mode};
+
+    let stack = TestStack::new("backfill-resume").await;
+    let leads: Vec<Record> = synth::leads(11, 40).collect();
+    for record in &leads {
+        put(&stack, table_of(&stack, record), bare_item(record)).await;
+    }
+    let tables = stack.ctx.config.tables.clone();
+    let scan = backfill::Scan {
+        segments: 2,
+        rate: None,
+        page_items: Some(5),
+    };
+    let table = common::index::Table::Leads;
+    // The first run dies after its third checkpointed page (a panic stands in for
+    // the kill: nothing after it runs).
+    let first = {
+        let ctx = stack.ctx.clone();
+        let tables = tables.clone();
+        tokio::spawn(async move {
+            let pages = std::sync::atomic::AtomicU32::new(0);
+            let die = |_| {
+                if pages.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 2 {
+                    panic!("killed");
+                }
+            };
+            backfill::run(
+                &ctx.aws.dynamodb,
+                table,
+                &tables.leads,
+                &tables.jobs,
+                Mode::Fix,
+                scan,
+                &die,
+            )
+            .await
+        })
+        .await
+    };
+    assert!(first.is_err(), "the first run was killed");
+    let second = backfill::run(
+        &stack.ctx.aws.dynamodb,
+        table,
+        &tables.leads,
+        &tables.jobs,
+        Mode::Fix,
+        scan,
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    assert!(
+        second.scanned < leads.len() as u64,
+        "the second run starts where the first stopped: {second:?}"
+    );
+    let check = backfill::run(
+        &stack.ctx.aws.dynamodb,
+        table,
+        &tables.leads,
+        &tables.jobs,
+        Mode::Check,
+        scan,
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!((check.scanned, check.wrong), (leads.len() as u64, 0), "{check:?}");
 }
