@@ -14,13 +14,7 @@
 //! and a finished segment is skipped. Rate-limited: the Scan's and the updates'
 //! consumed capacity is paced to `rate` units per second across the segments.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::{
     Client,
@@ -117,66 +111,58 @@ pub async fn run(
     scan: Scan,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Counts, Error> {
-    let Scan {
-        segments,
-        rate,
-        page_items,
-    } = scan;
-    let segments = segments.max(1);
-    let pace = Pace {
-        rate: rate.filter(|r| *r > 0.0),
-        started: Instant::now(),
-        used: Mutex::new(0.0),
+    let scan = Scan {
+        segments: scan.segments.max(1),
+        ..scan
     };
-    let counts = Arc::new(std::sync::Mutex::new(Counts::default()));
-    let done = AtomicU64::new(0);
-    let scans = (0..segments).map(|segment| {
-        let place = Segment {
-            table,
-            table_name,
-            checkpoints,
-            mode,
-            segment,
-            segments,
-            page_items,
-        };
-        scan_segment(client, place, &pace, &counts, &done, progress)
-    });
-    try_join_all(scans).await?;
-    let counts = counts.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    Ok(counts)
-}
-
-/// One segment of a run.
-#[derive(Clone, Copy)]
-struct Segment<'a> {
-    table: Table,
-    table_name: &'a str,
-    checkpoints: &'a str,
-    mode: Mode,
-    segment: u32,
-    segments: u32,
-    page_items: Option<i32>,
-}
-
-async fn scan_segment(
-    client: &Client,
-    place: Segment<'_>,
-    pace: &Pace,
-    counts: &std::sync::Mutex<Counts>,
-    done: &AtomicU64,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<(), Error> {
-    let Segment {
+    let run = Run {
+        client,
         table,
         table_name,
         checkpoints,
         mode,
-        segment,
-        segments,
-        page_items,
-    } = place;
-    let id = checkpoint_id(table_name, segment, segments);
+        scan,
+        pace: Pace {
+            rate: scan.rate.filter(|r| *r > 0.0),
+            started: Instant::now(),
+            used: Mutex::new(0.0),
+        },
+        counts: std::sync::Mutex::new(Counts::default()),
+        progress,
+    };
+    try_join_all((0..scan.segments).map(|segment| scan_segment(&run, segment))).await?;
+    Ok(run.counts.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// What every segment of one run shares.
+struct Run<'a> {
+    client: &'a Client,
+    table: Table,
+    table_name: &'a str,
+    checkpoints: &'a str,
+    mode: Mode,
+    scan: Scan,
+    pace: Pace,
+    counts: std::sync::Mutex<Counts>,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl Run<'_> {
+    fn tally(&self, f: impl FnOnce(&mut Counts)) {
+        f(&mut self.counts.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+async fn scan_segment(run: &Run<'_>, segment: u32) -> Result<(), Error> {
+    let Run {
+        client,
+        table_name,
+        checkpoints,
+        mode,
+        scan,
+        ..
+    } = *run;
+    let id = checkpoint_id(table_name, segment, scan.segments);
     let mut start: Option<Item> = None;
     if mode == Mode::Fix
         && let Some(saved) = client
@@ -192,7 +178,7 @@ async fn scan_segment(
         match saved.get("next_key") {
             Some(AttributeValue::M(key)) => start = Some(key.clone()),
             _ => {
-                counts.lock().unwrap_or_else(|p| p.into_inner()).resumed_done += 1;
+                run.tally(|c| c.resumed_done += 1);
                 return Ok(());
             }
         }
@@ -202,22 +188,22 @@ async fn scan_segment(
             .scan()
             .table_name(table_name)
             .segment(segment as i32)
-            .total_segments(segments as i32)
+            .total_segments(scan.segments as i32)
             .consistent_read(true)
-            .set_limit(page_items)
+            .set_limit(scan.page_items)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .set_exclusive_start_key(start.take())
             .send()
             .await
             .map_err(Error::database)?;
-        pace.spend(page.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0))
+        run.pace
+            .spend(page.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0))
             .await;
         let items = page.items.unwrap_or_default();
         let n = items.len() as u64;
         for item in items {
-            check_item(client, table, table_name, mode, &item, pace, counts).await?;
+            check_item(run, &item).await?;
         }
-        done.fetch_add(n, Ordering::Relaxed);
         let next = page.last_evaluated_key.filter(|k| !k.is_empty());
         if mode == Mode::Fix {
             let mut record = client
@@ -229,7 +215,7 @@ async fn scan_segment(
             }
             record.send().await.map_err(Error::database)?;
         }
-        progress(n);
+        (run.progress)(n);
         match next {
             Some(key) => start = Some(key),
             None => return Ok(()),
@@ -237,50 +223,33 @@ async fn scan_segment(
     }
 }
 
-async fn check_item(
-    client: &Client,
-    table: Table,
-    table_name: &str,
-    mode: Mode,
-    item: &Item,
-    pace: &Pace,
-    counts: &std::sync::Mutex<Counts>,
-) -> Result<(), Error> {
-    let decided = plan(table, item, None);
-    let tally = |f: &mut dyn FnMut(&mut Counts)| f(&mut counts.lock().unwrap_or_else(|p| p.into_inner()));
-    tally(&mut |c| c.scanned += 1);
-    let fix = match decided {
+async fn check_item(run: &Run<'_>, item: &Item) -> Result<(), Error> {
+    run.tally(|c| c.scanned += 1);
+    let fix = match plan(run.table, item, None) {
         Ok(Plan::Write(fix)) if !fix.set.is_empty() => fix,
         Ok(Plan::Write(_) | Plan::Nothing) => return Ok(()),
         Ok(Plan::KeyMismatch { .. }) | Err(_) => {
-            tally(&mut |c| c.failed += 1);
+            run.tally(|c| c.failed += 1);
             return Ok(());
         }
     };
-    let key = table.describe_key(item);
-    match mode {
-        Mode::Check => tally(&mut |c| {
-            c.wrong += 1;
-            for (name, _) in &fix.set {
-                *c.by_attribute.entry((*name).to_string()).or_default() += 1;
-            }
-            if c.keys.len() < MAX_REPORTED_KEYS {
-                c.keys.push(key.clone());
-            }
-        }),
-        Mode::Fix => {
-            let (applied, units) = apply(client, table_name, &fix).await?;
-            pace.spend(units).await;
-            tally(&mut |c| match applied {
-                Applied::Written => {
-                    c.wrong += 1;
-                    for (name, _) in &fix.set {
-                        *c.by_attribute.entry((*name).to_string()).or_default() += 1;
-                    }
-                }
-                Applied::Skipped => c.skipped += 1,
-            });
+    if run.mode == Mode::Fix {
+        let (applied, units) = apply(run.client, run.table_name, &fix).await?;
+        run.pace.spend(units).await;
+        if applied == Applied::Skipped {
+            run.tally(|c| c.skipped += 1);
+            return Ok(());
         }
     }
+    // Found wrong (a check), or written (a backfill).
+    run.tally(|c| {
+        c.wrong += 1;
+        for (name, _) in &fix.set {
+            *c.by_attribute.entry((*name).to_string()).or_default() += 1;
+        }
+        if run.mode == Mode::Check && c.keys.len() < MAX_REPORTED_KEYS {
+            c.keys.push(run.table.describe_key(item));
+        }
+    });
     Ok(())
 }

@@ -156,9 +156,9 @@ pub fn indexed_document(fixed: u64, at: DateTime<Utc>) -> Value {
     })
 }
 
-/// Writes an EMF document as one line.
-pub fn emit_document(doc: &Value) {
-    write_line(doc.to_string());
+/// Writes the `IndexFixed` line of a batch of stream records ([`indexed_document`]).
+pub fn emit_indexed(fixed: u64, at: DateTime<Utc>) {
+    write_line(indexed_document(fixed, at).to_string());
 }
 
 static CAPTURE: Mutex<Option<Vec<String>>> = Mutex::new(None);

@@ -7,7 +7,7 @@
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::{load::Record, reads::Item, synth};
+use common::{index::Table, load::Record, reads::Item, synth};
 use integration_tests::*;
 use lambda_http::{Body, Response};
 
@@ -30,7 +30,7 @@ fn records() -> Vec<Record> {
 fn bare_item(record: &Record) -> Item {
     let mut item = record.to_item().unwrap();
     for (name, _) in record.derived() {
-        if !matches!(name, "msg_key" | "ts_id") {
+        if !Table::of(record).key().contains(&name) {
             item.remove(name);
         }
     }
@@ -125,13 +125,7 @@ async fn stored(stack: &TestStack, table: &str, key: &Item) -> Option<Item> {
 }
 
 fn key_of(record: &Record, item: &Item) -> Item {
-    let names: &[&str] = match record {
-        Record::Lead(_) => &["lead_id"],
-        Record::ChatMessage(_) => &["client_id", "ts_id"],
-        Record::Session(_) => &["session_id"],
-        Record::Message(_) => &["session_id", "msg_key"],
-    };
-    names.iter().map(|n| (n.to_string(), item[*n].clone())).collect()
+    Table::of(record).key_of(item)
 }
 
 #[tokio::test]
@@ -282,14 +276,7 @@ async fn the_sample_stream_events_are_indexed() {
             record.event_source_arn = Some(arn.replace(&format!("/{default_table}/"), &format!("/{table}/")));
             let image: Item = record.change.new_image.clone().into();
             put(&stack, &table, image.clone()).await;
-            let kind = common::index::Table::named(&tables, &table).unwrap();
-            let record_of = match kind {
-                common::index::Table::Leads => Record::Lead(serde_dynamo::from_item(image.clone()).unwrap()),
-                common::index::Table::ChatMessages => {
-                    Record::ChatMessage(serde_dynamo::from_item(image.clone()).unwrap())
-                }
-                _ => Record::Message(serde_dynamo::from_item(image.clone()).unwrap()),
-            };
+            let record_of = Table::named(&tables, &table).unwrap().decode(&image).unwrap();
             // What was stored, plus what the loader derives: nothing else changes.
             let mut item = image.clone();
             for (name, value) in record_of.derived() {
@@ -319,7 +306,6 @@ async fn the_sample_stream_events_are_indexed() {
 #[tokio::test]
 async fn the_backfill_indexes_what_the_check_finds_and_nothing_else() {
     use common::backfill::{self, Mode};
-    use common::index::Table;
 
     let records = records();
     let loaded = TestStack::with_config("backfill-loaded", unlimited).await;
@@ -413,7 +399,7 @@ async fn a_killed_backfill_resumes_from_its_checkpoints() {
         rate: None,
         page_items: Some(5),
     };
-    let table = common::index::Table::Leads;
+    let table = Table::Leads;
     // The first run dies after its third checkpointed page (a panic stands in for
     // the kill: nothing after it runs).
     let first = {

@@ -151,7 +151,7 @@ pub trait ExportRoute: Sync {
 pub use super::query::NoParams;
 
 /// The most of a request's parameters an audit record keeps.
-pub(crate) const AUDIT_PARAMETERS_BYTES: usize = 4096;
+const AUDIT_PARAMETERS_BYTES: usize = 4096;
 
 /// What the log line and the audit record learn along the way.
 #[derive(Default)]
@@ -173,6 +173,13 @@ pub struct Trace {
     pub(crate) served_key: Option<String>,
     /// The spec of a synchronous export that ran: recorded in the history.
     pub(crate) ran: Option<ExportSpec>,
+}
+
+impl Trace {
+    /// The request's parameters for the audit record, bounded.
+    pub(crate) fn keep_parameters(&mut self, sent: &str) {
+        self.parameters = Some(truncate_bytes(sent, AUDIT_PARAMETERS_BYTES));
+    }
 }
 
 /// Serves one request of an export route. Never panics and never answers outside
@@ -497,7 +504,7 @@ async fn attempt<R: ExportRoute>(
         Input::Query => raw.query.clone(),
         Input::JsonBody => String::from_utf8_lossy(&raw.body).into_owned(),
     };
-    trace.parameters = Some(truncate_bytes(&sent, AUDIT_PARAMETERS_BYTES));
+    trace.keep_parameters(&sent);
     raw.typed_headers()?;
     let params: R::Params = match policy.input {
         Input::Query => {
@@ -511,7 +518,7 @@ async fn attempt<R: ExportRoute>(
         }
     };
     if let Ok(json) = serde_json::to_string(&params) {
-        trace.parameters = Some(truncate_bytes(&json, AUDIT_PARAMETERS_BYTES));
+        trace.keep_parameters(&json);
     }
 
     let notify = route.notify(ctx, &caller, &params)?;

@@ -22,10 +22,10 @@ use crate::{
     error::{Error, ErrorCode},
     http::{
         ErrorStyle, Policy, RawRequest,
-        pipeline::{AUDIT_PARAMETERS_BYTES, JOB_ERRORS, Route, Trace, authenticate},
+        pipeline::{JOB_ERRORS, Route, Trace, authenticate},
         query,
         response::json_response,
-        sanitize, truncate_bytes,
+        sanitize,
     },
     notify::link,
     values::id::JobId,
@@ -428,11 +428,11 @@ impl Route for JobRoute {
         raw.typed_headers()?;
         raw.no_body()?;
         let result = if let Some(token) = link {
-            trace.parameters = Some("link=<redacted>".into());
+            trace.keep_parameters("link=<redacted>");
             serve_link(ctx, self, &token, now, &mut outcome).await
         } else {
             let caller = authenticate(ctx, raw, now, trace).await?;
-            trace.parameters = Some(truncate_bytes(&raw.query, AUDIT_PARAMETERS_BYTES));
+            trace.keep_parameters(&raw.query);
             serve(ctx, raw, self, &caller, now, &mut outcome).await
         };
         trace.job_id = outcome.job_id;

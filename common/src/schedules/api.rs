@@ -24,11 +24,11 @@ use crate::{
     error::{Error, ErrorCode},
     http::{
         ErrorStyle, Policy, RawRequest,
-        pipeline::{AUDIT_PARAMETERS_BYTES, Route, Trace, authenticate},
+        pipeline::{Route, Trace, authenticate},
         query,
         query::NoParams,
         response::json_response,
-        sanitize, truncate_bytes,
+        sanitize,
     },
     jobs::{request::JobRequest, store::JobStore},
     notify::{NotifyRequest, check_recipients},
@@ -657,7 +657,7 @@ impl Route for ScheduleRoute {
         } else {
             String::from_utf8_lossy(&raw.body).into_owned()
         };
-        trace.parameters = Some(truncate_bytes(&sent, AUDIT_PARAMETERS_BYTES));
+        trace.keep_parameters(&sent);
         let mut outcome = Outcome::default();
         let result = serve(ctx, raw, self, &caller, now, &mut outcome).await;
         // The audit record's job id names the schedule.

@@ -19,7 +19,7 @@ pub async fn handle(ctx: &AppContext, event: Event) -> DynamoDbEventResponse {
     let now = ctx.clock.now();
     let records = event.records.len();
     let (report, failed) = index::index_records(&ctx.aws.dynamodb, &ctx.config.tables, event.records, now).await;
-    metrics::emit_document(&metrics::indexed_document(report.fixed, now));
+    metrics::emit_indexed(report.fixed, now);
     let mut response = DynamoDbEventResponse::default();
     match failed {
         Some((sequence, error)) => {
