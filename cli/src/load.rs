@@ -3,7 +3,8 @@
 
 use std::{collections::HashSet, io::BufRead};
 
-use common::load::Record;
+use aws_sdk_dynamodb::types::AttributeValue;
+use common::{index::Table, load::Record, values::text::sanitize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -40,12 +41,16 @@ pub fn parse(reader: impl BufRead, path: &str) -> Result<Loaded, LoadError> {
             continue;
         }
         match serde_json::from_str::<Record>(&line) {
-            Ok(record) => match check(&record).and_then(|key| record.check().map(|notes| (key, notes))) {
+            Ok(record) => match record
+                .check()
+                .and_then(|notes| Identity::of(&record).map(|key| (key, notes)))
+            {
                 Err(msg) => problems.push(format!("line {n}: {msg}")),
-                Ok((key, _)) if !seen.insert(key.clone()) => {
+                Ok((key, _)) if seen.contains(&key) => {
                     problems.push(format!("line {n}: duplicate record {key}"));
                 }
-                Ok((_, line_notes)) => {
+                Ok((key, line_notes)) => {
+                    seen.insert(key);
                     notes.extend(line_notes.into_iter().map(|note| format!("line {n}: {note}")));
                     records.push(record);
                 }
@@ -64,35 +69,47 @@ pub fn parse(reader: impl BufRead, path: &str) -> Result<Loaded, LoadError> {
     }
 }
 
-/// Checks what serde cannot (non-empty ids) and returns the record's unique key.
-fn check(record: &Record) -> Result<String, String> {
-    let ids: Vec<(&str, &str)> = match record {
-        Record::Session(s) => vec![("session_id", &s.session_id), ("user_id", &s.user_id)],
-        Record::Message(m) => vec![("session_id", &m.session_id), ("message_id", &m.message_id)],
-        Record::Lead(l) => vec![
-            ("lead_id", &l.lead_id),
-            ("company_id", &l.company_id),
-            ("chatbot_id", &l.chatbot_id),
-        ],
-        Record::ChatMessage(c) => vec![
-            ("id", &c.id),
-            ("client_id", &c.client_id),
-            ("conversation_id", &c.conversation_id),
-        ],
-    };
-    if let Some((name, _)) = ids.iter().find(|(_, v)| v.trim().is_empty()) {
-        return Err(format!("{name} must not be empty"));
+/// A record's identity in its table: its table and its primary key as DynamoDB
+/// stores it (two records with one key would overwrite each other).
+#[derive(PartialEq, Eq, Hash)]
+struct Identity {
+    table: &'static str,
+    key: Vec<String>,
+}
+
+impl Identity {
+    fn of(record: &Record) -> Result<Self, String> {
+        let item = record.to_item().map_err(|e| e.cause_chain())?;
+        let table = Table::of(record);
+        let key = table
+            .key()
+            .iter()
+            .map(|name| match item.get(*name) {
+                Some(AttributeValue::S(v)) => v.clone(),
+                _ => String::new(),
+            })
+            .collect();
+        let (name, _) = Table::INDEXED
+            .iter()
+            .find(|(_, t)| *t == table)
+            .copied()
+            .unwrap_or(("sessions", table));
+        Ok(Self { table: name, key })
     }
-    let kind = match record {
-        Record::Session(_) => "session",
-        Record::Message(_) => "message",
-        Record::Lead(_) => "lead",
-        Record::ChatMessage(_) => "chat_message",
-    };
-    Ok(format!(
-        "{kind} {}",
-        ids.iter().map(|(_, v)| *v).collect::<Vec<_>>().join("/")
-    ))
+}
+
+impl std::fmt::Display for Identity {
+    /// Long ids are shortened here; the key is compared whole.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.table)?;
+        for v in &self.key {
+            match v.char_indices().nth(60) {
+                Some((end, _)) => write!(f, " {}...", sanitize(&v[..end]))?,
+                None => write!(f, " {}", sanitize(v))?,
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -166,21 +183,19 @@ mod tests {
         let Err(LoadError::Invalid(problems)) = parse(input.as_bytes(), "x") else {
             panic!("expected errors")
         };
-        assert_eq!(problems.len(), 4, "{problems:#?}");
+        // Line 3's 1,100-byte id is fine: DynamoDB takes it, and its sort keys hold a
+        // digest of it.
+        assert_eq!(problems.len(), 3, "{problems:#?}");
         assert!(
             problems[0].starts_with("line 2:") && problems[0].contains("too large"),
             "{problems:#?}"
         );
         assert!(
-            problems[1].starts_with("line 3:") && problems[1].contains("ts_id"),
+            problems[1].starts_with("line 4:") && problems[1].contains("0000-9999"),
             "{problems:#?}"
         );
         assert!(
-            problems[2].starts_with("line 4:") && problems[2].contains("0000-9999"),
-            "{problems:#?}"
-        );
-        assert!(
-            problems[3].starts_with("line 5:") && problems[3].contains("bytes"),
+            problems[2].starts_with("line 5:") && problems[2].contains("bytes"),
             "{problems:#?}"
         );
 
@@ -188,5 +203,92 @@ mod tests {
         let loaded = parse(fine.as_bytes(), "x").unwrap();
         assert_eq!(loaded.notes.len(), 1, "{:?}", loaded.notes);
         assert!(loaded.notes[0].starts_with("line 1: timestamp: stored with millisecond precision"));
+    }
+
+    /// DynamoDB takes ids up to 2,048 bytes (a partition key): so does the loader,
+    /// in every id field. It refuses one byte more, naming the line and the limit,
+    /// and an empty key, which DynamoDB refuses too.
+    #[test]
+    fn accepts_what_dynamodb_accepts_and_refuses_only_what_it_refuses() {
+        let id = |c: char| c.to_string().repeat(2048);
+        // 2,048 bytes ending in `tail`.
+        let ending = |c: char, tail: &str| format!("{}{tail}", c.to_string().repeat(2048 - tail.len()));
+        let mut records: Vec<Record> = common::synth::sessions(3, 6)
+            .chain(common::synth::leads(3, 1))
+            .chain(common::synth::chat_messages(3, 1))
+            .collect();
+        for record in &mut records {
+            match record {
+                Record::Session(s) => s.session_id = ending('s', &s.session_id).into(),
+                Record::Message(m) => {
+                    m.session_id = ending('s', &m.session_id).into();
+                    m.message_id = ending('m', &m.message_id).into();
+                }
+                Record::Lead(l) => {
+                    l.lead_id = id('l').into();
+                    l.company_id = id('c').into();
+                    l.chatbot_id = id('b').into();
+                }
+                Record::ChatMessage(c) => {
+                    c.id = "é".repeat(1024).into();
+                    c.client_id = id('k').into();
+                    c.conversation_id = "#%".repeat(1024).into();
+                }
+            }
+        }
+        let text: String = records
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap() + "\n")
+            .collect();
+        let loaded = parse(text.as_bytes(), "x")
+            .unwrap_or_else(|e| panic!("{}", e.to_string().chars().take(300).collect::<String>()));
+        assert_eq!(loaded.records, records);
+
+        let mut too_long = records.iter().find(|r| matches!(r, Record::Lead(_))).unwrap().clone();
+        let Record::Lead(l) = &mut too_long else { unreachable!() };
+        l.company_id = format!("{}x", id('c')).into();
+        let mut empty = records
+            .iter()
+            .find(|r| matches!(r, Record::ChatMessage(_)))
+            .unwrap()
+            .clone();
+        let Record::ChatMessage(c) = &mut empty else {
+            unreachable!()
+        };
+        c.conversation_id = "".into();
+        let text = format!(
+            "{}\n{}\n",
+            serde_json::to_string(&too_long).unwrap(),
+            serde_json::to_string(&empty).unwrap()
+        );
+        let Err(LoadError::Invalid(problems)) = parse(text.as_bytes(), "x") else {
+            panic!("refused")
+        };
+        assert_eq!(
+            problems,
+            [
+                "line 1: company_id is 2049 bytes; as a DynamoDB key it may be at most 2048",
+                "line 2: conversation_id is empty; DynamoDB refuses an empty key",
+            ]
+        );
+    }
+
+    /// Records are the same only when their table keys are: ids that merely join to
+    /// the same text are not duplicates.
+    #[test]
+    fn duplicates_are_found_by_table_key() {
+        let lead = common::synth::leads(5, 1).next().unwrap();
+        let Record::Lead(mut a) = lead else { unreachable!() };
+        let mut b = a.clone();
+        (a.lead_id, a.company_id) = ("x/y".into(), "z".into());
+        (b.lead_id, b.company_id) = ("x".into(), "y/z".into());
+        let text = [Record::Lead(a.clone()), Record::Lead(b), Record::Lead(a)]
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap() + "\n")
+            .collect::<String>();
+        let Err(LoadError::Invalid(problems)) = parse(text.as_bytes(), "x") else {
+            panic!("the third line repeats the first")
+        };
+        assert_eq!(problems, ["line 3: duplicate record leads x/y"]);
     }
 }

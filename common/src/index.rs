@@ -388,24 +388,44 @@ mod tests {
         item
     }
 
+    /// An id as DynamoDB accepts it: short, or 1,000 to 2,048 bytes (the partition
+    /// key's limit), any characters, `#` and `%` included.
+    fn any_id() -> impl Strategy<Value = String> {
+        let long = ("[#%a-z0-9\\PC]{1,8}", 1000usize..=2048).prop_map(|(unit, bytes)| {
+            let mut id = unit.repeat(bytes / unit.len() + 1);
+            let mut end = bytes;
+            while !id.is_char_boundary(end) {
+                end -= 1;
+            }
+            id.truncate(end);
+            id
+        });
+        prop_oneof!["[#%a-z0-9\\PC]{1,40}", long]
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
 
-        /// For any ids (any characters, `#` and `%` included, up to DynamoDB's key
-        /// sizes), the indexer's result is exactly what `exportctl load` writes, and
+        /// For any ids (any characters, `#` and `%` included, up to DynamoDB's 2,048
+        /// bytes), the indexer's result is exactly what `exportctl load` writes, and
         /// the indexer finds nothing to do on it.
         #[test]
         fn the_indexer_writes_what_the_loader_writes(
             seed in any::<u64>(),
-            lead_id in "\\PC{1,40}",
-            id in "[#%a-z0-9\\PC]{1,40}",
-            client_id in "[#%a-z0-9\\PC]{1,40}",
-            conversation_id in "[#%a-z0-9\\PC]{1,40}",
+            lead_id in any_id(),
+            message_id in any_id(),
+            id in any_id(),
+            client_id in any_id(),
+            conversation_id in any_id(),
         ) {
             let at = timefmt::parse_rfc3339("2024-03-01T00:00:00.000Z").unwrap();
-            let mut records: Vec<Record> = synth::leads(seed, 1).chain(synth::chat_messages(seed, 1)).collect();
+            let mut records: Vec<Record> = synth::leads(seed, 1)
+                .chain(synth::chat_messages(seed, 1))
+                .chain(synth::sessions(seed, 1))
+                .collect();
             for record in &mut records {
                 match record {
+                    Record::Message(m) => m.message_id = message_id.as_str().into(),
                     Record::Lead(l) => l.lead_id = lead_id.as_str().into(),
                     Record::ChatMessage(c) => {
                         c.id = id.as_str().into();
@@ -416,6 +436,10 @@ mod tests {
                 }
             }
             for record in &records {
+                prop_assert!(record.check().is_ok(), "{:?}", record.check());
+                if matches!(record, Record::Session(_)) {
+                    continue;
+                }
                 prop_assert_eq!(indexed(record, at), loaded(record, at));
                 prop_assert_eq!(plan(Table::of(record), &loaded(record, at), Some(at)).unwrap(), Plan::Nothing);
             }

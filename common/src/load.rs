@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     config::TableNames,
     error::Error,
-    keys::{conversation_key, conversation_shard, shard_of, time_id_key},
+    keys::{MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES, conversation_key, conversation_shard, shard_of, time_id_key},
     model::{ChatMessage, Lead, Session, SessionMessage},
     reads::Item,
     timefmt,
@@ -78,11 +78,9 @@ impl Record {
     }
 }
 
-/// DynamoDB's limits on one item: its size, and the size of its key attributes
-/// (in the table and in every index).
+/// DynamoDB's limit on one item's size. Its limits on key attributes (in the table
+/// and in every index) are in [`crate::keys`]: the derived sort keys always fit them.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
-pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
-pub const MAX_SORT_KEY_BYTES: usize = 1024;
 /// DynamoDB numbers: at most 38 significant digits, magnitude from 1e-130 to below 1e126.
 const MAX_NUMBER_DIGITS: usize = 38;
 
@@ -216,6 +214,11 @@ impl Record {
         let (partitions, sorts) = self.key_attributes();
         for (attrs, max) in [(partitions, MAX_PARTITION_KEY_BYTES), (sorts, MAX_SORT_KEY_BYTES)] {
             for attr in attrs {
+                if let Some(AttributeValue::S(v)) = item.get(*attr)
+                    && v.is_empty()
+                {
+                    return Err(format!("{attr} is empty; DynamoDB refuses an empty key"));
+                }
                 if let Some(AttributeValue::S(v)) = item.get(*attr)
                     && v.len() > max
                 {

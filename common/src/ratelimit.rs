@@ -19,7 +19,10 @@ impl Limit {
     fn bucket(&self, now: u64) -> (String, u64) {
         let window = now / self.window_secs;
         let ends = (window + 1) * self.window_secs;
-        (format!("{}#{}s#{window}", self.key, self.window_secs), ends)
+        // A key holds an id of up to 2,048 bytes: digested where the bucket would
+        // exceed DynamoDB's partition key.
+        let bucket = crate::keys::partition_key(format!("{}#{}s#{window}", self.key, self.window_secs));
+        (bucket, ends)
     }
 }
 

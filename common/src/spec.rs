@@ -251,8 +251,12 @@ impl ExportSpec {
     }
 
     /// The audit record's partition: `client#<id>`, `company#<id>`, `companies` (a
-    /// list), or `all`.
+    /// list), or `all` (digested past DynamoDB's 2,048 bytes, [`crate::keys::partition_key`]).
     pub fn audit_scope(&self) -> String {
+        crate::keys::partition_key(self.audit_scope_unbounded())
+    }
+
+    fn audit_scope_unbounded(&self) -> String {
         match self {
             ExportSpec::Sessions(_) => "all".into(),
             ExportSpec::Leads(s) => match s.filter.companies.as_deref() {

@@ -21,8 +21,38 @@ fn unlimited(c: &mut common::config::Config) {
     c.chat.per_client_per_hour = 10_000;
 }
 
+/// Synthetic leads and messages, and some whose ids are as long as DynamoDB allows
+/// (their derived sort keys hold digests: the indexer must write the same ones).
 fn records() -> Vec<Record> {
-    synth::leads(7, 60).chain(synth::chat_messages(7, 120)).collect()
+    let long = |tag: String, bytes: usize| {
+        let mut id = tag;
+        while id.len() < bytes {
+            id.push_str(if id.len().is_multiple_of(3) { "#%" } else { "é" });
+        }
+        while id.len() > bytes {
+            id.pop();
+        }
+        id
+    };
+    let mut records: Vec<Record> = synth::leads(7, 60).chain(synth::chat_messages(7, 120)).collect();
+    let long_ones: Vec<Record> = synth::leads(8, 4)
+        .chain(synth::chat_messages(8, 12))
+        .enumerate()
+        .map(|(i, record)| match record {
+            Record::Lead(mut l) => {
+                l.lead_id = long(format!("lead-{i}-"), 1000 + i * 300).into();
+                Record::Lead(l)
+            }
+            Record::ChatMessage(mut m) => {
+                m.id = long(format!("msg-{i}-"), 1000 + i * 80).into();
+                m.conversation_id = long(format!("conv-{}-", i % 3), 2048 - i % 3 * 400).into();
+                Record::ChatMessage(m)
+            }
+            other => other,
+        })
+        .collect();
+    records.extend(long_ones);
+    records
 }
 
 /// The item a writer that knows nothing of the export keys stores: the model's

@@ -11,6 +11,7 @@ mod chats;
 mod conversations;
 mod leads;
 mod sessions;
+mod ties;
 
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
@@ -21,6 +22,7 @@ use crate::{
     kinds::{chats::ChatFilter, leads::LeadFilter},
     model::{ChatMessage, Lead},
 };
+use ties::{Tie, in_id_order};
 
 /// Pages of records, one DynamoDB page (or so) at a time.
 pub type Pages<T> = BoxStream<'static, Result<Vec<T>, Error>>;
@@ -50,33 +52,74 @@ pub struct DynamoStore {
 
 impl Store for DynamoStore {
     fn session_lines(&self, as_of: DateTime<Utc>) -> Pages<SessionLine> {
-        sessions::lines(
+        let lines = sessions::lines(
             self.client.clone(),
             self.tables.sessions.clone(),
             self.tables.session_messages.clone(),
             as_of,
-        )
+        );
+        in_id_order(lines, |line| {
+            line.message.as_ref().map(|m| Tie {
+                group: [&line.session.session_id, ""],
+                at_ms: m.timestamp.timestamp_millis(),
+                id: &m.message_id,
+            })
+        })
     }
 
     fn leads(&self, filter: &LeadFilter, as_of: DateTime<Utc>) -> Pages<Lead> {
-        leads::leads(self.client.clone(), self.tables.leads.clone(), filter.clone(), as_of)
+        let leads = leads::leads(self.client.clone(), self.tables.leads.clone(), filter.clone(), as_of);
+        // A list of companies is read company by company; any other read is in one
+        // time order.
+        if filter.chatbot_id.is_some() || filter.companies.is_none() {
+            in_id_order(leads, |l| {
+                Some(Tie {
+                    group: ["", ""],
+                    at_ms: l.created_at.timestamp_millis(),
+                    id: &l.lead_id,
+                })
+            })
+        } else {
+            in_id_order(leads, |l| {
+                Some(Tie {
+                    group: [&l.company_id, ""],
+                    at_ms: l.created_at.timestamp_millis(),
+                    id: &l.lead_id,
+                })
+            })
+        }
     }
 
     fn chat_messages(&self, filter: &ChatFilter, as_of: DateTime<Utc>) -> Pages<ChatMessage> {
-        chats::messages(
+        let messages = chats::messages(
             self.client.clone(),
             self.tables.chat_messages.clone(),
             filter.clone(),
             as_of,
-        )
+        );
+        // Every chat read is in `ts_id` order, whichever clients it spans.
+        in_id_order(messages, |m| {
+            Some(Tie {
+                group: ["", ""],
+                at_ms: m.timestamp.timestamp_millis(),
+                id: &m.id,
+            })
+        })
     }
 
     fn conversation_messages(&self, filter: &ChatFilter, as_of: DateTime<Utc>) -> Pages<ChatMessage> {
-        conversations::messages(
+        let messages = conversations::messages(
             self.client.clone(),
             self.tables.chat_messages.clone(),
             filter.clone(),
             as_of,
-        )
+        );
+        in_id_order(messages, |m| {
+            Some(Tie {
+                group: [&m.client_id, &m.conversation_id],
+                at_ms: m.timestamp.timestamp_millis(),
+                id: &m.id,
+            })
+        })
     }
 }
