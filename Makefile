@@ -68,7 +68,7 @@ unit:
 	@mkdir -p .stack; rm -f .stack/soak-summary; was_up=$$(scripts/stack.sh status | grep -c running || true); \
 	scripts/stack.sh up; \
 	status=0; { $(CARGO) build --workspace --bins && $(ENV) $(CARGO) test --workspace --all-targets; } 2>&1 | tee .stack/test.log || status=$$?; \
-	if [ "$$was_up" != "4" ]; then scripts/stack.sh down; fi; \
+	if [ "$$was_up" != "5" ]; then scripts/stack.sh down; fi; \
 	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "cargo tests: %d passed, %d failed\n", p, f }' \
 	  .stack/test.log > .stack/test-summary; \
 	exit $$status

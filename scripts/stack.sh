@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The local stack: a DynamoDB emulator (dynalite), an S3 emulator that verifies
 # SigV4 signatures (s3s-fs), an SQS emulator (local-aws-sqs, in memory, started by
-# tools/sqs/server.mjs) and an SES v2 emulator (aws-ses-v2-local, in memory: the mail
-# it receives is listed at GET /store, emptied by POST /clear-store), pinned, installed
-# into .tools/, data in .stack/data/, listening on 127.0.0.1 only.
+# tools/sqs/server.mjs), an SES v2 emulator (aws-ses-v2-local, in memory: the mail
+# it receives is listed at GET /store, emptied by POST /clear-store) and a second
+# DynamoDB with DynamoDB Streams (moto_server, in memory: dynalite has no streams; the
+# streams tests and `exportctl serve --streams` use it), pinned, installed into
+# .tools/, data in .stack/data/, listening on 127.0.0.1 only.
 # Usage: scripts/stack.sh install|up|down|reset|status
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +18,8 @@ DYNALITE="$TOOLS/dynalite/node_modules/.bin/dynalite"
 S3S="$TOOLS/s3s-fs/bin/s3s-fs"
 SQS="$TOOLS/sqs/server.mjs"
 SES="$TOOLS/ses/node_modules/aws-ses-v2-local/dist/cli.js"
-SERVICES="dynamodb s3 sqs ses"
+MOTO="$TOOLS/moto/bin/moto_server"
+SERVICES="dynamodb s3 sqs ses streams"
 
 install() {
   if ! cmp -s tools/dynalite/package-lock.json "$TOOLS/dynalite/package-lock.json" || [ ! -x "$DYNALITE" ]; then
@@ -36,6 +39,13 @@ install() {
     mkdir -p "$TOOLS/ses"
     cp tools/ses/package.json tools/ses/package-lock.json "$TOOLS/ses/"
     (cd "$TOOLS/ses" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+  if ! cmp -s tools/requirements-moto.txt "$TOOLS/moto/requirements.txt" || [ ! -x "$MOTO" ]; then
+    echo "installing moto[server] (pinned in tools/requirements-moto.txt, about 30 s)"
+    rm -rf "$TOOLS/moto"
+    python3 -m venv "$TOOLS/moto"
+    "$TOOLS/moto/bin/pip" install --quiet --disable-pip-version-check -r tools/requirements-moto.txt
+    cp tools/requirements-moto.txt "$TOOLS/moto/requirements.txt"
   fi
   # The server script must sit next to node_modules for `import "local-aws-sqs"`.
   cmp -s tools/sqs/server.mjs "$SQS" || cp tools/sqs/server.mjs "$SQS"
@@ -91,6 +101,8 @@ up() {
   start sqs "$SQS_PORT" node "$SQS" "$SQS_PORT"
   # In memory too: the stored mail is gone after `down`.
   start ses "$SES_PORT" node "$SES" --host 127.0.0.1 --port "$SES_PORT"
+  # In memory: DynamoDB with Streams, for what needs the streams (STREAMS_ENDPOINT).
+  start streams "$STREAMS_PORT" "$MOTO" -H 127.0.0.1 -p "$STREAMS_PORT"
 }
 
 stop_one() {

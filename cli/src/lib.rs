@@ -6,3 +6,4 @@ pub mod bench;
 pub mod load;
 pub mod scale;
 pub mod serve;
+pub mod streams;

@@ -94,6 +94,13 @@ enum Command {
         /// runs one).
         #[arg(long, env = "SCHEDULER_TICK_SECONDS", default_value_t = 5)]
         tick_seconds: u64,
+        /// Follow the DynamoDB Streams of the session-messages, leads and chat-messages
+        /// tables (turning them on if off) and give each batch to the indexer, as the
+        /// event source mapping does deployed. Needs a DynamoDB with streams: locally,
+        /// point AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_DYNAMODB_STREAMS at
+        /// STREAMS_ENDPOINT (moto_server); dynalite has none.
+        #[arg(long)]
+        streams: bool,
     },
     /// Run the export worker alone: consume the jobs queue and run each job, as the
     /// worker Lambda does.
@@ -410,9 +417,16 @@ async fn run(command: Command) -> Result<(), BoxError> {
             port,
             no_worker,
             tick_seconds,
+            streams,
         } => {
             let ctx = AppContext::from_env().await?;
             let stop = stop_on_signal();
+            if streams {
+                exportctl::streams::enable_streams(&ctx).await?;
+                let follower = exportctl::streams::Follower::from_env(&ctx).await;
+                tokio::spawn(exportctl::streams::follow(follower, std::time::Duration::from_secs(1)));
+                println!("following the streams of the indexed tables every second");
+            }
             let worker = (!no_worker).then(|| spawn_worker(&ctx, &stop));
             if tick_seconds > 0 {
                 tokio::spawn(exportctl::serve::tick_every(ctx.clone(), tick_seconds));

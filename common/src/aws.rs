@@ -20,16 +20,23 @@ fn s3_endpoint_overridden() -> bool {
         .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty()))
 }
 
-pub async fn load() -> AwsClients {
+/// The SDK configuration every client is made from: the standard loader, one HTTP
+/// client, standard retries. Public for the clients only the CLI needs (DynamoDB
+/// Streams).
+pub async fn shared_config() -> aws_config::SdkConfig {
     // One rustls+ring TLS stack instead of the SDK's default two (see TOOLCHAIN.md).
     let http_client = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
         .build_https();
-    let shared = aws_config::defaults(BehaviorVersion::latest())
+    aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client)
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .load()
-        .await;
+        .await
+}
+
+pub async fn load() -> AwsClients {
+    let shared = shared_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&shared);
     let s3_config = aws_sdk_s3::config::Builder::from(&shared)
         .force_path_style(s3_endpoint_overridden())

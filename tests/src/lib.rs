@@ -39,6 +39,30 @@ impl TestStack {
 
     pub async fn with_config(test: &str, adjust: impl FnOnce(&mut Config)) -> Self {
         require_env();
+        Self::on(test, aws::load().await, adjust).await
+    }
+
+    /// Fresh tables on the DynamoDB with Streams (moto_server at `STREAMS_ENDPOINT`,
+    /// local.env), streams on as template.yaml declares them; S3, SQS and SES as in
+    /// [`TestStack::new`]. Returns the streams client too.
+    pub async fn with_streams(test: &str, adjust: impl FnOnce(&mut Config)) -> (Self, aws_sdk_dynamodbstreams::Client) {
+        require_env();
+        let endpoint = std::env::var("STREAMS_ENDPOINT").expect("STREAMS_ENDPOINT (local.env)");
+        let mut aws = aws::load().await;
+        let dynamodb = aws.dynamodb.config().to_builder().endpoint_url(&endpoint).build();
+        aws.dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb);
+        let shared = aws::shared_config().await;
+        let streams = aws_sdk_dynamodbstreams::config::Builder::from(&shared)
+            .endpoint_url(&endpoint)
+            .build();
+        let stack = Self::on(test, aws, adjust).await;
+        exportctl::streams::enable_streams(&stack.ctx)
+            .await
+            .expect("streams on");
+        (stack, aws_sdk_dynamodbstreams::Client::from_conf(streams))
+    }
+
+    async fn on(test: &str, aws: AwsClients, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::from_env().expect("local.env configuration");
         let id = uuid::Uuid::new_v4().simple().to_string();
         let prefix = format!("t{}-{}", &id[..8], test.replace('_', "-"));
@@ -54,7 +78,6 @@ impl TestStack {
         };
         let bucket: String = prefix.chars().take(63).collect();
         config.delivery.bucket = bucket.trim_end_matches('-').to_string();
-        let aws = aws::load().await;
         schema::create_tables(&aws.dynamodb, &config.tables)
             .await
             .expect("create tables");
@@ -135,6 +158,22 @@ impl TestStack {
         self.token(Role::Admin, "admin-test", None, None)
     }
 
+    /// An admin's GET through the real route, which must answer 200: its body.
+    pub async fn admin_body(&self, path_and_query: &str) -> Vec<u8> {
+        let auth = format!("Bearer {}", self.admin_token());
+        let resp =
+            exportctl::serve::route(&self.ctx, request("GET", path_and_query, &[("authorization", &auth)])).await;
+        let body = body_bytes(&resp);
+        assert_eq!(
+            resp.status(),
+            200,
+            "{}: {}",
+            path_and_query.chars().take(200).collect::<String>(),
+            String::from_utf8_lossy(&body)
+        );
+        body
+    }
+
     /// Every object key in the test's bucket.
     pub async fn object_keys(&self) -> Vec<String> {
         let out = self
@@ -207,6 +246,18 @@ pub fn header<'a>(resp: &'a Response<Body>, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("missing header {name}"))
         .to_str()
         .expect("ASCII header")
+}
+
+/// The item a writer that knows nothing of the export keys stores: the model's
+/// attributes and the table keys DynamoDB requires, nothing derived, no `written_at`.
+pub fn bare_item(record: &Record) -> common::reads::Item {
+    let mut item = record.to_item().unwrap();
+    for (name, _) in record.derived() {
+        if !common::index::Table::of(record).key().contains(&name) {
+            item.remove(name);
+        }
+    }
+    item
 }
 
 /// Parses CSV strictly (every record must have the header's width).

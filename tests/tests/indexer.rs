@@ -5,11 +5,13 @@
 //! the export of the same data written by `exportctl load`. Its own writes, duplicate
 //! and out-of-order records change nothing, and a deleted item stays deleted.
 
+// The route futures are deep (clippy computes their layout).
+#![recursion_limit = "256"]
+
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::{index::Table, load::Record, reads::Item, synth};
 use integration_tests::*;
-use lambda_http::{Body, Response};
 
 const LEADS: &str = leads_export::PATH;
 const CHATS: &str = chats_export::DOWNLOAD_PATH;
@@ -55,18 +57,6 @@ fn records() -> Vec<Record> {
     records
 }
 
-/// The item a writer that knows nothing of the export keys stores: the model's
-/// attributes and the table keys DynamoDB requires, nothing derived, no `written_at`.
-fn bare_item(record: &Record) -> Item {
-    let mut item = record.to_item().unwrap();
-    for (name, _) in record.derived() {
-        if !Table::of(record).key().contains(&name) {
-            item.remove(name);
-        }
-    }
-    item
-}
-
 fn table_of<'a>(stack: &'a TestStack, record: &Record) -> &'a str {
     record.table(&stack.ctx.config.tables)
 }
@@ -109,20 +99,8 @@ fn event(records: Vec<EventRecord>) -> Event {
     event
 }
 
-async fn get(stack: &TestStack, query: &str) -> Response<Body> {
-    let auth = format!("Bearer {}", stack.admin_token());
-    exportctl::serve::route(&stack.ctx, request("GET", query, &[("authorization", &auth)])).await
-}
-
 async fn csv(stack: &TestStack, query: &str) -> Vec<u8> {
-    let resp = get(stack, query).await;
-    assert_eq!(
-        resp.status(),
-        200,
-        "{query}: {}",
-        String::from_utf8_lossy(&body_bytes(&resp))
-    );
-    body_bytes(&resp)
+    stack.admin_body(query).await
 }
 
 /// The exports the derived attributes serve: every company's leads (`by_created`),
@@ -483,4 +461,38 @@ async fn a_killed_backfill_resumes_from_its_checkpoints() {
     .await
     .unwrap();
     assert_eq!((check.scanned, check.wrong), (leads.len() as u64, 0), "{check:?}");
+}
+
+/// The operator's check through the real binary: exit 1 while items are unindexed
+/// (their keys printed, never their contents), 0 once the backfill has run.
+#[tokio::test]
+async fn check_index_exits_1_on_a_finding_and_0_after_the_backfill() {
+    let stack = TestStack::new("indexer-exit").await;
+    let records: Vec<Record> = synth::leads(12, 5).collect();
+    for record in &records {
+        put(&stack, table_of(&stack, record), bare_item(record)).await;
+    }
+    let run = |args: &[&str]| {
+        std::process::Command::new(server::exportctl_path())
+            .args(args)
+            .envs(server::stack_env(&stack))
+            .output()
+            .expect("exportctl runs")
+    };
+    let found = run(&["check-index", "--table", "leads"]);
+    let out = String::from_utf8_lossy(&found.stdout).into_owned() + &String::from_utf8_lossy(&found.stderr);
+    assert_eq!(found.status.code(), Some(1), "{out}");
+    let Record::Lead(first) = &records[0] else {
+        unreachable!()
+    };
+    assert!(out.contains(&*first.lead_id), "the keys are named: {out}");
+    assert!(!out.contains(&*first.company_name), "never the contents: {out}");
+    assert!(run(&["backfill", "--table", "leads"]).status.success());
+    let clean = run(&["check-index"]);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
 }
