@@ -75,3 +75,48 @@ pub fn file_response(finished: Finished, wants_json: bool) -> Result<Response<Bo
         }
     }
 }
+
+/// A response handed to the Lambda runtime exactly as built. lambda_http's own
+/// conversion (`IntoResponse for Response<B>`) decodes every `text/*` body with
+/// encoding_rs, which drops a leading byte-order mark (so a CSV asked for with
+/// `bom=true` lost it in Lambda, found by running the real binaries) and would
+/// replace invalid UTF-8. Here a text body stays text and a binary body is sent
+/// base64-encoded, byte for byte.
+pub struct Exact(pub Response<Body>);
+
+impl lambda_http::IntoResponse for Exact {
+    fn into_response(self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send>> {
+        Box::pin(std::future::ready(self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lambda_http::IntoResponse;
+
+    use super::*;
+
+    fn csv_with_bom() -> Response<Body> {
+        let mut resp = Response::new(Body::Binary(b"\xEF\xBB\xBFLead ID\r\n".to_vec()));
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+        resp
+    }
+
+    fn bytes(body: &Body) -> Vec<u8> {
+        match body {
+            Body::Text(t) => t.as_bytes().to_vec(),
+            Body::Binary(b) => b.clone(),
+            _ => vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn the_runtime_gets_the_body_byte_for_byte() {
+        let exact = Exact(csv_with_bom()).into_response().await;
+        assert_eq!(bytes(exact.body()), b"\xEF\xBB\xBFLead ID\r\n");
+        // What lambda_http would send without it: the byte-order mark gone.
+        let converted = csv_with_bom().into_response().await;
+        assert_eq!(bytes(converted.body()), b"Lead ID\r\n");
+    }
+}

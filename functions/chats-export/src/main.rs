@@ -15,7 +15,8 @@ async fn main() -> Result<(), Error> {
     let ctx = Arc::new(common::AppContext::from_env().await?);
     lambda_http::run(service_fn(move |req: Request| {
         let ctx = Arc::clone(&ctx);
-        async move { Ok::<_, Infallible>(chats_export::handle(&ctx, req).await) }
+        // Exact: the response as built, byte-order mark and all (common::http::response::Exact).
+        async move { Ok::<_, Infallible>(common::http::response::Exact(chats_export::handle(&ctx, req).await)) }
     }))
     .await
 }
