@@ -15,6 +15,7 @@ use common::{
 use lambda_http::{Body, Request, Response};
 
 pub mod proxy;
+pub mod runtime;
 pub mod scheduling;
 pub mod server;
 
