@@ -222,6 +222,18 @@ pub fn request(method: &str, path_and_query: &str, headers: &[(&str, &str)]) -> 
 }
 
 /// A request from a file in `events/`.
+/// The API Gateway events in events/ (the other triggers' are in its subfolders), sorted.
+pub fn api_event_names() -> Vec<String> {
+    let dir = format!("{}/../events", env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
+}
+
 pub fn event_file(name: &str) -> Request {
     let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -4,20 +4,9 @@
 use common::{load::Record, synth};
 use integration_tests::*;
 
-fn event_names() -> Vec<String> {
-    let dir = format!("{}/../events", env!("CARGO_MANIFEST_DIR"));
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".json"))
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn event_files_parse_and_name_a_served_route() {
-    let names = event_names();
+    let names = api_event_names();
     for name in &names {
         let req = event_file(name);
         let route = exportctl::serve::route_of(req.method().as_str(), req.uri().path());
@@ -48,7 +37,7 @@ async fn every_event_gets_an_answer_within_the_contract() {
         .chain(synth::chat_messages(2, 40))
         .collect();
     stack.load(records).await;
-    for name in event_names() {
+    for name in api_event_names() {
         let resp = exportctl::serve::route(&stack.ctx, event_file(&name)).await;
         let status = resp.status().as_u16();
         assert!(status < 500, "{name}: {status}");

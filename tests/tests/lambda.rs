@@ -49,16 +49,6 @@ fn events_dir() -> String {
     format!("{}/../events", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn api_event_names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(events_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".json"))
-        .collect();
-    names.sort();
-    names
-}
-
 /// Both stacks' settings: no rate limit, job or cache in the way of comparing.
 fn settings(c: &mut common::config::Config) {
     c.chat.per_user_per_minute = 10_000;
