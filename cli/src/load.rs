@@ -4,7 +4,7 @@
 use std::{collections::HashSet, io::BufRead};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::{index::Table, load::Record, values::text::sanitize};
+use common::{index::Table, load::Record, reads::Item, values::text::sanitize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -42,8 +42,8 @@ pub fn parse(reader: impl BufRead, path: &str) -> Result<Loaded, LoadError> {
         }
         match serde_json::from_str::<Record>(&line) {
             Ok(record) => match record
-                .check()
-                .and_then(|notes| Identity::of(&record).map(|key| (key, notes)))
+                .checked_item()
+                .map(|(item, notes)| (Identity::of(&record, &item), notes))
             {
                 Err(msg) => problems.push(format!("line {n}: {msg}")),
                 Ok((key, _)) if seen.contains(&key) => {
@@ -78,8 +78,8 @@ struct Identity {
 }
 
 impl Identity {
-    fn of(record: &Record) -> Result<Self, String> {
-        let item = record.to_item().map_err(|e| e.cause_chain())?;
+    /// The identity of `record`, whose stored item is `item`.
+    fn of(record: &Record, item: &Item) -> Self {
         let table = Table::of(record);
         let key = table
             .key()
@@ -94,7 +94,7 @@ impl Identity {
             .find(|(_, t)| *t == table)
             .copied()
             .unwrap_or(("sessions", table));
-        Ok(Self { table: name, key })
+        Self { table: name, key }
     }
 }
 

@@ -193,11 +193,7 @@ impl Follower {
                 let next = page.next_shard_iterator.map_or(Position::Done, Position::Iterator);
                 if records.is_empty() {
                     // Nothing more now: an open shard is read again next round.
-                    if let Position::Done = next {
-                        self.shards.insert(key.clone(), Position::Done);
-                    } else {
-                        self.shards.insert(key.clone(), next);
-                    }
+                    self.shards.insert(key.clone(), next);
                     break;
                 }
                 round.delivered += records.len();

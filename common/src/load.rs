@@ -195,6 +195,12 @@ impl Record {
     /// sizes. Returns notes on what is stored in a normalised form (sub-millisecond
     /// precision, negative zero), or what is wrong.
     pub fn check(&self) -> Result<Vec<String>, String> {
+        self.checked_item().map(|(_, notes)| notes)
+    }
+
+    /// [`Record::check`], with the item it checked (so a caller needs not build it
+    /// again).
+    pub fn checked_item(&self) -> Result<(Item, Vec<String>), String> {
         let mut notes = Vec::new();
         for (field, t) in self.timestamps() {
             if !timefmt::in_range(&t) {
@@ -236,7 +242,7 @@ impl Record {
                 "the item is {size} bytes; DynamoDB stores at most {MAX_ITEM_BYTES}"
             ));
         }
-        Ok(notes)
+        Ok((item, notes))
     }
 }
 

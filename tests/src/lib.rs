@@ -273,6 +273,28 @@ pub fn bare_item(record: &Record) -> common::reads::Item {
     item
 }
 
+/// Asserts two files are byte for byte the same; when not, says where they first
+/// differ and shows the text around it (files too long to print whole).
+#[track_caller]
+pub fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
+    if got == want {
+        return;
+    }
+    let at = got
+        .iter()
+        .zip(want)
+        .position(|(g, w)| g != w)
+        .unwrap_or(got.len().min(want.len()));
+    let around = |b: &[u8]| String::from_utf8_lossy(&b[at.saturating_sub(150)..(at + 150).min(b.len())]).into_owned();
+    panic!(
+        "{what}: {} bytes, {} expected; first difference at byte {at}:\n{}\n---\n{}",
+        got.len(),
+        want.len(),
+        around(got),
+        around(want)
+    );
+}
+
 /// Parses CSV strictly (every record must have the header's width).
 pub fn parse_csv(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
     let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(bytes);

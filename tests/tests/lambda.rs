@@ -192,19 +192,7 @@ async fn every_api_event_gets_the_in_process_answer_from_the_real_binaries() {
                 "{function} {name}"
             );
             if content_type.starts_with("text/csv") {
-                let at = body
-                    .iter()
-                    .zip(&want_body)
-                    .position(|(a, b)| a != b)
-                    .unwrap_or(body.len().min(want_body.len()));
-                let around =
-                    |b: &[u8]| String::from_utf8_lossy(&b[at.saturating_sub(80)..(at + 80).min(b.len())]).into_owned();
-                assert!(
-                    body == want_body,
-                    "{function} {name}: the CSV differs at byte {at}:\n{}\n---\n{}",
-                    around(&body),
-                    around(&want_body)
-                );
+                assert_same_bytes(&body, &want_body, &format!("{function} {name}: the CSV"));
             } else {
                 assert_eq!(
                     stable(&body, &content_type),

@@ -162,21 +162,7 @@ async fn items_written_bare_into_a_real_stream_export_exactly_as_loaded_ones_aft
             without_export_date(bare.admin_body(query).await),
             without_export_date(loaded.admin_body(query).await),
         );
-        let at = got
-            .iter()
-            .zip(&want)
-            .position(|(g, w)| g != w)
-            .unwrap_or(got.len().min(want.len()));
-        let around =
-            |b: &[u8]| String::from_utf8_lossy(&b[at.saturating_sub(150)..(at + 150).min(b.len())]).into_owned();
-        assert!(
-            got == want,
-            "{query}: {} bytes, {} expected; first difference at {at}:\n{}\n---\n{}",
-            got.len(),
-            want.len(),
-            around(&got),
-            around(&want)
-        );
+        assert_same_bytes(&got, &want, query);
     }
     // Sessions come in Scan order, which is the emulator's own: the same rows.
     let sorted = |mut rows: Vec<Vec<String>>| {

@@ -46,10 +46,7 @@ fn sort_runs<T>(records: &mut [T], tie: TieOf<T>) {
             end += 1;
         }
         if end - start > 1 {
-            records[start..end].sort_by(|a, b| {
-                let id = |r: &T| tie(r).map(|t| t.id.as_bytes().to_vec()).unwrap_or_default();
-                id(a).cmp(&id(b))
-            });
+            records[start..end].sort_by(|a, b| tie(a).map(|t| t.id).cmp(&tie(b).map(|t| t.id)));
         }
         start = end;
     }
