@@ -125,8 +125,8 @@ LAMBDA_BINS := sessions-export leads-export chats-export export-jobs export-work
 # The artifacts AWS runs: every function's `bootstrap`, built by the pinned cargo-lambda
 # (zig links it against provided.al2023's glibc) into target/lambda/<function>/, then
 # each one's size and newest glibc symbol (at most 2.34, else this fails). `make package`
-# builds the release profile that is deployed; CI's `make test` builds the `lambda-test`
-# profile (the same without fat LTO, Cargo.toml) to stay within its time.
+# builds the release profile that is deployed, and so does CI's `make test` (lambda-ci);
+# `make lambda-test LAMBDA_PROFILE=lambda-test` is the quick local variant (no fat LTO).
 LAMBDA_PROFILE ?= release
 lambda-build: $(PKG_VENV)/.installed
 	PATH="$(CURDIR)/$(PKG_VENV)/bin:$$PATH" $(CARGO) lambda build --profile $(LAMBDA_PROFILE) $(addprefix --bin ,$(LAMBDA_BINS))
@@ -146,9 +146,9 @@ lambda-test: lambda-build
 	awk '/^test result:/ { printf "lambda tests: %d passed, %d failed\n", $$4, $$6 }' .stack/lambda-test.log >> .stack/test-summary; \
 	exit $$status
 
-# `make test`'s run of the real binaries (the `lambda-test` profile).
+# `make test`'s run of the real binaries: the release profile that `make package` ships.
 lambda-ci:
-	$(MAKE) lambda-test LAMBDA_PROFILE=lambda-test
+	$(MAKE) lambda-test LAMBDA_PROFILE=release
 
 # What `sam deploy` uploads (sam build runs cargo-lambda for each function itself).
 sam-build: $(PKG_VENV)/.installed
