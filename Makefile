@@ -7,8 +7,9 @@ CARGO ?= cargo
 EXPORTCTL := target/debug/exportctl
 VENV := .venv
 PKG_VENV := .venv-package
+READERS_VENV := .venv-readers
 
-.PHONY: help stack stack-down stack-reset stack-status build setup seed serve demo test lint fmt clippy unit browser api-check bench package lambda-build lambda-test lambda-ci sam-build tools
+.PHONY: readers help stack stack-down stack-reset stack-status build setup seed serve demo test lint fmt clippy unit browser api-check bench package lambda-build lambda-test lambda-ci sam-build tools
 
 help:
 	@echo "make demo         local stack + sample data + API on 127.0.0.1:\$$API_PORT, prints curl commands"
@@ -49,6 +50,15 @@ $(VENV)/.installed: tools/requirements-lint.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-lint.txt
 	touch $@
 
+# pyarrow and DuckDB: the readers the tests check JSON Lines (and Parquet) files with
+# (tests/readers/check.py, run by the cargo tests through READERS_PYTHON).
+$(READERS_VENV)/.installed: tools/requirements-readers.txt
+	python3 -m venv $(READERS_VENV)
+	$(READERS_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-readers.txt
+	touch $@
+
+readers: $(READERS_VENV)/.installed
+
 lint: $(VENV)/.installed $(PKG_VENV)/.installed
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
 	$(VENV)/bin/cfn-lint template.yaml
@@ -65,10 +75,10 @@ clippy:
 # Unit + integration tests against the local stack (the binaries first: some tests run
 # the real `exportctl`, which `cargo test` does not build); stops the stack afterwards
 # unless it was already running before. The totals go to .stack/test-summary.
-unit:
+unit: $(READERS_VENV)/.installed
 	@mkdir -p .stack; rm -f .stack/soak-summary; was_up=$$(scripts/stack.sh status | grep -c running || true); \
 	scripts/stack.sh up; \
-	status=0; { $(CARGO) build --workspace --bins && $(ENV) $(CARGO) test --workspace --all-targets; } 2>&1 | tee .stack/test.log || status=$$?; \
+	status=0; { $(CARGO) build --workspace --bins && $(ENV) READERS_PYTHON="$(CURDIR)/$(READERS_VENV)/bin/python" $(CARGO) test --workspace --all-targets; } 2>&1 | tee .stack/test.log || status=$$?; \
 	if [ "$$was_up" != "5" ]; then scripts/stack.sh down; fi; \
 	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "cargo tests: %d passed, %d failed\n", p, f }' \
 	  .stack/test.log > .stack/test-summary; \
@@ -100,9 +110,9 @@ test: fmt clippy unit lint browser api-check lambda-ci
 
 bench:
 	$(CARGO) build --release --bin exportctl
-	@for k in sessions leads conversations; do for f in csv json xlsx; do for n in 100000 1000000; do \
+	@for k in sessions leads conversations; do for f in csv json jsonl xlsx; do for n in 100000 1000000; do \
 	  target/release/exportctl bench --export $$k --format $$f --rows $$n --sink null; done; done; done
-	@for f in csv json xlsx zip; do for n in 100000 1000000; do \
+	@for f in csv json jsonl xlsx zip; do for n in 100000 1000000; do \
 	  target/release/exportctl bench --export chats --format $$f --rows $$n --sink null; done; done
 	@scripts/stack.sh up >/dev/null; $(ENV) target/release/exportctl setup >/dev/null; \
 	$(ENV) target/release/exportctl bench --rows 1000000 --sink s3

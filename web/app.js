@@ -12,6 +12,7 @@ import {
   generateMockLeads,
   leadsToCsv,
   leadsToJson,
+  leadsToJsonLines,
   mockFileName,
 } from "./mock-leads.js";
 import { createSchedulesPage } from "./schedules.js";
@@ -504,7 +505,7 @@ function leadParams() {
   return params;
 }
 
-const FORMAT_NAMES = { csv: "CSV", xlsx: "Excel", json: "JSON" };
+const FORMAT_NAMES = { csv: "CSV", xlsx: "Excel", json: "JSON", jsonl: "JSON Lines" };
 
 function exportLeads(format, button) {
   if (selectedColumns().length === 0) {
@@ -550,6 +551,8 @@ function exportMockLeads(format, button) {
       const fileName = mockFileName(format);
       if (format === "csv") {
         downloadText(leadsToCsv(mockLeads(), { columns }), fileName, "text/csv;charset=utf-8");
+      } else if (format === "jsonl") {
+        downloadText(leadsToJsonLines(mockLeads(), { columns }), fileName, "application/x-ndjson;charset=utf-8");
       } else {
         downloadText(leadsToJson(mockLeads(), { columns }), fileName, "application/json;charset=utf-8");
       }
@@ -632,13 +635,13 @@ function exportChats() {
   });
 }
 
-const CONVERSATION_FORMATS = { csv: "csv", json: "json", excel: "xlsx", xlsx: "xlsx" };
+const CONVERSATION_FORMATS = { csv: "csv", json: "json", jsonl: "jsonl", excel: "xlsx", xlsx: "xlsx" };
 
 function exportConversations() {
   const chosen = $("#chat-format").value;
   const format = CONVERSATION_FORMATS[chosen];
   if (!format) {
-    toastError("Conversations cannot be exported as “Both”; choose CSV, JSON or Excel.");
+    toastError("Conversations cannot be exported as “Both”; choose CSV, JSON, JSON Lines or Excel.");
     return;
   }
   const params = chatParams();
@@ -1071,6 +1074,7 @@ function wire() {
   $("#export-leads-csv").addEventListener("click", (e) => exportLeads("csv", e.currentTarget));
   $("#export-leads-xlsx").addEventListener("click", (e) => exportLeads("xlsx", e.currentTarget));
   $("#export-leads-json").addEventListener("click", (e) => exportLeads("json", e.currentTarget));
+  $("#export-leads-jsonl").addEventListener("click", (e) => exportLeads("jsonl", e.currentTarget));
 
   $("#export-chats").addEventListener("click", exportChats);
   $("#export-conversations").addEventListener("click", exportConversations);

@@ -4,9 +4,10 @@
 export type ExportKind = "sessions" | "leads" | "chats" | "conversations";
 export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
 /** Formats of sessions, leads and conversations. */
-export type TableFormat = "csv" | "json" | "xlsx";
-/** Formats of the chat export (`both`: a ZIP of the JSON and the Excel file; `xlsx` is `excel`). */
-export type ChatFormat = "json" | "excel" | "xlsx" | "both" | "csv";
+export type TableFormat = "csv" | "json" | "jsonl" | "xlsx";
+/** Formats of the chat export (`both`: a ZIP of the JSON and the Excel file; `xlsx` is `excel`;
+ * `jsonl`: one message per line, without the JSON document's summary). */
+export type ChatFormat = "json" | "excel" | "xlsx" | "both" | "csv" | "jsonl";
 export type Compression = "none" | "gzip" | "zip";
 /** A boolean; in a query string `true`/`false`, `1`/`0`, `yes`/`no` (any case) are read too. */
 export type Flag = boolean | "true" | "false" | "1" | "0" | "yes" | "no";

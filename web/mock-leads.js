@@ -184,8 +184,19 @@ export function leadsToCsv(leads, { columns, spreadsheetSafe = true } = {}) {
 
 /** The leads as the real JSON export: an array of objects keyed by the columns' keys. */
 export function leadsToJson(leads, { columns } = {}) {
+  return JSON.stringify(leadObjects(leads, columns));
+}
+
+/** The leads as the real JSON Lines export: the same objects, one per `\n`-terminated line. */
+export function leadsToJsonLines(leads, { columns } = {}) {
+  return leadObjects(leads, columns)
+    .map((row) => `${JSON.stringify(row)}\n`)
+    .join("");
+}
+
+function leadObjects(leads, columns) {
   const cols = resolveColumns(columns);
-  const rows = leads.map((lead) => {
+  return leads.map((lead) => {
     const row = {};
     for (const c of cols) {
       const v = lead[c.key];
@@ -196,7 +207,6 @@ export function leadsToJson(leads, { columns } = {}) {
     }
     return row;
   });
-  return JSON.stringify(rows);
 }
 
 /** `YYYY-MM-DD` of a date in the browser's local time zone. */

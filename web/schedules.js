@@ -13,12 +13,25 @@ const ACTIVE = new Set(["queued", "running"]);
 
 const KIND_NAMES = { leads: "Leads", chats: "Chats", conversations: "Conversations", sessions: "Sessions" };
 const FORMATS = {
-  leads: [["csv", "CSV"], ["xlsx", "Excel"], ["json", "JSON"]],
-  conversations: [["csv", "CSV"], ["xlsx", "Excel"], ["json", "JSON"]],
-  sessions: [["csv", "CSV"], ["xlsx", "Excel"], ["json", "JSON"]],
-  chats: [["csv", "CSV"], ["json", "JSON"], ["excel", "Excel"], ["both", "Both (ZIP of JSON and Excel)"]],
+  leads: [["csv", "CSV"], ["xlsx", "Excel"], ["json", "JSON"], ["jsonl", "JSON Lines"]],
+  conversations: [["csv", "CSV"], ["xlsx", "Excel"], ["json", "JSON"], ["jsonl", "JSON Lines"]],
+  sessions: [["csv", "CSV"], ["xlsx", "Excel"], ["json", "JSON"], ["jsonl", "JSON Lines"]],
+  chats: [
+    ["csv", "CSV"],
+    ["json", "JSON"],
+    ["jsonl", "JSON Lines"],
+    ["excel", "Excel"],
+    ["both", "Both (ZIP of JSON and Excel)"],
+  ],
 };
-const FORMAT_NAMES = { csv: "CSV", xlsx: "Excel", excel: "Excel", json: "JSON", both: "JSON + Excel" };
+const FORMAT_NAMES = {
+  csv: "CSV",
+  xlsx: "Excel",
+  excel: "Excel",
+  json: "JSON",
+  jsonl: "JSON Lines",
+  both: "JSON + Excel",
+};
 const WINDOW_NAMES = { none: "None", previous_period: "Previous period", incremental: "Incremental" };
 const WINDOW_HINTS = {
   none: "Each run exports everything as it stands at the run.",

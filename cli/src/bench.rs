@@ -51,6 +51,8 @@ pub enum BenchExport {
 pub enum BenchFormat {
     Csv,
     Json,
+    /// JSON Lines.
+    Jsonl,
     Xlsx,
     /// The chat export's ZIP of JSON + Excel (chats only).
     Zip,
@@ -171,6 +173,7 @@ fn table_format(format: BenchFormat) -> Result<TableFormat, Error> {
     match format {
         BenchFormat::Csv => Ok(TableFormat::Csv),
         BenchFormat::Json => Ok(TableFormat::Json),
+        BenchFormat::Jsonl => Ok(TableFormat::Jsonl),
         BenchFormat::Xlsx => Ok(TableFormat::Xlsx),
         BenchFormat::Zip => Err(Error::bad_request("--format zip is for --export chats")),
     }
@@ -211,6 +214,7 @@ pub fn spec_with(
             format: match format {
                 BenchFormat::Csv => ChatFormat::Csv,
                 BenchFormat::Json => ChatFormat::Json,
+                BenchFormat::Jsonl => ChatFormat::Jsonl,
                 BenchFormat::Xlsx => ChatFormat::Excel,
                 BenchFormat::Zip => ChatFormat::Both,
             },
@@ -381,6 +385,7 @@ pub async fn run(
         format: match format {
             BenchFormat::Csv => "csv",
             BenchFormat::Json => "json",
+            BenchFormat::Jsonl => "jsonl",
             BenchFormat::Xlsx => "xlsx",
             BenchFormat::Zip => "zip",
         },
@@ -570,6 +575,7 @@ pub async fn end_to_end(
         (BenchExport::Chats, BenchFormat::Zip) => "both",
         (_, BenchFormat::Csv) => "csv",
         (_, BenchFormat::Json) => "json",
+        (_, BenchFormat::Jsonl) => "jsonl",
         (_, BenchFormat::Xlsx) => "xlsx",
         (_, BenchFormat::Zip) => return Err(Error::bad_request("zip is a chats format")),
     };

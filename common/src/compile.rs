@@ -47,6 +47,7 @@ fn table_encoder(
     Ok(match format {
         TableFormat::Csv => Box::new(CsvEncoder::new(columns, options)?),
         TableFormat::Json => Box::new(JsonEncoder::new(columns)),
+        TableFormat::Jsonl => Box::new(JsonEncoder::lines(columns)),
         TableFormat::Xlsx => Box::new(XlsxEncoder::new(sheet, columns, options)?),
     })
 }
@@ -125,6 +126,9 @@ fn chats_parts(spec: &ChatsSpec, store: &dyn Store) -> Result<Parts, Error> {
             Box::new(ZipEncoder::new(json(), xlsx()?, &json_name, &xlsx_name)?)
         }
         ChatFormat::Csv => Box::new(CsvEncoder::new(&columns, options)?),
+        // One message per line, without the JSON document's summary (it would need
+        // the whole export before the first line).
+        ChatFormat::Jsonl => Box::new(JsonEncoder::lines(&columns)),
     };
     let chat = spec.chat;
     // Every exported message passes the summary on its way to a row.

@@ -22,7 +22,7 @@ pub use crate::{export::compress::Compression, timefmt::TimeZone};
 
 string_enum!(
     /// The formats of the tabular kinds (sessions, leads, conversations).
-    TableFormat { Csv => "csv", Json => "json", Xlsx => "xlsx" }
+    TableFormat { Csv => "csv", Json => "json", Jsonl => "jsonl", Xlsx => "xlsx" }
 );
 
 impl TableFormat {
@@ -240,6 +240,7 @@ impl ExportSpec {
         match self.extension() {
             "csv" => "text/csv; charset=utf-8",
             "json" => "application/json; charset=utf-8",
+            "jsonl" => "application/x-ndjson; charset=utf-8",
             "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             _ => "application/zip",
         }
@@ -247,7 +248,7 @@ impl ExportSpec {
 
     /// Whether the file is UTF-8 text (answered inline without base64).
     pub fn is_text(&self) -> bool {
-        self.options().compression == Compression::None && matches!(self.extension(), "csv" | "json")
+        self.options().compression == Compression::None && matches!(self.extension(), "csv" | "json" | "jsonl")
     }
 
     /// The audit record's partition: `client#<id>`, `company#<id>`, `companies` (a

@@ -188,6 +188,12 @@ def test_user_leads_csv_excel_json_with_filters(console):
     leads = json.loads(raw)
     assert [lead["lead_id"] for lead in leads] == [row[0] for row in body]
     assert all(lead["confidence"] == "high" for lead in leads)
+    # JSON Lines: the same objects, one per line, byte for byte the API's file.
+    name, raw = console.download(lambda: page.locator("button#export-leads-jsonl").click())
+    assert name in names_for("leads-export", "jsonl")
+    assert raw == api_file("/api/hybrid-leads/export", console.tokens["user"], {**params, "format": "jsonl"})[1]
+    assert raw.endswith(b"}\n")
+    assert [json.loads(line) for line in raw.split(b"\n")[:-1]] == leads
 
 
 def test_leads_custom_range(console):
@@ -310,11 +316,11 @@ def test_dom_contract(console):
 
     assert values("select#lead-confidence") == ["", "high", "medium", "low"]
     assert values("select#lead-period") == ["", "7", "30", "90", "custom"]
-    assert values("select#chat-format") == ["json", "excel", "both", "csv"]
+    assert values("select#chat-format") == ["json", "excel", "both", "csv", "jsonl"]
     assert set(values("select#lead-status")) >= {"new", "contacted", "qualified", "converted", "lost"}
     assert set(values("select#lead-category")) >= {"buying_intent", "pricing_inquiry", "demo_request", "general_inquiry"}
     for sel in ("input#lead-search", "input#lead-language", "input#lead-chatbot", "button#export-leads-xlsx",
-                "button#export-leads-json", "input#mock-mode", "input#as-job", "button#sign-out"):
+                "button#export-leads-json", "button#export-leads-jsonl", "input#mock-mode", "input#as-job", "button#sign-out"):
         expect(page.locator(sel)).to_have_count(1)
     for view in ("leads", "chats", "exports"):
         expect(page.locator(f'[data-view="{view}"]')).to_be_visible()
@@ -381,7 +387,7 @@ def test_bad_request_from_the_server_shows_its_message(console):
 # --- 6. chats through the UI: formats and tenancy --------------------------------------
 
 
-CHAT_EXT = {"json": "json", "excel": "xlsx", "both": "zip", "csv": "csv"}
+CHAT_EXT = {"json": "json", "excel": "xlsx", "both": "zip", "csv": "csv", "jsonl": "jsonl"}
 
 
 def export_chats(console, fmt):
@@ -424,6 +430,11 @@ def test_user_exports_chats_in_every_format(console):
     client_col = rows[0].index("Client ID")
     assert {r[client_col] for r in rows[1:]} == {"client-alpha"}
     assert len(rows) - 1 == len(doc["messages"])
+
+    # JSON Lines: the JSON document's messages, one per line, without its summary.
+    raw = export_chats(console, "jsonl")
+    assert raw.endswith(b"\n")
+    assert [json.loads(line) for line in raw.split(b"\n")[:-1]] == doc["messages"]
 
 
 # --- 7. background jobs ----------------------------------------------------------------

@@ -295,6 +295,57 @@ pub fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
     );
 }
 
+/// The JSON Lines file that holds the same objects as a JSON array export: our arrays
+/// put each object on its own line (`[\n{..},\n{..}\n]\n`), and a raw newline never
+/// occurs inside JSON text, so `,\n{` only ever separates two rows.
+pub fn json_array_as_lines(array: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(array).expect("UTF-8");
+    if text == "[]\n" {
+        return Vec::new();
+    }
+    let inner = text
+        .strip_prefix("[\n")
+        .and_then(|t| t.strip_suffix("\n]\n"))
+        .expect("an array of one object per line");
+    format!("{}\n", inner.replace(",\n{", "\n{")).into_bytes()
+}
+
+/// Has readers no one here wrote (pyarrow and DuckDB, `tests/readers/check.py`) read
+/// `file` (a `.jsonl`) back, and compares every value with `expected`: the rows as
+/// loaded, typed as check.py describes. The readers' venv is `.venv-readers`
+/// (tools/requirements-readers.txt), which `make unit` installs and names in
+/// `READERS_PYTHON`.
+#[track_caller]
+pub fn readers_agree(file: &[u8], ext: &str, expected: &serde_json::Value, what: &str) {
+    let python = std::env::var("READERS_PYTHON").unwrap_or_else(|_| {
+        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv-readers/bin/python");
+        assert!(
+            std::path::Path::new(venv).exists(),
+            "no pyarrow/DuckDB venv: run `make unit` (or `make readers`) to install {venv}"
+        );
+        venv.to_string()
+    });
+    let dir = std::env::temp_dir().join(format!("readers-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (file_path, expected_path) = (dir.join(format!("export.{ext}")), dir.join("expected.json"));
+    std::fs::write(&file_path, file).unwrap();
+    std::fs::write(&expected_path, serde_json::to_vec(expected).unwrap()).unwrap();
+    let out = std::process::Command::new(python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/readers/check.py"))
+        .arg(&expected_path)
+        .arg(&file_path)
+        .output()
+        .expect("run tests/readers/check.py");
+    let _ = std::fs::remove_dir_all(&dir);
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{what}: the readers disagree:\n{report}");
+    eprintln!("{what}: {}", report.trim());
+}
+
 /// Parses CSV strictly (every record must have the header's width).
 pub fn parse_csv(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
     let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(bytes);

@@ -95,6 +95,20 @@ pub fn ids(csv: &[u8]) -> Vec<String> {
     parse_csv(csv).1.into_iter().map(|r| r[0].clone()).collect()
 }
 
+/// The `id` of every line of a JSON Lines file.
+pub fn line_ids(jsonl: &[u8]) -> Vec<String> {
+    std::str::from_utf8(jsonl)
+        .unwrap()
+        .split_terminator('\n')
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
 /// Emails the SES emulator holds for an address.
 pub async fn mail_to(address: &str) -> Vec<Value> {
     let base = std::env::var("AWS_ENDPOINT_URL_SESV2").expect("AWS_ENDPOINT_URL_SESV2 (local.env)");

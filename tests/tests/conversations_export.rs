@@ -250,6 +250,14 @@ async fn every_conversation_matches_an_independent_aggregation() {
             assert_eq!(got.get(key), Some(row), "{query}: {key:?}");
         }
     }
+    // JSON Lines: the JSON rows, byte for byte, one per line.
+    for query in ["limit=100000", "client_id=edge&conversation_id=shared"] {
+        let json = body_bytes(&get(&stack, &admin, &format!("{query}&format=json")).await);
+        let resp = get(&stack, &admin, &format!("{query}&format=jsonl")).await;
+        assert_eq!(header(&resp, "content-type"), "application/x-ndjson; charset=utf-8");
+        assert!(header(&resp, "content-disposition").contains(".jsonl"));
+        assert_same_bytes(&body_bytes(&resp), &json_array_as_lines(&json), query);
+    }
     // Conversations come grouped, ordered by client, then conversation.
     let rows = json_rows(&get(&stack, &admin, "client_id=client-beta&limit=100000&format=json").await);
     let ids: Vec<String> = rows.iter().map(|r| r[1].as_str().unwrap().to_string()).collect();

@@ -74,6 +74,13 @@ fn count(format: &str, bytes: &[u8], sheet: &str) -> usize {
             let v: Value = serde_json::from_slice(bytes).unwrap();
             v.get("messages").unwrap_or(&v).as_array().unwrap().len()
         }
+        "jsonl" => {
+            let text = std::str::from_utf8(bytes).unwrap();
+            assert!(text.ends_with('\n'), "every line ends in a newline");
+            text.split_terminator('\n')
+                .inspect(|line| assert!(serde_json::from_str::<Value>(line).unwrap().is_object()))
+                .count()
+        }
         "xlsx" | "excel" => workbook_rows(bytes, sheet).len() - 1,
         other => panic!("{other}"),
     }
@@ -86,20 +93,20 @@ async fn every_kind_comes_in_every_format() {
         (
             SESSIONS,
             "Chat Sessions",
-            vec!["csv", "json", "xlsx"],
+            vec!["csv", "json", "jsonl", "xlsx"],
             "chat-sessions-export-",
         ),
-        (LEADS, "Leads", vec!["csv", "json", "xlsx"], "leads-export-"),
+        (LEADS, "Leads", vec!["csv", "json", "jsonl", "xlsx"], "leads-export-"),
         (
             CHATS,
             "Chat Messages",
-            vec!["csv", "json", "excel", "xlsx"],
+            vec!["csv", "json", "jsonl", "excel", "xlsx"],
             "chat-export-",
         ),
         (
             CONVERSATIONS,
             "Conversations",
-            vec!["csv", "json", "xlsx"],
+            vec!["csv", "json", "jsonl", "xlsx"],
             "conversations-export-",
         ),
     ];

@@ -21,6 +21,7 @@ fn job(format: Format, rows: Vec<Vec<Cell>>, options: EncodeOptions) -> Pipeline
     let encoder: Box<dyn Encoder> = match format {
         Format::Csv => Box::new(CsvEncoder::new(&columns, options).unwrap()),
         Format::Json => Box::new(JsonEncoder::new(&columns)),
+        Format::Jsonl => Box::new(JsonEncoder::lines(&columns)),
         Format::Xlsx => Box::new(XlsxEncoder::new("Data", &columns, options).unwrap()),
     };
     Pipeline {
@@ -81,12 +82,14 @@ async fn excel_rows_continue_on_new_sheets_and_long_cells_are_truncated() {
 }
 
 #[tokio::test]
-async fn json_and_csv_keep_long_text_whole() {
+async fn json_json_lines_and_csv_keep_long_text_whole() {
     let long = "x".repeat(EXCEL_MAX_CELL_CHARS * 2);
     let rows = vec![vec![Cell::Int(1), Cell::Text(long.clone().into())]];
     let json = encode(job(Format::Json, rows.clone(), EncodeOptions::default())).await;
     let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(v[0]["text"].as_str().unwrap().len(), long.len());
+    let lines = encode(job(Format::Jsonl, rows.clone(), EncodeOptions::default())).await;
+    assert_eq!(lines, integration_tests::json_array_as_lines(&json));
     let csv = encode(job(Format::Csv, rows, EncodeOptions::default())).await;
     let (_, rows) = integration_tests::parse_csv(&csv);
     assert_eq!(rows[0][1], long);

@@ -212,6 +212,35 @@ async fn json_and_excel_jobs_hold_the_same_rows_as_the_synchronous_export() {
         };
         assert_eq!(rows(&file), rows(&sync), "{body}");
     }
+    // JSON Lines jobs: the synchronous export's file, byte for byte (the chats lines
+    // carry no summary, so nothing in them depends on when they were made).
+    for (kind, sync_path) in [
+        ("chats", "/client/export/chats/download?format=jsonl&include_meta=true"),
+        ("leads", "/api/hybrid-leads/export?format=jsonl"),
+        ("conversations", "/client/export/conversations?format=jsonl"),
+    ] {
+        let params = if kind == "chats" {
+            json!({"include_meta": true})
+        } else {
+            json!({})
+        };
+        let resp = post_job(
+            ctx,
+            &user,
+            json!({"kind": kind, "format": "jsonl", "params": params}),
+            &[],
+        )
+        .await;
+        assert_eq!(resp.status(), 202);
+        let id = body_json(&resp)["id"].as_str().unwrap().to_string();
+        let done = wait_job(ctx, &user, &id, 30, is_final).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        assert!(done["file_name"].as_str().unwrap().ends_with(".jsonl"), "{done}");
+        let file = download(ctx, &user, &id).await;
+        let sync = body_bytes(&call(ctx, "GET", sync_path, &user, &[], b"").await);
+        assert!(!file.is_empty());
+        assert_same_bytes(&file, &sync, kind);
+    }
     let resp = post_job(
         ctx,
         &user,

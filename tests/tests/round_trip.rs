@@ -82,6 +82,44 @@ fn check_json(v: &V, got: &Value, what: &str) {
 /// Excel: numbers it holds exactly are numbers, others exact text; times in its
 /// calendar are date-times to the millisecond, others RFC 3339 text; text is cut at
 /// 32,767 UTF-16 units.
+/// A value as tests/readers/check.py expects it (pyarrow and DuckDB read the file).
+fn reader_value(v: &V) -> Value {
+    match v {
+        V::Absent => serde_json::json!(["null"]),
+        V::Text(s) => serde_json::json!(["text", s]),
+        V::Int(i) => serde_json::json!(["int", i.to_string()]),
+        V::Float(f) => serde_json::json!(["float", f]),
+        V::Bool(b) => serde_json::json!(["bool", b]),
+        V::Time(x) => serde_json::json!(["time", t(x), x.timestamp_millis()]),
+        V::List(items, _) => serde_json::json!(["list", items]),
+    }
+}
+
+/// What check.py compares a file with: every row (its keys and typed values), found by `id`.
+fn reader_rows<'a>(id: &str, rows: impl IntoIterator<Item = Vec<(&'a str, V)>>) -> Value {
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|row| Value::Object(row.iter().map(|(k, v)| (k.to_string(), reader_value(v))).collect()))
+        .collect();
+    serde_json::json!({"id": id, "rows": rows})
+}
+
+/// The objects of a JSON Lines file: every line ends in `\n` and holds one object.
+fn json_lines(bytes: &[u8]) -> Vec<Value> {
+    let text = std::str::from_utf8(bytes).expect("UTF-8");
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "the last line ends in a newline"
+    );
+    text.split_terminator('\n')
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).expect("one JSON value per line");
+            assert!(v.is_object(), "{line:.80}");
+            v
+        })
+        .collect()
+}
+
 fn check_excel(v: &V, got: &Data, what: &str) {
     let excel_text = |s: &str| -> String {
         let mut units = 0;
@@ -374,6 +412,21 @@ async fn every_lead_value_survives_every_format() {
             }
         }
 
+        // JSON Lines: the same objects in the same order, one per line; and the
+        // readers no one here wrote see every value as loaded.
+        let raw = fetch(&stack, &admin, &format!("{path}?{scope}format=jsonl")).await;
+        assert_eq!(
+            json_lines(&raw),
+            *json.as_array().unwrap(),
+            "JSON Lines rows are the JSON rows"
+        );
+        let expected = reader_rows(
+            "lead_id",
+            want.iter()
+                .map(|(_, values)| LEAD_KEYS.iter().copied().zip(values.iter().cloned()).collect()),
+        );
+        readers_agree(&raw, "jsonl", &expected, &format!("leads JSON Lines ({scope})"));
+
         let xlsx = fetch(&stack, &admin, &format!("{path}?{scope}format=xlsx")).await;
         let rows = sheet(&xlsx, "Leads");
         assert_eq!(rows.len() - 1, want.len());
@@ -537,6 +590,16 @@ async fn every_chat_value_survives_every_format() {
         );
         assert_eq!(doc["summary"]["date_range"], "0001-01-01 to 9999-12-31");
 
+        // JSON Lines: the document's messages, one per line, without its summary.
+        let raw = fetch(&stack, &admin, &format!("{path}?{scope}{common}&format=jsonl")).await;
+        assert_eq!(
+            json_lines(&raw),
+            *got,
+            "JSON Lines are the document's messages ({scope})"
+        );
+        let expected = reader_rows("id", want.iter().map(|m| chat_values(m)));
+        readers_agree(&raw, "jsonl", &expected, &format!("chats JSON Lines ({scope})"));
+
         // CSV: the flat columns, exactly (guard off is not a chat option: compare
         // texts that are not formula-like, and the guarded ones with their quote).
         let csv = fetch(&stack, &admin, &format!("{path}?{scope}{common}&format=csv")).await;
@@ -616,6 +679,32 @@ async fn every_session_value_survives_the_csv() {
     )
     .await;
     let (_, rows) = parse_csv(&csv);
+    // JSON Lines, read back by pyarrow and DuckDB.
+    let raw = fetch(
+        &stack,
+        &stack.admin_token(),
+        &format!("{}?format=jsonl", sessions_export::PATH),
+    )
+    .await;
+    let session = |id: &str, content: String, sender: &str, at: &str| {
+        vec![
+            ("session_id", V::Text("s-edge".into())),
+            ("user_id", V::Text(NASTY.into())),
+            ("message_id", V::Text(id.into())),
+            ("message_content", V::Text(content)),
+            ("sender", V::Text(sender.into())),
+            ("timestamp", V::Time(ts(at))),
+        ]
+    };
+    let expected = reader_rows(
+        "message_id",
+        [
+            session("m-1", String::new(), NASTY, "0000-01-01T00:00:00Z"),
+            session("m-2", "ü".repeat(195_000), "bot", "9999-12-31T23:59:59.999Z"),
+        ],
+    );
+    assert_eq!(json_lines(&raw).len(), 2);
+    readers_agree(&raw, "jsonl", &expected, "sessions JSON Lines");
     assert_eq!(
         rows,
         vec![

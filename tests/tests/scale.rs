@@ -163,6 +163,23 @@ fn same_csv(got: &[u8], want: &[u8]) -> usize {
     gr.len()
 }
 
+/// The lines of a JSON Lines file, each checked to be one JSON object, sorted.
+fn same_lines(got: &[u8], want: &[u8]) -> usize {
+    let lines = |bytes: &[u8]| {
+        let text = std::str::from_utf8(bytes).expect("UTF-8");
+        assert!(text.is_empty() || text.ends_with('\n'), "every line ends in a newline");
+        let mut lines: Vec<String> = text.split_terminator('\n').map(str::to_string).collect();
+        for line in &lines {
+            assert!(serde_json::from_str::<Value>(line).expect("a JSON line").is_object());
+        }
+        lines.sort();
+        lines
+    };
+    let (got, want) = (lines(got), lines(want));
+    assert!(got == want, "the lines differ from the live export's");
+    got.len()
+}
+
 fn json_rows(bytes: &[u8]) -> Vec<String> {
     let v: Value = serde_json::from_slice(bytes).expect("valid JSON");
     let mut rows: Vec<String> = v.as_array().expect("an array").iter().map(Value::to_string).collect();
@@ -247,7 +264,7 @@ async fn leads_at_scale_hold_the_live_rows_in_every_format() {
     assert!(written.files >= 8, "{written:?}");
     let admin = stack.admin_token();
     let mut plans = PlanStats::default();
-    for format in ["csv", "json", "xlsx"] {
+    for format in ["csv", "json", "jsonl", "xlsx"] {
         let done = at_scale(ctx, &written.manifest, "leads", format, json!({}))
             .await
             .expect(format);
@@ -259,6 +276,7 @@ async fn leads_at_scale_hold_the_live_rows_in_every_format() {
         let want = live(ctx, &id).await;
         let rows = match format {
             "csv" => same_csv(&file, &want),
+            "jsonl" => same_lines(&file, &want),
             "json" => {
                 let (got, want) = (json_rows(&file), json_rows(&want));
                 assert!(got == want, "the JSON rows differ from the live export's");
@@ -347,7 +365,9 @@ async fn tenant_scopes_and_filters_hold_at_scale() {
     assert_eq!(chats.items, 1500);
     let params =
         json!({"client_id": "client-beta", "include_meta": true, "include_geo": true, "date_from": "2024-01-03"});
-    let done = at_scale(ctx, &chats.manifest, "chats", "csv", params).await.unwrap();
+    let done = at_scale(ctx, &chats.manifest, "chats", "csv", params.clone())
+        .await
+        .unwrap();
     let id = done["job_id"].as_str().unwrap();
     let file = object(ctx, done["s3_key"].as_str().unwrap()).await;
     let rows = same_csv(&file, &live(ctx, id).await);
@@ -355,6 +375,12 @@ async fn tenant_scopes_and_filters_hold_at_scale() {
     let client = header.iter().position(|h| h == "Client ID").unwrap();
     assert!(rows > 10 && rows < 1500, "{rows}");
     assert!(parsed.iter().all(|r| r[client] == "client-beta"));
+    // The same messages as JSON Lines.
+    let done = at_scale(ctx, &chats.manifest, "chats", "jsonl", params).await.unwrap();
+    let id = done["job_id"].as_str().unwrap();
+    let file = object(ctx, done["s3_key"].as_str().unwrap()).await;
+    assert_eq!(same_lines(&file, &live(ctx, id).await), rows);
+    assert!(done["s3_key"].as_str().unwrap().ends_with(".jsonl"));
     // Every client, every message.
     let done = at_scale(ctx, &chats.manifest, "chats", "csv", json!({"bom": true}))
         .await
@@ -592,7 +618,11 @@ async fn unsupported_kinds_formats_and_options_are_refused_up_front() {
         assert_eq!(e.http_status(), 400, "{export}: {e}");
         assert!(e.to_string().contains(needle), "{export}: {e}");
         if needle.contains("cannot run") || needle.contains("chats in") || needle == "compression" {
-            assert!(e.to_string().contains("leads (csv, json, xlsx) and chats (csv)"), "{e}");
+            assert!(
+                e.to_string()
+                    .contains("leads (csv, json, jsonl, xlsx) and chats (csv, jsonl)"),
+                "{e}"
+            );
         }
         // Through the Lambda's handler: an error typed by its code.
         let lambda = export_scale::handle(

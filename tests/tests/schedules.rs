@@ -150,7 +150,7 @@ async fn incremental_runs_export_every_row_exactly_once() {
     let s = create(
         &ctx,
         &user,
-        json!({"name": "hourly", "export": {"kind": "chats", "format": "csv"}, "rate": "1 hour",
+        json!({"name": "hourly", "export": {"kind": "chats", "format": "jsonl"}, "rate": "1 hour",
                "window": "incremental", "start_at": "2026-12-01T00:00:00Z"}),
     )
     .await;
@@ -251,7 +251,7 @@ async fn incremental_runs_export_every_row_exactly_once() {
     );
     let mut exported = Vec::new();
     for run in runs.iter().filter(|r| r["status"] == "succeeded") {
-        exported.extend(ids(&download(&ctx, &user, run["job_id"].as_str().unwrap()).await));
+        exported.extend(line_ids(&download(&ctx, &user, run["job_id"].as_str().unwrap()).await));
     }
     let unique: BTreeSet<&String> = exported.iter().collect();
     assert_eq!(unique.len(), exported.len(), "no row twice: {exported:?}");

@@ -483,6 +483,15 @@ describe("against the server", { skip: !live && "set BASE_URL, ADMIN_TOKEN and U
     const gz = await client.exportSessions({ params: { compression: "gzip" } });
     assert.match(gz.fileName, /\.csv\.gz$/);
     assert.equal(rec.last().bytes[0], 0x1f);
+
+    // JSON Lines: the JSON export's objects, one per line.
+    const lines = await client.exportSessions({ format: "jsonl" });
+    assert.match(lines.fileName, new RegExp(`^chat-sessions-export-${DAY}\\.jsonl$`));
+    const text = rec.last().bytes.toString();
+    assert.ok(text.endsWith("}\n"));
+    const objects = text.split("\n").slice(0, -1).map((line) => JSON.parse(line));
+    assert.deepEqual(objects, rows);
+    assert.ok(rec.last().bytes.equals(await direct(ADMIN_TOKEN, "GET", "/api/admin/sessions/export", { format: "jsonl" })));
   });
 
   test("exportLeads: CSV of 32 columns, JSON with chosen columns, Excel", async () => {

@@ -74,7 +74,7 @@ pub fn wrap(inner: Box<dyn Encoder>, compression: Compression, entry_name: &str)
         Compression::Zip => {
             let mut zip = ZipWriter::new_stream(out.clone());
             // A workbook or an archive is compressed already: store it as it is.
-            let method = if entry_name.ends_with(".csv") || entry_name.ends_with(".json") {
+            let method = if [".csv", ".json", ".jsonl"].iter().any(|ext| entry_name.ends_with(ext)) {
                 CompressionMethod::Deflated
             } else {
                 CompressionMethod::Stored

@@ -1,7 +1,8 @@
-//! A JSON array of objects, streamed: `[` + one object per row + `]`. Keys are the
-//! columns' stable snake_case keys; absent values are `null`; lists are arrays. A key
-//! with a dot (`geo_data.country`) nests: consecutive columns sharing the prefix form
-//! one object (`"geo_data": {"country": ...}`).
+//! Rows as JSON objects, streamed: a JSON array (`[` + one object per row + `]`) or
+//! JSON Lines (one object per line, each ending in `\n`). Keys are the columns' stable
+//! snake_case keys; absent values are `null`; lists are arrays. A key with a dot
+//! (`geo_data.country`) nests: consecutive columns sharing the prefix form one object
+//! (`"geo_data": {"country": ...}`). Both framings write the same objects.
 
 use super::{Cell, Column, Encoder};
 use crate::{error::Error, timefmt};
@@ -13,7 +14,17 @@ struct Field {
     key: String,
 }
 
+/// How the objects are framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// One JSON array: `[`, the objects separated by `,\n`, `]`.
+    Array,
+    /// JSON Lines (`application/x-ndjson`): each object on its own `\n`-terminated line.
+    Lines,
+}
+
 pub struct JsonEncoder {
+    framing: Framing,
     fields: Vec<Field>,
     /// Names of nesting objects, encoded as JSON strings.
     groups: Vec<String>,
@@ -60,6 +71,14 @@ impl JsonEncoder {
         Self::with_prefix(columns, "")
     }
 
+    /// JSON Lines: the same objects, one per line, nothing before or after them.
+    pub fn lines(columns: &[Column]) -> Self {
+        let mut encoder = Self::with_prefix(columns, "");
+        encoder.framing = Framing::Lines;
+        encoder.out.clear();
+        encoder
+    }
+
     /// An encoder whose output starts with `prefix` before the array (to embed the
     /// array in a larger document).
     pub fn with_prefix(columns: &[Column], prefix: &str) -> Self {
@@ -87,6 +106,7 @@ impl JsonEncoder {
         let mut out = prefix.as_bytes().to_vec();
         out.push(b'[');
         Self {
+            framing: Framing::Array,
             fields,
             groups,
             out,
@@ -145,8 +165,11 @@ pub fn write_value(out: &mut Vec<u8>, cell: &Cell) {
 
 impl Encoder for JsonEncoder {
     fn write_row(&mut self, row: &[Cell]) -> Result<(), Error> {
-        self.out
-            .extend_from_slice(if self.rows == 0 { b"\n{" } else { b",\n{" });
+        self.out.extend_from_slice(match (self.framing, self.rows) {
+            (Framing::Lines, _) => b"{",
+            (Framing::Array, 0) => b"\n{",
+            (Framing::Array, _) => b",\n{",
+        });
         let mut open: Option<usize> = None;
         let (mut first_top, mut first_inner) = (true, true);
         for (field, cell) in self.fields.iter().zip(row) {
@@ -184,13 +207,18 @@ impl Encoder for JsonEncoder {
             self.out.push(b'}');
         }
         self.out.push(b'}');
+        if self.framing == Framing::Lines {
+            self.out.push(b'\n');
+        }
         self.rows += 1;
         Ok(())
     }
 
     fn finish(&mut self) -> Result<(), Error> {
-        self.close_array();
-        self.out.push(b'\n');
+        if self.framing == Framing::Array {
+            self.close_array();
+            self.out.push(b'\n');
+        }
         Ok(())
     }
 
@@ -284,6 +312,40 @@ mod tests {
             v,
             serde_json::json!([{"a": 1, "geo": {"country": "US", "isp": null}, "meta": {"user": "u"}}])
         );
+    }
+
+    #[test]
+    fn lines_hold_the_same_objects_one_per_line() {
+        let cols = [
+            Column::new("A", "a"),
+            Column::new("C", "geo.country"),
+            Column::new("L", "l"),
+        ];
+        let rows = [
+            vec![
+                Cell::Text("x\n\u{2028}😀".into()),
+                Cell::Empty,
+                Cell::List(vec!["a".into()]),
+            ],
+            vec![Cell::Int(u64::MAX.into()), Cell::Text("US".into()), Cell::List(vec![])],
+        ];
+        let (mut array, mut lines) = (JsonEncoder::new(&cols), JsonEncoder::lines(&cols));
+        for enc in [&mut array, &mut lines] {
+            for row in &rows {
+                enc.write_row(row).unwrap();
+            }
+            enc.finish().unwrap();
+        }
+        let array: Vec<serde_json::Value> = serde_json::from_slice(&array.take_output().unwrap()).unwrap();
+        let text = String::from_utf8(lines.take_output().unwrap()).unwrap();
+        assert!(text.ends_with("}\n") && text.matches('\n').count() == 2, "{text:?}");
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines, array);
+        assert_eq!(lines[1]["a"], serde_json::json!(u64::MAX));
+
+        let mut empty = JsonEncoder::lines(&cols);
+        empty.finish().unwrap();
+        assert!(empty.take_output().unwrap().is_empty());
     }
 
     #[test]

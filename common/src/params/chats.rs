@@ -14,7 +14,7 @@ use crate::{
     values::text::sanitize,
 };
 
-/// The chat export's format: `json`, `excel` (or `xlsx`), `both` or `csv`.
+/// The chat export's format: `json`, `excel` (or `xlsx`), `both`, `csv` or `jsonl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChatFormatParam(pub ChatFormat);
 
@@ -25,7 +25,7 @@ impl ChatFormatParam {
         }
         ChatFormat::parse_ignore_case(s).map(Self).ok_or_else(|| {
             format!(
-                "must be one of: json, excel (or xlsx), both, csv; got '{}'",
+                "must be one of: json, excel (or xlsx), both, csv, jsonl; got '{}'",
                 sanitize(s)
             )
         })

@@ -26,6 +26,7 @@ pub fn display_name(format: TableFormat) -> &'static str {
         TableFormat::Csv => "CSV",
         TableFormat::Xlsx => "Excel",
         TableFormat::Json => "JSON",
+        TableFormat::Jsonl => "JSON Lines",
     }
 }
 

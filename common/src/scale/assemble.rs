@@ -224,7 +224,7 @@ pub fn layout(shape: Shape, parts: &[Sidecar], dos: (u16, u16)) -> (Vec<Range>, 
         .collect();
     let rows: u64 = parts.iter().map(|s| s.rows).sum();
     let tail = match shape {
-        Shape::Csv => Vec::new(),
+        Shape::Lines => Vec::new(),
         Shape::Json => {
             // Every part after the first starts its rows with a comma; the first part
             // with rows needs none unless it is part 0 (which opened the array).

@@ -259,7 +259,7 @@ pub async fn convert_part(
     let bucket = target.bucket.clone();
     let sink = S3Sink::new(s3.clone(), target, None, tuning.upload_part_bytes);
     let (rows, bytes, entries) = match shape {
-        Shape::Csv | Shape::Json => {
+        Shape::Lines | Shape::Json => {
             let prelude = fresh_encoder(s3, spec)?.take_output()?;
             let first = index == 0;
             let part = TextPart {

@@ -9,13 +9,14 @@ use crate::{
 /// How the parts of a supported export are framed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
-    Csv,
+    /// Rows as lines after a header written once: CSV, and JSON Lines (no header).
+    Lines,
     Json,
     /// Excel: a ZIP of workbooks.
     Workbooks,
 }
 
-const SUPPORTED: &str = "exports at scale support leads (csv, json, xlsx) and chats (csv)";
+const SUPPORTED: &str = "exports at scale support leads (csv, json, jsonl, xlsx) and chats (csv, jsonl)";
 
 /// Whether `spec` can run at scale, and how: the spec as the job stores it
 /// (Excel is delivered as a ZIP of workbooks, so its file is a `.zip`; a chats export
@@ -29,8 +30,9 @@ pub fn at_scale(spec: ExportSpec) -> Result<(ExportSpec, Shape), Error> {
     match spec {
         ExportSpec::Leads(mut s) => {
             let shape = match s.format {
-                TableFormat::Csv => Shape::Csv,
+                TableFormat::Csv => Shape::Lines,
                 TableFormat::Json => Shape::Json,
+                TableFormat::Jsonl => Shape::Lines,
                 TableFormat::Xlsx => {
                     s.options.compression = Compression::Zip;
                     Shape::Workbooks
@@ -38,9 +40,9 @@ pub fn at_scale(spec: ExportSpec) -> Result<(ExportSpec, Shape), Error> {
             };
             Ok((ExportSpec::Leads(s), shape))
         }
-        ExportSpec::Chats(mut s) if s.format == ChatFormat::Csv => {
+        ExportSpec::Chats(mut s) if matches!(s.format, ChatFormat::Csv | ChatFormat::Jsonl) => {
             s.filter.limit = u32::MAX;
-            Ok((ExportSpec::Chats(s), Shape::Csv))
+            Ok((ExportSpec::Chats(s), Shape::Lines))
         }
         ExportSpec::Chats(s) => Err(Error::bad_request(format!(
             "chats in {} cannot run at scale: its document carries a summary of the whole export; {SUPPORTED}",

@@ -93,14 +93,20 @@ fn part_spec(job: &Job) -> Result<(ExportSpec, Shape), Error> {
     let shape = match &mut spec {
         ExportSpec::Leads(s) => {
             let shape = match s.format {
-                TableFormat::Csv => Shape::Csv,
+                TableFormat::Csv => Shape::Lines,
                 TableFormat::Json => Shape::Json,
+                TableFormat::Jsonl => Shape::Lines,
                 TableFormat::Xlsx => Shape::Workbooks,
             };
             s.options.compression = Compression::None;
             shape
         }
-        ExportSpec::Chats(s) if s.format == ChatFormat::Csv && s.options.compression == Compression::None => Shape::Csv,
+        ExportSpec::Chats(s)
+            if matches!(s.format, ChatFormat::Csv | ChatFormat::Jsonl)
+                && s.options.compression == Compression::None =>
+        {
+            Shape::Lines
+        }
         _ => return Err(Error::bad_request(format!("job {} is not an export at scale", job.id))),
     };
     Ok((spec, shape))

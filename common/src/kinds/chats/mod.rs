@@ -23,7 +23,7 @@ use crate::{
 
 string_enum!(
     /// Formats of the chat export, named as the seed names them.
-    ChatFormat { Json => "json", Excel => "excel", Both => "both", Csv => "csv" }
+    ChatFormat { Json => "json", Excel => "excel", Both => "both", Csv => "csv", Jsonl => "jsonl" }
 );
 
 impl ChatFormat {
@@ -34,6 +34,7 @@ impl ChatFormat {
             ChatFormat::Excel => "xlsx",
             ChatFormat::Both => "zip",
             ChatFormat::Csv => "csv",
+            ChatFormat::Jsonl => "jsonl",
         }
     }
 }
