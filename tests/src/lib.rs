@@ -273,6 +273,32 @@ pub fn bare_item(record: &Record) -> common::reads::Item {
     item
 }
 
+/// Where two sequences first differ: the first unequal position, or the shorter one's length.
+pub fn first_difference<T: PartialEq>(got: &[T], want: &[T]) -> usize {
+    got.iter()
+        .zip(want)
+        .position(|(g, w)| g != w)
+        .unwrap_or(got.len().min(want.len()))
+}
+
+/// The objects of a JSON Lines file, checked: every line ends in `\n` and holds one
+/// JSON object.
+#[track_caller]
+pub fn json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
+    let text = std::str::from_utf8(bytes).expect("UTF-8");
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "the last line ends in a newline"
+    );
+    text.split_terminator('\n')
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("one JSON value per line");
+            assert!(v.is_object(), "{line:.80}");
+            v
+        })
+        .collect()
+}
+
 /// Asserts two files are byte for byte the same; when not, says where they first
 /// differ and shows the text around it (files too long to print whole).
 #[track_caller]
@@ -280,11 +306,7 @@ pub fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
     if got == want {
         return;
     }
-    let at = got
-        .iter()
-        .zip(want)
-        .position(|(g, w)| g != w)
-        .unwrap_or(got.len().min(want.len()));
+    let at = first_difference(got, want);
     let around = |b: &[u8]| String::from_utf8_lossy(&b[at.saturating_sub(150)..(at + 150).min(b.len())]).into_owned();
     panic!(
         "{what}: {} bytes, {} expected; first difference at byte {at}:\n{}\n---\n{}",

@@ -97,15 +97,9 @@ pub fn ids(csv: &[u8]) -> Vec<String> {
 
 /// The `id` of every line of a JSON Lines file.
 pub fn line_ids(jsonl: &[u8]) -> Vec<String> {
-    std::str::from_utf8(jsonl)
-        .unwrap()
-        .split_terminator('\n')
-        .map(|line| {
-            serde_json::from_str::<Value>(line).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+    crate::json_lines(jsonl)
+        .iter()
+        .map(|line| line["id"].as_str().unwrap().to_string())
         .collect()
 }
 

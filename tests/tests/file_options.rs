@@ -74,13 +74,7 @@ fn count(format: &str, bytes: &[u8], sheet: &str) -> usize {
             let v: Value = serde_json::from_slice(bytes).unwrap();
             v.get("messages").unwrap_or(&v).as_array().unwrap().len()
         }
-        "jsonl" => {
-            let text = std::str::from_utf8(bytes).unwrap();
-            assert!(text.ends_with('\n'), "every line ends in a newline");
-            text.split_terminator('\n')
-                .inspect(|line| assert!(serde_json::from_str::<Value>(line).unwrap().is_object()))
-                .count()
-        }
+        "jsonl" => json_lines(bytes).len(),
         "xlsx" | "excel" => workbook_rows(bytes, sheet).len() - 1,
         other => panic!("{other}"),
     }

@@ -56,11 +56,7 @@ fn same<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T], what: &str) {
     if got == want {
         return;
     }
-    let at = got
-        .iter()
-        .zip(want)
-        .position(|(g, w)| g != w)
-        .unwrap_or(got.len().min(want.len()));
+    let at = first_difference(got, want);
     let short = |v: Option<&T>| format!("{v:?}").chars().take(80).collect::<String>();
     panic!(
         "{what}: {} items, {} expected; first difference at {at}: {} instead of {}",

@@ -104,22 +104,6 @@ fn reader_rows<'a>(id: &str, rows: impl IntoIterator<Item = Vec<(&'a str, V)>>) 
     serde_json::json!({"id": id, "rows": rows})
 }
 
-/// The objects of a JSON Lines file: every line ends in `\n` and holds one object.
-fn json_lines(bytes: &[u8]) -> Vec<Value> {
-    let text = std::str::from_utf8(bytes).expect("UTF-8");
-    assert!(
-        text.is_empty() || text.ends_with('\n'),
-        "the last line ends in a newline"
-    );
-    text.split_terminator('\n')
-        .map(|line| {
-            let v: Value = serde_json::from_str(line).expect("one JSON value per line");
-            assert!(v.is_object(), "{line:.80}");
-            v
-        })
-        .collect()
-}
-
 fn check_excel(v: &V, got: &Data, what: &str) {
     let excel_text = |s: &str| -> String {
         let mut units = 0;

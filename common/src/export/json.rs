@@ -73,15 +73,19 @@ impl JsonEncoder {
 
     /// JSON Lines: the same objects, one per line, nothing before or after them.
     pub fn lines(columns: &[Column]) -> Self {
-        let mut encoder = Self::with_prefix(columns, "");
-        encoder.framing = Framing::Lines;
-        encoder.out.clear();
-        encoder
+        Self::framed(columns, Framing::Lines, Vec::new())
     }
 
     /// An encoder whose output starts with `prefix` before the array (to embed the
     /// array in a larger document).
     pub fn with_prefix(columns: &[Column], prefix: &str) -> Self {
+        let mut start = prefix.as_bytes().to_vec();
+        start.push(b'[');
+        Self::framed(columns, Framing::Array, start)
+    }
+
+    /// The encoder of `framing`, its output starting with `start`.
+    fn framed(columns: &[Column], framing: Framing, start: Vec<u8>) -> Self {
         let mut groups: Vec<String> = Vec::new();
         let fields = columns
             .iter()
@@ -103,13 +107,11 @@ impl JsonEncoder {
                 },
             })
             .collect();
-        let mut out = prefix.as_bytes().to_vec();
-        out.push(b'[');
         Self {
-            framing: Framing::Array,
+            framing,
             fields,
             groups,
-            out,
+            out: start,
             rows: 0,
         }
     }
