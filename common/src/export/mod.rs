@@ -8,6 +8,7 @@
 pub mod compress;
 pub mod csv;
 pub mod json;
+pub mod parquet;
 pub mod sink;
 pub mod xlsx;
 
@@ -79,6 +80,23 @@ impl std::io::Write for SharedBuf {
 /// A batch stream of rows, usually one DynamoDB page per batch.
 pub type RowBatches = BoxStream<'static, Result<Vec<Row>, Error>>;
 
+/// What a column holds. Parquet types its columns by it; the other encoders follow each
+/// cell's own type. A cell that does not fit its column's kind fails the export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnKind {
+    Text,
+    /// An integer from 0 to `u64::MAX` (counts, durations, token costs).
+    Unsigned,
+    /// An integer of up to 38 digits (a sum of `u64`s).
+    WideInteger,
+    Float,
+    Bool,
+    /// An instant, kept to the millisecond.
+    Time,
+    /// Several texts.
+    List,
+}
+
 /// A column of an export: its header in tabular formats and its key in JSON.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Column {
@@ -90,6 +108,7 @@ pub struct Column {
     pub list_sep: &'static str,
     /// Holds timestamps: in a zone other than UTC, Excel names the zone in its header.
     pub time: bool,
+    pub kind: ColumnKind,
 }
 
 impl Column {
@@ -100,11 +119,33 @@ impl Column {
             width: 0.0,
             list_sep: ";",
             time: false,
+            kind: ColumnKind::Text,
         }
     }
 
     pub const fn time(mut self) -> Self {
         self.time = true;
+        self.kind = ColumnKind::Time;
+        self
+    }
+
+    pub const fn unsigned(mut self) -> Self {
+        self.kind = ColumnKind::Unsigned;
+        self
+    }
+
+    pub const fn wide_integer(mut self) -> Self {
+        self.kind = ColumnKind::WideInteger;
+        self
+    }
+
+    pub const fn float(mut self) -> Self {
+        self.kind = ColumnKind::Float;
+        self
+    }
+
+    pub const fn boolean(mut self) -> Self {
+        self.kind = ColumnKind::Bool;
         self
     }
 
@@ -113,8 +154,10 @@ impl Column {
         self
     }
 
+    /// A list column, its values joined with `sep` in tabular formats.
     pub const fn list_sep(mut self, sep: &'static str) -> Self {
         self.list_sep = sep;
+        self.kind = ColumnKind::List;
         self
     }
 }

@@ -24,14 +24,14 @@ pub const COLUMNS: [Column; 32] = [
     Column::new("Session ID", "session_id").width(16.0),
     Column::new("Email", "email").width(30.0),
     Column::new("Phone", "phone").width(18.0),
-    Column::new("Lead Score", "lead_score"),
+    Column::new("Lead Score", "lead_score").unsigned(),
     Column::new("Interest Level", "interest_level"),
     Column::new("Confidence", "confidence"),
     Column::new("Category", "category").width(18.0),
     Column::new("Primary Language", "primary_language"),
     Column::new("Detected Languages", "detected_languages").list_sep(";"),
-    Column::new("AI Legitimate", "ai_legitimate"),
-    Column::new("AI Confidence Score", "ai_confidence_score"),
+    Column::new("AI Legitimate", "ai_legitimate").boolean(),
+    Column::new("AI Confidence Score", "ai_confidence_score").float(),
     Column::new("AI Verification Reasons", "ai_verification_reasons")
         .list_sep(";")
         .width(40.0),
@@ -42,8 +42,8 @@ pub const COLUMNS: [Column; 32] = [
     Column::new("IP Address", "ip_address").width(18.0),
     Column::new("Location Country", "location_country"),
     Column::new("Location City", "location_city"),
-    Column::new("Message Count", "message_count"),
-    Column::new("Session Duration", "session_duration"),
+    Column::new("Message Count", "message_count").unsigned(),
+    Column::new("Session Duration", "session_duration").unsigned(),
     Column::new("First Interest Detected", "first_interest_detected")
         .time()
         .width(22.0),
@@ -52,9 +52,9 @@ pub const COLUMNS: [Column; 32] = [
         .width(22.0),
     Column::new("Conversation Summary", "conversation_summary").width(50.0),
     Column::new("Tags", "tags").list_sep(",").width(24.0),
-    Column::new("Notes Count", "notes_count"),
+    Column::new("Notes Count", "notes_count").unsigned(),
     Column::new("Converted At", "converted_at").time().width(20.0),
-    Column::new("Conversion Value", "conversion_value"),
+    Column::new("Conversion Value", "conversion_value").float(),
     Column::new("Conversion Source", "conversion_source"),
 ];
 

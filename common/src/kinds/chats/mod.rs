@@ -56,12 +56,12 @@ pub const BASE_COLUMNS: [Column; 12] = [
     Column::new("Reply", "reply").width(50.0),
     Column::new("Timestamp", "timestamp").time().width(20.0),
     Column::new("Conversation ID", "conversation_id").width(16.0),
-    Column::new("Token Cost", "token_cost"),
+    Column::new("Token Cost", "token_cost").unsigned(),
     Column::new("User IP", "user_ip").width(18.0),
     Column::new("User Agent", "user_agent").width(40.0),
     Column::new("Referrer", "referrer").width(30.0),
     Column::new("Session ID", "session_id").width(16.0),
-    Column::new("Embed User", "is_embed_user"),
+    Column::new("Embed User", "is_embed_user").boolean(),
 ];
 
 /// Nested under `geo_data` in JSON (the key's prefix names the object).
@@ -71,8 +71,8 @@ pub const GEO_COLUMNS: [Column; 11] = [
     Column::new("Region", "geo_data.region"),
     Column::new("Region Name", "geo_data.region_name").width(16.0),
     Column::new("City", "geo_data.city").width(16.0),
-    Column::new("Latitude", "geo_data.latitude"),
-    Column::new("Longitude", "geo_data.longitude"),
+    Column::new("Latitude", "geo_data.latitude").float(),
+    Column::new("Longitude", "geo_data.longitude").float(),
     Column::new("Timezone", "geo_data.timezone").width(20.0),
     Column::new("ISP", "geo_data.isp").width(20.0),
     Column::new("Organization", "geo_data.organization").width(20.0),
