@@ -110,9 +110,9 @@ test: fmt clippy unit lint browser api-check lambda-ci
 
 bench:
 	$(CARGO) build --release --bin exportctl
-	@for k in sessions leads conversations; do for f in csv json jsonl xlsx; do for n in 100000 1000000; do \
+	@for k in sessions leads conversations; do for f in csv json jsonl xlsx parquet; do for n in 100000 1000000; do \
 	  target/release/exportctl bench --export $$k --format $$f --rows $$n --sink null; done; done; done
-	@for f in csv json jsonl xlsx zip; do for n in 100000 1000000; do \
+	@for f in csv json jsonl xlsx zip parquet; do for n in 100000 1000000; do \
 	  target/release/exportctl bench --export chats --format $$f --rows $$n --sink null; done; done
 	@scripts/stack.sh up >/dev/null; $(ENV) target/release/exportctl setup >/dev/null; \
 	$(ENV) target/release/exportctl bench --rows 1000000 --sink s3

@@ -56,15 +56,18 @@ pub enum BenchFormat {
     Xlsx,
     /// The chat export's ZIP of JSON + Excel (chats only).
     Zip,
+    /// Parquet (zstd unless `--compression` names its codec).
+    Parquet,
 }
 
-/// The whole file's compression (the export's `compression` option).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+/// The export's `compression` option: the whole file's, or a Parquet file's codec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum BenchCompression {
-    #[default]
     None,
     Gzip,
     Zip,
+    Snappy,
+    Zstd,
 }
 
 impl From<BenchCompression> for common::spec::Compression {
@@ -73,6 +76,8 @@ impl From<BenchCompression> for common::spec::Compression {
             BenchCompression::None => Self::None,
             BenchCompression::Gzip => Self::Gzip,
             BenchCompression::Zip => Self::Zip,
+            BenchCompression::Snappy => Self::Snappy,
+            BenchCompression::Zstd => Self::Zstd,
         }
     }
 }
@@ -175,6 +180,7 @@ fn table_format(format: BenchFormat) -> Result<TableFormat, Error> {
         BenchFormat::Json => Ok(TableFormat::Json),
         BenchFormat::Jsonl => Ok(TableFormat::Jsonl),
         BenchFormat::Xlsx => Ok(TableFormat::Xlsx),
+        BenchFormat::Parquet => Ok(TableFormat::Parquet),
         BenchFormat::Zip => Err(Error::bad_request("--format zip is for --export chats")),
     }
 }
@@ -217,6 +223,7 @@ pub fn spec_with(
                 BenchFormat::Jsonl => ChatFormat::Jsonl,
                 BenchFormat::Xlsx => ChatFormat::Excel,
                 BenchFormat::Zip => ChatFormat::Both,
+                BenchFormat::Parquet => ChatFormat::Parquet,
             },
             options,
             filter: every,
@@ -317,14 +324,13 @@ pub async fn run(
     format: BenchFormat,
     rows: usize,
     sink: SinkKind,
-    compression: BenchCompression,
+    compression: Option<BenchCompression>,
     ctx: Option<&AppContext>,
 ) -> Result<Report, Error> {
-    let options = FileOptions {
-        compression: compression.into(),
-        ..FileOptions::default()
-    };
-    let spec = spec_with(which, format, rows, options)?;
+    let mut spec = spec_with(which, format, rows, FileOptions::default())?;
+    // The format's default when none is named, as a request's.
+    let compression = compression.map_or(spec.family().default_compression(), Into::into);
+    spec.options_mut().compression = compression;
     let store = BenchStore {
         records: rows,
         seed: 42,
@@ -388,6 +394,7 @@ pub async fn run(
             BenchFormat::Jsonl => "jsonl",
             BenchFormat::Xlsx => "xlsx",
             BenchFormat::Zip => "zip",
+            BenchFormat::Parquet => "parquet",
         },
         sink: sink_name,
         rows: summary.rows,
@@ -577,6 +584,7 @@ pub async fn end_to_end(
         (_, BenchFormat::Json) => "json",
         (_, BenchFormat::Jsonl) => "jsonl",
         (_, BenchFormat::Xlsx) => "xlsx",
+        (_, BenchFormat::Parquet) => "parquet",
         (_, BenchFormat::Zip) => return Err(Error::bad_request("zip is a chats format")),
     };
     let mut params = serde_json::json!({});

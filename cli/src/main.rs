@@ -120,9 +120,10 @@ enum Command {
         rows: usize,
         #[arg(long, value_enum, default_value = "null")]
         sink: exportctl::bench::SinkKind,
-        /// Compress the whole file, as the export's `compression` option does.
-        #[arg(long, value_enum, default_value = "none")]
-        compression: exportctl::bench::BenchCompression,
+        /// The export's `compression` option: gzip or zip around the file, or a Parquet
+        /// file's codec (snappy, zstd). Default: the format's (none; zstd for parquet).
+        #[arg(long, value_enum)]
+        compression: Option<exportctl::bench::BenchCompression>,
     },
     /// Write a table in DynamoDB's export-to-S3 format (what ExportTableToPointInTime
     /// writes: manifests and gzip'd DynamoDB JSON data files) under

@@ -11,7 +11,11 @@ use futures::{StreamExt, TryStreamExt, stream};
 use crate::{
     error::Error,
     export::{
-        Column, EncodeOptions, Encoder, Pipeline, Row, RowBatches, compress, csv::CsvEncoder, json::JsonEncoder,
+        Column, EncodeOptions, Encoder, Pipeline, Row, RowBatches,
+        compress::{self, Compression},
+        csv::CsvEncoder,
+        json::JsonEncoder,
+        parquet::{ParquetCodec, ParquetEncoder},
         xlsx::XlsxEncoder,
     },
     kinds::{
@@ -24,7 +28,7 @@ use crate::{
         leads, sessions,
     },
     source::{Pages, Store},
-    spec::{ChatsSpec, ConversationsSpec, ExportSpec, FileOptions, LeadsSpec, TableFormat},
+    spec::{ChatsSpec, ConversationsSpec, ExportSpec, FileFamily, FileOptions, LeadsSpec, TableFormat},
 };
 
 fn encode_options(options: &FileOptions, as_of: DateTime<Utc>) -> EncodeOptions {
@@ -37,18 +41,31 @@ fn encode_options(options: &FileOptions, as_of: DateTime<Utc>) -> EncodeOptions 
     }
 }
 
+/// The codec of a Parquet file (the spec's `compression`, checked by [`compile`]).
+fn parquet_codec(options: &FileOptions) -> Result<ParquetCodec, Error> {
+    options.compression.parquet_codec().ok_or_else(|| {
+        Error::bad_request(format!(
+            "compression {} does not apply to the parquet format",
+            options.compression.as_str()
+        ))
+    })
+}
+
 /// The plain encoder of a tabular format.
 fn table_encoder(
     format: TableFormat,
     sheet: &str,
     columns: &[Column],
-    options: EncodeOptions,
+    options: &FileOptions,
+    as_of: DateTime<Utc>,
 ) -> Result<Box<dyn Encoder>, Error> {
+    let encoding = encode_options(options, as_of);
     Ok(match format {
-        TableFormat::Csv => Box::new(CsvEncoder::new(columns, options)?),
+        TableFormat::Csv => Box::new(CsvEncoder::new(columns, encoding)?),
         TableFormat::Json => Box::new(JsonEncoder::new(columns)),
         TableFormat::Jsonl => Box::new(JsonEncoder::lines(columns)),
-        TableFormat::Xlsx => Box::new(XlsxEncoder::new(sheet, columns, options)?),
+        TableFormat::Xlsx => Box::new(XlsxEncoder::new(sheet, columns, encoding)?),
+        TableFormat::Parquet => Box::new(ParquetEncoder::new(columns, parquet_codec(options)?)?),
     })
 }
 
@@ -95,12 +112,7 @@ fn leads_parts(spec: &LeadsSpec, store: &dyn Store) -> Result<Parts, Error> {
                 .collect()
         })
         .boxed();
-    let encoder = table_encoder(
-        spec.format,
-        leads::SHEET,
-        &columns,
-        encode_options(&spec.options, spec.as_of),
-    )?;
+    let encoder = table_encoder(spec.format, leads::SHEET, &columns, &spec.options, spec.as_of)?;
     Ok(Parts { rows, columns, encoder })
 }
 
@@ -129,6 +141,8 @@ fn chats_parts(spec: &ChatsSpec, store: &dyn Store) -> Result<Parts, Error> {
         // One message per line, without the JSON document's summary (it would need
         // the whole export before the first line).
         ChatFormat::Jsonl => Box::new(JsonEncoder::lines(&columns)),
+        // One message per row, like CSV.
+        ChatFormat::Parquet => Box::new(ParquetEncoder::new(&columns, parquet_codec(&spec.options)?)?),
     };
     let chat = spec.chat;
     // Every exported message passes the summary on its way to a row.
@@ -184,6 +198,10 @@ fn conversation_rows(spec: &ConversationsSpec, store: &dyn Store) -> RowBatches 
 
 /// The running pipeline of a spec, reading from `store`.
 pub fn compile(spec: &ExportSpec, store: &dyn Store) -> Result<Pipeline, Error> {
+    // A spec may come from a queue or a stored schedule, not only from the request
+    // parsing that checks this first.
+    let family = spec.family();
+    family.check_compression(spec.options().compression)?;
     let Parts { rows, columns, encoder } = match spec {
         ExportSpec::Sessions(s) => {
             let columns = sessions::COLUMNS.to_vec();
@@ -192,7 +210,7 @@ pub fn compile(spec: &ExportSpec, store: &dyn Store) -> Result<Pipeline, Error> 
                     .session_lines(s.as_of)
                     .map_ok(|lines| lines.into_iter().map(sessions::row).collect())
                     .boxed(),
-                encoder: table_encoder(s.format, sessions::SHEET, &columns, encode_options(&s.options, s.as_of))?,
+                encoder: table_encoder(s.format, sessions::SHEET, &columns, &s.options, s.as_of)?,
                 columns,
             }
         }
@@ -202,17 +220,17 @@ pub fn compile(spec: &ExportSpec, store: &dyn Store) -> Result<Pipeline, Error> 
             let columns = conversations::COLUMNS.to_vec();
             Parts {
                 rows: conversation_rows(s, store),
-                encoder: table_encoder(
-                    s.format,
-                    conversations::SHEET,
-                    &columns,
-                    encode_options(&s.options, s.as_of),
-                )?,
+                encoder: table_encoder(s.format, conversations::SHEET, &columns, &s.options, s.as_of)?,
                 columns,
             }
         }
     };
-    let encoder = compress::wrap(encoder, spec.options().compression, &spec.document_name())?;
+    // A Parquet file's codec is inside it; no other compression wraps it.
+    let around = match family {
+        FileFamily::Parquet => Compression::None,
+        FileFamily::Csv | FileFamily::Other => spec.options().compression,
+    };
+    let encoder = compress::wrap(encoder, around, &spec.document_name())?;
     Ok(Pipeline {
         rows,
         encoder,

@@ -18,16 +18,27 @@ use crate::{
     timefmt::serde_ts,
 };
 
-pub use crate::{export::compress::Compression, timefmt::TimeZone};
+pub use crate::{
+    export::compress::{Compression, FileFamily},
+    timefmt::TimeZone,
+};
 
 string_enum!(
     /// The formats of the tabular kinds (sessions, leads, conversations).
-    TableFormat { Csv => "csv", Json => "json", Jsonl => "jsonl", Xlsx => "xlsx" }
+    TableFormat { Csv => "csv", Json => "json", Jsonl => "jsonl", Xlsx => "xlsx", Parquet => "parquet" }
 );
 
 impl TableFormat {
     pub fn extension(self) -> &'static str {
         self.as_str()
+    }
+
+    pub fn family(self) -> FileFamily {
+        match self {
+            TableFormat::Csv => FileFamily::Csv,
+            TableFormat::Parquet => FileFamily::Parquet,
+            TableFormat::Json | TableFormat::Jsonl | TableFormat::Xlsx => FileFamily::Other,
+        }
     }
 }
 
@@ -183,6 +194,15 @@ impl ExportSpec {
         }
     }
 
+    pub fn options_mut(&mut self) -> &mut FileOptions {
+        match self {
+            ExportSpec::Sessions(s) => &mut s.options,
+            ExportSpec::Leads(s) => &mut s.options,
+            ExportSpec::Chats(s) => &mut s.options,
+            ExportSpec::Conversations(s) => &mut s.options,
+        }
+    }
+
     /// The format as the caller named it (`excel`, `csv`, ...).
     pub fn format_name(&self) -> &'static str {
         match self {
@@ -225,9 +245,10 @@ impl ExportSpec {
     /// The file delivered: the document, `.gz` after it, or a `.zip` holding it.
     pub fn file_name(&self) -> String {
         match self.options().compression {
-            Compression::None => self.document_name(),
             Compression::Gzip => format!("{}.gz", self.document_name()),
             Compression::Zip => format!("{}-{}.zip", self.file_stem(), self.as_of().format("%Y-%m-%d")),
+            // A Parquet codec is inside the file.
+            Compression::None | Compression::Snappy | Compression::Zstd => self.document_name(),
         }
     }
 
@@ -235,14 +256,25 @@ impl ExportSpec {
         match self.options().compression {
             Compression::Gzip => return "application/gzip",
             Compression::Zip => return "application/zip",
-            Compression::None => {}
+            Compression::None | Compression::Snappy | Compression::Zstd => {}
         }
         match self.extension() {
             "csv" => "text/csv; charset=utf-8",
             "json" => "application/json; charset=utf-8",
             "jsonl" => "application/x-ndjson; charset=utf-8",
             "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "parquet" => "application/vnd.apache.parquet",
             _ => "application/zip",
+        }
+    }
+
+    /// What the file's format decides about its options.
+    pub fn family(&self) -> FileFamily {
+        match self {
+            ExportSpec::Sessions(SessionsSpec { format, .. })
+            | ExportSpec::Leads(LeadsSpec { format, .. })
+            | ExportSpec::Conversations(ConversationsSpec { format, .. }) => format.family(),
+            ExportSpec::Chats(s) => s.format.family(),
         }
     }
 

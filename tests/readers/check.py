@@ -3,30 +3,41 @@
     check.py EXPECTED.json FILE
 
 EXPECTED.json (written by tests/tests/round_trip.rs from the loaded records, not from
-the export code) is {"format": "jsonl", "id": <key of the row id>, "rows": [{key: value}]}
+the export code) is {"id": <key of the row id>, "rows": [{key: value}], "schema": ...}
 where a key may be dotted (`geo_data.country`: a nested object) and each value is typed:
 ["null"], ["text", s], ["int", "digits"], ["float", f], ["bool", b],
 ["time", "RFC 3339 with milliseconds", epoch milliseconds] or ["list", [s, ...]].
 
-FILE is read twice: with pyarrow (`pyarrow.json.read_json`; integer columns given their
-type, since its inference reads any number as a double past 2^53) and with DuckDB
-(`read_json_auto`, every type inferred by DuckDB). Every row must be there once, with
-every value exact. Prints one line per mismatch; exits 1 if there is any.
+FILE is read twice, as its extension says:
+- `.jsonl`: with pyarrow (`pyarrow.json.read_json`; integer columns given their type,
+  since its inference reads any number as a double past 2^53) and with DuckDB
+  (`read_json_auto`, every type inferred by DuckDB);
+- `.parquet`: with pyarrow (`pyarrow.parquet.read_table`) and DuckDB (`read_parquet`).
+  "schema" ({leaf path: "PHYSICAL LOGICAL"}, `tags.list.element` for a list's items)
+  must then be the file's schema exactly, every leaf nullable but a list's items.
+
+Every row must be there once, with every value exact. Prints one line per mismatch;
+exits 1 if there is any.
 """
 
 import datetime
+import decimal
 import json
 import math
 import sys
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pj
+import pyarrow.parquet as pq
 
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 def at(row, key):
+    if key in row:  # a flattened table's column
+        return row[key]
     for part in key.split("."):
         if row is None:
             return None
@@ -43,6 +54,8 @@ def same(want, got):
     if kind == "text":
         return isinstance(got, str) and got == want[1]
     if kind == "int":
+        if isinstance(got, decimal.Decimal):  # DECIMAL(38, 0)
+            return got == got.to_integral_value() and got == int(want[1])
         return isinstance(got, int) and not isinstance(got, bool) and got == int(want[1])
     if kind == "float":
         return isinstance(got, float) and got == want[1] and math.copysign(1, got) == math.copysign(1, want[1])
@@ -98,6 +111,52 @@ def with_pyarrow(path, expected):
     return table.to_pylist()
 
 
+def parquet_with_pyarrow(path):
+    """The table flattened (`geo_data.country`), timestamps as epoch milliseconds."""
+    table = pq.read_table(path).flatten()
+    columns = []
+    for column, field in zip(table.columns, table.schema):
+        if pa.types.is_timestamp(field.type):
+            column = pc.cast(column, pa.int64())
+        columns.append(column)
+    return pa.table(columns, names=table.column_names).to_pylist()
+
+
+def logical(column):
+    lt = json.loads(column.logical_type.to_json())
+    kind = lt["Type"]
+    if kind == "Int":
+        return f"INT({lt['bitWidth']},{'signed' if lt['isSigned'] else 'unsigned'})"
+    if kind == "Timestamp":
+        unit = {"milliseconds": "MILLIS", "microseconds": "MICROS", "nanoseconds": "NANOS"}[lt["timeUnit"]]
+        return f"TIMESTAMP({unit},{'UTC' if lt['isAdjustedToUTC'] else 'local'})"
+    if kind == "Decimal":
+        return f"DECIMAL({lt['precision']},{lt['scale']})"
+    if kind == "None":
+        return ""
+    return kind.upper()
+
+
+def schema_problems(path, expected):
+    want = expected.get("schema")
+    if want is None:
+        return ["parquet: the expectation has no schema"]
+    got = {}
+    problems = []
+    for column in pq.ParquetFile(path).schema:
+        got[column.path] = f"{column.physical_type} {logical(column)}".strip()
+        # Nullable: an optional leaf (1), or an optional list of required items (2).
+        # The groups of dotted keys are required and add no level.
+        nullable = 2 if column.max_repetition_level > 0 else 1
+        if column.max_definition_level != nullable:
+            problems.append(f"parquet schema: {column.path} has definition level {column.max_definition_level}")
+    if got != want:
+        for path_ in sorted(set(got) | set(want)):
+            if got.get(path_) != want.get(path_):
+                problems.append(f"parquet schema: {path_}: got {got.get(path_)!r}, expected {want.get(path_)!r}")
+    return problems
+
+
 def duck_column(name, kind):
     """A select item that DuckDB can hand to Python exactly: timestamps as epoch
     milliseconds (years before 1 or after 9999 have no Python datetime)."""
@@ -111,7 +170,10 @@ def duck_column(name, kind):
 
 def with_duckdb(path, expected):
     con = duckdb.connect()
-    source = f"read_json_auto('{path}', maximum_object_size=1073741824)"
+    if path.endswith(".parquet"):
+        source = f"read_parquet('{path}')"
+    else:
+        source = f"read_json_auto('{path}', maximum_object_size=1073741824)"
     described = con.sql(f"DESCRIBE SELECT * FROM {source}").fetchall()
     items = []
     for name, kind, *_ in described:
@@ -136,7 +198,11 @@ def main():
     expected_path, path = sys.argv[1], sys.argv[2]
     with open(expected_path, encoding="utf-8") as f:
         expected = json.load(f)
-    problems = compare("pyarrow", expected, with_pyarrow(path, expected))
+    if path.endswith(".parquet"):
+        problems = schema_problems(path, expected)
+        problems += compare("pyarrow", expected, parquet_with_pyarrow(path))
+    else:
+        problems = compare("pyarrow", expected, with_pyarrow(path, expected))
     rows, types = with_duckdb(path, expected)
     problems += compare("duckdb", expected, rows)
     for p in problems:

@@ -368,6 +368,42 @@ pub fn readers_agree(file: &[u8], ext: &str, expected: &serde_json::Value, what:
     eprintln!("{what}: {}", report.trim());
 }
 
+/// The Parquet types of tests/readers/check.py's schema check ("PHYSICAL LOGICAL"), as
+/// README's Parquet table documents them.
+pub mod parquet_type {
+    pub const TEXT: &str = "BYTE_ARRAY STRING";
+    pub const UNSIGNED: &str = "INT64 INT(64,unsigned)";
+    pub const WIDE_INTEGER: &str = "FIXED_LEN_BYTE_ARRAY DECIMAL(38,0)";
+    pub const FLOAT: &str = "DOUBLE";
+    pub const BOOL: &str = "BOOLEAN";
+    pub const TIME: &str = "INT64 TIMESTAMP(MILLIS,UTC)";
+    /// A LIST<STRING>: its items are the leaf `<key>.list.element`.
+    pub const LIST: &str = "LIST";
+}
+
+/// `expected` (what check.py compares a file with) with the Parquet schema `columns`
+/// ({key, type} in file order; a dotted key is a field of a group).
+pub fn with_parquet_schema(mut expected: serde_json::Value, columns: &[(&str, &str)]) -> serde_json::Value {
+    let leaves: serde_json::Map<String, serde_json::Value> = columns
+        .iter()
+        .map(|(key, kind)| match *kind {
+            parquet_type::LIST => (format!("{key}.list.element"), parquet_type::TEXT.into()),
+            _ => (key.to_string(), (*kind).into()),
+        })
+        .collect();
+    expected["schema"] = serde_json::Value::Object(leaves);
+    expected
+}
+
+/// A Parquet file: the magic number at both ends.
+pub fn assert_parquet(bytes: &[u8], what: &str) {
+    assert!(
+        bytes.len() >= 12 && bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"),
+        "{what}: not a Parquet file ({} bytes)",
+        bytes.len()
+    );
+}
+
 /// Parses CSV strictly (every record must have the header's width).
 pub fn parse_csv(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
     let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(bytes);

@@ -17,6 +17,10 @@ use common::{
 };
 use integration_tests::*;
 use lambda_http::{Body, Response};
+use parquet::{
+    basic::Compression,
+    file::reader::{FileReader, SerializedFileReader},
+};
 use serde_json::Value;
 
 const SESSIONS: &str = sessions_export::PATH;
@@ -66,6 +70,11 @@ fn workbook_rows(bytes: &[u8], sheet: &str) -> Vec<Vec<Data>> {
         .collect()
 }
 
+fn parquet_file(bytes: &[u8]) -> SerializedFileReader<bytes::Bytes> {
+    assert_parquet(bytes, "a Parquet file");
+    SerializedFileReader::new(bytes::Bytes::from(bytes.to_vec())).expect("a readable Parquet file")
+}
+
 /// The number of records a document holds, whatever its format.
 fn count(format: &str, bytes: &[u8], sheet: &str) -> usize {
     match format {
@@ -76,6 +85,7 @@ fn count(format: &str, bytes: &[u8], sheet: &str) -> usize {
         }
         "jsonl" => json_lines(bytes).len(),
         "xlsx" | "excel" => workbook_rows(bytes, sheet).len() - 1,
+        "parquet" => parquet_file(bytes).metadata().file_metadata().num_rows() as usize,
         other => panic!("{other}"),
     }
 }
@@ -87,20 +97,25 @@ async fn every_kind_comes_in_every_format() {
         (
             SESSIONS,
             "Chat Sessions",
-            vec!["csv", "json", "jsonl", "xlsx"],
+            vec!["csv", "json", "jsonl", "xlsx", "parquet"],
             "chat-sessions-export-",
         ),
-        (LEADS, "Leads", vec!["csv", "json", "jsonl", "xlsx"], "leads-export-"),
+        (
+            LEADS,
+            "Leads",
+            vec!["csv", "json", "jsonl", "xlsx", "parquet"],
+            "leads-export-",
+        ),
         (
             CHATS,
             "Chat Messages",
-            vec!["csv", "json", "jsonl", "excel", "xlsx"],
+            vec!["csv", "json", "jsonl", "excel", "xlsx", "parquet"],
             "chat-export-",
         ),
         (
             CONVERSATIONS,
             "Conversations",
-            vec!["csv", "json", "jsonl", "xlsx"],
+            vec!["csv", "json", "jsonl", "xlsx", "parquet"],
             "conversations-export-",
         ),
     ];
@@ -167,6 +182,75 @@ async fn compression_wraps_the_same_document() {
         .read_to_end(&mut both)
         .unwrap();
     assert_eq!(zip::ZipArchive::new(Cursor::new(both)).unwrap().len(), 2);
+}
+
+/// A Parquet file's `compression` is its codec (zstd by default); the whole-file
+/// compressions and the spreadsheet options do not apply to it, nor the codecs to the
+/// other formats: each is a 400 that says why.
+#[tokio::test]
+async fn parquet_takes_its_codec_and_refuses_what_does_not_apply() {
+    let stack = stack("opts-parquet").await;
+    let mut rows = Vec::new();
+    for (option, codec) in [
+        ("", Compression::ZSTD(Default::default())),
+        ("&compression=zstd", Compression::ZSTD(Default::default())),
+        ("&compression=snappy", Compression::SNAPPY),
+        ("&compression=none", Compression::UNCOMPRESSED),
+    ] {
+        let resp = get(&stack, &format!("{LEADS}?format=parquet{option}")).await;
+        assert_eq!(header(&resp, "content-type"), "application/vnd.apache.parquet");
+        let name = file_name(&resp);
+        assert!(
+            name.starts_with("leads-export-") && name.ends_with(".parquet"),
+            "{name}"
+        );
+        let file = parquet_file(&ok(&resp));
+        let meta = file.metadata();
+        let group = meta.row_group(0);
+        // zstd's level is not in the file: compare the codec only.
+        assert_eq!(
+            std::mem::discriminant(&group.column(0).compression()),
+            std::mem::discriminant(&codec),
+            "{option}"
+        );
+        rows.push(meta.file_metadata().num_rows());
+    }
+    assert!(rows.iter().all(|n| *n == rows[0] && *n > 0), "{rows:?}");
+
+    for (query, says) in [
+        (
+            format!("{LEADS}?format=parquet&compression=gzip"),
+            "compression gzip does not apply to the parquet format",
+        ),
+        (
+            format!("{SESSIONS}?format=parquet&compression=zip"),
+            "compression zip does not apply to the parquet format",
+        ),
+        (
+            format!("{LEADS}?format=csv&compression=zstd"),
+            "compression zstd applies to the parquet format only",
+        ),
+        (
+            format!("{CHATS}?format=both&compression=snappy"),
+            "compression snappy applies to the parquet format only",
+        ),
+        (
+            format!("{CONVERSATIONS}?format=parquet&bom=true"),
+            "bom applies to the csv format only",
+        ),
+        (
+            format!("{CHATS}?format=parquet&spreadsheet_safe=false"),
+            "spreadsheet_safe applies to csv and Excel files only",
+        ),
+    ] {
+        let resp = get(&stack, &query).await;
+        let body = String::from_utf8_lossy(&body_bytes(&resp)).to_string();
+        assert_eq!(resp.status(), 400, "{query}: {body}");
+        // Each route's documented error shape (the leads route puts the reason in `error`).
+        let error: Value = serde_json::from_str(&body).unwrap();
+        let reason = format!("{} {}", error["message"], error["error"]);
+        assert!(reason.contains(says), "{query}: {body}");
+    }
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use common::{
         self, Cell, Column, EncodeOptions, Encoder, Pipeline,
         csv::CsvEncoder,
         json::JsonEncoder,
+        parquet::{ParquetCodec, ParquetEncoder},
         xlsx::{EXCEL_MAX_CELL_CHARS, XlsxEncoder},
     },
     spec::TableFormat as Format,
@@ -17,12 +18,13 @@ use integration_tests::Collect;
 
 fn job(format: Format, rows: Vec<Vec<Cell>>, options: EncodeOptions) -> Pipeline {
     let batches: Vec<Result<Vec<Vec<Cell>>, common::Error>> = rows.chunks(4).map(|c| Ok(c.to_vec())).collect();
-    let columns = [Column::new("N", "n"), Column::new("Text", "text")];
+    let columns = [Column::new("N", "n").unsigned(), Column::new("Text", "text")];
     let encoder: Box<dyn Encoder> = match format {
         Format::Csv => Box::new(CsvEncoder::new(&columns, options).unwrap()),
         Format::Json => Box::new(JsonEncoder::new(&columns)),
         Format::Jsonl => Box::new(JsonEncoder::lines(&columns)),
         Format::Xlsx => Box::new(XlsxEncoder::new("Data", &columns, options).unwrap()),
+        Format::Parquet => Box::new(ParquetEncoder::new(&columns, ParquetCodec::Zstd).unwrap()),
     };
     Pipeline {
         rows: stream::iter(batches).boxed(),

@@ -335,6 +335,98 @@ const LEAD_KEYS: [&str; 32] = [
     "conversion_source",
 ];
 
+/// The leads file's Parquet schema, as README documents it.
+const LEAD_PARQUET: [(&str, &str); 32] = {
+    use parquet_type::*;
+    [
+        ("lead_id", TEXT),
+        ("chatbot_name", TEXT),
+        ("company_name", TEXT),
+        ("session_id", TEXT),
+        ("email", TEXT),
+        ("phone", TEXT),
+        ("lead_score", UNSIGNED),
+        ("interest_level", TEXT),
+        ("confidence", TEXT),
+        ("category", TEXT),
+        ("primary_language", TEXT),
+        ("detected_languages", LIST),
+        ("ai_legitimate", BOOL),
+        ("ai_confidence_score", FLOAT),
+        ("ai_verification_reasons", LIST),
+        ("status", TEXT),
+        ("created_at", TIME),
+        ("updated_at", TIME),
+        ("user_agent", TEXT),
+        ("ip_address", TEXT),
+        ("location_country", TEXT),
+        ("location_city", TEXT),
+        ("message_count", UNSIGNED),
+        ("session_duration", UNSIGNED),
+        ("first_interest_detected", TIME),
+        ("last_interest_detected", TIME),
+        ("conversation_summary", TEXT),
+        ("tags", LIST),
+        ("notes_count", UNSIGNED),
+        ("converted_at", TIME),
+        ("conversion_value", FLOAT),
+        ("conversion_source", TEXT),
+    ]
+};
+
+/// The chat messages file's Parquet schema with geo and meta data.
+const CHAT_PARQUET: [(&str, &str); 28] = {
+    use parquet_type::*;
+    [
+        ("id", TEXT),
+        ("from_name", TEXT),
+        ("message", TEXT),
+        ("reply", TEXT),
+        ("timestamp", TIME),
+        ("conversation_id", TEXT),
+        ("token_cost", UNSIGNED),
+        ("user_ip", TEXT),
+        ("user_agent", TEXT),
+        ("referrer", TEXT),
+        ("session_id", TEXT),
+        ("is_embed_user", BOOL),
+        ("geo_data.country", TEXT),
+        ("geo_data.country_code", TEXT),
+        ("geo_data.region", TEXT),
+        ("geo_data.region_name", TEXT),
+        ("geo_data.city", TEXT),
+        ("geo_data.latitude", FLOAT),
+        ("geo_data.longitude", FLOAT),
+        ("geo_data.timezone", TEXT),
+        ("geo_data.isp", TEXT),
+        ("geo_data.organization", TEXT),
+        ("geo_data.ip_type", TEXT),
+        ("meta_data.created_at", TIME),
+        ("meta_data.client_id", TEXT),
+        ("meta_data.from_user_id", TEXT),
+        ("meta_data.user_name", TEXT),
+        ("meta_data.user_email", TEXT),
+    ]
+};
+
+/// The conversations file's Parquet schema.
+const CONVERSATION_PARQUET: [(&str, &str); 11] = {
+    use parquet_type::*;
+    [
+        ("client_id", TEXT),
+        ("conversation_id", TEXT),
+        ("session_id", TEXT),
+        ("first_message_at", TIME),
+        ("last_message_at", TIME),
+        ("message_count", UNSIGNED),
+        ("total_tokens", WIDE_INTEGER),
+        ("user_id", TEXT),
+        ("user_name", TEXT),
+        ("country", TEXT),
+        ("user_ip", TEXT),
+    ]
+};
+
 /// The leads in export order (Created At, then id) with their expected values.
 fn expected_leads(leads: &[Lead]) -> Vec<(String, Vec<V>)> {
     let mut sorted: Vec<&Lead> = leads.iter().collect();
@@ -363,8 +455,9 @@ async fn every_lead_value_survives_every_format() {
     let leads = boundary_leads();
     load(&stack, &leads.iter().cloned().map(Record::Lead).collect::<Vec<_>>()).await;
     let admin = stack.admin_token();
-    // Through the company index and through the all-company time index.
-    for scope in ["companyId=comp-edge&", ""] {
+    // Through the company index and through the all-company time index; Parquet with
+    // its default codec (zstd) in one and snappy in the other.
+    for (scope, codec) in [("companyId=comp-edge&", ""), ("", "&compression=snappy")] {
         let want = expected_leads(&leads);
         let path = leads_export::PATH;
 
@@ -410,6 +503,12 @@ async fn every_lead_value_survives_every_format() {
                 .map(|(_, values)| LEAD_KEYS.iter().copied().zip(values.iter().cloned()).collect()),
         );
         readers_agree(&raw, "jsonl", &expected, &format!("leads JSON Lines ({scope})"));
+
+        // Parquet: typed columns, read back by the same readers, with its schema.
+        let raw = fetch(&stack, &admin, &format!("{path}?{scope}format=parquet{codec}")).await;
+        assert_parquet(&raw, "leads Parquet");
+        let expected = with_parquet_schema(expected, &LEAD_PARQUET);
+        readers_agree(&raw, "parquet", &expected, &format!("leads Parquet ({scope}{codec})"));
 
         let xlsx = fetch(&stack, &admin, &format!("{path}?{scope}format=xlsx")).await;
         let rows = sheet(&xlsx, "Leads");
@@ -584,6 +683,12 @@ async fn every_chat_value_survives_every_format() {
         let expected = reader_rows("id", want.iter().map(|m| chat_values(m)));
         readers_agree(&raw, "jsonl", &expected, &format!("chats JSON Lines ({scope})"));
 
+        // Parquet: one message per row, geo and meta data as groups.
+        let raw = fetch(&stack, &admin, &format!("{path}?{scope}{common}&format=parquet")).await;
+        assert_parquet(&raw, "chats Parquet");
+        let expected = with_parquet_schema(expected, &CHAT_PARQUET);
+        readers_agree(&raw, "parquet", &expected, &format!("chats Parquet ({scope})"));
+
         // CSV: the flat columns, exactly (guard off is not a chat option: compare
         // texts that are not formula-like, and the guarded ones with their quote).
         let csv = fetch(&stack, &admin, &format!("{path}?{scope}{common}&format=csv")).await;
@@ -629,6 +734,44 @@ async fn every_chat_value_survives_every_format() {
     let doc: Value = serde_json::from_slice(&fetch(&stack, &user, &format!("{path}?{common}")).await).unwrap();
     assert_eq!(doc["messages"][0]["user_ip"], "203.0.113.0");
     assert_eq!(doc["messages"][0]["token_cost"].to_string(), u64::MAX.to_string());
+
+    // Conversations as Parquet hold what their JSON holds: the token totals past u64
+    // as DECIMAL(38,0), counts as UINT64, times as TIMESTAMP(MILLIS).
+    let conversations = chats_export::CONVERSATIONS_PATH;
+    let json: Value =
+        serde_json::from_slice(&fetch(&stack, &admin, &format!("{conversations}?format=json")).await).unwrap();
+    let json = json.as_array().unwrap();
+    assert!(
+        json.iter().any(|c| c["total_tokens"].as_u64().is_none()),
+        "a total beyond u64 is in the data: {json:?}"
+    );
+    let rows = json.iter().map(|c| {
+        CONVERSATION_PARQUET
+            .iter()
+            .map(|(key, kind)| {
+                let value = &c[*key];
+                let v = match (value, *kind) {
+                    (Value::Null, _) => V::Absent,
+                    (_, parquet_type::TIME) => V::Time(ts(value.as_str().unwrap())),
+                    // A total past u64 is a float to serde_json here: summed from the loaded messages.
+                    (Value::Number(_), parquet_type::WIDE_INTEGER) => V::Int(
+                        msgs.iter()
+                            .filter(|m| m.conversation_id.as_str() == c["conversation_id"].as_str().unwrap())
+                            .map(|m| i128::from(m.token_cost))
+                            .sum(),
+                    ),
+                    (Value::Number(n), _) => V::Int(n.as_u64().unwrap().into()),
+                    (Value::String(s), _) => V::Text(s.clone()),
+                    other => panic!("{other:?}"),
+                };
+                (*key, v)
+            })
+            .collect()
+    });
+    let expected = with_parquet_schema(reader_rows("conversation_id", rows), &CONVERSATION_PARQUET);
+    let raw = fetch(&stack, &admin, &format!("{conversations}?format=parquet")).await;
+    assert_parquet(&raw, "conversations Parquet");
+    readers_agree(&raw, "parquet", &expected, "conversations Parquet");
 }
 
 #[tokio::test]
@@ -689,6 +832,30 @@ async fn every_session_value_survives_the_csv() {
     );
     assert_eq!(json_lines(&raw).len(), 2);
     readers_agree(&raw, "jsonl", &expected, "sessions JSON Lines");
+    let parquet = fetch(
+        &stack,
+        &stack.admin_token(),
+        &format!("{}?format=parquet&compression=none", sessions_export::PATH),
+    )
+    .await;
+    assert_parquet(&parquet, "sessions Parquet");
+    let schema = {
+        use parquet_type::*;
+        [
+            ("session_id", TEXT),
+            ("user_id", TEXT),
+            ("message_id", TEXT),
+            ("message_content", TEXT),
+            ("sender", TEXT),
+            ("timestamp", TIME),
+        ]
+    };
+    readers_agree(
+        &parquet,
+        "parquet",
+        &with_parquet_schema(expected, &schema),
+        "sessions Parquet",
+    );
     assert_eq!(
         rows,
         vec![

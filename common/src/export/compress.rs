@@ -8,13 +8,65 @@ use std::io::Write;
 use flate2::{Compression as Level, write::GzEncoder};
 use zip::{CompressionMethod, ZipWriter, write::SimpleFileOptions, write::StreamWriter};
 
-use super::{Cell, Encoder, Row, SharedBuf, in_parallel};
+use super::{Cell, Encoder, Row, SharedBuf, in_parallel, parquet::ParquetCodec};
 use crate::{error::Error, values::enums::string_enum};
 
 string_enum!(
-    /// Compression of the whole file.
-    Compression { None => "none", Gzip => "gzip", Zip => "zip" }
+    /// Compression: of the whole file (`gzip`, `zip`), or a Parquet file's codec
+    /// (`none`, `snappy`, `zstd`), which compresses its pages inside the file.
+    Compression { None => "none", Gzip => "gzip", Zip => "zip", Snappy => "snappy", Zstd => "zstd" }
 );
+
+impl Compression {
+    /// The Parquet codec this names; `None` for `gzip` and `zip`, which wrap a whole file.
+    pub fn parquet_codec(self) -> Option<ParquetCodec> {
+        match self {
+            Compression::None => Some(ParquetCodec::None),
+            Compression::Snappy => Some(ParquetCodec::Snappy),
+            Compression::Zstd => Some(ParquetCodec::Zstd),
+            Compression::Gzip | Compression::Zip => None,
+        }
+    }
+}
+
+/// What decides which file options a format takes: a BOM is for CSV only, and a
+/// Parquet file's `compression` is its codec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileFamily {
+    Csv,
+    Parquet,
+    Other,
+}
+
+impl FileFamily {
+    /// The `compression` a file of this family gets when the request names none:
+    /// zstd inside a Parquet file, nothing around any other.
+    pub fn default_compression(self) -> Compression {
+        match self {
+            FileFamily::Parquet => Compression::Zstd,
+            FileFamily::Csv | FileFamily::Other => Compression::None,
+        }
+    }
+
+    /// Refuses a `compression` that does not apply to this family's files.
+    pub fn check_compression(self, compression: Compression) -> Result<(), Error> {
+        let parquet_codec = compression.parquet_codec();
+        match self {
+            FileFamily::Parquet if parquet_codec.is_none() => Err(Error::bad_request(format!(
+                "compression {} does not apply to the parquet format: a Parquet file compresses its pages \
+                 itself; use none, snappy or zstd (the default)",
+                compression.as_str()
+            ))),
+            FileFamily::Csv | FileFamily::Other if matches!(compression, Compression::Snappy | Compression::Zstd) => {
+                Err(Error::bad_request(format!(
+                    "compression {} applies to the parquet format only; use none, gzip or zip",
+                    compression.as_str()
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
 
 /// Deflate level of a gzip'd file and of a ZIP's compressed entries (flate2's default
 /// is 6). Measured on 1M leads as CSV, null sink (README, Performance): level 3 runs
@@ -70,6 +122,13 @@ pub fn wrap(inner: Box<dyn Encoder>, compression: Compression, entry_name: &str)
     let out = SharedBuf::default();
     let writer = match compression {
         Compression::None => return Ok(inner),
+        // Compile gives a Parquet encoder its codec, and its file no wrapper.
+        Compression::Snappy | Compression::Zstd => {
+            return Err(Error::internal(
+                "encoding error",
+                format!("{} is a Parquet codec, not a file's compression", compression.as_str()),
+            ));
+        }
         Compression::Gzip => Writer::Gzip(Box::new(GzEncoder::new(out.clone(), Level::new(DEFLATE_LEVEL)))),
         Compression::Zip => {
             let mut zip = ZipWriter::new_stream(out.clone());

@@ -10,11 +10,11 @@ use crate::{
     auth::Caller,
     error::Error,
     kinds::chats::{ChatFilter, ChatFormat, ChatOptions},
-    spec::{ChatsSpec, Compression, ExportSpec, FileOptions, TimeZone},
+    spec::{ChatsSpec, Compression, ExportSpec, FileFamily, FileOptions, TimeZone},
     values::text::sanitize,
 };
 
-/// The chat export's format: `json`, `excel` (or `xlsx`), `both`, `csv` or `jsonl`.
+/// The chat export's format: `json`, `excel` (or `xlsx`), `both`, `csv`, `jsonl` or `parquet`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChatFormatParam(pub ChatFormat);
 
@@ -25,7 +25,7 @@ impl ChatFormatParam {
         }
         ChatFormat::parse_ignore_case(s).map(Self).ok_or_else(|| {
             format!(
-                "must be one of: json, excel (or xlsx), both, csv, jsonl; got '{}'",
+                "must be one of: json, excel (or xlsx), both, csv, jsonl, parquet; got '{}'",
                 sanitize(s)
             )
         })
@@ -44,20 +44,20 @@ impl Serialize for ChatFormatParam {
     }
 }
 
-/// A format that may name a CSV file (for the BOM check).
+/// A format parameter, for the checks of the file options.
 pub trait FormatParam {
-    fn is_csv(&self) -> bool;
+    fn family(&self) -> FileFamily;
 }
 
 impl FormatParam for ChatFormatParam {
-    fn is_csv(&self) -> bool {
-        self.0 == ChatFormat::Csv
+    fn family(&self) -> FileFamily {
+        self.0.family()
     }
 }
 
 impl FormatParam for Choice<crate::spec::TableFormat> {
-    fn is_csv(&self) -> bool {
-        self.0 == crate::spec::TableFormat::Csv
+    fn family(&self) -> FileFamily {
+        self.0.family()
     }
 }
 
@@ -120,16 +120,16 @@ impl<F> Default for ChatDataParams<F> {
 pub type ChatsParams = ChatDataParams<ChatFormatParam>;
 
 impl<F: FormatParam> ChatDataParams<F> {
-    /// The file options, checked against the format (`default_is_csv` when the
-    /// route's default format is CSV).
-    pub fn file_options(&self, default_is_csv: bool) -> Result<FileOptions, Error> {
-        let is_csv = self.format.as_ref().map_or(default_is_csv, FormatParam::is_csv);
+    /// The file options, checked against the format (`default` when the request
+    /// names none: the family of the route's default format).
+    pub fn file_options(&self, default: FileFamily) -> Result<FileOptions, Error> {
+        let family = self.format.as_ref().map_or(default, FormatParam::family);
         file_options(
             self.compression,
             self.bom,
             self.time_zone,
             self.spreadsheet_safe,
-            is_csv,
+            family,
         )
     }
 
@@ -170,7 +170,7 @@ impl<F: FormatParam> ChatDataParams<F> {
 impl ChatsParams {
     /// The export this caller may run. `max_records` bounds `limit`.
     pub fn into_spec(self, caller: &Caller, max_records: u32, as_of: DateTime<Utc>) -> Result<ExportSpec, Error> {
-        let options = self.file_options(false)?;
+        let options = self.file_options(FileFamily::Other)?;
         let (filter, anonymize_ips) = self.scope(caller, max_records, options.time_zone)?;
         Ok(ExportSpec::Chats(ChatsSpec {
             as_of,

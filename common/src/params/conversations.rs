@@ -9,7 +9,7 @@ use super::{Choice, chats::ChatDataParams};
 use crate::{
     auth::Caller,
     error::Error,
-    spec::{ConversationsSpec, ExportSpec, TableFormat},
+    spec::{ConversationsSpec, ExportSpec, FileFamily, TableFormat},
 };
 
 pub type ConversationsParams = ChatDataParams<Choice<TableFormat>>;
@@ -17,7 +17,7 @@ pub type ConversationsParams = ChatDataParams<Choice<TableFormat>>;
 impl ConversationsParams {
     /// The export this caller may run; `limit` counts conversations.
     pub fn into_spec(self, caller: &Caller, max_records: u32, as_of: DateTime<Utc>) -> Result<ExportSpec, Error> {
-        let options = self.file_options(true)?;
+        let options = self.file_options(FileFamily::Csv)?;
         let (filter, anonymize_ips) = self.scope(caller, max_records, options.time_zone)?;
         Ok(ExportSpec::Conversations(ConversationsSpec {
             as_of,

@@ -27,6 +27,7 @@ pub fn display_name(format: TableFormat) -> &'static str {
         TableFormat::Xlsx => "Excel",
         TableFormat::Json => "JSON",
         TableFormat::Jsonl => "JSON Lines",
+        TableFormat::Parquet => "Parquet",
     }
 }
 
@@ -140,7 +141,7 @@ impl LeadsParams {
             self.bom,
             self.time_zone,
             self.spreadsheet_safe,
-            format == TableFormat::Csv,
+            format.family(),
         )?;
         let created = date_range(
             self.start_date,

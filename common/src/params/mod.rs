@@ -25,7 +25,7 @@ pub use crate::values::{
 use crate::{
     error::Error,
     kinds::DateRange,
-    spec::{Compression, FileOptions, TimeZone},
+    spec::{Compression, FileFamily, FileOptions, TimeZone},
     timefmt,
     values::text::sanitize,
 };
@@ -272,20 +272,29 @@ pub fn date_range(
 }
 
 /// The file options every route takes (`compression`, `bom`, `time_zone`,
-/// `spreadsheet_safe`), checked against the file's format: a BOM is for CSV only.
+/// `spreadsheet_safe`), checked against the file's format: a BOM is for CSV only, a
+/// Parquet file takes its codec as `compression` (zstd when none is named) and has no
+/// formulas to neutralise.
 pub fn file_options(
     compression: Option<Choice<Compression>>,
     bom: Option<Flag>,
     time_zone: Option<TimeZone>,
     spreadsheet_safe: Option<Flag>,
-    is_csv: bool,
+    family: FileFamily,
 ) -> Result<FileOptions, Error> {
     let bom = bom.is_some_and(|b| b.0);
-    if bom && !is_csv {
+    if bom && family != FileFamily::Csv {
         return Err(Error::bad_request("bom applies to the csv format only"));
     }
+    if family == FileFamily::Parquet && spreadsheet_safe.is_some() {
+        return Err(Error::bad_request(
+            "spreadsheet_safe applies to csv and Excel files only: a Parquet file holds typed values, never formulas",
+        ));
+    }
+    let compression = compression.map_or(family.default_compression(), |c| c.0);
+    family.check_compression(compression)?;
     Ok(FileOptions {
-        compression: compression.map_or(Compression::None, |c| c.0),
+        compression,
         bom,
         time_zone: time_zone.unwrap_or_default(),
         spreadsheet_safe: spreadsheet_safe.is_none_or(|f| f.0),

@@ -38,7 +38,7 @@ impl SessionsParams {
                 self.bom,
                 self.time_zone,
                 self.spreadsheet_safe,
-                format == TableFormat::Csv,
+                format.family(),
             )?,
         }))
     }

@@ -3,7 +3,7 @@
 use crate::{
     error::Error,
     kinds::chats::ChatFormat,
-    spec::{Compression, ExportSpec, TableFormat},
+    spec::{Compression, ExportSpec, FileFamily, TableFormat},
 };
 
 /// How the parts of a supported export are framed.
@@ -22,6 +22,12 @@ const SUPPORTED: &str = "exports at scale support leads (csv, json, jsonl, xlsx)
 /// (Excel is delivered as a ZIP of workbooks, so its file is a `.zip`; a chats export
 /// has every matching message) and its shape.
 pub fn at_scale(spec: ExportSpec) -> Result<(ExportSpec, Shape), Error> {
+    if spec.family() == FileFamily::Parquet {
+        return Err(Error::bad_request(format!(
+            "the parquet format cannot run at scale: its footer indexes every row group of the file, which \
+             parts converted apart cannot share; run it as a job; {SUPPORTED}"
+        )));
+    }
     if spec.options().compression != Compression::None {
         return Err(Error::bad_request(format!(
             "compression is not supported at scale (the file is delivered uncompressed; Excel as a ZIP of workbooks); {SUPPORTED}"
@@ -36,6 +42,9 @@ pub fn at_scale(spec: ExportSpec) -> Result<(ExportSpec, Shape), Error> {
                 TableFormat::Xlsx => {
                     s.options.compression = Compression::Zip;
                     Shape::Workbooks
+                }
+                TableFormat::Parquet => {
+                    return Err(Error::internal("export error", "parquet reached the scale shapes"));
                 }
             };
             Ok((ExportSpec::Leads(s), shape))

@@ -97,6 +97,9 @@ fn part_spec(job: &Job) -> Result<(ExportSpec, Shape), Error> {
                 TableFormat::Json => Shape::Json,
                 TableFormat::Jsonl => Shape::Lines,
                 TableFormat::Xlsx => Shape::Workbooks,
+                TableFormat::Parquet => {
+                    return Err(Error::bad_request(format!("job {} is not an export at scale", job.id)));
+                }
             };
             s.options.compression = Compression::None;
             shape

@@ -23,7 +23,7 @@ use crate::{
 
 string_enum!(
     /// Formats of the chat export, named as the seed names them.
-    ChatFormat { Json => "json", Excel => "excel", Both => "both", Csv => "csv", Jsonl => "jsonl" }
+    ChatFormat { Json => "json", Excel => "excel", Both => "both", Csv => "csv", Jsonl => "jsonl", Parquet => "parquet" }
 );
 
 impl ChatFormat {
@@ -35,6 +35,16 @@ impl ChatFormat {
             ChatFormat::Both => "zip",
             ChatFormat::Csv => "csv",
             ChatFormat::Jsonl => "jsonl",
+            ChatFormat::Parquet => "parquet",
+        }
+    }
+
+    pub fn family(self) -> crate::export::compress::FileFamily {
+        use crate::export::compress::FileFamily;
+        match self {
+            ChatFormat::Csv => FileFamily::Csv,
+            ChatFormat::Parquet => FileFamily::Parquet,
+            ChatFormat::Json | ChatFormat::Excel | ChatFormat::Both | ChatFormat::Jsonl => FileFamily::Other,
         }
     }
 }
