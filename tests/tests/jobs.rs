@@ -85,7 +85,11 @@ async fn download(ctx: &AppContext, token: &str, id: &str) -> Vec<u8> {
 }
 
 async fn loaded_stack(name: &str) -> TestStack {
-    let stack = TestStack::new(name).await;
+    loaded_stack_with(name, |_| {}).await
+}
+
+async fn loaded_stack_with(name: &str, configure: impl FnOnce(&mut common::config::Config)) -> TestStack {
+    let stack = TestStack::with_config(name, configure).await;
     stack
         .load(
             synth::sessions(3, 15)
@@ -173,7 +177,8 @@ async fn a_job_of_each_kind_makes_the_same_file_as_the_synchronous_export() {
 
 #[tokio::test]
 async fn json_and_excel_jobs_hold_the_same_rows_as_the_synchronous_export() {
-    let stack = loaded_stack("job_json_xlsx").await;
+    // Twelve chat exports and jobs in a minute: more than the default rate allows.
+    let stack = loaded_stack_with("job_json_xlsx", |c| c.chat.per_user_per_minute = 100).await;
     let ctx = &stack.ctx;
     let _worker = worker(ctx);
     let user = stack.token(Role::User, "u-beta", Some("client-beta"), Some("comp-globex"));
@@ -212,22 +217,38 @@ async fn json_and_excel_jobs_hold_the_same_rows_as_the_synchronous_export() {
         };
         assert_eq!(rows(&file), rows(&sync), "{body}");
     }
-    // JSON Lines jobs: the synchronous export's file, byte for byte (the chats lines
-    // carry no summary, so nothing in them depends on when they were made).
-    for (kind, sync_path) in [
-        ("chats", "/client/export/chats/download?format=jsonl&include_meta=true"),
-        ("leads", "/api/hybrid-leads/export?format=jsonl"),
-        ("conversations", "/client/export/conversations?format=jsonl"),
+    // JSON Lines and Parquet jobs: the synchronous export's file, byte for byte (the
+    // chats lines carry no summary, and a Parquet file no time, so nothing in them
+    // depends on when they were made).
+    for (kind, format, sync_path) in [
+        (
+            "chats",
+            "jsonl",
+            "/client/export/chats/download?format=jsonl&include_meta=true",
+        ),
+        ("leads", "jsonl", "/api/hybrid-leads/export?format=jsonl"),
+        ("conversations", "jsonl", "/client/export/conversations?format=jsonl"),
+        (
+            "chats",
+            "parquet",
+            "/client/export/chats/download?format=parquet&include_meta=true",
+        ),
+        ("leads", "parquet", "/api/hybrid-leads/export?format=parquet"),
+        (
+            "conversations",
+            "parquet",
+            "/client/export/conversations?format=parquet&compression=snappy",
+        ),
     ] {
-        let params = if kind == "chats" {
-            json!({"include_meta": true})
-        } else {
-            json!({})
+        let params = match (kind, format) {
+            ("chats", _) => json!({"include_meta": true}),
+            ("conversations", "parquet") => json!({"compression": "snappy"}),
+            _ => json!({}),
         };
         let resp = post_job(
             ctx,
             &user,
-            json!({"kind": kind, "format": "jsonl", "params": params}),
+            json!({"kind": kind, "format": format, "params": params}),
             &[],
         )
         .await;
@@ -235,7 +256,10 @@ async fn json_and_excel_jobs_hold_the_same_rows_as_the_synchronous_export() {
         let id = body_json(&resp)["id"].as_str().unwrap().to_string();
         let done = wait_job(ctx, &user, &id, 30, is_final).await;
         assert_eq!(done["status"], "succeeded", "{done}");
-        assert!(done["file_name"].as_str().unwrap().ends_with(".jsonl"), "{done}");
+        assert!(
+            done["file_name"].as_str().unwrap().ends_with(&format!(".{format}")),
+            "{done}"
+        );
         let file = download(ctx, &user, &id).await;
         let sync = body_bytes(&call(ctx, "GET", sync_path, &user, &[], b"").await);
         assert!(!file.is_empty());

@@ -607,6 +607,10 @@ async fn unsupported_kinds_formats_and_options_are_refused_up_front() {
             "limit is not supported",
         ),
         (json!({"kind": "leads", "format": "pdf"}), "format"),
+        (
+            json!({"kind": "leads", "format": "parquet"}),
+            "the parquet format cannot run at scale",
+        ),
     ] {
         let event = json!({"start": {"name": "refused", "export": export, "manifest": written.manifest}});
         let event: ScaleEvent = serde_json::from_value(event).unwrap();

@@ -902,3 +902,38 @@ async fn an_incremental_schedule_starts_one_run_per_window_under_concurrent_tick
     );
     assert_eq!(schedule["cursor"], "2026-12-01T04:59:00.000Z");
 }
+
+#[tokio::test]
+async fn a_parquet_schedule_delivers_parquet_with_its_codec() {
+    let stack = TestStack::new("sched_parquet").await;
+    let company = "comp-parquet";
+    let (ctx, clock) = at(&stack, "2026-12-01T12:00:00Z");
+    load_with(
+        &ctx,
+        (0..7).map(|i| lead(i, company, t("2026-12-01T10:00:00Z"))).collect(),
+    )
+    .await;
+    let user = stack.token(Role::User, "parquet-user", None, Some(company));
+    let s = create(
+        &ctx,
+        &user,
+        json!({"name": "typed", "export": {"kind": "leads", "format": "parquet", "params": {"compression": "snappy"}},
+               "rate": "1 day"}),
+    )
+    .await;
+    assert_eq!(s["export"]["format"], "parquet", "{s}");
+    let report = tick_and_run(&ctx, &clock, "2026-12-02T00:00:10Z").await;
+    let job_id = report.created[0].clone();
+    let job = body_json(&call(&ctx, "GET", &format!("/api/exports/{job_id}"), Some(&user), None).await);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert!(job["file_name"].as_str().unwrap().ends_with(".parquet"), "{job}");
+    let file = download(&ctx, &user, &job_id).await;
+    assert_parquet(&file, "the schedule's file");
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(bytes::Bytes::from(file)).unwrap();
+    assert_eq!(reader.metadata().file_metadata().num_rows(), 7);
+    assert_eq!(
+        reader.metadata().row_group(0).column(0).compression(),
+        parquet::basic::Compression::SNAPPY
+    );
+}
