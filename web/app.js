@@ -505,7 +505,7 @@ function leadParams() {
   return params;
 }
 
-const FORMAT_NAMES = { csv: "CSV", xlsx: "Excel", json: "JSON", jsonl: "JSON Lines" };
+const FORMAT_NAMES = { csv: "CSV", xlsx: "Excel", json: "JSON", jsonl: "JSON Lines", parquet: "Parquet" };
 
 function exportLeads(format, button) {
   if (selectedColumns().length === 0) {
@@ -540,9 +540,18 @@ function downloadText(text, fileName, type) {
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
+/**
+ * Formats only the server writes (no library here): in mock mode their buttons are
+ * disabled with this text as their title, and a click that still gets through shows it.
+ */
+const SERVER_ONLY_FORMATS = {
+  xlsx: "Excel is not available for mock data; use CSV, JSON or JSON Lines, or turn off Mock data.",
+  parquet: "Parquet files are made by the server; turn off Mock data to download one from the API.",
+};
+
 function exportMockLeads(format, button) {
-  if (format === "xlsx") {
-    toastError("Excel is not available for mock data; use CSV or JSON, or turn off Mock data.");
+  if (SERVER_ONLY_FORMATS[format]) {
+    toastError(SERVER_ONLY_FORMATS[format]);
     return;
   }
   withBusy(button, "Exporting...", async () => {
@@ -592,11 +601,13 @@ function renderMockTable() {
   table.replaceChildren(el("caption", { className: "visually-hidden", text: "Sample leads (mock data)" }), head, body);
 }
 
-/** Excel is not offered for mock data; everything else follows the busy state. */
+/** Excel and Parquet are not offered for mock data; everything else follows the busy state. */
 function refreshMockControls() {
-  const xlsx = $("#export-leads-xlsx");
-  if (xlsx.getAttribute("aria-busy") !== "true") xlsx.disabled = state.mock;
-  xlsx.title = state.mock ? "Excel is not available for mock data" : "";
+  for (const [format, message] of Object.entries(SERVER_ONLY_FORMATS)) {
+    const button = $(`#export-leads-${format}`);
+    if (button.getAttribute("aria-busy") !== "true") button.disabled = state.mock;
+    button.title = state.mock ? message : "";
+  }
 }
 
 function setMockMode(on) {
@@ -635,13 +646,13 @@ function exportChats() {
   });
 }
 
-const CONVERSATION_FORMATS = { csv: "csv", json: "json", jsonl: "jsonl", excel: "xlsx", xlsx: "xlsx" };
+const CONVERSATION_FORMATS = { csv: "csv", json: "json", jsonl: "jsonl", parquet: "parquet", excel: "xlsx", xlsx: "xlsx" };
 
 function exportConversations() {
   const chosen = $("#chat-format").value;
   const format = CONVERSATION_FORMATS[chosen];
   if (!format) {
-    toastError("Conversations cannot be exported as “Both”; choose CSV, JSON, JSON Lines or Excel.");
+    toastError("Conversations cannot be exported as “Both”; choose CSV, JSON, JSON Lines, Parquet or Excel.");
     return;
   }
   const params = chatParams();
@@ -1075,6 +1086,7 @@ function wire() {
   $("#export-leads-xlsx").addEventListener("click", (e) => exportLeads("xlsx", e.currentTarget));
   $("#export-leads-json").addEventListener("click", (e) => exportLeads("json", e.currentTarget));
   $("#export-leads-jsonl").addEventListener("click", (e) => exportLeads("jsonl", e.currentTarget));
+  $("#export-leads-parquet").addEventListener("click", (e) => exportLeads("parquet", e.currentTarget));
 
   $("#export-chats").addEventListener("click", exportChats);
   $("#export-conversations").addEventListener("click", exportConversations);

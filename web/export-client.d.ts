@@ -3,12 +3,19 @@
 
 export type ExportKind = "sessions" | "leads" | "chats" | "conversations";
 export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
-/** Formats of sessions, leads and conversations. */
-export type TableFormat = "csv" | "json" | "jsonl" | "xlsx";
+/** Formats of sessions, leads and conversations (`parquet`: Apache Parquet, typed columns,
+ * `application/vnd.apache.parquet`, `.parquet`; a binary file, like `xlsx`). */
+export type TableFormat = "csv" | "json" | "jsonl" | "xlsx" | "parquet";
 /** Formats of the chat export (`both`: a ZIP of the JSON and the Excel file; `xlsx` is `excel`;
- * `jsonl`: one message per line, without the JSON document's summary). */
-export type ChatFormat = "json" | "excel" | "xlsx" | "both" | "csv" | "jsonl";
-export type Compression = "none" | "gzip" | "zip";
+ * `jsonl`: one message per line, without the JSON document's summary; `parquet`: one message
+ * per row, typed columns). */
+export type ChatFormat = "json" | "excel" | "xlsx" | "both" | "csv" | "jsonl" | "parquet";
+/**
+ * `gzip` / `zip` wrap the whole file (every format but `parquet`); `none`, `snappy` and
+ * `zstd` are a Parquet file's codec (`zstd` when left out). `gzip`/`zip` with `parquet`, and
+ * `snappy`/`zstd` with another format, are 400.
+ */
+export type Compression = "none" | "gzip" | "zip" | "snappy" | "zstd";
 /** A boolean; in a query string `true`/`false`, `1`/`0`, `yes`/`no` (any case) are read too. */
 export type Flag = boolean | "true" | "false" | "1" | "0" | "yes" | "no";
 /** `YYYY-MM-DD` (a whole day in `time_zone`) or RFC 3339 with any offset. */
@@ -19,11 +26,11 @@ type Opt<T> = T | null | undefined;
 /** Options of every export. */
 export interface FileOptions {
   compression?: Opt<Compression>;
-  /** A UTF-8 BOM before a CSV (400 with another format). */
+  /** A UTF-8 BOM before a CSV (400 with another format, `parquet` included). */
   bom?: Opt<Flag>;
   /** An IANA zone, e.g. `Europe/Berlin`; default UTC. */
   time_zone?: Opt<string>;
-  /** The CSV formula guard; default true. */
+  /** The CSV (and Excel) formula guard; default true. Leave it out with `parquet` (400). */
   spreadsheet_safe?: Opt<Flag>;
 }
 

@@ -13,13 +13,14 @@ const ACTIVE = new Set(["queued", "running"]);
 
 const KIND_NAMES = { leads: "Leads", chats: "Chats", conversations: "Conversations", sessions: "Sessions" };
 const FORMATS = {
-  leads: [["csv", "CSV"], ["xlsx", "Excel"], ["json", "JSON"], ["jsonl", "JSON Lines"]],
-  conversations: [["csv", "CSV"], ["xlsx", "Excel"], ["json", "JSON"], ["jsonl", "JSON Lines"]],
-  sessions: [["csv", "CSV"], ["xlsx", "Excel"], ["json", "JSON"], ["jsonl", "JSON Lines"]],
+  leads: [["csv", "CSV"], ["xlsx", "Excel"], ["json", "JSON"], ["jsonl", "JSON Lines"], ["parquet", "Parquet"]],
+  conversations: [["csv", "CSV"], ["xlsx", "Excel"], ["json", "JSON"], ["jsonl", "JSON Lines"], ["parquet", "Parquet"]],
+  sessions: [["csv", "CSV"], ["xlsx", "Excel"], ["json", "JSON"], ["jsonl", "JSON Lines"], ["parquet", "Parquet"]],
   chats: [
     ["csv", "CSV"],
     ["json", "JSON"],
     ["jsonl", "JSON Lines"],
+    ["parquet", "Parquet"],
     ["excel", "Excel"],
     ["both", "Both (ZIP of JSON and Excel)"],
   ],
@@ -30,6 +31,7 @@ const FORMAT_NAMES = {
   excel: "Excel",
   json: "JSON",
   jsonl: "JSON Lines",
+  parquet: "Parquet",
   both: "JSON + Excel",
 };
 const WINDOW_NAMES = { none: "None", previous_period: "Previous period", incremental: "Incremental" };

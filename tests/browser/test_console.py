@@ -194,6 +194,11 @@ def test_user_leads_csv_excel_json_with_filters(console):
     assert raw == api_file("/api/hybrid-leads/export", console.tokens["user"], {**params, "format": "jsonl"})[1]
     assert raw.endswith(b"}\n")
     assert [json.loads(line) for line in raw.split(b"\n")[:-1]] == leads
+    # Parquet: a binary file (zstd inside), byte for byte the API's (it holds no time).
+    name, raw = console.download(lambda: page.locator("button#export-leads-parquet").click())
+    assert name in names_for("leads-export", "parquet")
+    assert raw[:4] == b"PAR1" and raw[-4:] == b"PAR1", raw[:8]
+    assert raw == api_file("/api/hybrid-leads/export", console.tokens["user"], {**params, "format": "parquet"})[1]
 
 
 def test_leads_custom_range(console):
@@ -299,6 +304,42 @@ def test_mock_mode_exports_in_the_browser(console):
     assert asked == []
 
 
+def test_mock_mode_leaves_parquet_to_the_server(console):
+    """The browser cannot write Parquet (nor Excel): with mock data the button says so
+    instead of downloading a broken file, and nothing is asked of the API."""
+    page = console.page
+    console.sign_in("user")
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if LEADS_ROUTE.search(r.url) or JOBS_POST.search(r.url) else None)
+    downloads = []
+    page.on("download", lambda d: downloads.append(d.suggested_filename))
+    parquet = page.locator("button#export-leads-parquet")
+    expect(parquet).to_have_text("Export Parquet")
+    expect(parquet).to_be_enabled()
+
+    page.locator("input#mock-mode").check()
+    message = "Parquet files are made by the server"
+    hint = page.locator("#mock-hint")
+    expect(hint).to_be_visible()
+    expect(hint).to_contain_text(message)
+    expect(parquet).to_be_disabled()
+    expect(parquet).to_have_attribute("title", re.compile(message))
+    expect(page.locator("button#export-leads-xlsx")).to_be_disabled()
+    # A click that reaches it anyway starts no download and no request (if the page
+    # sees it at all, it answers with the same message).
+    parquet.dispatch_event("click")
+    page.wait_for_timeout(500)
+    assert downloads == [], f"mock mode downloaded {downloads}"
+    assert asked == [], f"mock mode asked the API: {asked}"
+    for t in console.toast_log():
+        assert message in t["text"] or "toast-error" not in t["className"], t
+
+    page.locator("input#mock-mode").uncheck()
+    expect(parquet).to_be_enabled()
+    expect(parquet).to_have_attribute("title", "")
+    expect(hint).to_be_hidden()
+
+
 # --- 5. errors and permissions ------------------------------------------------------------
 
 
@@ -316,11 +357,12 @@ def test_dom_contract(console):
 
     assert values("select#lead-confidence") == ["", "high", "medium", "low"]
     assert values("select#lead-period") == ["", "7", "30", "90", "custom"]
-    assert values("select#chat-format") == ["json", "excel", "both", "csv", "jsonl"]
+    assert values("select#chat-format") == ["json", "excel", "both", "csv", "jsonl", "parquet"]
     assert set(values("select#lead-status")) >= {"new", "contacted", "qualified", "converted", "lost"}
     assert set(values("select#lead-category")) >= {"buying_intent", "pricing_inquiry", "demo_request", "general_inquiry"}
     for sel in ("input#lead-search", "input#lead-language", "input#lead-chatbot", "button#export-leads-xlsx",
-                "button#export-leads-json", "button#export-leads-jsonl", "input#mock-mode", "input#as-job", "button#sign-out"):
+                "button#export-leads-json", "button#export-leads-jsonl", "button#export-leads-parquet", "input#mock-mode",
+                "input#as-job", "button#sign-out"):
         expect(page.locator(sel)).to_have_count(1)
     for view in ("leads", "chats", "exports"):
         expect(page.locator(f'[data-view="{view}"]')).to_be_visible()
@@ -387,7 +429,7 @@ def test_bad_request_from_the_server_shows_its_message(console):
 # --- 6. chats through the UI: formats and tenancy --------------------------------------
 
 
-CHAT_EXT = {"json": "json", "excel": "xlsx", "both": "zip", "csv": "csv", "jsonl": "jsonl"}
+CHAT_EXT = {"json": "json", "excel": "xlsx", "both": "zip", "csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
 
 
 def export_chats(console, fmt):
@@ -435,6 +477,12 @@ def test_user_exports_chats_in_every_format(console):
     raw = export_chats(console, "jsonl")
     assert raw.endswith(b"\n")
     assert [json.loads(line) for line in raw.split(b"\n")[:-1]] == doc["messages"]
+
+    # Parquet: one message per row, typed; byte for byte the download route's file.
+    raw = export_chats(console, "parquet")
+    assert raw[:4] == b"PAR1" and raw[-4:] == b"PAR1", raw[:8]
+    direct = {"format": "parquet", "include_geo": "false", "include_meta": "true"}
+    assert raw == api_file("/client/export/chats/download", console.tokens["user"], direct)[1]
 
 
 # --- 7. background jobs ----------------------------------------------------------------

@@ -358,7 +358,7 @@ def test_kinds_and_windows_follow_the_role(console):
     page.locator("select#sched-kind").select_option("chats")
     expect(page.locator("input#sched-client")).to_be_visible()
     formats = page.locator("select#sched-format option").evaluate_all("os => os.map(o => o.value)")
-    assert set(formats) == {"csv", "json", "jsonl", "excel", "both"}
+    assert set(formats) == {"csv", "json", "jsonl", "parquet", "excel", "both"}
     expect(page.locator("#sched-params-leads")).to_be_hidden()
 
     # Sessions have no date field: only the window "none".
@@ -368,6 +368,8 @@ def test_kinds_and_windows_follow_the_role(console):
     disabled = page.locator("select#sched-window option").evaluate_all("os => os.filter(o => o.disabled).map(o => o.value)")
     assert disabled == ["previous_period", "incremental"]
     expect(page.locator("input#sched-client")).to_be_hidden()
+    formats = page.locator("select#sched-format option").evaluate_all("os => os.map(o => o.value)")
+    assert formats == ["csv", "xlsx", "json", "jsonl", "parquet"]
 
     # An admin's chats schedule for one client, made in the browser.
     page.locator("select#sched-kind").select_option("conversations")

@@ -156,6 +156,33 @@ describe("without a server (fake fetch)", () => {
     assert.match(url.search, /search=a%20b%2Bc/, "spaces and plus signs are percent-encoded");
   });
 
+  test("an inline Parquet file is binary: its bytes reach download unchanged, named .parquet", async () => {
+    // "PAR1", bytes that are not UTF-8 (a text decode would replace them), "PAR1".
+    const bytes = Uint8Array.from([0x50, 0x41, 0x52, 0x31, 0x15, 0x00, 0xff, 0xfe, 0x80, 0xc3, 0x28, 0x00, 0x50, 0x41, 0x52, 0x31]);
+    const fetch = fakeFetch(() => new Response(bytes, {
+      status: 200,
+      headers: {
+        "content-type": "application/vnd.apache.parquet",
+        "content-disposition": 'attachment; filename="leads-export-2024-01-15.parquet"',
+        "x-export-rows": "2",
+      },
+    }));
+    const { client, rec } = fakeClient(fetch);
+    const out = await client.exportLeads({ compression: "snappy", bom: null, spreadsheet_safe: "" }, { format: "parquet" });
+    assert.deepEqual(out, { fileName: "leads-export-2024-01-15.parquet", via: "inline", rows: 2 });
+    assert.ok(rec.last().bytes.equals(Buffer.from(bytes)), "the bytes, unchanged");
+    const q = Object.fromEntries(fetch.calls[0].url.searchParams);
+    assert.deepEqual(q, { compression: "snappy", format: "parquet" }, "null and empty options are not sent (a Parquet file refuses spreadsheet_safe)");
+
+    // As a job: the format at the top, the codec in params.
+    const jobs = fakeFetch((url) => url.pathname === "/api/exports"
+      ? json(202, { ...JOB, format: "parquet" })
+      : json(200, { ...JOB, format: "parquet", status: "succeeded", rows: 2, download_url: S3, file_name: "leads-export-2024-01-15.parquet" }));
+    const job = await fakeClient(jobs).client.exportLeads({ compression: "zstd" }, { format: "parquet", async: true });
+    assert.equal(job.fileName, "leads-export-2024-01-15.parquet");
+    assert.deepEqual(JSON.parse(jobs.calls[0].init.body), { kind: "leads", format: "parquet", params: { compression: "zstd" } });
+  });
+
   test("a 303 is handed to download, never fetched", async () => {
     const fetch = fakeFetch(() => json(303, { download_url: S3, file_name: "leads-export-2024-01-15.csv", rows: 5 }, { location: S3 }));
     const { client, rec } = fakeClient(fetch);
@@ -460,6 +487,7 @@ async function direct(token, method, path, params = {}) {
 
 const DAY = String.raw`\d{4}-\d{2}-\d{2}`;
 const isZip = (bytes) => bytes.subarray(0, 2).toString() === "PK";
+const isParquet = (bytes) => bytes.length > 8 && bytes.subarray(0, 4).toString() === "PAR1" && bytes.subarray(-4).toString() === "PAR1";
 
 describe("against the server", { skip: !live && "set BASE_URL, ADMIN_TOKEN and USER_TOKEN", timeout: TIMEOUT }, () => {
   test("exportSessions: CSV and JSON by link, the same bytes as the direct export", async () => {
@@ -494,7 +522,7 @@ describe("against the server", { skip: !live && "set BASE_URL, ADMIN_TOKEN and U
     assert.ok(rec.last().bytes.equals(await direct(ADMIN_TOKEN, "GET", "/api/admin/sessions/export", { format: "jsonl" })));
   });
 
-  test("exportLeads: CSV of 32 columns, JSON with chosen columns, Excel", async () => {
+  test("exportLeads: CSV of 32 columns, JSON with chosen columns, Excel, Parquet", async () => {
     const { client, rec } = liveClient(USER_TOKEN);
     const csv = await client.exportLeads();
     assert.match(csv.fileName, new RegExp(`^leads-export-${DAY}\\.csv$`));
@@ -517,6 +545,16 @@ describe("against the server", { skip: !live && "set BASE_URL, ADMIN_TOKEN and U
     const xlsx = await client.exportLeads({ format: "csv" }, { format: "xlsx" });
     assert.match(xlsx.fileName, /\.xlsx$/);
     assert.ok(isZip(rec.last().bytes), "a workbook");
+
+    // Parquet (zstd inside by default; snappy when asked): binary, byte for byte the direct export.
+    for (const compression of [undefined, "snappy", "none"]) {
+      const pq = await client.exportLeads({ compression }, { format: "parquet" });
+      assert.match(pq.fileName, new RegExp(`^leads-export-${DAY}\\.parquet$`));
+      const bytes = rec.last().bytes;
+      assert.ok(isParquet(bytes), `a Parquet file (${compression ?? "default"})`);
+      const params = compression ? { format: "parquet", compression } : { format: "parquet" };
+      assert.ok(bytes.equals(await direct(USER_TOKEN, "GET", "/api/hybrid-leads/export", params)), `Parquet bytes (${compression ?? "default"})`);
+    }
   });
 
   test("exportChats: CSV like the direct POST; Excel for one client as admin", async () => {
@@ -678,6 +716,13 @@ describe("against the server", { skip: !live && "set BASE_URL, ADMIN_TOKEN and U
     const leads = await rejects(user.exportLeads({ confidence: "extreme" }, { format: "xlsx" }), { status: 400, code: "invalid_request" }, USER_TOKEN);
     assert.equal(leads.message, "Failed to export leads Excel: confidence must be one of: high, medium, low; got 'extreme'");
     await rejects(user.exportLeads({ period: 14 }), { status: 400, code: "invalid_request", message: /period/ });
+
+    // Parquet's file options: its codec only, no BOM, no formula guard; the codecs are Parquet's only.
+    await rejects(user.exportLeads({ compression: "gzip" }, { format: "parquet" }), { status: 400, code: "invalid_request", message: /does not apply to the parquet format/ }, USER_TOKEN);
+    await rejects(user.exportLeads({ compression: "zstd" }, { format: "csv" }), { status: 400, code: "invalid_request", message: /applies to the parquet format only/ }, USER_TOKEN);
+    await rejects(admin.exportSessions({ format: "parquet", params: { bom: true } }), { status: 400, code: "invalid_request", message: /bom applies to the csv format only/ }, ADMIN_TOKEN);
+    await rejects(admin.exportSessions({ format: "parquet", params: { spreadsheet_safe: false } }), { status: 400, code: "invalid_request", message: /spreadsheet_safe applies to csv and Excel files only/ }, ADMIN_TOKEN);
+    await rejects(admin.exportChats({ compression: "zip", limit: 5 }, { format: "parquet" }), { status: 400, code: "invalid_request", message: /parquet/ }, ADMIN_TOKEN);
 
     await rejects(admin.downloadJob("0".repeat(32)), { status: 404, code: "not_found" }, ADMIN_TOKEN);
     await rejects(admin.cancelJob("f".repeat(32)), { status: 404, code: "not_found" }, ADMIN_TOKEN);
