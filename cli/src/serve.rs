@@ -29,6 +29,7 @@ use common::{
     },
     jobs::api::{JOB_CANCEL_PATH, JOB_DOWNLOAD_PATH, JOB_PATH, JOBS_PATH, JobRoute},
     schedules::api::{PREVIEW_PATH, SCHEDULE_PATH, SCHEDULES_PATH, ScheduleRoute},
+    webhooks::api::{SECRET_PATH, SECRETS_PATH, SecretRoute},
 };
 use futures::FutureExt;
 use http_body_util::{BodyExt, Full, Limited};
@@ -62,6 +63,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", SCHEDULE_PATH),
     ("PATCH", SCHEDULE_PATH),
     ("DELETE", SCHEDULE_PATH),
+    ("POST", SECRETS_PATH),
+    ("GET", SECRET_PATH),
+    ("DELETE", SECRET_PATH),
 ];
 
 /// The declared route (`(method, path template)`) a request's method and path match.
@@ -74,7 +78,11 @@ pub fn route_of(method: &str, path: &str) -> Option<(&'static str, &'static str)
         (None, Some(ScheduleRoute::Create | ScheduleRoute::List)) => SCHEDULES_PATH,
         (None, Some(ScheduleRoute::Preview)) => PREVIEW_PATH,
         (None, Some(ScheduleRoute::Get(_) | ScheduleRoute::Update(_) | ScheduleRoute::Delete(_))) => SCHEDULE_PATH,
-        (None, None) => path,
+        (None, None) => match SecretRoute::matching(method, path) {
+            Some(SecretRoute::Create) => SECRETS_PATH,
+            Some(SecretRoute::Get(_) | SecretRoute::Delete(_)) => SECRET_PATH,
+            None => path,
+        },
     };
     ROUTES.iter().copied().find(|(m, p)| *m == method && *p == template)
 }
@@ -112,7 +120,10 @@ pub async fn route(ctx: &AppContext, req: Request) -> Response<Body> {
         chats_export::EXPORT_PATH | chats_export::DOWNLOAD_PATH | chats_export::CONVERSATIONS_PATH => {
             chats_export::handle(ctx, req).await
         }
-        p if JobRoute::allowed(p).is_some() || ScheduleRoute::allowed(p).is_some() => {
+        p if JobRoute::allowed(p).is_some()
+            || ScheduleRoute::allowed(p).is_some()
+            || SecretRoute::allowed(p).is_some() =>
+        {
             export_jobs::handle(ctx, req).await
         }
         p if req.method() == lambda_http::http::Method::GET => match static_file(p) {

@@ -125,6 +125,25 @@ pub struct NotifyConfig {
     pub public_api_url: String,
 }
 
+/// Webhooks sent when a job finishes (README, "Webhooks").
+#[derive(Clone, Debug)]
+pub struct WebhookConfig {
+    /// Deliveries of one event before it is given up (`WEBHOOK_MAX_ATTEMPTS`, 1-10).
+    pub max_attempts: u32,
+    /// The first retry's delay; each next one doubles it, with jitter
+    /// (`WEBHOOK_BACKOFF_MS`).
+    pub backoff: Duration,
+    /// The longest wait before a retry, a receiver's `Retry-After` included
+    /// (`WEBHOOK_MAX_DELAY_MS`).
+    pub max_delay: Duration,
+    /// One attempt's time limit, connection to last byte (`WEBHOOK_TIMEOUT_MS`).
+    pub timeout: Duration,
+    /// Dev only (`WEBHOOK_ALLOW_LOOPBACK=true`): `http://` and loopback addresses
+    /// (127.0.0.0/8, ::1, `localhost`) are allowed, for a receiver on this machine.
+    /// Every other private, link-local or metadata address stays refused.
+    pub allow_loopback: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub tables: TableNames,
@@ -134,6 +153,7 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub schedules: SchedulesConfig,
     pub notify: NotifyConfig,
+    pub webhooks: WebhookConfig,
 }
 
 /// Reads a variable; `None` when unset or blank.
@@ -228,6 +248,21 @@ impl Config {
                 .trim_end_matches('/')
                 .to_string(),
         };
+        let webhooks = WebhookConfig {
+            max_attempts: number("WEBHOOK_MAX_ATTEMPTS", 5)?,
+            backoff: Duration::from_millis(number("WEBHOOK_BACKOFF_MS", 1_000)?),
+            max_delay: Duration::from_millis(number("WEBHOOK_MAX_DELAY_MS", 60_000)?),
+            timeout: Duration::from_millis(number("WEBHOOK_TIMEOUT_MS", 10_000)?),
+            allow_loopback: match var("WEBHOOK_ALLOW_LOOPBACK").as_deref().map(str::trim) {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(ConfigError(format!(
+                        "WEBHOOK_ALLOW_LOOPBACK must be true or false, got {other:?}"
+                    )));
+                }
+            },
+        };
         let config = Config {
             tables,
             jwt,
@@ -236,6 +271,7 @@ impl Config {
             jobs,
             schedules,
             notify,
+            webhooks,
         };
         config.validate()?;
         Ok(config)
@@ -261,6 +297,14 @@ impl Config {
         {
             return Err(ConfigError(
                 "MAX_ACTIVE_JOBS_PER_CALLER, JOB_LEASE_SECONDS, JOB_MAX_ATTEMPTS, JOB_MAX_SECONDS, JOB_REQUEUE_SECONDS and EXPORT_RETENTION_DAYS must be positive"
+                    .into(),
+            ));
+        }
+        let w = &self.webhooks;
+        if !(1..=10).contains(&w.max_attempts) || w.timeout.is_zero() || w.max_delay < w.backoff {
+            return Err(ConfigError(
+                "WEBHOOK_MAX_ATTEMPTS must be 1-10, WEBHOOK_TIMEOUT_MS positive, and WEBHOOK_MAX_DELAY_MS at least \
+                 WEBHOOK_BACKOFF_MS"
                     .into(),
             ));
         }

@@ -43,6 +43,7 @@ pub mod spec;
 pub mod synth;
 pub mod timefmt;
 pub mod values;
+pub mod webhooks;
 
 pub use context::AppContext;
 pub use error::Error;

@@ -15,6 +15,7 @@ use common::{
 use lambda_http::{Body, Request, Response};
 
 pub mod proxy;
+pub mod receiver;
 pub mod runtime;
 pub mod scheduling;
 pub mod server;
@@ -704,4 +705,41 @@ impl common::source::Store for SlowStore {
     ) -> common::source::Pages<common::model::ChatMessage> {
         self.slow(self.inner.conversation_messages(filter, as_of))
     }
+}
+
+/// Verifies a webhook request (`headers`, `body`) signed with `secret` (`whsec_...`)
+/// with the Standard Webhooks reference library (tests/readers/verify_webhook.py, in
+/// the readers' venv): `Ok(event type)` or `Err(why)`.
+pub fn standard_webhooks_verify(
+    secret: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+    body: &[u8],
+) -> Result<String, String> {
+    use std::io::Write;
+    let python = std::env::var("READERS_PYTHON")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv-readers/bin/python").to_string());
+    let mut child = std::process::Command::new(python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/readers/verify_webhook.py"))
+        .arg(secret)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tests/readers/verify_webhook.py (make unit installs its venv)");
+    let request = serde_json::json!({"headers": headers, "body": String::from_utf8_lossy(body)});
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+    .trim()
+    .to_string();
+    if out.status.success() { Ok(said) } else { Err(said) }
 }

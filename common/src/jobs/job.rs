@@ -118,6 +118,10 @@ pub struct Job {
     /// Empty on records made before generations existed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub generation: String,
+    /// Where the finished job's event is POSTed, and how each delivery went
+    /// ([`crate::webhooks`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<crate::values::webhook::Webhook>,
 }
 
 fn yes() -> bool {
@@ -185,6 +189,7 @@ impl Job {
             notify: Vec::new(),
             notify_on_empty: true,
             generation: uuid::Uuid::new_v4().simple().to_string(),
+            webhooks: Vec::new(),
         }
     }
 
@@ -326,7 +331,17 @@ pub fn resource(job: &Job, link: Option<&Link>, retention_days: u32) -> serde_js
         "run_at": ts(&job.run_at),
         "window_start": ts(&job.window_start),
         "window_end": ts(&job.window_end),
-        "notify": {"emails": job.notify, "on_empty": job.notify_on_empty},
+        "notify": {
+            "emails": job.notify,
+            "on_empty": job.notify_on_empty,
+            "webhooks": job.webhooks.iter().map(|h| json!({"url": h.url, "secret_id": h.secret_id})).collect::<Vec<_>>(),
+        },
+        "webhooks": job.webhooks.iter().map(|h| json!({
+            "url": h.url,
+            "attempts": h.attempts,
+            "last_status": h.last_status,
+            "delivered": h.delivered,
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -252,6 +252,20 @@ impl JobStore {
         .await
     }
 
+    /// A finished job's webhook deliveries as they stand (after every attempt). Only
+    /// the job's own record: never a tombstone (a deleted job).
+    pub async fn record_webhooks(&self, id: &str, hooks: &[crate::values::webhook::Webhook]) -> Result<(), Error> {
+        let value = serde_dynamo::to_attribute_value(hooks).map_err(|e| Error::internal("job error", e))?;
+        self.update(
+            id,
+            "SET #webhooks = :w",
+            "attribute_exists(#status)",
+            vec![(":w", value)],
+        )
+        .await
+        .map(drop)
+    }
+
     /// running (held by `worker`) -> succeeded. `None` when the claim was lost.
     pub async fn finish_succeeded(
         &self,

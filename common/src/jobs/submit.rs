@@ -84,6 +84,7 @@ where
     let key = headers.idempotency_key.as_ref().map(|k| k.as_str().to_string());
     let fingerprint = request_fingerprint(route, raw);
     let mut job = Job::new(spec, caller, Trigger::Api, now, cfg.retention_days);
+    job.webhooks = crate::webhooks::vet(ctx, &caller.sub, &notify.webhooks, "notify").await?;
     job.notify = notify.emails;
     job.notify_on_empty = notify.on_empty;
 
@@ -146,9 +147,9 @@ where
 {
     let store = JobStore::of(ctx);
     let cfg = &ctx.config.jobs;
-    // A job that emails its recipients is never answered from the cache: the
-    // cached job would not email them.
-    if cfg.cache_secs > 0 && !raw.typed_headers()?.no_cache && job.notify.is_empty() {
+    // A job that emails its recipients or calls webhooks is never answered from the
+    // cache: the cached job would not tell them.
+    if cfg.cache_secs > 0 && !raw.typed_headers()?.no_cache && job.notify.is_empty() && job.webhooks.is_empty() {
         let fresh_since = now - chrono::Duration::seconds(cfg.cache_secs as i64);
         let look_back = now - chrono::Duration::seconds(CACHE_LOOK_BACK_SECS.max(cfg.cache_secs as i64));
         if let Some(cached) = store

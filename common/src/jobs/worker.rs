@@ -216,6 +216,23 @@ pub(crate) async fn finished(
         "export job finished"
     );
     crate::notify::email::send_for(ctx, job).await;
+    crate::webhooks::deliver_for(ctx, job, &JobWebhooks { ctx, job_id: &job.id }).await;
+}
+
+/// Writes a job's webhook deliveries on its record as they progress.
+struct JobWebhooks<'a> {
+    ctx: &'a AppContext,
+    job_id: &'a str,
+}
+
+impl crate::webhooks::Recorder for JobWebhooks<'_> {
+    fn record<'a>(&'a self, hooks: &'a [crate::values::webhook::Webhook]) -> futures::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Err(e) = JobStore::of(self.ctx).record_webhooks(self.job_id, hooks).await {
+                tracing::error!(job_id = %self.job_id, error = %e.cause_chain(), "webhook deliveries not recorded");
+            }
+        })
+    }
 }
 
 /// Writes progress and renews the lease at most every `JOB_PROGRESS_SECONDS`, and

@@ -23,6 +23,11 @@ pub const MAX_RECIPIENTS: usize = 10;
 pub struct NotifyRequest {
     #[serde(default)]
     pub emails: Vec<String>,
+    /// `[{"url", "secret_id"}]`: receivers of the finished job's event
+    /// ([`crate::webhooks`]); checked against the caller's secrets when the job or
+    /// schedule is made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<crate::values::webhook::WebhookRequest>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_empty: Option<bool>,
 }
@@ -32,6 +37,8 @@ pub struct NotifyRequest {
 pub struct Notify {
     pub emails: Vec<EmailAddress>,
     pub on_empty: bool,
+    /// As asked for: [`crate::webhooks::vet`] checks them (it needs the database).
+    pub webhooks: Vec<crate::values::webhook::WebhookRequest>,
 }
 
 /// Nobody to email (an empty run would email, had it recipients).
@@ -40,6 +47,7 @@ impl Default for Notify {
         Self {
             emails: Vec::new(),
             on_empty: true,
+            webhooks: Vec::new(),
         }
     }
 }
@@ -91,6 +99,7 @@ pub fn check_recipients(
     Ok(Notify {
         emails,
         on_empty: request.on_empty.unwrap_or(true),
+        webhooks: request.webhooks,
     })
 }
 
@@ -122,6 +131,7 @@ mod tests {
         Some(NotifyRequest {
             emails: emails.iter().map(|e| e.to_string()).collect(),
             on_empty: None,
+            webhooks: Vec::new(),
         })
     }
 

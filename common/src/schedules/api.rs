@@ -236,7 +236,7 @@ fn lag_of(lag: Option<crate::params::Int>, default: u32) -> Result<u32, Error> {
 const WINDOW_OWNED_PARAMS: [&str; 5] = ["startDate", "endDate", "date_from", "date_to", "limit"];
 
 /// A new schedule from a request, scoped to the caller now.
-fn build(ctx: &AppContext, caller: &Caller, req: ScheduleRequest, now: DateTime<Utc>) -> Result<Schedule, Error> {
+async fn build(ctx: &AppContext, caller: &Caller, req: ScheduleRequest, now: DateTime<Utc>) -> Result<Schedule, Error> {
     let name = check_name(req.name)?;
     let window = match req.window.as_deref() {
         None => WindowKind::None,
@@ -309,6 +309,7 @@ fn build(ctx: &AppContext, caller: &Caller, req: ScheduleRequest, now: DateTime<
         ));
     }
     let notify = check_recipients(&ctx.config.notify, caller, req.notify, "notify")?;
+    let webhooks = crate::webhooks::vet(ctx, &caller.sub, &notify.webhooks, "notify").await?;
     let id = uuid::Uuid::new_v4().simple().to_string();
     let mut schedule = Schedule {
         created_key: format!("{}#{id}", timefmt::format(&now)),
@@ -328,6 +329,7 @@ fn build(ctx: &AppContext, caller: &Caller, req: ScheduleRequest, now: DateTime<
         lag_seconds,
         notify: notify.emails,
         notify_on_empty: notify.on_empty,
+        webhooks,
         enabled: req.enabled.unwrap_or(true),
         next_run_at: None,
         cursor: (window == WindowKind::Incremental).then_some(cursor),
@@ -440,7 +442,7 @@ async fn serve(
     match route {
         ScheduleRoute::Create => {
             let req: ScheduleRequest = raw.json_body(true)?;
-            let schedule = build(ctx, caller, req, now)?;
+            let schedule = build(ctx, caller, req, now).await?;
             if store.count_of(&caller.sub, MAX_SCHEDULES_PER_OWNER).await? >= MAX_SCHEDULES_PER_OWNER {
                 return Err(Error::conflict(
                     ErrorCode::TooManySchedules,
@@ -453,7 +455,7 @@ async fn serve(
         }
         ScheduleRoute::Preview => {
             let req: ScheduleRequest = raw.json_body(true)?;
-            let schedule = build(ctx, caller, req, now)?;
+            let schedule = build(ctx, caller, req, now).await?;
             let cadence = schedule.cadence()?;
             let runs: Vec<Value> = schedule
                 .upcoming(&cadence, now, super::UPCOMING_RUNS)
@@ -535,7 +537,7 @@ async fn serve(
                         "the schedule's owner no longer has access to what it exports; only the owner, with a token that grants it, can resume it",
                     ));
                 }
-                let updated = apply(ctx, caller, current.clone(), &patch, now)?;
+                let updated = apply(ctx, caller, current.clone(), &patch, now).await?;
                 if store.put(&updated, Some(current.version)).await? {
                     return Ok(json_response(StatusCode::OK, &resource(&updated)));
                 }
@@ -557,7 +559,7 @@ async fn serve(
 }
 
 /// A schedule with a PATCH applied.
-fn apply(
+async fn apply(
     ctx: &AppContext,
     caller: &Caller,
     mut s: Schedule,
@@ -589,6 +591,8 @@ fn apply(
     }
     if let Some(notify) = &patch.notify {
         let checked = check_recipients(&ctx.config.notify, caller, Some(notify.clone()), "notify")?;
+        // The schedule's owner's secrets, whoever edits it.
+        s.webhooks = crate::webhooks::vet(ctx, &s.owner, &checked.webhooks, "notify").await?;
         s.notify = checked.emails;
         s.notify_on_empty = checked.on_empty;
     }

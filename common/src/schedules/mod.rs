@@ -96,6 +96,9 @@ pub struct Schedule {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<crate::values::email::EmailAddress>,
     pub notify_on_empty: bool,
+    /// Copied onto every run's job ([`crate::webhooks`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<crate::values::webhook::Webhook>,
     pub enabled: bool,
     /// The next due time; `None` while paused.
     #[serde(default, with = "serde_ts_opt", skip_serializing_if = "Option::is_none")]
@@ -380,7 +383,11 @@ pub fn resource(s: &Schedule) -> Value {
         "time_zone": s.time_zone.name(),
         "window": s.window.as_str(),
         "lag_seconds": s.lag_seconds,
-        "notify": {"emails": s.notify, "on_empty": s.notify_on_empty},
+        "notify": {
+            "emails": s.notify,
+            "on_empty": s.notify_on_empty,
+            "webhooks": s.webhooks.iter().map(|h| json!({"url": h.url, "secret_id": h.secret_id})).collect::<Vec<_>>(),
+        },
         "enabled": s.enabled,
         "paused_reason": s.paused_reason.map(PausedReason::as_str),
         "status": match (s.enabled, s.paused_reason) {
@@ -448,6 +455,7 @@ mod tests {
             lag_seconds: 120,
             notify: vec![],
             notify_on_empty: true,
+            webhooks: vec![],
             enabled: true,
             next_run_at: None,
             cursor: Some(t("2026-01-01T00:00:00Z")),

@@ -278,6 +278,7 @@ async fn start_run(
     job.window_end = run.window_end;
     job.notify = s.notify.clone();
     job.notify_on_empty = s.notify_on_empty;
+    job.webhooks = s.webhooks.clone();
     if !jobs.put_if_absent(&job).await? {
         return Ok(match jobs.lookup(&job.id).await? {
             Lookup::Live(found) if found.run_at == job.run_at => Made::Found,

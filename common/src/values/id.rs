@@ -144,6 +144,12 @@ record_id!(
     "schedule id"
 );
 
+record_id!(
+    /// The id of a webhook secret: 32 lowercase hex characters.
+    SecretId,
+    "secret_id"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

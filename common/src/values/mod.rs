@@ -8,6 +8,7 @@ pub mod enums;
 pub mod header;
 pub mod id;
 pub mod text;
+pub mod webhook;
 
 /// Bytes as lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {

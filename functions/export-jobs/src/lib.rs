@@ -5,7 +5,8 @@
 //! - GET /api/exports/{id}, GET /api/exports/{id}/download (also with an emailed
 //!   `?link=`), POST /api/exports/{id}/cancel, DELETE /api/exports/{id} (deletes the
 //!   job, its file and its links);
-//! - the schedules API: /api/schedules, /api/schedules/preview, /api/schedules/{id}.
+//! - the schedules API: /api/schedules, /api/schedules/preview, /api/schedules/{id};
+//! - webhook secrets: POST /api/webhook-secrets, GET and DELETE /api/webhook-secrets/{id}.
 //!
 //! This file only declares the routes' policies; `common::jobs` does the work.
 
@@ -19,6 +20,7 @@ use common::{
     notify::{Notify, check_recipients},
     schedules::api::{SCHEDULE_ERRORS, ScheduleRoute},
     spec::ExportSpec,
+    webhooks::api::SecretRoute,
 };
 use lambda_http::{Body, Request, Response, http::Method};
 
@@ -64,9 +66,17 @@ pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
     if let Some(route) = JobRoute::matching(req.method().as_str(), &path) {
         return http::pipeline::handle_route(ctx, req, &route).await;
     }
-    match (JobRoute::allowed(&path), ScheduleRoute::allowed(&path)) {
-        (Some(allow), _) => http::errors::wrong_method(req.method(), allow, &JOB_ERRORS),
-        (None, Some(allow)) => http::errors::wrong_method(req.method(), allow, &SCHEDULE_ERRORS),
-        (None, None) => not_found(&path),
+    if let Some(route) = SecretRoute::matching(req.method().as_str(), &path) {
+        return http::pipeline::handle_route(ctx, req, &route).await;
+    }
+    match (
+        JobRoute::allowed(&path),
+        ScheduleRoute::allowed(&path),
+        SecretRoute::allowed(&path),
+    ) {
+        (Some(allow), _, _) => http::errors::wrong_method(req.method(), allow, &JOB_ERRORS),
+        (None, Some(allow), _) => http::errors::wrong_method(req.method(), allow, &SCHEDULE_ERRORS),
+        (None, None, Some(allow)) => http::errors::wrong_method(req.method(), allow, &JOB_ERRORS),
+        (None, None, None) => not_found(&path),
     }
 }
