@@ -196,8 +196,10 @@ impl Leaf {
         let reps = (self.kind == ColumnKind::List).then_some(&self.reps[..]);
         match &mut self.values {
             Values::Bytes { data, ends } => {
-                // One allocation for the group's text; each value is a slice of it.
-                let all = Bytes::from(std::mem::take(data));
+                // One allocation for the group's text; each value is a slice of it. The
+                // next group starts with as much room, not grown again by doubling.
+                let room = data.len();
+                let all = Bytes::from(std::mem::replace(data, Vec::with_capacity(room)));
                 let mut start = 0;
                 let values: Vec<ByteArray> = ends
                     .iter()
