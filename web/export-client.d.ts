@@ -115,6 +115,57 @@ export interface ExportJob {
   file_expires_at: string | null;
   /** True when a start returned an existing job from the cache. */
   cached: boolean;
+  /** Who is emailed, and which webhooks are sent the event, when the job finishes. */
+  notify: { emails: string[]; on_empty: boolean; webhooks: WebhookTarget[] };
+  /** Each webhook's delivery so far, in the order of `notify.webhooks` (empty without webhooks). */
+  webhooks: WebhookDelivery[];
+}
+
+// --- webhooks (README "Webhooks") -----------------------------------------------------------
+
+/** A receiver of a finished job's signed event (`notify.webhooks` of a job or schedule). */
+export interface WebhookTarget {
+  /**
+   * `https`, at most 2048 bytes, no credentials or fragment; its host must be, or resolve only
+   * to, public addresses (no loopback, private, link-local, ... nor `localhost`). 400 otherwise.
+   */
+  url: string;
+  /** The `id` of one of the owner's secrets (`createWebhookSecret`); 400 "names no webhook secret of yours" otherwise. */
+  secret_id: string;
+}
+
+/** How the delivery of a job's event to one webhook went (written after every attempt). */
+export interface WebhookDelivery {
+  url: string;
+  /** Attempts so far (at most WEBHOOK_MAX_ATTEMPTS, default 5). */
+  attempts: number;
+  /**
+   * The last attempt's outcome; null before the first: an HTTP status (`"200"`), `"timeout"`,
+   * `"connection failed"`, or why nothing was sent (`"refused: ..."`, `"skipped: ..."`).
+   */
+  last_status: string | null;
+  /** A 2xx answered it. */
+  delivered: boolean;
+}
+
+/** The answer of `createWebhookSecret` (`201`): the only time `secret` is shown. */
+export interface WebhookSecretCreated {
+  /** 32 lowercase hex characters: what `notify.webhooks[].secret_id` names. */
+  id: string;
+  /** `whsec_<base64 of 32 bytes>`, the Standard Webhooks form: the key that verifies `webhook-signature`. */
+  secret: string;
+  created_at: string;
+  note: string;
+}
+
+/** `notify` of a job or schedule request. */
+export interface Notify {
+  /** At most 10; a non-admin may only name the `email` claim of their own token. Default none. */
+  emails?: string[];
+  /** Whether a run with 0 rows sends its email; default true. */
+  on_empty?: boolean;
+  /** At most 5 receivers of the finished job's signed event (`export.succeeded` / `export.failed`). */
+  webhooks?: WebhookTarget[];
 }
 
 export interface ExportJobList {
@@ -123,6 +174,8 @@ export interface ExportJobList {
 }
 
 interface JobSpecBase {
+  /** Emails and webhooks told when the job finishes (sent as given). */
+  notify?: Notify;
   /** Same key, same request, same caller: the same job (200) for 24 hours. */
   idempotencyKey?: string;
   /** Bypass the cache (`Cache-Control: no-cache`). */
@@ -206,12 +259,11 @@ export type ScheduleExport =
   | { kind: "chats"; format?: ChatFormat; params?: ChatsParams }
   | { kind: "conversations"; format?: TableFormat; params?: Record<string, string | number | boolean> };
 
-export interface ScheduleNotify {
-  /** At most 10; a non-admin may only name the `email` claim of their own token. */
-  emails: string[];
-  /** Whether a run with 0 rows sends its email; default true. */
-  on_empty?: boolean;
-}
+/**
+ * A schedule's `notify`, copied onto every run's job. In a PATCH it replaces the whole
+ * `notify` (one without `webhooks` removes them); each `secret_id` must be the schedule owner's.
+ */
+export type ScheduleNotify = Notify;
 
 /** Body of `POST /api/schedules` and `POST /api/schedules/preview` (unknown fields are refused). */
 export interface ScheduleBody {
@@ -282,7 +334,7 @@ export interface Schedule {
   time_zone: string;
   window: ScheduleWindow;
   lag_seconds: number;
-  notify: { emails: string[]; on_empty: boolean } | null;
+  notify: { emails: string[]; on_empty: boolean; webhooks: WebhookTarget[] } | null;
   enabled: boolean;
   /** Set while the system paused it: its owner's token no longer grants it. */
   paused_reason: "owner_access_changed" | null;
@@ -359,6 +411,16 @@ export interface ExportClient {
   updateSchedule(id: string, patch: SchedulePatch, opts?: { signal?: AbortSignal }): Promise<Schedule>;
   /** `DELETE /api/schedules/{id}` (204); its jobs and files stay until they expire. */
   deleteSchedule(id: string, opts?: { signal?: AbortSignal }): Promise<void>;
+  /**
+   * `POST /api/webhook-secrets` (201): a new signing secret of the caller's. `secret` is shown
+   * this once; jobs and schedules name it by `id` in `notify.webhooks[].secret_id`.
+   */
+  createWebhookSecret(opts?: { signal?: AbortSignal }): Promise<WebhookSecretCreated>;
+  /**
+   * `DELETE /api/webhook-secrets/{id}` (204): webhooks naming it are no longer sent. Another
+   * caller's secret is 404 (admins too), as an unknown one is.
+   */
+  deleteWebhookSecret(id: string, opts?: { signal?: AbortSignal }): Promise<void>;
 }
 
 export declare class ExportError extends Error {

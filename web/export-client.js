@@ -267,14 +267,19 @@ export function createExportClient({
     return { body: await jsonOf(res), status: res.status };
   }
 
-  /** Starts an export job (`POST /api/exports`); the job has `cached: true` when it is an existing one. */
-  async function startJob({ kind, format, params, idempotencyKey, noCache } = {}) {
+  /**
+   * Starts an export job (`POST /api/exports`); the job has `cached: true` when it is an existing
+   * one. `notify` (`{emails, on_empty, webhooks}`) is sent as given; a job with recipients or
+   * webhooks is never answered from the cache.
+   */
+  async function startJob({ kind, format, params, notify, idempotencyKey, noCache } = {}) {
     const headers = {};
     if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
     if (noCache) headers["Cache-Control"] = "no-cache";
     const payload = { kind };
     if (format) payload.format = format;
     if (params && Object.keys(params).length) payload.params = params;
+    if (notify) payload.notify = notify;
     const { body, status } = await call("POST", "/api/exports", { ok: [200, 202], body: payload, headers });
     return { ...body, cached: status === 200 && body?.cached === true };
   }
@@ -371,6 +376,23 @@ export function createExportClient({
   const deleteSchedule = (id, { signal } = {}) =>
     call("DELETE", schedulePath(id), { ok: [204, 200], signal }).then(() => undefined);
 
+  // --- webhook secrets (README, "Webhooks") -----------------------------------------
+
+  /**
+   * `POST /api/webhook-secrets` (`201`): a new signing secret of the caller's; resolves
+   * `{id, secret, created_at, note}`. `secret` (`whsec_...`) is shown this once: store it, and
+   * name the secret by `id` in `notify.webhooks[].secret_id`.
+   */
+  const createWebhookSecret = ({ signal } = {}) =>
+    call("POST", "/api/webhook-secrets", { ok: [201, 200], signal }).then((r) => r.body);
+
+  /**
+   * `DELETE /api/webhook-secrets/{id}` (`204`); the webhooks that name it are no longer sent.
+   * Another caller's secret is 404, as an unknown one is.
+   */
+  const deleteWebhookSecret = (id, { signal } = {}) =>
+    call("DELETE", `/api/webhook-secrets/${encodeURIComponent(id)}`, { ok: [204, 200], signal }).then(() => undefined);
+
   /** Job params of a kind: JSON types for chats (the POST body's fields), strings otherwise. */
   const jobParams = (kind, params) => (kind === "chats" ? asChatBody(params) : asStrings(params));
 
@@ -460,5 +482,7 @@ export function createExportClient({
     previewSchedule,
     updateSchedule,
     deleteSchedule,
+    createWebhookSecret,
+    deleteWebhookSecret,
   };
 }

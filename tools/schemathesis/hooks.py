@@ -10,12 +10,22 @@ request does break one of its operation's listed rules (checked here, independen
 the server) AND the answer is that rule's documented 400 naming its field. Anything else
 (a refusal for another reason, a rule the operation does not list, another status) stays
 a failure.
+
+Two rules are about what a value names rather than about other fields: a webhook's
+`secret_id` must name a secret of the caller's (`webhook-secret-yours`: this run's own
+`POST /api/webhook-secrets` answers, less those it deleted, are the caller's secrets), and
+its URL must be `https` to a public address (`webhook-url-public`: the URL is read here,
+and its host resolved with this machine's resolver, the server's). A URL this check cannot
+read as a plain one counts as refused: the rule's 400 is then accepted, never required.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
+import socket
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -39,6 +49,9 @@ MESSAGE = {
     "range-in-order": "must not be after",
     "columns-distinct": "listed twice",
     "start-at-within-a-year": "start_at",
+    # `notify.webhooks[0].url must use https`, `notify.webhooks[0].url: x does not resolve (...)`
+    "webhook-url-public": "].url",
+    "webhook-secret-yours": "names no webhook secret of yours",
 }
 KIND_OF_OPERATION = {
     "exportSessions": "sessions",
@@ -105,7 +118,164 @@ def bound(value, zone: str | None, end: bool) -> datetime | None:
         return None
 
 
+# --- webhooks (common/src/values/webhook.rs, common/src/webhooks/guard.rs) -------------
+
+# The webhook secrets of the caller (the run's one token): made by this run, not deleted.
+SECRETS: set[str] = set()
+MAX_URL_BYTES = 2048
+# `WEBHOOK_ALLOW_LOOPBACK=true` (local.env, which scripts/api-conformance.sh exports to the
+# server and to this process alike): loopback hosts are allowed, with http too.
+ALLOW_LOOPBACK = os.environ.get("WEBHOOK_ALLOW_LOOPBACK", "").strip() == "true"
+# A URL as plain as this check reads: scheme, host (a name, a dotted number, or [IPv6]),
+# port, and a path and query of URL characters only.
+PLAIN_URL = re.compile(
+    r"(?P<scheme>[Hh][Tt][Tt][Pp][Ss]?)://(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])"
+    r"(?::(?P<port>[0-9]{1,5}))?(?P<rest>[/?][A-Za-z0-9._~!$&'()*+,;=:@/?%-]*)?"
+)
+HEX_PART = re.compile(r"0[xX][0-9A-Fa-f]*")
+
+
+def webhooks_of(case) -> list:
+    """The request's `notify.webhooks` (jobs and schedules alike), or []."""
+    body = case.body if isinstance(case.body, dict) else {}
+    notify = body.get("notify")
+    hooks = notify.get("webhooks") if isinstance(notify, dict) else None
+    return hooks if isinstance(hooks, list) else []
+
+
+def refused_v4(ip: ipaddress.IPv4Address) -> bool:
+    """Not a public unicast IPv4 address (refused_v4 of webhook.rs)."""
+    a, b, c, _ = ip.packed
+    if a == 127:
+        return not ALLOW_LOOPBACK
+    return (
+        a in (0, 10)
+        or (a == 172 and 16 <= b <= 31)
+        or (a, b) in ((192, 168), (169, 254))
+        or (a == 100 and 64 <= b <= 127)
+        or (a, b, c) in ((192, 0, 0), (192, 0, 2), (198, 51, 100), (203, 0, 113))
+        or (a == 198 and b in (18, 19))
+        or a >= 224
+    )
+
+
+def refused_ip(ip) -> bool:
+    """Not a public unicast address, IPv4 or IPv6 (refused_address of webhook.rs)."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return refused_v4(ip)
+    if ip.ipv4_mapped is not None:
+        return refused_v4(ip.ipv4_mapped)
+    if ip == ipaddress.IPv6Address("::1"):
+        return not ALLOW_LOOPBACK
+    s = [int.from_bytes(ip.packed[i : i + 2], "big") for i in range(0, 16, 2)]
+    if s[:6] == [0x64, 0xFF9B, 0, 0, 0, 0]:  # NAT64: the IPv4 address in its last 32 bits
+        return refused_v4(ipaddress.IPv4Address(ip.packed[12:]))
+    return (
+        ip.is_unspecified
+        or s[0] & 0xFE00 == 0xFC00  # unique local
+        or s[0] & 0xFFC0 == 0xFE80  # link-local
+        or s[0] & 0xFF00 == 0xFF00  # multicast
+        or s[:2] == [0x2001, 0xDB8]  # documentation
+        or s[0] == 0x2002  # 6to4
+        or s[:6] == [0, 0, 0, 0, 0, 0]  # IPv4-compatible
+    )
+
+
+def whatwg_ipv4(host: str):
+    """The IPv4 address a URL host is (the WHATWG host parser: decimal, octal and hex parts,
+    fewer than four parts too); None for a domain name; "invalid" for a host the parser
+    refuses."""
+    parts = host.split(".")
+    if len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    last = parts[-1]
+    if not (last.isascii() and last.isdigit()) and not HEX_PART.fullmatch(last):
+        return None
+    if len(parts) > 4:
+        return "invalid"
+    numbers = []
+    for part in parts:
+        if HEX_PART.fullmatch(part):
+            numbers.append(int(part[2:] or "0", 16))
+        elif len(part) > 1 and part.startswith("0") and part.isdigit():
+            if any(d in "89" for d in part):
+                return "invalid"
+            numbers.append(int(part[1:], 8))
+        elif part.isascii() and part.isdigit():
+            numbers.append(int(part))
+        else:
+            return "invalid"
+    if any(n > 255 for n in numbers[:-1]) or numbers[-1] >= 256 ** (5 - len(numbers)):
+        return "invalid"
+    value = numbers[-1] + sum(n * 256 ** (3 - i) for i, n in enumerate(numbers[:-1]))
+    return ipaddress.IPv4Address(value)
+
+
+def url_refused(raw) -> bool:
+    """Whether the server refuses this webhook URL (parse_url of webhook.rs, then the
+    guard's DNS check); True too for a URL this check cannot read as a plain one."""
+    if not isinstance(raw, str) or len(raw.encode("utf-8")) > MAX_URL_BYTES:
+        return True
+    m = PLAIN_URL.fullmatch(raw)
+    if not m:
+        return True
+    port = int(m["port"]) if m["port"] else 443 if m["scheme"].lower() == "https" else 80
+    if port > 65535:
+        return True
+    host = m["host"].lower()
+    if host.startswith("["):
+        try:
+            ip = ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return True
+        loopback = ip == ipaddress.IPv6Address("::1") or (ip.ipv4_mapped is not None and ip.ipv4_mapped.is_loopback)
+        addresses = [ip]
+    else:
+        v4 = whatwg_ipv4(host)
+        if v4 == "invalid":
+            return True
+        if v4 is not None:
+            loopback, addresses = v4.is_loopback, [v4]
+        else:
+            name = host.rstrip(".")
+            if not name or any(label.startswith("xn--") for label in name.split(".")):
+                return True  # not read here (IDNA)
+            loopback = name == "localhost" or name.endswith(".localhost")
+            if loopback and not ALLOW_LOOPBACK:
+                return True
+            try:
+                found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except (OSError, UnicodeError):
+                return True  # does not resolve (now)
+            try:
+                addresses = [ipaddress.ip_address(str(a[4][0]).split("%")[0]) for a in found]
+            except ValueError:
+                return True
+            if not addresses:
+                return True
+    if m["scheme"].lower() == "http" and not (ALLOW_LOOPBACK and loopback):
+        return True
+    return any(refused_ip(ip) for ip in addresses)
+
+
+@schemathesis.hook
+def after_call(ctx, case, response) -> None:
+    """Keeps SECRETS: the secrets this run made and has not deleted."""
+    operation_id = case.operation.definition.raw.get("operationId", "")
+    if operation_id == "createWebhookSecret" and response.status_code == 201:
+        try:
+            SECRETS.add(response.json()["id"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    elif operation_id == "deleteWebhookSecret" and response.status_code == 204:
+        SECRETS.discard(str((case.path_parameters or {}).get("id")))
+
+
 def breaks(rule: str, operation_id: str, case) -> bool:
+    if rule == "webhook-url-public":
+        return any(not isinstance(h, dict) or url_refused(h.get("url")) for h in webhooks_of(case))
+    if rule == "webhook-secret-yours":
+        return any(not isinstance(h, dict) or h.get("secret_id") not in SECRETS for h in webhooks_of(case))
     kind, params, fmt, body = export_of(operation_id, case)
     if rule == "bom-needs-csv":
         return truthy(params.get("bom")) and wanted_format(kind, fmt) != "csv"

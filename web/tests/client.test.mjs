@@ -446,6 +446,78 @@ describe("schedules (fake fetch)", () => {
   });
 });
 
+// ------------------------------------------------------------------------- webhook secrets (fake fetch)
+
+const WEBHOOK_SECRET = {
+  id: "9a1c3e5f7b2d4a6c8e0f1a3b5c7d9e2f", secret: "whsec_BwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSY=",
+  created_at: "2026-12-06T17:00:00.000Z", note: "the secret is shown once: store it now; webhooks name it by id",
+};
+
+describe("webhook secrets (fake fetch)", () => {
+  test("createWebhookSecret and deleteWebhookSecret: route, method, no body, headers and answer", async () => {
+    const fetch = fakeFetch((url, init) => {
+      if (url.pathname === "/api/webhook-secrets" && init.method === "POST") {
+        return json(201, WEBHOOK_SECRET, { location: `/api/webhook-secrets/${WEBHOOK_SECRET.id}` });
+      }
+      if (url.pathname === `/api/webhook-secrets/${WEBHOOK_SECRET.id}` && init.method === "DELETE") {
+        return new Response(null, { status: 204 });
+      }
+      return json(404, { error_code: "not_found", message: "no such webhook secret" });
+    });
+    const { client } = fakeClient(fetch);
+    assert.deepEqual(await client.createWebhookSecret(), WEBHOOK_SECRET);
+    assert.equal(await client.deleteWebhookSecret(WEBHOOK_SECRET.id), undefined);
+    assert.deepEqual(fetch.calls.map((c) => [c.init.method, c.url.href]), [
+      ["POST", "https://api.example.com/api/webhook-secrets"],
+      ["DELETE", `https://api.example.com/api/webhook-secrets/${WEBHOOK_SECRET.id}`],
+    ]);
+    for (const { init } of fetch.calls) {
+      assert.equal(init.redirect, "manual");
+      assert.equal(init.headers.Accept, "application/json");
+      assert.equal(init.headers.Authorization, `Bearer ${SECRET}`);
+      assert.equal(init.body, undefined, "neither sends a body");
+      assert.equal(init.headers["Content-Type"], undefined);
+    }
+  });
+
+  test("a 404 (another caller's secret, or none) is an ExportError; ids are path-encoded; the token never leaks", async () => {
+    const fetch = fakeFetch(() => json(404, { error_code: "not_found", message: "no such webhook secret" }));
+    const { client } = fakeClient(fetch);
+    await rejects(client.deleteWebhookSecret("a/b?c"), { status: 404, code: "not_found", message: "no such webhook secret" }, SECRET);
+    assert.equal(fetch.calls[0].url.pathname, "/api/webhook-secrets/a%2Fb%3Fc");
+    const unauthorized = fakeFetch(() => json(401, { error_code: "unauthorized", message: `bad token ${SECRET}` }));
+    const err = await rejects(fakeClient(unauthorized).client.createWebhookSecret(), { status: 401, code: "unauthorized" }, SECRET);
+    assert.equal(err.message, "bad token [redacted]");
+    const ok200 = fakeFetch(() => json(200, WEBHOOK_SECRET));
+    assert.equal((await fakeClient(ok200).client.createWebhookSecret()).id, WEBHOOK_SECRET.id, "a 200 where 201 is due is accepted");
+    const odd = fakeFetch(() => json(202, WEBHOOK_SECRET));
+    await rejects(fakeClient(odd).client.createWebhookSecret(), { status: 202 }, SECRET);
+    await rejects(client.createWebhookSecret({ signal: AbortSignal.abort() }), { code: "aborted" });
+    assert.equal(fetch.calls.length, 1, "an aborted signal sends nothing");
+  });
+
+  test("a job's and a schedule's notify.webhooks are sent as given; a 400 keeps the server's message", async () => {
+    const notify = { emails: [], webhooks: [{ url: "https://hooks.example.com/x?token=t", secret_id: WEBHOOK_SECRET.id }] };
+    const withHooks = {
+      ...JOB, notify: { emails: [], on_empty: true, webhooks: notify.webhooks },
+      webhooks: [{ url: notify.webhooks[0].url, attempts: 0, last_status: null, delivered: false }],
+    };
+    const fetch = fakeFetch(() => json(202, withHooks, { location: `/api/exports/${JOB.id}` }));
+    const { client } = fakeClient(fetch);
+    const job = await client.startJob({ kind: "leads", format: "csv", notify });
+    assert.deepEqual(job.webhooks, withHooks.webhooks);
+    assert.deepEqual(JSON.parse(fetch.calls[0].init.body), { kind: "leads", format: "csv", notify });
+    const plain = await client.startJob({ kind: "leads" });
+    assert.equal(plain.id, JOB.id);
+    assert.deepEqual(JSON.parse(fetch.calls[1].init.body), { kind: "leads" }, "no notify unless given");
+
+    const message = "notify.webhooks[0].secret_id names no webhook secret of yours (POST /api/webhook-secrets makes one)";
+    const bad = fakeFetch(() => json(400, { error_code: "invalid_request", message }));
+    await rejects(fakeClient(bad).client.createSchedule({ ...SCHEDULE_BODY, notify }), { status: 400, code: "invalid_request", message }, SECRET);
+    assert.deepEqual(JSON.parse(bad.calls[0].init.body).notify, notify);
+  });
+});
+
 // ------------------------------------------------------------------------- real server
 
 /** A client of the real server with a recording download. */
