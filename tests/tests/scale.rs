@@ -611,6 +611,11 @@ async fn unsupported_kinds_formats_and_options_are_refused_up_front() {
             json!({"kind": "leads", "format": "parquet"}),
             "the parquet format cannot run at scale",
         ),
+        (
+            json!({"kind": "leads", "format": "csv",
+                   "notify": {"webhooks": [{"url": "https://hooks.example.com/x", "secret_id": "0".repeat(32)}]}}),
+            "not available to exports at scale",
+        ),
     ] {
         let event = json!({"start": {"name": "refused", "export": export, "manifest": written.manifest}});
         let event: ScaleEvent = serde_json::from_value(event).unwrap();

@@ -784,6 +784,15 @@ async fn operator_exports_run_once_per_firing_and_the_scheduler_lambda_ticks() {
     let mut bad = event.clone();
     bad["operator_export"]["notify"] = json!({"emails": ["someone@evil.io"]});
     assert!(export_worker::handle_any(&stack.ctx, bad).await.is_err());
+    // Webhooks need a user's secret: an operator export refuses them, saying so.
+    let mut hooked = event.clone();
+    hooked["operator_export"]["notify"] =
+        json!({"webhooks": [{"url": "https://hooks.example.com/x", "secret_id": "0".repeat(32)}]});
+    let refused = export_worker::handle_any(&stack.ctx, hooked).await.unwrap_err();
+    assert!(
+        format!("{refused:?}").contains("not available to operator exports"),
+        "{refused:?}"
+    );
 
     // The scheduler Lambda's handler with its sample event.
     let tick_event: Value =

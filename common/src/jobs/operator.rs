@@ -67,6 +67,12 @@ pub async fn run(ctx: &AppContext, event: OperatorExport) -> Result<Value, Error
     // The operator's rights are what the email and link checks read later.
     crate::rights::observe(ctx, &caller, now).await?;
     let notify = check_recipients(&ctx.config.notify, &caller, event.notify, "notify")?;
+    if !notify.webhooks.is_empty() {
+        return Err(Error::bad_request(
+            "notify.webhooks: not available to operator exports: a webhook's secret belongs to a user of the API \
+             (POST /api/webhook-secrets); start the export through the job API or a schedule instead",
+        ));
+    }
     let spec = event.export.into_spec(ctx, &caller, now)?;
     let id = match fired {
         Some(at) => hex(&Sha256::digest(format!("event|{name}|{}", timefmt::format(&at)).as_bytes())[..16]),

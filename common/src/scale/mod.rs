@@ -185,6 +185,12 @@ pub async fn start(ctx: &AppContext, req: StartRequest) -> Result<StartResponse,
         ));
     }
     let notify = check_recipients(&ctx.config.notify, &caller, export.notify.take(), "export.notify")?;
+    if !notify.webhooks.is_empty() {
+        return Err(Error::bad_request(
+            "export.notify.webhooks: not available to exports at scale: a webhook's secret belongs to a user of \
+             the API (POST /api/webhook-secrets); use notify.emails",
+        ));
+    }
     let spec = export.into_spec(ctx, &caller, now)?;
     let (spec, _) = at_scale(spec)?;
     let manifest = req.manifest.0;
