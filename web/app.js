@@ -15,7 +15,7 @@ import {
   leadsToJsonLines,
   mockFileName,
 } from "./mock-leads.js";
-import { createSchedulesPage } from "./schedules.js";
+import { createSchedulesPage, webhookHost } from "./schedules.js";
 
 const TOKEN_KEY = "token";
 
@@ -867,6 +867,18 @@ function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
 }
 
+/**
+ * One webhook's delivery, for the job's row: "webhook hooks.example.com: delivered, 1
+ * attempt, last 200" (the host only: a URL's path or query may hold the receiver's token).
+ */
+function webhookText(hook) {
+  const attempts = Number(hook?.attempts) || 0;
+  const outcome = hook?.delivered ? "delivered" : attempts === 0 && !hook?.last_status ? "pending" : "not delivered";
+  const parts = [outcome, `${attempts} ${attempts === 1 ? "attempt" : "attempts"}`];
+  if (hook?.last_status) parts.push(`last ${safeText(hook.last_status)}`);
+  return `webhook ${webhookHost(hook?.url)}: ${parts.join(", ")}`;
+}
+
 function updateJobRow(row, job) {
   const cells = row.cells;
   setText(cells[0], job.kind ?? "");
@@ -910,11 +922,16 @@ function updateJobRow(row, job) {
   let fileText = [fileParts.join(""), size && `(${size})`].filter(Boolean).join(" ");
   if (status === "succeeded" && inlineOnly) fileText += " (downloaded at once, not kept)";
   const errorMessage = job.error?.message ? safeText(job.error.message) : "";
-  const fileKey = `${fileText}|${errorMessage}`;
+  const hooks = (Array.isArray(job.webhooks) ? job.webhooks : []).map(webhookText);
+  const fileKey = `${fileText}|${errorMessage}|${hooks.join("|")}`;
   if (cells[5].dataset.key !== fileKey) {
     cells[5].dataset.key = fileKey;
     const parts = [el("span", { text: fileText || "—" })];
     if (errorMessage) parts.push(el("span", { className: "job-error", text: errorMessage }));
+    if (hooks.length) {
+      parts.push(el("ul", { className: "webhook-deliveries", "aria-label": "Webhooks" },
+        hooks.map((text) => el("li", { text }))));
+    }
     cells[5].replaceChildren(...parts);
   }
 

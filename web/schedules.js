@@ -52,7 +52,7 @@ const PRESETS = [
 ];
 const DEFAULT_PRESET = "cron|0 2 * * *";
 
-/** Form controls a 400's field names point at (the longest matching prefix wins). */
+/** Form controls a 400's field names point at (the first matching prefix wins: longest first). */
 const FIELD_TARGETS = [
   ["export.params.status", "sched-lead-status"],
   ["export.params.category", "sched-lead-category"],
@@ -69,10 +69,23 @@ const FIELD_TARGETS = [
   ["window", "sched-window"],
   ["lag_seconds", "sched-window"],
   ["start_at", "sched-window"],
+  ["notify.webhooks.secret_id", "sched-webhook-secret"],
+  ["notify.webhooks", "sched-webhook-url"],
   ["notify", "sched-emails"],
   ["enabled", "sched-enabled"],
 ];
 const FIELD_PATTERN = /(?:^|[\s(`'"])((?:export|params|name|cron|rate|time_zone|window|lag_seconds|start_at|notify|enabled)(?:\.[A-Za-z_]+|\[\d+\])*)\s*:/;
+/** A webhook's field, which the server may name without a colon (`notify.webhooks[0].url names ...`). */
+const WEBHOOK_FIELD_PATTERN = /(?:^|[\s(`'"])(notify\.webhooks(?:\[\d+\])?(?:\.(?:url|secret_id))?)(?=[\s:,]|$)/;
+
+/** A webhook URL's host (and port): what the console shows of it in a list. */
+export function webhookHost(url) {
+  try {
+    return new URL(url).host || String(url ?? "");
+  } catch {
+    return String(url ?? "");
+  }
+}
 
 /** The browser's IANA time zone (the form's default). */
 export function browserTimeZone() {
@@ -132,7 +145,8 @@ function namesAField(err) {
 
 /** Parses a 400's message for the field it names: `cron: ...` -> "cron". */
 export function fieldOfMessage(message) {
-  const m = FIELD_PATTERN.exec(String(message ?? ""));
+  const text = String(message ?? "");
+  const m = FIELD_PATTERN.exec(text) ?? WEBHOOK_FIELD_PATTERN.exec(text);
   if (!m) return null;
   return m[1].startsWith("params") ? `export.${m[1]}` : m[1];
 }
@@ -165,6 +179,7 @@ export function createSchedulesPage(ctx) {
     previewAbort: null,
     previewSeq: 0,
     serverErrorIds: new Set(),
+    secretSeq: 0,
   };
 
   // ---------------------------------------------------------------------- time markup
@@ -305,7 +320,13 @@ export function createSchedulesPage(ctx) {
     const nameParts = [el("span", { text: s.name })];
     if (isAdmin() && s.owner) nameParts.push(el("span", { className: "owner hint", text: `owner ${s.owner}` }));
     name.replaceChildren(...nameParts);
-    exp.textContent = exportSummary(s.export);
+    const hooks = s.notify?.webhooks ?? [];
+    exp.replaceChildren(
+      el("span", { text: exportSummary(s.export) }),
+      hooks.length
+        ? el("span", { className: "webhooks hint", text: `webhook ${hooks.map((h) => webhookHost(h.url)).join(", ")}` })
+        : null,
+    );
     const c = cadenceText(s);
     cadence.replaceChildren(el("span", { text: c.description }), c.raw && c.raw !== c.description ? el("code", { className: "raw", text: c.raw }) : null);
     win.textContent = WINDOW_NAMES[s.window] ?? s.window ?? "";
@@ -501,6 +522,12 @@ export function createSchedulesPage(ctx) {
       s.time_zone,
       statusText(s),
     ].filter(Boolean).join(" · ");
+    const hooks = s.notify?.webhooks ?? [];
+    const hooksNote = $("#schedule-details-webhooks");
+    hooksNote.hidden = hooks.length === 0;
+    hooksNote.textContent = hooks.length
+      ? `${hooks.length === 1 ? "Webhook" : "Webhooks"}: ${hooks.map((h) => `${h.url} (secret ${h.secret_id})`).join(", ")}`
+      : "";
 
     const next = $("#schedule-details-next");
     const upcoming = s.enabled ? s.next_runs ?? [] : [];
@@ -658,7 +685,12 @@ export function createSchedulesPage(ctx) {
     body.time_zone = $("#sched-tz").value.trim() || "UTC";
     body.window = $("#sched-window").value;
     const emails = splitList($("#sched-emails").value);
-    if (emails.length) body.notify = { emails, on_empty: $("#sched-on-empty").checked };
+    const webhookUrl = $("#sched-webhook-url").value.trim();
+    if (emails.length || webhookUrl) {
+      body.notify = emails.length ? { emails, on_empty: $("#sched-on-empty").checked } : {};
+      // The server checks both: the URL (https, a public address) and that the secret is the caller's.
+      if (webhookUrl) body.notify.webhooks = [{ url: webhookUrl, secret_id: $("#sched-webhook-secret").value.trim() }];
+    }
     body.enabled = $("#sched-enabled").checked;
     return body;
   }
@@ -796,9 +828,53 @@ export function createSchedulesPage(ctx) {
     queuePreview();
   }
 
+  /** Hides (and empties) the box that shows a new secret. */
+  function hideSecret() {
+    state.secretSeq += 1; // a secret still being made is not shown after this (e.g. signed out)
+    $("#sched-webhook-secret-value").value = "";
+    $("#sched-webhook-reveal").hidden = true;
+  }
+
+  /**
+   * "New secret": `POST /api/webhook-secrets`; its id goes into the form, and its value is
+   * shown once, in a read-only box. The value is kept nowhere else (no storage, no log, no
+   * toast): the box is emptied at the next secret, and when the form is reset.
+   */
+  async function newWebhookSecret(event) {
+    const button = event.currentTarget;
+    const input = $("#sched-webhook-secret");
+    const errorBox = $("#sched-webhook-secret-error");
+    await withBusy(button, "Making...", async () => {
+      clearError(errorBox);
+      hideSecret();
+      const seq = state.secretSeq;
+      try {
+        const client = await getClient();
+        const made = await client.createWebhookSecret();
+        if (seq !== state.secretSeq) return;
+        input.value = made?.id ?? "";
+        const value = $("#sched-webhook-secret-value");
+        value.value = made?.secret ?? "";
+        $("#sched-webhook-reveal").hidden = false;
+        toastSuccess("Made a webhook secret: copy it now, it is shown only once");
+        value.focus();
+        value.select();
+      } catch (err) {
+        if (seq !== state.secretSeq) return;
+        const text = errorText(err, "Could not make a webhook secret");
+        errorBox.textContent = text;
+        errorBox.hidden = false;
+        errorBox.dataset.source = "submit";
+        toastError(text);
+      }
+    });
+    queuePreview();
+  }
+
   function resetForm() {
     const form = $("#schedule-form");
     form.reset();
+    hideSecret();
     $("#sched-kind").value = "leads";
     fillFormats();
     $("#sched-preset").value = DEFAULT_PRESET;
@@ -854,6 +930,8 @@ export function createSchedulesPage(ctx) {
       }
       queuePreview();
     });
+    $("#sched-webhook-new").addEventListener("click", newWebhookSecret);
+    $("#sched-webhook-secret-value").addEventListener("focus", (event) => event.target.select());
     $("#schedules tbody").addEventListener("click", onListClick);
     $("#schedules tbody").addEventListener("keydown", onListKey);
     $("#schedule-runs tbody").addEventListener("click", onRunsClick);

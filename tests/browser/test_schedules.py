@@ -14,10 +14,13 @@ import os
 import random
 import re
 import subprocess
+import threading
 import time
 import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from playwright.sync_api import expect
 
@@ -26,6 +29,10 @@ from conftest import api_json
 EXPORTCTL = os.environ.get("EXPORTCTL", "target/debug/exportctl")
 PREVIEW_ROUTE = re.compile(r"/api/schedules/preview$")
 SCHEDULES_POST = re.compile(r"/api/schedules$")
+SECRETS_POST = re.compile(r"/api/webhook-secrets$")
+# A loopback receiver the local stack lets through (local.env: WEBHOOK_ALLOW_LOOPBACK=true);
+# nothing listens on port 9, and nothing needs to for a schedule to be made.
+LOOPBACK_HOOK = "http://127.0.0.1:9/hook"
 LEADS_HEADER = b"Lead ID,"
 # The `email` claim of USER_TOKEN (scripts/browser-tests.sh), when `exportctl token` has --email.
 USER_EMAIL = os.environ.get("USER_EMAIL", "").strip()
@@ -412,3 +419,163 @@ def test_page_never_shows_the_token(console):
     page.locator("input#sched-cron").fill("nope")
     expect(page.locator("#sched-cron-error")).to_be_visible()
     assert token not in page.content()
+
+
+# --- webhooks (README "Webhooks") ------------------------------------------------------------
+
+
+def make_secret(page):
+    """Clicks "New secret"; the 201's body ({id, secret, ...})."""
+    with page.expect_response(lambda r: SECRETS_POST.search(urllib.parse.urlsplit(r.url).path)
+                              and r.request.method == "POST") as made:
+        page.locator("button#sched-webhook-new").click()
+    assert made.value.status == 201, made.value.text()
+    return made.value.json()
+
+
+def test_webhook_secret_is_shown_once_and_a_schedule_gets_the_webhook(console):
+    page = open_schedules(console)
+    token = console.tokens["user"]
+    reveal = page.locator("#sched-webhook-reveal")
+    expect(reveal).to_be_hidden()
+
+    # "New secret": its id fills the form; the whsec_ value is shown once, read-only.
+    secret = make_secret(page)
+    assert secret["secret"].startswith("whsec_"), secret
+    expect(page.locator("input#sched-webhook-secret")).to_have_value(secret["id"])
+    expect(reveal).to_be_visible()
+    expect(reveal).to_contain_text("shown only once")
+    value = page.locator("input#sched-webhook-secret-value")
+    expect(value).to_have_value(secret["secret"])
+    expect(value).to_have_attribute("readonly", "")
+    expect(console.toast("success", "shown only once")).to_be_visible()
+    # Kept nowhere but that box: not in storage, the console, a toast or the markup.
+    stored = page.evaluate("JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])")
+    assert secret["secret"] not in stored
+    assert not any(secret["secret"] in line for line in console.console_lines)
+    assert not any(secret["secret"] in t["text"] for t in console.toast_log())
+    assert secret["secret"] not in page.content()
+
+    # A schedule with the webhook: the preview accepts it, the request carries it.
+    name = unique("Hooked leads")
+    page.locator("input#sched-name").fill(name)
+    page.locator("input#sched-tz").fill("UTC")
+    page.locator("input#sched-webhook-url").fill(LOOPBACK_HOOK)
+    expect(page.locator("#schedule-preview-runs li")).to_have_count(5)
+    with page.expect_response(lambda r: SCHEDULES_POST.search(urllib.parse.urlsplit(r.url).path)
+                              and r.request.method == "POST") as created:
+        page.locator("button#sched-create").click()
+    assert created.value.status == 201, created.value.text()
+    assert created.value.request.post_data_json["notify"] == {
+        "webhooks": [{"url": LOOPBACK_HOOK, "secret_id": secret["id"]}],
+    }
+    schedule = created.value.json()
+    expect(console.toast("success", name)).to_be_visible()
+
+    # Shown in its row (the host) and in its details (the URL).
+    row = page.locator(f'table#schedules tr[data-schedule-id="{schedule["id"]}"]')
+    expect(row.locator("td.export .webhooks")).to_have_text("webhook 127.0.0.1:9")
+    row.locator("button.runs").click()
+    expect(page.locator("#schedule-details-webhooks")).to_contain_text(LOOPBACK_HOOK)
+    assert schedule_of(token, name)["notify"]["webhooks"] == [{"url": LOOPBACK_HOOK, "secret_id": secret["id"]}]
+    console.screenshot("console-schedule-webhook.png")
+
+    # Once: after a reload the box is empty and hidden (the id stays the API's to name).
+    page.reload()
+    console.open("schedules")
+    expect(reveal).to_be_hidden()
+    expect(value).to_have_value("")
+
+    assert api_json("DELETE", f"/api/schedules/{schedule['id']}", token)[0] == 204
+    assert api_json("DELETE", f"/api/webhook-secrets/{secret['id']}", token)[0] == 204
+
+
+def test_refused_webhook_url_and_unknown_secret_show_the_server_message(console):
+    page = open_schedules(console)
+    token = console.tokens["user"]
+    before = {s["id"] for s in api_json("GET", "/api/schedules", token)[1]["schedules"]}
+    page.locator("input#sched-name").fill(unique("Private hook"))
+    url_input = page.locator("input#sched-webhook-url")
+    url_error = page.locator("#sched-webhook-url-error")
+
+    # A private address: the server's 400, next to the URL.
+    url_input.fill("http://10.0.0.1/hook")
+    with page.expect_response(lambda r: SCHEDULES_POST.search(urllib.parse.urlsplit(r.url).path)
+                              and r.request.method == "POST") as created:
+        page.locator("button#sched-create").click()
+    assert created.value.status == 400, created.value.text()
+    message = created.value.json()["message"]
+    assert "notify.webhooks[0].url" in message, message
+    expect(url_error).to_be_visible()
+    expect(url_error).to_have_text(message)
+    expect(url_input).to_have_attribute("aria-invalid", "true")
+    expect(url_input).to_be_focused()
+    expect(console.toast("error", message)).to_be_visible()
+
+    # A secret id that is not one of the caller's: the server's 400, next to the secret.
+    url_input.fill(LOOPBACK_HOOK)
+    expect(url_error).to_be_hidden()
+    page.locator("input#sched-webhook-secret").fill("0" * 32)
+    with page.expect_response(lambda r: SCHEDULES_POST.search(urllib.parse.urlsplit(r.url).path)
+                              and r.request.method == "POST") as created:
+        page.locator("button#sched-create").click()
+    assert created.value.status == 400, created.value.text()
+    message = created.value.json()["message"]
+    assert "secret_id" in message, message
+    expect(page.locator("#sched-webhook-secret-error")).to_have_text(message)
+    expect(url_error).to_be_hidden()
+
+    after = {s["id"] for s in api_json("GET", "/api/schedules", token)[1]["schedules"]}
+    assert after == before, "a refused schedule was stored"
+
+
+@contextmanager
+def receiver():
+    """A webhook receiver on 127.0.0.1 (a free port) answering 200; yields its URL."""
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_exports_list_shows_each_webhook_delivery(console):
+    token = console.tokens["user"]
+    status, secret = api_json("POST", "/api/webhook-secrets", token)
+    assert status == 201, secret
+    with receiver() as url:
+        status, job = api_json("POST", "/api/exports", token, body={
+            "kind": "conversations", "format": "csv",
+            "notify": {"webhooks": [{"url": url, "secret_id": secret["id"]}]},
+        })
+        assert status == 202, job
+        deadline = time.monotonic() + 60
+        while True:
+            _, job = api_json("GET", f"/api/exports/{job['id']}", token)
+            if job["webhooks"] and job["webhooks"][0]["delivered"]:
+                break
+            assert time.monotonic() < deadline, f"the webhook was not delivered: {job}"
+            time.sleep(0.2)
+    host = urllib.parse.urlsplit(url).netloc
+
+    page = console.page
+    console.sign_in("user")
+    console.open("exports")
+    row = page.locator(f'table#jobs tr[data-job-id="{job["id"]}"]')
+    expect(row.locator("td.file .webhook-deliveries li")).to_have_text(
+        f"webhook {host}: delivered, 1 attempt, last 200")
+    expect(row.locator("td.file")).not_to_contain_text("/hook")  # the host only
+    assert api_json("DELETE", f"/api/webhook-secrets/{secret['id']}", token)[0] == 204
