@@ -378,7 +378,7 @@ pub mod parquet_type {
     pub const FLOAT: &str = "DOUBLE";
     pub const BOOL: &str = "BOOLEAN";
     pub const TIME: &str = "INT64 TIMESTAMP(MILLIS,UTC)";
-    /// A LIST<STRING>: its items are the leaf `<key>.list.element`.
+    /// A `LIST<STRING>`: its items are the leaf `<key>.list.element`.
     pub const LIST: &str = "LIST";
 }
 

@@ -10,7 +10,7 @@
 //! | Float | DOUBLE | |
 //! | Bool | BOOLEAN | |
 //! | Time | INT64 | TIMESTAMP(MILLIS, isAdjustedToUTC=true) |
-//! | List | BYTE_ARRAY in a 3-level LIST | LIST<STRING> |
+//! | List | BYTE_ARRAY in a 3-level LIST | `LIST<STRING>` |
 //!
 //! Every leaf is OPTIONAL (an absent value is null); a list's elements are REQUIRED. A
 //! dotted key nests like JSON's: consecutive `geo_data.*` columns form the REQUIRED
