@@ -103,6 +103,8 @@ fn stable(body: &[u8], content_type: &str) -> Value {
                             "request_id",
                             "links",
                             "location",
+                            // A new webhook secret: random, shown once.
+                            "secret",
                         ]
                         .contains(&key)
                 };
