@@ -56,6 +56,10 @@ pub enum ParquetCodec {
     Zstd,
 }
 
+fn closed() -> Error {
+    Error::internal("encoding error", "the parquet file is already closed")
+}
+
 fn parquet_error(e: ParquetError) -> Error {
     Error::internal("encoding error", e)
 }
@@ -387,23 +391,15 @@ impl ParquetEncoder {
         })
     }
 
-    fn writer(&mut self) -> Result<&mut SerializedFileWriter<SharedBuf>, Error> {
-        self.writer
-            .as_mut()
-            .ok_or_else(|| Error::internal("encoding error", "the parquet file is already closed"))
-    }
-
     /// Writes the buffered rows as a row group and hands its bytes to the output.
     fn flush_row_group(&mut self) -> Result<(), Error> {
         if self.rows == 0 {
             return Ok(());
         }
-        let writer = self
-            .writer
-            .as_mut()
-            .ok_or_else(|| Error::internal("encoding error", "the parquet file is already closed"))?;
+        let Self { writer, leaves, .. } = self;
+        let writer = writer.as_mut().ok_or_else(closed)?;
         let mut group = writer.next_row_group().map_err(parquet_error)?;
-        for leaf in &mut self.leaves {
+        for leaf in leaves.iter_mut() {
             let column = group
                 .next_column()
                 .map_err(parquet_error)?
@@ -412,9 +408,7 @@ impl ParquetEncoder {
         }
         group.close().map_err(parquet_error)?;
         // The file writer buffers its output (a BufWriter): let the group's last bytes out.
-        self.writer()?
-            .flush()
-            .map_err(|e| Error::internal("encoding error", e))?;
+        writer.flush().map_err(|e| Error::internal("encoding error", e))?;
         self.rows = 0;
         self.buffered = 0;
         Ok(())
@@ -435,10 +429,7 @@ impl Encoder for ParquetEncoder {
 
     fn finish(&mut self) -> Result<(), Error> {
         self.flush_row_group()?;
-        let mut writer = self
-            .writer
-            .take()
-            .ok_or_else(|| Error::internal("encoding error", "the parquet file is already closed"))?;
+        let mut writer = self.writer.take().ok_or_else(closed)?;
         writer.finish().map_err(parquet_error)?;
         Ok(())
     }

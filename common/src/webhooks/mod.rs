@@ -111,33 +111,30 @@ pub async fn deliver_for(ctx: &AppContext, job: &Job, recorder: &dyn Recorder) {
         return;
     }
     let mut hooks = job.webhooks.clone();
-    let skip = |hooks: &mut Vec<Webhook>, why: &str| {
+    let event = event_of(ctx, job);
+    let held_back = match &event {
+        None => Some("the job was cancelled"),
+        Some(_) => match crate::rights::still_granted(ctx, &job.owner, &job.owner_tenant).await {
+            Ok(true) => None,
+            Ok(false) => {
+                tracing::warn!(job_id = %job.id, "the owner's access changed: webhooks not sent");
+                Some("the owner's access changed")
+            }
+            Err(e) => {
+                tracing::error!(job_id = %job.id, error = %e.cause_chain(), "owner's rights not read: webhooks not sent");
+                Some("the owner's rights could not be read")
+            }
+        },
+    };
+    if let Some(why) = held_back {
         for h in hooks.iter_mut().filter(|h| !h.delivered) {
             h.last_status = Some(format!("skipped: {why}"));
         }
-    };
-    let Some(event) = event_of(ctx, job) else {
-        skip(&mut hooks, "the job was cancelled");
         recorder.record(&hooks).await;
         return;
-    };
-    match crate::rights::of(ctx, &job.owner).await {
-        Ok(rights) => {
-            let rights = rights.unwrap_or_else(|| crate::rights::Rights::assumed(&job.owner_tenant, job.created_at));
-            if !rights.grants(&job.owner_tenant) {
-                tracing::warn!(job_id = %job.id, "the owner's access changed: webhooks not sent");
-                skip(&mut hooks, "the owner's access changed");
-                recorder.record(&hooks).await;
-                return;
-            }
-        }
-        Err(e) => {
-            tracing::error!(job_id = %job.id, error = %e.cause_chain(), "owner's rights not read: webhooks not sent");
-            skip(&mut hooks, "the owner's rights could not be read");
-            recorder.record(&hooks).await;
-            return;
-        }
     }
+    // Held back above when there is none.
+    let Some(event) = event else { return };
     for n in 0..hooks.len() {
         if hooks[n].delivered {
             continue;
