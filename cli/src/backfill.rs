@@ -1,13 +1,13 @@
 //! `exportctl backfill` and `exportctl check-index`: the indexer's derivation over the
-//! items already in the data tables ([`common::backfill`]), with a progress bar on a
-//! terminal.
+//! items already in the data tables ([`common::backfill`]), with a bar per Scan
+//! segment on a terminal.
 
+use crate::progress::Bars;
 use common::{
     AppContext, Error,
     backfill::{self, Counts, Mode},
     index::Table,
 };
-use indicatif::{ProgressBar, ProgressStyle};
 
 /// The tables a run covers: the one named (logical name or real name), or all three.
 pub fn tables(ctx: &AppContext, table: Option<&str>) -> Result<Vec<(Table, String)>, Error> {
@@ -29,24 +29,19 @@ pub fn tables(ctx: &AppContext, table: Option<&str>) -> Result<Vec<(Table, Strin
         })
 }
 
-/// Runs `mode` over each table, one after another: one line per table on stderr
-/// when done, the counts as JSON on stdout.
+/// Runs `mode` over each table, one after another, with a bar per Scan segment on
+/// a terminal. Answers each table's counts.
 pub async fn run(
     ctx: &AppContext,
     table: Option<&str>,
     mode: Mode,
     segments: u32,
     rate: Option<f64>,
+    bars: &Bars,
 ) -> Result<Vec<(String, Counts)>, Error> {
     let mut out = Vec::new();
     for (kind, name) in tables(ctx, table)? {
-        let bar = ProgressBar::new_spinner();
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg}: {pos} items ({per_sec})")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        bar.set_message(name.clone());
-        let tick = |n: u64| bar.inc(n);
+        let parts = bars.parts(&name, segments.max(1), "items");
         let counts = backfill::run(
             &ctx.aws.dynamodb,
             kind,
@@ -58,29 +53,43 @@ pub async fn run(
                 rate,
                 page_items: None,
             },
-            &tick,
+            &parts,
         )
         .await?;
-        bar.finish_and_clear();
-        match mode {
-            Mode::Fix => eprintln!(
+        parts.finish();
+        out.push((name, counts));
+    }
+    Ok(out)
+}
+
+/// One line per table, for people.
+pub fn summary(mode: Mode, counts: &[(String, Counts)]) -> String {
+    counts
+        .iter()
+        .map(|(name, c)| match mode {
+            Mode::Fix => format!(
                 "{name}: {} items read, {} written, {} skipped (written meanwhile), {} failed{}",
-                counts.scanned,
-                counts.wrong,
-                counts.skipped,
-                counts.failed,
-                if counts.resumed_done > 0 {
-                    format!(", {} segments finished before", counts.resumed_done)
+                c.scanned,
+                c.wrong,
+                c.skipped,
+                c.failed,
+                if c.resumed_done > 0 {
+                    format!(", {} segments finished before", c.resumed_done)
                 } else {
                     String::new()
                 }
             ),
-            Mode::Check => eprintln!(
-                "{name}: {} items read, {} missing from or stale in an index, {} failed",
-                counts.scanned, counts.wrong, counts.failed
-            ),
-        }
-        out.push((name, counts));
-    }
-    Ok(out)
+            Mode::Check => {
+                let mut line = format!(
+                    "{name}: {} items read, {} missing from or stale in an index, {} failed",
+                    c.scanned, c.wrong, c.failed
+                );
+                if !c.keys.is_empty() {
+                    line.push_str(&format!("; keys: {}", c.keys.join(", ")));
+                }
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -19,6 +19,8 @@ use common::{
 use futures::{StreamExt, stream};
 use serde::Serialize;
 
+use crate::progress::{Bars, One};
+
 /// Records per batch, about one DynamoDB page.
 const BATCH: usize = 1000;
 
@@ -102,12 +104,22 @@ pub struct BenchStore {
     pub seed: u64,
 }
 
+/// Records the in-process sources have made in this process, for the progress bar.
+static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Records the in-process sources have made so far (every [`BenchStore`] of this
+/// process counts into it).
+pub fn records_made() -> u64 {
+    MADE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Batches of an iterator's items, made a page ahead on their own task as DynamoDB's
 /// pages are fetched and parsed in production (`reads::pages::read_ahead`).
 fn batches<T: Send + 'static>(mut items: impl Iterator<Item = T> + Send + 'static) -> Pages<T> {
     common::reads::pages::read_ahead(
         stream::iter(std::iter::from_fn(move || {
             let batch: Vec<T> = items.by_ref().take(BATCH).collect();
+            MADE.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
             (!batch.is_empty()).then_some(Ok::<_, Error>(batch))
         }))
         .boxed(),
@@ -406,6 +418,24 @@ pub async fn run(
     })
 }
 
+impl Report {
+    /// One line for people.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} {} -> {}: {} rows, {:.1} MB in {:.2} s: {:.0} rows/s, {:.1} MB/s, peak RSS {:.1} MB",
+            self.export,
+            self.format,
+            self.sink,
+            self.rows,
+            self.bytes as f64 / 1e6,
+            self.seconds,
+            self.rows_per_sec,
+            self.mb_per_sec,
+            self.peak_rss_mb
+        )
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct EndToEndReport {
     pub export: &'static str,
@@ -422,6 +452,23 @@ pub struct EndToEndReport {
 }
 
 impl EndToEndReport {
+    /// One line for people.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} {} ({}): {} rows, {:.1} MB in {:.2} s: {:.0} rows/s, {:.2} s CPU ({:.1} us/row), peak RSS {:.1} MB",
+            self.export,
+            self.format,
+            self.path,
+            self.rows,
+            self.bytes as f64 / 1e6,
+            self.seconds,
+            self.rows_per_sec,
+            self.cpu_seconds,
+            self.cpu_us_per_row,
+            self.peak_rss_mb
+        )
+    }
+
     /// The report of `rows` exported in `seconds` wall time and `cpu` seconds of CPU.
     fn new(
         export: &'static str,
@@ -515,6 +562,7 @@ pub async fn end_to_end(
     format: BenchFormat,
     rows: usize,
     read_only: bool,
+    bars: &Bars,
 ) -> Result<EndToEndReport, Error> {
     let mut config = (*ctx.config).clone();
     let t = &mut config.tables;
@@ -542,21 +590,24 @@ pub async fn end_to_end(
         }
     };
     if count_items(&ctx, table).await? != rows as u64 {
-        eprintln!("loading {rows} records into {table} (once)");
+        bars.note(&format!("loading {rows} records into {table} (once)"));
+        let loading = One(bars.counter("loading", Some(rows as u64), "records"));
         let mut chunk = Vec::with_capacity(5000);
         for r in records {
             chunk.push(r);
             if chunk.len() == 5000 {
-                common::load::write_records(
+                common::load::write_records_watched(
                     &ctx.aws.dynamodb,
                     &ctx.config.tables,
                     std::mem::take(&mut chunk),
                     Utc::now(),
+                    &loading,
                 )
                 .await?;
             }
         }
-        common::load::write_records(&ctx.aws.dynamodb, &ctx.config.tables, chunk, Utc::now()).await?;
+        common::load::write_records_watched(&ctx.aws.dynamodb, &ctx.config.tables, chunk, Utc::now(), &loading).await?;
+        loading.0.finish();
     }
     if read_only {
         return read_only_report(&ctx, which, rows).await;
@@ -618,10 +669,27 @@ pub async fn end_to_end(
         .as_str()
         .ok_or_else(|| Error::internal("bench error", format!("no job: {answer}")))?
         .to_string();
-    common::jobs::worker::process(&ctx, &id).await?;
+    let exporting = bars.counter("exporting", Some(rows as u64), "rows");
+    let watch = {
+        // The job's own progress (rows_done, written every JOB_PROGRESS_SECONDS).
+        let (ctx, id, bar) = (ctx.clone(), id.clone(), exporting.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                if let Ok(Some(job)) = common::jobs::store::JobStore::of(&ctx).get(&id).await {
+                    bar.set_position(job.rows_done);
+                }
+            }
+        })
+    };
+    let processed = common::jobs::worker::process(&ctx, &id).await;
+    watch.abort();
+    processed?;
     let seconds = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_before;
     let done = finished_job(&ctx, &id).await?;
+    exporting.set_position(done.rows.unwrap_or(0));
+    exporting.finish();
     Ok(EndToEndReport::new(
         kind,
         format_name,

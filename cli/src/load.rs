@@ -27,12 +27,18 @@ pub struct Loaded {
 /// refuse or change (numbers out of its range, keys or items over its sizes,
 /// timestamps outside the years 0000-9999) is a problem of its line.
 pub fn parse(reader: impl BufRead, path: &str) -> Result<Loaded, LoadError> {
+    parse_watched(reader, path, |_| {})
+}
+
+/// [`parse`], calling `on_line` with each line's number as it is read.
+pub fn parse_watched(reader: impl BufRead, path: &str, mut on_line: impl FnMut(usize)) -> Result<Loaded, LoadError> {
     let mut records = Vec::new();
     let mut notes = Vec::new();
     let mut problems = Vec::new();
     let mut seen = HashSet::new();
     for (i, line) in reader.lines().enumerate() {
         let n = i + 1;
+        on_line(n);
         let line = line.map_err(|source| LoadError::Io {
             path: path.to_string(),
             source,

@@ -1,9 +1,11 @@
 //! exportctl: create tables, seed and load data, mint tokens, serve the API locally,
-//! benchmark the engine. Configuration comes from the environment (local.env).
+//! benchmark the engine, run exports at scale and keep the indexes. The commands are
+//! declared in `args.rs`; this file runs them. stdout carries only each command's
+//! result (`output.rs`); everything else goes to stderr.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser as _};
 use common::backfill::Mode;
 use common::{
     AppContext,
@@ -11,220 +13,52 @@ use common::{
     config::Config,
     schema, synth,
 };
-
-#[derive(Parser)]
-#[command(name = "exportctl", version, about = "chat-export local and operations tool")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Create the tables (with their indexes), the export bucket and the jobs queue
-    /// (with its dead-letter queue); idempotent.
-    Setup,
-    /// Write deterministic synthetic data for all three exports.
-    Seed {
-        #[arg(long, default_value_t = 200)]
-        sessions: usize,
-        #[arg(long, default_value_t = 500)]
-        leads: usize,
-        #[arg(long, default_value_t = 1000)]
-        chats: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
-    /// Load records from a JSON Lines file (docs/load-format.md); validates the whole file first.
-    Load { file: PathBuf },
-    /// Give the items already in the data tables the derived key attributes the
-    /// exports read by (the indexer's derivation; docs/data-model.md). Resumable (a
-    /// checkpoint per segment in the jobs table), idempotent, paced by consumed
-    /// capacity. Prints the counts as JSON.
-    Backfill {
-        /// session_messages, leads or chat_messages (or a real table name); all three
-        /// when absent.
-        #[arg(long)]
-        table: Option<String>,
-        /// Parallel Scan segments.
-        #[arg(long, default_value_t = 4)]
-        segments: u32,
-        /// At most this many capacity units per second (reads and writes); unpaced
-        /// when absent.
-        #[arg(long)]
-        rate: Option<f64>,
-    },
-    /// Count the items missing from, or stale in, each derived index (a Scan that
-    /// compares each item's derived attributes with the derivation). Exits 1 when
-    /// any are found, and prints the counts (with up to 20 keys) as JSON.
-    CheckIndex {
-        /// session_messages, leads or chat_messages (or a real table name); all three
-        /// when absent.
-        #[arg(long)]
-        table: Option<String>,
-        #[arg(long, default_value_t = 4)]
-        segments: u32,
-    },
-    /// Mint a JWT signed with JWT_SECRET, for local use.
-    Token {
-        #[arg(long, value_enum)]
-        role: RoleArg,
-        #[arg(long)]
-        sub: String,
-        #[arg(long)]
-        client_id: Option<String>,
-        #[arg(long)]
-        company_id: Option<String>,
-        /// The `email` claim: where this user may have exports emailed.
-        #[arg(long)]
-        email: Option<String>,
-        /// Lifetime in seconds.
-        #[arg(long, default_value_t = 3600)]
-        ttl: u64,
-    },
-    /// Serve the API locally, running the same handlers as the Lambda functions, and
-    /// the export worker on the local jobs queue.
-    Serve {
-        #[arg(long, env = "API_PORT", default_value_t = 3000)]
-        port: u16,
-        /// Do not run the worker (jobs stay queued until `exportctl worker` runs).
-        #[arg(long)]
-        no_worker: bool,
-        /// Run the scheduler's tick this often (0: never; `exportctl schedules tick`
-        /// runs one).
-        #[arg(long, env = "SCHEDULER_TICK_SECONDS", default_value_t = 5)]
-        tick_seconds: u64,
-        /// Follow the DynamoDB Streams of the session-messages, leads and chat-messages
-        /// tables (turning them on if off) and give each batch to the indexer, as the
-        /// event source mapping does deployed. Needs a DynamoDB with streams: locally,
-        /// point AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_DYNAMODB_STREAMS at
-        /// STREAMS_ENDPOINT (moto_server); dynalite has none.
-        #[arg(long)]
-        streams: bool,
-    },
-    /// Run the export worker alone: consume the jobs queue and run each job, as the
-    /// worker Lambda does.
-    Worker,
-    /// Scheduled exports (docs/schedules.md).
-    Schedules {
-        #[command(subcommand)]
-        command: SchedulesCommand,
-    },
-    /// Benchmark the export engine with an in-process source (run in release).
-    Bench {
-        #[arg(long, value_enum, default_value = "sessions")]
-        export: exportctl::bench::BenchExport,
-        #[arg(long, value_enum, default_value = "csv")]
-        format: exportctl::bench::BenchFormat,
-        #[arg(long, default_value_t = 1_000_000)]
-        rows: usize,
-        #[arg(long, value_enum, default_value = "null")]
-        sink: exportctl::bench::SinkKind,
-        /// The export's `compression` option: gzip or zip around the file, or a Parquet
-        /// file's codec (snappy, zstd). Default: the format's (none; zstd for parquet).
-        #[arg(long, value_enum)]
-        compression: Option<exportctl::bench::BenchCompression>,
-    },
-    /// Write a table in DynamoDB's export-to-S3 format (what ExportTableToPointInTime
-    /// writes: manifests and gzip'd DynamoDB JSON data files) under
-    /// s3://BUCKET/PREFIX/AWSDynamoDB/<id>/, from parallel Scan segments. Prints the
-    /// manifest summary's s3:// URL (what `exportctl convert --manifest` takes).
-    NativeExport {
-        /// A logical name (leads, chat_messages, sessions, ...) or a real table name.
-        #[arg(long)]
-        table: String,
-        #[arg(long, env = "EXPORT_BUCKET")]
-        bucket: String,
-        #[arg(long, default_value = "dynamodb-exports")]
-        prefix: String,
-        /// Items per data file at most.
-        #[arg(long, default_value_t = 100_000)]
-        items_per_file: u64,
-        /// Parallel Scan segments (each writes its own data files).
-        #[arg(long, default_value_t = 4)]
-        segments: u32,
-    },
-    /// Run an export at scale from a DynamoDB export (README, "Exports at scale"), as
-    /// the state machine does in AWS: start the job, convert every data file
-    /// (concurrently, in-process: the functions the export-scale Lambda calls) and
-    /// assemble the parts into one file. Prints the finished job as JSON.
-    Convert {
-        /// s3://bucket/.../manifest-summary.json
-        #[arg(long)]
-        manifest: String,
-        /// leads or chats.
-        #[arg(long)]
-        kind: String,
-        /// leads: csv, json, xlsx; chats: csv.
-        #[arg(long)]
-        format: Option<String>,
-        /// Names the export: its job's owner is operator-<name>.
-        #[arg(long, default_value = "local")]
-        name: String,
-        /// An export parameter, as the kind's route takes it (repeatable): --param companyId=comp-acme
-        #[arg(long = "param", value_name = "KEY=VALUE")]
-        param: Vec<String>,
-        /// The export parameters as a JSON object (what a job request's `params` holds).
-        #[arg(long = "params", value_name = "JSON")]
-        params: Option<String>,
-        /// Data files converted at once.
-        #[arg(long, default_value_t = 4)]
-        concurrency: usize,
-    },
-    /// Export `--rows` records loaded into the local stack (bench tables, loaded
-    /// once) as a job: through the job API's handler and the worker, against the
-    /// DynamoDB and S3 emulators. Reports wall time and this process's CPU per row.
-    BenchE2e {
-        #[arg(long, value_enum, default_value = "chats")]
-        export: exportctl::bench::BenchExport,
-        #[arg(long, value_enum, default_value = "json")]
-        format: exportctl::bench::BenchFormat,
-        #[arg(long, default_value_t = 100_000)]
-        rows: usize,
-        /// Only read the records (fetch and decode the pages, then drop them): the
-        /// read side's share of the CPU per row.
-        #[arg(long)]
-        read_only: bool,
-    },
-}
-
-#[derive(Subcommand)]
-enum SchedulesCommand {
-    /// Run one scheduler tick, as the scheduler Lambda does every minute: start the
-    /// runs due at `--at` (default now) as export jobs. Prints what it did as JSON.
-    Tick {
-        /// The instant to tick at (RFC 3339), to drive time deterministically.
-        #[arg(long)]
-        at: Option<String>,
-    },
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum RoleArg {
-    Admin,
-    User,
-}
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use exportctl::{
+    args::{Cli, Command, RoleArg, SchedulesCommand},
+    output::{self, Done, Failure, Report},
+    progress::{Bars, One},
+};
+use serde_json::json;
 
 /// mimalloc instead of glibc's malloc: the engine allocates per cell, and glibc's
-/// malloc and free were about a quarter of a CSV or JSON export's time (README,
-/// Performance).
+/// malloc and free were about a quarter of a CSV or JSON export's time
+/// (docs/performance.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     common::alloc::tune();
-    let cli = Cli::parse();
-    common::logging::init_stderr();
-    match run(cli.command).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("exportctl: {e}");
-            ExitCode::FAILURE
-        }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    // Metric lines are for Lambda's stdout; here stdout is the result's.
+    common::metrics::to_stderr();
+    let bars = Bars::new(cli.quiet);
+    common::logging::init_stderr(if cli.quiet { "warn" } else { "info" });
+    let result = run(cli.command, &bars, cli.json).await;
+    output::finish(result, cli.json)
+}
+
+/// clap's answer to bad arguments: exit 2, and with `--json` the error as the one
+/// document on stdout. `--help` and `--version` print and exit 0 as usual.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    {
+        let _ = e.print();
+        return ExitCode::from(if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            2
+        } else {
+            0
+        });
     }
+    let json = std::env::args().skip(1).any(|a| a == "--json");
+    let rendered = e.render().to_string();
+    let message = rendered.strip_prefix("error: ").unwrap_or(&rendered).to_string();
+    output::fail(&Failure::Usage(message), json)
 }
 
 /// Turns true at SIGTERM or Ctrl-C: the worker stops receiving (its receive in
@@ -252,25 +86,47 @@ fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
 }
 
 /// The export worker on the jobs queue and the sweeper beside it, until `stop`; the
-/// returned future ends when both have stopped.
-fn spawn_worker(ctx: &AppContext, stop: &tokio::sync::watch::Receiver<bool>) -> impl Future<Output = ()> + use<> {
+/// returned future ends when both have stopped. Answers what it runs, as a result.
+fn spawn_worker(
+    ctx: &AppContext,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> (Report, impl Future<Output = ()> + use<>) {
     let every = common::jobs::sweep::local_interval(ctx.config.jobs.requeue_secs);
-    println!(
-        "export worker polling {}; sweeping every {} s (jobs queued over {} s are sent again)",
-        ctx.config.jobs.queue_url,
-        every.as_secs(),
-        ctx.config.jobs.requeue_secs
+    let queue = &ctx.config.jobs.queue_url;
+    let report = Report::new(
+        json!({
+            "queue_url": queue,
+            "sweep_seconds": every.as_secs(),
+            "requeue_seconds": ctx.config.jobs.requeue_secs,
+        }),
+        format!(
+            "export worker polling {queue}; sweeping every {} s (jobs queued over {} s are sent again)",
+            every.as_secs(),
+            ctx.config.jobs.requeue_secs
+        ),
     );
     let poller = tokio::spawn(common::jobs::queue::poll(ctx.clone(), stop.clone()));
     let sweeper = tokio::spawn(common::jobs::sweep::sweep_every(ctx.clone(), every, stop.clone()));
-    async move {
+    (report, async move {
         let _ = poller.await;
         let _ = sweeper.await;
+    })
+}
+
+/// Prints a long-running command's result now, when it is ready (it then runs until
+/// stopped): one JSON document with `--json`.
+fn print_now(report: &Report, json: bool) {
+    if json {
+        output::print_json(&report.json);
+    } else {
+        println!("{}", report.human);
     }
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
 }
 
 /// The counts of a backfill or check, by table, as one JSON object.
-fn report(counts: &[(String, common::backfill::Counts)]) -> serde_json::Value {
+fn counts_json(counts: &[(String, common::backfill::Counts)]) -> serde_json::Value {
     counts
         .iter()
         .map(|(table, c)| (table.clone(), serde_json::to_value(c).unwrap_or_default()))
@@ -278,20 +134,43 @@ fn report(counts: &[(String, common::backfill::Counts)]) -> serde_json::Value {
         .into()
 }
 
-fn explain(e: common::Error) -> BoxError {
-    e.cause_chain().into()
+async fn context() -> Result<AppContext, Failure> {
+    Ok(AppContext::from_env().await?)
 }
 
-async fn run(command: Command) -> Result<(), BoxError> {
-    match command {
+/// Writes records in chunks, so that millions of them stay in bounded memory.
+async fn write_all(
+    ctx: &AppContext,
+    records: impl Iterator<Item = common::load::Record>,
+    progress: &dyn common::progress::Progress,
+) -> Result<usize, Failure> {
+    let mut total = 0;
+    let mut chunk = Vec::with_capacity(5000);
+    for record in records {
+        chunk.push(record);
+        if chunk.len() == 5000 {
+            total += common::load::write_records_watched(
+                &ctx.aws.dynamodb,
+                &ctx.config.tables,
+                std::mem::take(&mut chunk),
+                ctx.clock.now(),
+                progress,
+            )
+            .await?;
+        }
+    }
+    total +=
+        common::load::write_records_watched(&ctx.aws.dynamodb, &ctx.config.tables, chunk, ctx.clock.now(), progress)
+            .await?;
+    Ok(total)
+}
+
+async fn run(command: Command, bars: &Bars, json: bool) -> Result<Done, Failure> {
+    let report = match command {
         Command::Setup => {
-            let ctx = AppContext::from_env().await?;
-            let created = schema::create_tables(&ctx.aws.dynamodb, &ctx.config.tables)
-                .await
-                .map_err(explain)?;
-            let bucket = schema::create_bucket(&ctx.aws.s3, &ctx.config.delivery.bucket)
-                .await
-                .map_err(explain)?;
+            let ctx = context().await?;
+            let created = schema::create_tables(&ctx.aws.dynamodb, &ctx.config.tables).await?;
+            let bucket = schema::create_bucket(&ctx.aws.s3, &ctx.config.delivery.bucket).await?;
             let visibility: u64 = std::env::var("SQS_VISIBILITY_SECONDS")
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -302,11 +181,9 @@ async fn run(command: Command) -> Result<(), BoxError> {
                 visibility,
                 ctx.config.jobs.max_attempts,
             )
-            .await
-            .map_err(explain)?;
-            println!("jobs queue ready: {queue}");
-            println!(
-                "tables ready ({} created{}), bucket {} {}",
+            .await?;
+            let human = format!(
+                "jobs queue ready: {queue}\ntables ready ({} created{}), bucket {} {}",
                 created.len(),
                 if created.is_empty() {
                     String::new()
@@ -316,6 +193,15 @@ async fn run(command: Command) -> Result<(), BoxError> {
                 ctx.config.delivery.bucket,
                 if bucket { "created" } else { "already there" }
             );
+            Report::new(
+                json!({
+                    "tables_created": created,
+                    "bucket": ctx.config.delivery.bucket,
+                    "bucket_created": bucket,
+                    "queue_url": queue,
+                }),
+                human,
+            )
         }
         Command::Seed {
             sessions,
@@ -323,69 +209,68 @@ async fn run(command: Command) -> Result<(), BoxError> {
             chats,
             seed,
         } => {
-            let ctx = AppContext::from_env().await?;
-            let mut total = 0;
-            // Written in chunks so seeding millions of records stays in bounded memory.
+            let ctx = context().await?;
+            let written = One(bars.counter("seed", None, "records"));
             let all = synth::sessions(seed, sessions)
                 .chain(synth::leads(seed, leads))
                 .chain(synth::chat_messages(seed, chats));
-            let mut chunk = Vec::with_capacity(5000);
-            for record in all {
-                chunk.push(record);
-                if chunk.len() == 5000 {
-                    total += common::load::write_records(
-                        &ctx.aws.dynamodb,
-                        &ctx.config.tables,
-                        std::mem::take(&mut chunk),
-                        ctx.clock.now(),
-                    )
-                    .await
-                    .map_err(explain)?;
-                }
-            }
-            total += common::load::write_records(&ctx.aws.dynamodb, &ctx.config.tables, chunk, ctx.clock.now())
-                .await
-                .map_err(explain)?;
-            println!(
-                "seeded {total} records ({sessions} sessions with messages, {leads} leads, {chats} chat messages; seed {seed})"
-            );
+            let total = write_all(&ctx, all, &written).await?;
+            written.0.finish();
+            Report::new(
+                json!({"records": total, "sessions": sessions, "leads": leads, "chat_messages": chats, "seed": seed}),
+                format!(
+                    "seeded {total} records ({sessions} sessions with messages, {leads} leads, {chats} chat messages; seed {seed})"
+                ),
+            )
         }
         Command::Load { file } => {
             let path = file.display().to_string();
-            let reader =
-                std::io::BufReader::new(std::fs::File::open(&file).map_err(|e| format!("could not open {path}: {e}"))?);
-            let loaded = exportctl::load::parse(reader, &path)?;
+            let opened =
+                std::fs::File::open(&file).map_err(|e| Failure::Usage(format!("could not open {path}: {e}")))?;
+            let size = opened.metadata().map(|m| m.len()).unwrap_or(0);
+            let reading = bars.bytes("reading", size);
+            let reader = std::io::BufReader::new(reading.wrap_read(opened));
+            let loaded = exportctl::load::parse_watched(reader, &path, |line| {
+                if line % 1024 == 0 {
+                    reading.set_message(format!("{line} lines"));
+                }
+            })?;
+            reading.set_message(format!("{} records", loaded.records.len()));
+            reading.finish();
             for note in loaded.notes.iter().take(20) {
-                eprintln!("note: {note}");
+                bars.note(&format!("note: {note}"));
             }
             if loaded.notes.len() > 20 {
-                eprintln!("note: ... and {} more", loaded.notes.len() - 20);
+                bars.note(&format!("note: ... and {} more", loaded.notes.len() - 20));
             }
-            let ctx = AppContext::from_env().await?;
-            let n = common::load::write_records(&ctx.aws.dynamodb, &ctx.config.tables, loaded.records, ctx.clock.now())
-                .await
-                .map_err(explain)?;
-            println!("loaded {n} records from {path}");
+            let ctx = context().await?;
+            let written = One(bars.counter("writing", Some(loaded.records.len() as u64), "items"));
+            let notes = loaded.notes.len();
+            let n = common::load::write_records_watched(
+                &ctx.aws.dynamodb,
+                &ctx.config.tables,
+                loaded.records,
+                ctx.clock.now(),
+                &written,
+            )
+            .await?;
+            written.0.finish();
+            Report::new(
+                json!({"records": n, "file": path, "notes": notes}),
+                format!("loaded {n} records from {path}"),
+            )
         }
         Command::Backfill { table, segments, rate } => {
-            let ctx = AppContext::from_env().await?;
-            let counts = exportctl::backfill::run(&ctx, table.as_deref(), Mode::Fix, segments, rate)
-                .await
-                .map_err(explain)?;
-            println!("{}", serde_json::to_string(&report(&counts))?);
+            let ctx = context().await?;
+            let counts = exportctl::backfill::run(&ctx, table.as_deref(), Mode::Fix, segments, rate, bars).await?;
+            Report::new(counts_json(&counts), exportctl::backfill::summary(Mode::Fix, &counts))
         }
         Command::CheckIndex { table, segments } => {
-            let ctx = AppContext::from_env().await?;
-            let counts = exportctl::backfill::run(&ctx, table.as_deref(), Mode::Check, segments, None)
-                .await
-                .map_err(explain)?;
-            println!("{}", serde_json::to_string(&report(&counts))?);
-            if counts.iter().any(|(_, c)| c.wrong > 0 || c.failed > 0) {
-                // A finding, not a failure of the command: exit 1 (2 is left to usage).
-                use std::io::Write as _;
-                let _ = std::io::stdout().flush();
-                std::process::exit(1);
-            }
+            let ctx = context().await?;
+            let counts = exportctl::backfill::run(&ctx, table.as_deref(), Mode::Check, segments, None, bars).await?;
+            // A finding, not a failure of the command: exit 1 (2 is left to usage).
+            let found = counts.iter().any(|(_, c)| c.wrong > 0 || c.failed > 0);
+            Report::new(counts_json(&counts), exportctl::backfill::summary(Mode::Check, &counts)).finding(found)
         }
         Command::Token {
             role,
@@ -412,7 +297,15 @@ async fn run(command: Command) -> Result<(), BoxError> {
                 iss: config.jwt.issuer.clone(),
                 aud: config.jwt.audience.clone(),
             };
-            println!("{}", auth::mint(&config.jwt, &claims));
+            let token = auth::mint(&config.jwt, &claims);
+            let expires_at = i64::try_from(claims.exp)
+                .ok()
+                .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+                .map(|t| common::timefmt::format(&t));
+            Report::new(
+                json!({"token": token, "expires_at": expires_at, "claims": claims}),
+                token,
+            )
         }
         Command::Serve {
             port,
@@ -420,32 +313,126 @@ async fn run(command: Command) -> Result<(), BoxError> {
             tick_seconds,
             streams,
         } => {
-            let ctx = AppContext::from_env().await?;
+            let ctx = context().await?;
             let stop = stop_on_signal();
             if streams {
                 exportctl::streams::enable_streams(&ctx).await?;
                 let follower = exportctl::streams::Follower::from_env(&ctx).await;
                 tokio::spawn(exportctl::streams::follow(follower, std::time::Duration::from_secs(1)));
-                println!("following the streams of the indexed tables every second");
+                bars.note("following the streams of the indexed tables every second");
             }
             let worker = (!no_worker).then(|| spawn_worker(&ctx, &stop));
+            if let Some((report, _)) = &worker {
+                bars.note(&report.human);
+            }
             if tick_seconds > 0 {
                 tokio::spawn(exportctl::serve::tick_every(ctx.clone(), tick_seconds));
-                println!("scheduler ticking every {tick_seconds} s");
+                bars.note(&format!("scheduler ticking every {tick_seconds} s"));
             }
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-            println!("serving on http://127.0.0.1:{port}");
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .map_err(|e| Failure::Usage(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
+            let url = format!("http://127.0.0.1:{port}");
+            let mut human = format!("serving on {url}");
             for (method, path) in exportctl::serve::ROUTES {
-                println!("  {method} {path}");
+                human.push_str(&format!("\n  {method} {path}"));
             }
+            let routes: Vec<String> = exportctl::serve::ROUTES
+                .iter()
+                .map(|(method, path)| format!("{method} {path}"))
+                .collect();
+            print_now(
+                &Report::new(
+                    json!({
+                        "url": url,
+                        "routes": routes,
+                        "worker": !no_worker,
+                        "tick_seconds": tick_seconds,
+                        "streams": streams,
+                    }),
+                    human,
+                ),
+                json,
+            );
             let mut stopped = stop.clone();
             tokio::select! {
-                served = exportctl::serve::serve(ctx, listener) => served?,
+                served = exportctl::serve::serve(ctx, listener) => served.map_err(|e| Failure::Failed(e.to_string()))?,
                 _ = stopped.wait_for(|s| *s) => {}
             }
-            if let Some(worker) = worker {
+            if let Some((_, worker)) = worker {
                 worker.await;
             }
+            return Ok(Done::Printed);
+        }
+        Command::Worker => {
+            let ctx = context().await?;
+            let stop = stop_on_signal();
+            let (report, worker) = spawn_worker(&ctx, &stop);
+            print_now(&report, json);
+            worker.await;
+            return Ok(Done::Printed);
+        }
+        Command::Schedules {
+            command: SchedulesCommand::Tick { at },
+        } => {
+            let ctx = context().await?;
+            let at = match at {
+                None => ctx.clock.now(),
+                Some(t) => common::timefmt::parse_rfc3339(&t)
+                    .ok_or_else(|| Failure::Usage(format!("--at must be an RFC 3339 time, got '{t}'")))?,
+            };
+            let report = common::schedules::tick::tick(&ctx, at).await;
+            if report.failed > 0 {
+                bars.note(&format!(
+                    "{} schedule(s) could not be handled; see the log",
+                    report.failed
+                ));
+            }
+            let human = format!(
+                "tick at {}: {} due, {} job(s) started{}, {} skipped (window exported before), {} paused, {} failed",
+                report.at,
+                report.due,
+                report.created.len(),
+                if report.created.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", report.created.join(", "))
+                },
+                report.skipped,
+                report.paused,
+                report.failed
+            );
+            let failed = report.failed > 0;
+            Report::new(&report, human).finding(failed)
+        }
+        Command::Bench {
+            export,
+            format,
+            rows,
+            sink,
+            compression,
+        } => {
+            let ctx = match sink {
+                exportctl::bench::SinkKind::S3 | exportctl::bench::SinkKind::Job => Some(context().await?),
+                exportctl::bench::SinkKind::Null => None,
+            };
+            let bar = bars.counter("bench", Some(rows as u64), "records");
+            let ticker = {
+                let bar = bar.clone();
+                let base = exportctl::bench::records_made();
+                tokio::spawn(async move {
+                    loop {
+                        bar.set_position(exportctl::bench::records_made() - base);
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                })
+            };
+            let report = exportctl::bench::run(export, format, rows, sink, compression, ctx.as_ref()).await;
+            ticker.abort();
+            let report = report?;
+            bar.set_position(report.rows);
+            bar.finish();
+            Report::new(&report, report.summary())
         }
         Command::BenchE2e {
             export,
@@ -453,11 +440,9 @@ async fn run(command: Command) -> Result<(), BoxError> {
             rows,
             read_only,
         } => {
-            let ctx = AppContext::from_env().await?;
-            let report = exportctl::bench::end_to_end(&ctx, export, format, rows, read_only)
-                .await
-                .map_err(explain)?;
-            println!("{}", serde_json::to_string(&report)?);
+            let ctx = context().await?;
+            let report = exportctl::bench::end_to_end(&ctx, export, format, rows, read_only, bars).await?;
+            Report::new(&report, report.summary())
         }
         Command::NativeExport {
             table,
@@ -466,15 +451,22 @@ async fn run(command: Command) -> Result<(), BoxError> {
             items_per_file,
             segments,
         } => {
-            let ctx = AppContext::from_env().await?;
-            let written = exportctl::scale::native_export(&ctx, &table, &bucket, &prefix, items_per_file, segments)
-                .await
-                .map_err(explain)?;
-            eprintln!(
+            let ctx = context().await?;
+            let written =
+                exportctl::scale::native_export(&ctx, &table, &bucket, &prefix, items_per_file, segments, bars).await?;
+            bars.note(&format!(
                 "exported {} items into {} data files (export {})",
                 written.items, written.files, written.export_id
-            );
-            println!("{}", written.manifest);
+            ));
+            Report::new(
+                json!({
+                    "manifest": written.manifest,
+                    "export_id": written.export_id,
+                    "items": written.items,
+                    "files": written.files,
+                }),
+                written.manifest.clone(),
+            )
         }
         Command::Convert {
             manifest,
@@ -485,8 +477,8 @@ async fn run(command: Command) -> Result<(), BoxError> {
             params,
             concurrency,
         } => {
-            let ctx = AppContext::from_env().await?;
-            let params = exportctl::scale::export_params(params.as_deref(), &param)?;
+            let ctx = context().await?;
+            let params = exportctl::scale::export_params(params.as_deref(), &param).map_err(Failure::Usage)?;
             let job = exportctl::scale::convert(
                 &ctx,
                 exportctl::scale::Conversion {
@@ -498,46 +490,33 @@ async fn run(command: Command) -> Result<(), BoxError> {
                     concurrency,
                     tuning: common::scale::Tuning::default(),
                 },
+                bars,
             )
-            .await
-            .map_err(explain)?;
-            println!("{}", serde_json::to_string(&job)?);
+            .await?;
+            let human = format!(
+                "job {} {}: {} rows, {} bytes in {:.2} s ({} rows/s) from {} data files\nfile {} at s3://{}/{}",
+                job["job_id"].as_str().unwrap_or_default(),
+                job["status"].as_str().unwrap_or_default(),
+                job["rows"],
+                job["bytes"],
+                job["seconds"].as_f64().unwrap_or_default(),
+                job["rows_per_second"],
+                job["files"],
+                job["file_name"].as_str().unwrap_or_default(),
+                ctx.config.delivery.bucket,
+                job["s3_key"].as_str().unwrap_or_default(),
+            );
+            Report::new(job, human)
         }
-        Command::Schedules {
-            command: SchedulesCommand::Tick { at },
-        } => {
-            let ctx = AppContext::from_env().await?;
-            let at = match at {
-                None => ctx.clock.now(),
-                Some(t) => common::timefmt::parse_rfc3339(&t).ok_or("--at must be an RFC 3339 time")?,
-            };
-            let report = common::schedules::tick::tick(&ctx, at).await;
-            println!("{}", serde_json::to_string(&report)?);
-            if report.failed > 0 {
-                return Err(format!("{} schedule(s) could not be handled; see the log", report.failed).into());
+        Command::Completions { shell } => {
+            if json {
+                return Err(Failure::Usage(
+                    "completions prints a shell script; --json does not apply to it".into(),
+                ));
             }
+            clap_complete::generate(shell, &mut Cli::command(), "exportctl", &mut std::io::stdout());
+            return Ok(Done::Printed);
         }
-        Command::Worker => {
-            let ctx = AppContext::from_env().await?;
-            let stop = stop_on_signal();
-            spawn_worker(&ctx, &stop).await;
-        }
-        Command::Bench {
-            export,
-            format,
-            rows,
-            sink,
-            compression,
-        } => {
-            let ctx = match sink {
-                exportctl::bench::SinkKind::S3 | exportctl::bench::SinkKind::Job => Some(AppContext::from_env().await?),
-                exportctl::bench::SinkKind::Null => None,
-            };
-            let report = exportctl::bench::run(export, format, rows, sink, compression, ctx.as_ref())
-                .await
-                .map_err(explain)?;
-            println!("{}", serde_json::to_string(&report)?);
-        }
-    }
-    Ok(())
+    };
+    Ok(Done::Report(report))
 }

@@ -19,6 +19,8 @@ use common::{
 use futures::{StreamExt, stream::FuturesUnordered};
 use serde_json::{Map, Value, json};
 
+use crate::progress::{Bars, One};
+
 /// A table's real name from its logical name (`leads`, `chat_messages`, ...), or the
 /// name itself.
 pub fn table_name(tables: &TableNames, name: &str) -> String {
@@ -43,8 +45,10 @@ pub async fn native_export(
     prefix: &str,
     items_per_file: u64,
     segments: u32,
+    bars: &Bars,
 ) -> Result<WrittenExport, Error> {
-    write_export(
+    let parts = bars.parts("segment", segments.clamp(1, 64), "items");
+    let written = write_export(
         &ctx.aws.dynamodb,
         &ctx.aws.s3,
         &table_name(&ctx.config.tables, table),
@@ -54,8 +58,11 @@ pub async fn native_export(
         segments,
         ctx.config.delivery.part_bytes,
         ctx.clock.now(),
+        &parts,
     )
-    .await
+    .await;
+    parts.finish();
+    written
 }
 
 /// The export parameters of `exportctl convert`: a `--params` JSON object, then each
@@ -97,7 +104,7 @@ pub struct Conversion {
 
 /// Runs an export at scale to the end, as the state machine does: start, convert
 /// every data file, assemble (or fail). Answers the finished job.
-pub async fn convert(ctx: &AppContext, c: Conversion) -> Result<Value, Error> {
+pub async fn convert(ctx: &AppContext, c: Conversion, bars: &Bars) -> Result<Value, Error> {
     let clock = Instant::now();
     let export: JobRequest = serde_json::from_value(json!({"kind": c.kind, "format": c.format, "params": c.params}))
         .map_err(|e| Error::bad_request(format!("export: {e}")))?;
@@ -120,6 +127,7 @@ pub async fn convert(ctx: &AppContext, c: Conversion) -> Result<Value, Error> {
     let tuning = c.tuning;
     // After a failure no converter starts, but those running finish (as in a
     // Distributed Map): none is cut off between writing its part and counting it.
+    let converted = bars.counter("data files", Some(items.len() as u64), "files");
     let mut waiting = items.into_iter();
     let mut running = FuturesUnordered::new();
     let mut failure: Option<Error> = None;
@@ -130,7 +138,7 @@ pub async fn convert(ctx: &AppContext, c: Conversion) -> Result<Value, Error> {
         }
         match running.next().await {
             None => break,
-            Some(Ok(_)) => {}
+            Some(Ok(_)) => converted.inc(1),
             Some(Err(e)) => {
                 if failure.is_none() {
                     failure = Some(e);
@@ -138,6 +146,7 @@ pub async fn convert(ctx: &AppContext, c: Conversion) -> Result<Value, Error> {
             }
         }
     }
+    converted.finish();
     let convert_seconds = clock.elapsed().as_secs_f64();
     if let Some(e) = failure {
         // What the state machine's catch does.
@@ -155,15 +164,18 @@ pub async fn convert(ctx: &AppContext, c: Conversion) -> Result<Value, Error> {
         }
         return Err(e);
     }
-    let (assembled, plan) = scale::assemble_with(
+    let assembling = One(bars.counter("parts", None, "parts"));
+    let (assembled, plan) = scale::assemble_watched(
         ctx,
         AssembleRequest {
             job_id,
             files: FileCount(started.files),
         },
         &tuning,
+        &assembling,
     )
     .await?;
+    assembling.0.finish();
     let job = JobStore::of(ctx)
         .get(&assembled.job_id)
         .await?

@@ -26,6 +26,7 @@ use tokio::sync::Mutex;
 use crate::{
     error::Error,
     index::{Applied, Plan, Table, apply, plan},
+    progress::Progress,
     reads::Item,
 };
 
@@ -100,7 +101,8 @@ pub struct Scan {
 }
 
 /// Runs `mode` over `table` (named `table_name`). `progress` is told how many items
-/// each page held, once that page's checkpoint is kept. A backfill keeps its
+/// each page of each segment held, once that page's checkpoint is kept, and which
+/// segments an earlier run had started or finished. A backfill keeps its
 /// checkpoints in `checkpoints` (the jobs table); a check always reads everything.
 pub async fn run(
     client: &Client,
@@ -109,7 +111,7 @@ pub async fn run(
     checkpoints: &str,
     mode: Mode,
     scan: Scan,
-    progress: &(dyn Fn(u64) + Sync),
+    progress: &dyn Progress,
 ) -> Result<Counts, Error> {
     let scan = Scan {
         segments: scan.segments.max(1),
@@ -144,7 +146,7 @@ struct Run<'a> {
     scan: Scan,
     pace: Pace,
     counts: std::sync::Mutex<Counts>,
-    progress: &'a (dyn Fn(u64) + Sync),
+    progress: &'a dyn Progress,
 }
 
 impl Run<'_> {
@@ -176,8 +178,12 @@ async fn scan_segment(run: &Run<'_>, segment: u32) -> Result<(), Error> {
             .item
     {
         match saved.get("next_key") {
-            Some(AttributeValue::M(key)) => start = Some(key.clone()),
+            Some(AttributeValue::M(key)) => {
+                run.progress.resumed(segment, false);
+                start = Some(key.clone());
+            }
             _ => {
+                run.progress.resumed(segment, true);
                 run.tally(|c| c.resumed_done += 1);
                 return Ok(());
             }
@@ -215,10 +221,13 @@ async fn scan_segment(run: &Run<'_>, segment: u32) -> Result<(), Error> {
             }
             record.send().await.map_err(Error::database)?;
         }
-        (run.progress)(n);
+        run.progress.advance(segment, n);
         match next {
             Some(key) => start = Some(key),
-            None => return Ok(()),
+            None => {
+                run.progress.done(segment);
+                return Ok(());
+            }
         }
     }
 }

@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod params;
+pub mod progress;
 pub mod ratelimit;
 pub mod reads;
 pub mod rights;

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::{
     Client,
     types::{AttributeValue, PutRequest, WriteRequest},
 };
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, TryFutureExt, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -258,6 +258,18 @@ pub async fn write_records(
     records: Vec<Record>,
     written_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, Error> {
+    write_records_watched(client, names, records, written_at, &crate::progress::Unwatched).await
+}
+
+/// [`write_records`], telling `progress` how many items each batch wrote once it is
+/// written (all in part 0).
+pub async fn write_records_watched(
+    client: &Client,
+    names: &TableNames,
+    records: Vec<Record>,
+    written_at: chrono::DateTime<chrono::Utc>,
+    progress: &dyn crate::progress::Progress,
+) -> Result<usize, Error> {
     let total = records.len();
     let stamp = timefmt::format(&written_at);
     let mut requests = Vec::with_capacity(total);
@@ -284,7 +296,10 @@ pub async fn write_records(
         chunks.push(batch);
     }
     stream::iter(chunks)
-        .map(|batch| write_batch(client, batch))
+        .map(|batch| {
+            let n = batch.values().map(Vec::len).sum::<usize>() as u64;
+            write_batch(client, batch).map_ok(move |()| progress.advance(0, n))
+        })
         .buffer_unordered(CONCURRENT_BATCHES)
         .try_collect::<Vec<()>>()
         .await?;

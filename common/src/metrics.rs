@@ -162,14 +162,28 @@ pub fn emit_indexed(fixed: u64, at: DateTime<Utc>) {
 }
 
 static CAPTURE: Mutex<Option<Vec<String>>> = Mutex::new(None);
-static SILENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Stops writing metric lines to stdout (a benchmark whose stdout is its report).
+/// Where metric lines go: 0 stdout (Lambda's, which CloudWatch reads), 1 stderr (a
+/// command line tool, whose stdout is its result), 2 nowhere (a benchmark).
+static DESTINATION: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Stops writing metric lines at all (a benchmark, whose own work they would be).
 pub fn silence() {
-    SILENT.store(true, std::sync::atomic::Ordering::Relaxed);
+    DESTINATION.store(2, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Writes the metric's EMF line to stdout (and to the capture, when one is on).
+/// Writes metric lines to stderr instead of stdout: `exportctl`, whose stdout
+/// carries only its result.
+pub fn to_stderr() {
+    let _ = DESTINATION.compare_exchange(
+        0,
+        1,
+        std::sync::atomic::Ordering::Relaxed,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// Writes the metric's EMF line (and to the capture, when one is on).
 pub fn emit(m: &ExportMetric<'_>, at: DateTime<Utc>) {
     write_line(document(m, at).to_string());
 }
@@ -178,8 +192,10 @@ fn write_line(line: String) {
     if let Some(lines) = CAPTURE.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
         lines.push(line.clone());
     }
-    if !SILENT.load(std::sync::atomic::Ordering::Relaxed) {
-        println!("{line}");
+    match DESTINATION.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => println!("{line}"),
+        1 => crate::logging::stderr_line(&line),
+        _ => {}
     }
 }
 

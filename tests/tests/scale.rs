@@ -26,7 +26,10 @@ use common::{
     spec::{Compression, ExportSpec},
     synth,
 };
-use exportctl::scale::{Conversion, convert, native_export};
+use exportctl::{
+    progress::Bars,
+    scale::{Conversion, convert, native_export},
+};
 use futures::TryStreamExt;
 use integration_tests::*;
 use md5::{Digest as _, Md5};
@@ -110,9 +113,17 @@ async fn stack_with(name: &str, records: Vec<Record>) -> TestStack {
 
 async fn export_table(stack: &TestStack, table: &str, items_per_file: u64) -> WrittenExport {
     let ctx = &stack.ctx;
-    native_export(ctx, table, &ctx.config.delivery.bucket, "dyn", items_per_file, 4)
-        .await
-        .expect("native export")
+    native_export(
+        ctx,
+        table,
+        &ctx.config.delivery.bucket,
+        "dyn",
+        items_per_file,
+        4,
+        &Bars::hidden(),
+    )
+    .await
+    .expect("native export")
 }
 
 /// An export at scale, run as the state machine runs it.
@@ -134,6 +145,7 @@ async fn at_scale(
             concurrency: 3,
             tuning: tuning(),
         },
+        &Bars::hidden(),
     )
     .await
 }

@@ -14,7 +14,7 @@
 //! Memory holds the upload parts in flight, each below twice the minimum.
 
 use aws_sdk_s3::{Client as S3, primitives::ByteStream, types::CompletedPart};
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, TryFutureExt, TryStreamExt, stream};
 
 use super::{
     Shape,
@@ -24,6 +24,7 @@ use super::{
 use crate::{
     error::{Error, ErrorCode},
     export::sink::{ObjectTarget, abort_multipart, complete_multipart, start_multipart},
+    progress::Progress,
 };
 
 /// S3's multipart limits.
@@ -339,7 +340,7 @@ async fn run_part(
 }
 
 /// Runs a plan into `target` (parts in the target's bucket), `concurrency` parts at
-/// a time. On any failure the upload is aborted: no partial object is ever visible.
+/// a time, telling `progress` each upload part done. On any failure the upload is aborted: no partial object is ever visible.
 pub async fn execute(
     s3: &S3,
     target: &ObjectTarget,
@@ -347,13 +348,18 @@ pub async fn execute(
     plan: Vec<Planned>,
     tail: &[u8],
     concurrency: usize,
+    progress: &dyn Progress,
 ) -> Result<(), Error> {
     let upload_id = start_multipart(s3, target).await?;
+    progress.expect(0, plan.len() as u64);
     let result = async {
         let parts: Vec<CompletedPart> = stream::iter(plan.into_iter().enumerate())
             .map(|(i, planned)| {
                 let number = i32::try_from(i + 1).unwrap_or(i32::MAX);
-                run_part(s3, target, &upload_id, part_keys, tail, number, planned)
+                run_part(s3, target, &upload_id, part_keys, tail, number, planned).map_ok(|part| {
+                    progress.advance(0, 1);
+                    part
+                })
             })
             .buffered(concurrency.max(1))
             .try_collect()

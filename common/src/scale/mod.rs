@@ -450,6 +450,16 @@ pub async fn assemble_with(
     req: AssembleRequest,
     tuning: &Tuning,
 ) -> Result<(AssembleResponse, PlanStats), Error> {
+    assemble_watched(ctx, req, tuning, &crate::progress::Unwatched).await
+}
+
+/// [`assemble_with`], telling `progress` the upload parts planned and each one done.
+pub async fn assemble_watched(
+    ctx: &AppContext,
+    req: AssembleRequest,
+    tuning: &Tuning,
+    progress: &dyn crate::progress::Progress,
+) -> Result<(AssembleResponse, PlanStats), Error> {
     let store = JobStore::of(ctx);
     let job = store
         .get(req.job_id.as_str())
@@ -478,7 +488,7 @@ pub async fn assemble_with(
         ));
     }
     let started = Instant::now();
-    let result = assemble_job(ctx, &job, req.files.0, tuning).await;
+    let result = assemble_job(ctx, &job, req.files.0, tuning, progress).await;
     let end = ctx.clock.now();
     match result {
         Ok((rows, bytes, key, stats)) => match store
@@ -632,6 +642,7 @@ async fn assemble_job(
     job: &Job,
     files: u32,
     tuning: &Tuning,
+    progress: &dyn crate::progress::Progress,
 ) -> Result<(u64, u64, String, PlanStats), Error> {
     let (part_spec, shape) = part_spec(job)?;
     let spec = job.spec()?;
@@ -663,7 +674,16 @@ async fn assemble_job(
     let stats = PlanStats::of(&plan, &sizes);
     let target = delivery::target(ctx, &spec);
     let part_keys: Vec<String> = (0..parts.len() as u32).map(|i| keys.part(i)).collect();
-    assemble::execute(&ctx.aws.s3, &target, &part_keys, plan, &tail, tuning.concurrency).await?;
+    assemble::execute(
+        &ctx.aws.s3,
+        &target,
+        &part_keys,
+        plan,
+        &tail,
+        tuning.concurrency,
+        progress,
+    )
+    .await?;
     Ok((rows, bytes, target.key, stats))
 }
 

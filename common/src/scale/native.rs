@@ -15,6 +15,7 @@ use super::format::{ItemLine, ManifestFile, ManifestSummary, S3Url, put};
 use crate::{
     error::Error,
     export::{ByteSink, S3Sink, sink::ObjectTarget},
+    progress::Progress,
     reads::Item,
 };
 
@@ -97,8 +98,8 @@ async fn write_segment(
     table: String,
     (segment, total): (i32, i32),
     (bucket, data_prefix): (String, String),
-    items_per_file: u64,
-    part_bytes: usize,
+    (items_per_file, part_bytes): (u64, usize),
+    progress: &dyn Progress,
 ) -> Result<Vec<ManifestFile>, Error> {
     let mut files = Vec::new();
     let mut current: Option<DataFileWriter> = None;
@@ -111,7 +112,9 @@ async fn write_segment(
         .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(Error::database)?;
-        for item in page.items.unwrap_or_default() {
+        let items = page.items.unwrap_or_default();
+        let n = items.len() as u64;
+        for item in items {
             let writer = match current.as_mut() {
                 Some(w) => w,
                 None => current.insert(DataFileWriter::new(
@@ -131,10 +134,12 @@ async fn write_segment(
         if let Some(w) = current.as_mut() {
             w.drain().await?;
         }
+        progress.advance(segment.unsigned_abs(), n);
     }
     if let Some(done) = current.take() {
         files.push(done.finish().await?);
     }
+    progress.done(segment.unsigned_abs());
     Ok(files)
 }
 
@@ -147,7 +152,8 @@ fn export_id(now: DateTime<Utc>) -> String {
 /// Writes a table in DynamoDB's export format under `s3://bucket/prefix/AWSDynamoDB/<id>/`:
 /// `segments` parallel Scan segments, data files of at most `items_per_file` items
 /// (each streamed into its own upload, so memory holds one page per segment), then
-/// `manifest-files.json` and `manifest-summary.json`.
+/// `manifest-files.json` and `manifest-summary.json`. `progress` is told each
+/// segment's items, page by page.
 #[allow(clippy::too_many_arguments)]
 pub async fn write_export(
     ddb: &aws_sdk_dynamodb::Client,
@@ -159,6 +165,7 @@ pub async fn write_export(
     segments: u32,
     part_bytes: usize,
     now: DateTime<Utc>,
+    progress: &dyn Progress,
 ) -> Result<WrittenExport, Error> {
     if items_per_file == 0 {
         return Err(Error::bad_request("items per file must be at least 1"));
@@ -180,8 +187,8 @@ pub async fn write_export(
             table.to_string(),
             (segment, segments),
             (bucket.to_string(), data_prefix.clone()),
-            items_per_file,
-            part_bytes,
+            (items_per_file, part_bytes),
+            progress,
         )
     }))
     .await?;
