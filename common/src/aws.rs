@@ -15,9 +15,8 @@ pub struct AwsClients {
 /// True when S3 is reached through an overridden endpoint (an emulator), which
 /// needs path-style addressing: `bucket.127.0.0.1` does not resolve.
 fn s3_endpoint_overridden() -> bool {
-    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-        .iter()
-        .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty()))
+    let set = |v: Result<String, std::env::VarError>| v.is_ok_and(|s| !s.is_empty());
+    set(std::env::var("AWS_ENDPOINT_URL_S3")) || set(std::env::var("AWS_ENDPOINT_URL"))
 }
 
 /// The SDK configuration every client is made from: the standard loader, one HTTP
