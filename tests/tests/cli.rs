@@ -55,7 +55,10 @@ fn one_json(args: &[&str], out: &Output) -> Value {
         "`exportctl {}` printed more than one JSON value: {stdout}",
         args.join(" ")
     );
-    assert!(stdout.ends_with('\n') && stdout.trim_end().lines().count() == 1, "{stdout:?}");
+    assert!(
+        stdout.ends_with('\n') && stdout.trim_end().lines().count() == 1,
+        "{stdout:?}"
+    );
     first
 }
 
@@ -115,7 +118,18 @@ async fn every_command_prints_exactly_one_json_document() {
 
     let seeded = json_ok(
         &stack,
-        &["seed", "--sessions", "3", "--leads", "40", "--chats", "30", "--seed", "4", "--json"],
+        &[
+            "seed",
+            "--sessions",
+            "3",
+            "--leads",
+            "40",
+            "--chats",
+            "30",
+            "--seed",
+            "4",
+            "--json",
+        ],
     );
     assert!(seeded["records"].as_u64().unwrap() >= 73, "{seeded}");
 
@@ -141,17 +155,31 @@ async fn every_command_prints_exactly_one_json_document() {
 
     let bench = json_ok(
         &stack,
-        &["--json", "bench", "--export", "leads", "--format", "csv", "--rows", "500"],
+        &[
+            "--json", "bench", "--export", "leads", "--format", "csv", "--rows", "500",
+        ],
     );
     assert_eq!(bench["rows"], 500, "{bench}");
 
     let e2e = json_ok(
         &stack,
-        &["--json", "bench-e2e", "--export", "leads", "--format", "csv", "--rows", "150"],
+        &[
+            "--json",
+            "bench-e2e",
+            "--export",
+            "leads",
+            "--format",
+            "csv",
+            "--rows",
+            "150",
+        ],
     );
     assert_eq!(e2e["rows"], 150, "{e2e}");
 
-    let written = json_ok(&stack, &["--json", "native-export", "--table", "leads", "--segments", "2"]);
+    let written = json_ok(
+        &stack,
+        &["--json", "native-export", "--table", "leads", "--segments", "2"],
+    );
     let manifest = written["manifest"].as_str().unwrap().to_string();
     assert!(manifest.starts_with("s3://"), "{written}");
     let items = written["items"].as_u64().unwrap();
@@ -159,16 +187,33 @@ async fn every_command_prints_exactly_one_json_document() {
 
     let job = json_ok(
         &stack,
-        &["--json", "convert", "--manifest", &manifest, "--kind", "leads", "--format", "csv"],
+        &[
+            "--json",
+            "convert",
+            "--manifest",
+            &manifest,
+            "--kind",
+            "leads",
+            "--format",
+            "csv",
+        ],
     );
-    assert_eq!((job["status"].as_str(), job["rows"].as_u64()), (Some("succeeded"), Some(items)), "{job}");
+    assert_eq!(
+        (job["status"].as_str(), job["rows"].as_u64()),
+        (Some("succeeded"), Some(items)),
+        "{job}"
+    );
 
     let port = server::free_port().to_string();
     let serving = first_line_of_long_runner(&stack, &["--json", "serve", "--port", &port, "--tick-seconds", "0"]);
     assert_eq!(serving["url"], format!("http://127.0.0.1:{port}"), "{serving}");
     assert!(serving["routes"].as_array().unwrap().len() > 10, "{serving}");
     let worker = first_line_of_long_runner(&stack, &["worker", "--json"]);
-    assert_eq!(worker["queue_url"], stack.ctx.config.jobs.queue_url.as_str(), "{worker}");
+    assert_eq!(
+        worker["queue_url"],
+        stack.ctx.config.jobs.queue_url.as_str(),
+        "{worker}"
+    );
 }
 
 /// Without `--json`, stdout is a short summary for people: never a metric line or a
@@ -181,7 +226,10 @@ async fn stdout_carries_only_the_result() {
     let out = run(&stack, &["native-export", "--table", "leads"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let manifest = text(&out.stdout).trim().to_string();
-    assert!(manifest.starts_with("s3://") && !manifest.contains('\n'), "{manifest:?}");
+    assert!(
+        manifest.starts_with("s3://") && !manifest.contains('\n'),
+        "{manifest:?}"
+    );
     let out = run(
         &stack,
         &["convert", "--manifest", &manifest, "--kind", "leads", "--format", "csv"],
@@ -193,7 +241,10 @@ async fn stdout_carries_only_the_result() {
         !stdout.contains("_aws") && !stdout.contains("\"level\""),
         "a metric or log line on stdout: {stdout}"
     );
-    assert!(stderr.contains("\"_aws\""), "the export's metric line goes to stderr: {stderr}");
+    assert!(
+        stderr.contains("\"_aws\""),
+        "the export's metric line goes to stderr: {stderr}"
+    );
     let token = run(&stack, &["token", "--role", "admin", "--sub", "a"]);
     assert_eq!(text(&token.stdout).trim().split('.').count(), 3, "the token alone");
 }
@@ -227,10 +278,16 @@ async fn progress_bars_draw_only_on_a_terminal() {
     );
     assert!(drawn.contains("seeded "), "{drawn:?}");
     let check = on_terminal("check-index --table leads");
-    assert!(check.contains("items (") && check.contains("leads 0"), "a bar per segment: {check:?}");
+    assert!(
+        check.contains("items (") && check.contains("leads 0"),
+        "a bar per segment: {check:?}"
+    );
 
     let quiet = on_terminal(&format!("--quiet {seed}"));
-    assert!(!quiet.contains("/s, ") && !quiet.contains("\x1b["), "--quiet drew: {quiet:?}");
+    assert!(
+        !quiet.contains("/s, ") && !quiet.contains("\x1b["),
+        "--quiet drew: {quiet:?}"
+    );
     assert!(quiet.contains("seeded "), "{quiet:?}");
 
     let args: Vec<&str> = seed.split(' ').collect();
@@ -274,7 +331,10 @@ async fn exit_codes_say_what_went_wrong() {
     assert_eq!(unconfigured.status.code(), Some(2));
     let doc = one_json(&["setup"], &unconfigured);
     assert_eq!(doc["error"]["code"], "configuration", "{doc}");
-    assert!(doc["error"]["message"].as_str().unwrap().contains("JWT_SECRET"), "{doc}");
+    assert!(
+        doc["error"]["message"].as_str().unwrap().contains("JWT_SECRET"),
+        "{doc}"
+    );
 
     // An invalid file is an input error: nothing written, exit 2, the lines named.
     let bad = scratch("bad.jsonl");

@@ -12,7 +12,10 @@ use std::{
 use regex::Regex;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repository root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repository root")
+        .to_path_buf()
 }
 
 fn read(path: &Path) -> String {
@@ -95,7 +98,11 @@ fn broken_links(file: &Path) -> Vec<String> {
             Some((p, f)) => (p, Some(f)),
             None => (target.as_str(), None),
         };
-        let resolved = if path.is_empty() { file.to_path_buf() } else { dir.join(path) };
+        let resolved = if path.is_empty() {
+            file.to_path_buf()
+        } else {
+            dir.join(path)
+        };
         let at = format!("{}:{line}: {target}", file.display());
         if !resolved.exists() {
             broken.push(format!("{at}: no such file"));
@@ -138,8 +145,19 @@ fn every_document_link_resolves() {
 #[test]
 fn readme_fits_on_a_few_screens() {
     let lines = read(&root().join("README.md")).lines().count();
-    assert!(lines <= 300, "README.md has {lines} lines; the references belong in docs/");
-    for doc in ["api", "configuration", "deploy", "performance", "limits", "operations", "cli"] {
+    assert!(
+        lines <= 300,
+        "README.md has {lines} lines; the references belong in docs/"
+    );
+    for doc in [
+        "api",
+        "configuration",
+        "deploy",
+        "performance",
+        "limits",
+        "operations",
+        "cli",
+    ] {
         assert!(root().join(format!("docs/{doc}.md")).exists(), "docs/{doc}.md");
     }
 }
@@ -196,7 +214,14 @@ fn variables_of_local_env() -> BTreeSet<String> {
 fn every_variable_the_code_reads_is_documented() {
     let code = variables_read_by_the_code();
     // The extraction finds the kinds of reads there are: config, aws.rs, exportctl.
-    for known in ["JWT_SECRET", "EXPORT_QUEUE_URL", "WEBHOOK_MAX_ATTEMPTS", "AWS_ENDPOINT_URL_S3", "API_PORT", "RUST_LOG"] {
+    for known in [
+        "JWT_SECRET",
+        "EXPORT_QUEUE_URL",
+        "WEBHOOK_MAX_ATTEMPTS",
+        "AWS_ENDPOINT_URL_S3",
+        "API_PORT",
+        "RUST_LOG",
+    ] {
         assert!(code.contains(known), "the extraction missed {known}: {code:?}");
     }
     assert!(code.len() >= 45, "{} variables found: {code:?}", code.len());
