@@ -1,4 +1,4 @@
-// Types of export-client.js (the chat-export API's browser client). README.md ("API") and
+// Types of export-client.js (the chat-export API's browser client). docs/api.md and
 // openapi.yaml describe the server.
 
 export type ExportKind = "sessions" | "leads" | "chats" | "conversations";
@@ -121,7 +121,7 @@ export interface ExportJob {
   webhooks: WebhookDelivery[];
 }
 
-// --- webhooks (README "Webhooks") -----------------------------------------------------------
+// --- webhooks (docs/api.md, "Webhooks") -----------------------------------------------------
 
 /** A receiver of a finished job's signed event (`notify.webhooks` of a job or schedule). */
 export interface WebhookTarget {

@@ -9,7 +9,7 @@
 // the link is handed to `download`, which navigates to it (S3's Content-Disposition names the
 // file). Every request uses `redirect: "manual"`, so a 303 to S3 is never followed by fetch.
 // The token is read from `getToken()` for every request, never stored, logged or put in an error.
-// Types: export-client.d.ts. README.md ("API") documents the server.
+// Types: export-client.d.ts. docs/api.md documents the server.
 
 /** Why an export failed. `status` is the HTTP status (0: network, abort, no answer). */
 export class ExportError extends Error {
@@ -376,7 +376,7 @@ export function createExportClient({
   const deleteSchedule = (id, { signal } = {}) =>
     call("DELETE", schedulePath(id), { ok: [204, 200], signal }).then(() => undefined);
 
-  // --- webhook secrets (README, "Webhooks") -----------------------------------------
+  // --- webhook secrets (docs/api.md, "Webhooks") ------------------------------------
 
   /**
    * `POST /api/webhook-secrets` (`201`): a new signing secret of the caller's; resolves

@@ -1,8 +1,8 @@
 // Mock leads for the console's "Mock data" mode: a deterministic generator and a CSV
 // (and JSON) writer that mirror the real leads export byte for byte.
 //
-// What is mirrored (common/src/kinds/leads.rs, common/src/export/csv.rs, README "Values
-// in files"):
+// What is mirrored (common/src/kinds/leads.rs, common/src/export/csv.rs, docs/api.md,
+// "Values in files"):
 // - the 32 columns, with the seed's header names in the seed's order, and their JSON keys;
 // - RFC 4180 as the Rust `csv` crate writes it: CRLF after every record (the header
 //   too), a field is quoted only when it holds `,`, `"`, CR or LF, quotes are doubled;

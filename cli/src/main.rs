@@ -45,17 +45,16 @@ async fn main() -> ExitCode {
 /// document on stdout. `--help` and `--version` print and exit 0 as usual.
 fn usage_error(e: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
-        || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    {
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         let _ = e.print();
-        return ExitCode::from(if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-            2
-        } else {
-            0
-        });
+        return ExitCode::SUCCESS;
     }
     let json = std::env::args().skip(1).any(|a| a == "--json");
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand && !json {
+        // `exportctl` or `exportctl schedules` alone: the help, as a usage error.
+        let _ = e.print();
+        return ExitCode::from(2);
+    }
     let rendered = e.render().to_string();
     let message = rendered.strip_prefix("error: ").unwrap_or(&rendered).to_string();
     output::fail(&Failure::Usage(message), json)

@@ -60,10 +60,6 @@ impl Bars {
         }
     }
 
-    pub fn shown(&self) -> bool {
-        self.shown
-    }
-
     /// A line for whoever watches (what a command is about to do), on stderr; not
     /// with `--quiet`.
     pub fn note(&self, line: &str) {
@@ -147,11 +143,6 @@ impl Parts {
             bar.finish();
         }
         self.total.finish();
-    }
-
-    /// The total so far.
-    pub fn position(&self) -> u64 {
-        self.total.position()
     }
 }
 

@@ -1,12 +1,13 @@
 //! Process memory settings of every binary, applied first thing in `main`.
 //!
-//! mimalloc (the global allocator, README Performance) asks the kernel for transparent
-//! huge pages on its arenas. With the encoder on its own thread, rows are allocated on
-//! one thread and freed on another, the two threads' pages spread over more 2 MiB
-//! regions, and each touched region became a whole huge page: peak RSS went from 25-46
-//! MB to 60-80 MB. Without huge pages it is 35-50 MB, for a few per cent of CPU (TLB
-//! misses); measured in README. mimalloc's own `allow_thp` option cannot help here: its
-//! first arena is set up before `main`, and only an environment variable reaches that.
+//! mimalloc (the global allocator, docs/performance.md, "The allocator") asks the
+//! kernel for transparent huge pages on its arenas. With the encoder on its own thread,
+//! rows are allocated on one thread and freed on another, the two threads' pages spread
+//! over more 2 MiB regions, and each touched region became a whole huge page: peak RSS
+//! went from 25-46 MB to 60-80 MB. Without huge pages it is 35-50 MB, for a few per
+//! cent of CPU (TLB misses); measured in docs/performance.md ("What is left, and why").
+//! mimalloc's own `allow_thp` option cannot help here: its first arena is set up before
+//! `main`, and only an environment variable reaches that.
 
 /// Turns transparent huge pages off for this process (`PR_SET_THP_DISABLE`); a
 /// kernel that refuses leaves things as they were, which is only slower to free.
@@ -28,8 +29,8 @@ pub const RELEASE_INTERVAL: std::time::Duration = std::time::Duration::from_mill
 /// 100,000 rows, 140-150 MB at 1,000,000) and reached 60-85 MB with the null sink. A
 /// forced collection, every [`RELEASE_INTERVAL`] in each stage, holds every null-sink
 /// export under 64 MB and halves the S3 path's peak, for a few per cent of speed
-/// (README, Performance). `MIMALLOC_PURGE_DELAY=0` would do it for every free, at half
-/// the speed.
+/// (docs/performance.md, "What is left, and why"). `MIMALLOC_PURGE_DELAY=0` would do it
+/// for every free, at half the speed.
 pub fn release_freed() {
     // SAFETY: mi_collect takes no pointers and may be called from any thread.
     unsafe { libmimalloc_sys::mi_collect(true) }

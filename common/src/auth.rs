@@ -29,7 +29,7 @@ pub struct Claims {
     pub client_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company_id: Option<String>,
-    /// Where this user may have exports emailed (docs/schedules.md, "Recipients").
+    /// Where this user may have exports emailed (docs/schedules.md, "Email delivery").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     pub exp: u64,

@@ -1,5 +1,5 @@
 //! Configuration, read once at cold start from environment variables.
-//! Every variable is documented in README.md ("Configuration").
+//! Every variable is documented in docs/configuration.md.
 
 use std::time::Duration;
 
@@ -125,7 +125,7 @@ pub struct NotifyConfig {
     pub public_api_url: String,
 }
 
-/// Webhooks sent when a job finishes (README, "Webhooks").
+/// Webhooks sent when a job finishes (docs/api.md, "Webhooks").
 #[derive(Clone, Debug)]
 pub struct WebhookConfig {
     /// Deliveries of one event before it is given up (`WEBHOOK_MAX_ATTEMPTS`, 1-10).

@@ -6,7 +6,8 @@
 //! (`sync`, `job`); metrics `Exports` (count), `Rows`, `Bytes`, `DurationMs`,
 //! `QueueWaitMs` (jobs: from creation to the worker's claim); and, for a failure,
 //! `Errors` by `error_code`; and one line per job the sweeper sent to the queue
-//! again (`Requeued` by `reason`, [`requeued_document`]). README ("Metrics") lists them.
+//! again (`Requeued` by `reason`, [`requeued_document`]). docs/operations.md ("Metrics")
+//! lists them.
 //!
 //! The format is a documented JSON shape; a small writer here is simpler than a
 //! `metrics` facade recorder for one line per export.

@@ -4,7 +4,7 @@
 //! [`crate::params`]; next a job message or a schedule tick), with the caller's tenant
 //! scope already resolved into its filter. It holds no secret and no live resource, so
 //! it can be stored, queued, logged and replayed; [`crate::compile::compile`] turns it
-//! into the running pipeline. Its JSON form is documented in README ("Export specs").
+//! into the running pipeline. Its JSON form is documented in docs/api.md ("Export specs").
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

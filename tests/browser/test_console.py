@@ -27,7 +27,8 @@ SESSIONS_ROUTE = re.compile(r"/api/admin/sessions/export(\?|$)")
 CHATS_ROUTE = re.compile(r"/client/export/chats(\?|$)")
 JOBS_POST = re.compile(r"/api/exports$")
 
-# The leads export's columns (JSON keys), in the export's order (README, leads columns).
+# The leads export's columns (JSON keys), in the export's order
+# (docs/api.md, "GET /api/hybrid-leads/export").
 LEAD_KEYS = [
     "lead_id", "chatbot_name", "company_name", "session_id", "email", "phone", "lead_score",
     "interest_level", "confidence", "category", "primary_language", "detected_languages",

@@ -58,7 +58,7 @@ def next_daily(hour, minute=0, now=None):
 def tick(at):
     """One scheduler tick as of `at`, as `exportctl serve` would run it (same environment)."""
     proc = subprocess.run(
-        [EXPORTCTL, "schedules", "tick", "--at", iso(at)],
+        [EXPORTCTL, "--json", "schedules", "tick", "--at", iso(at)],
         capture_output=True, text=True, timeout=120, env=os.environ.copy(),
     )
     assert proc.returncode == 0, f"exportctl schedules tick: {proc.returncode}\n{proc.stdout}\n{proc.stderr[-2000:]}"
@@ -421,7 +421,7 @@ def test_page_never_shows_the_token(console):
     assert token not in page.content()
 
 
-# --- webhooks (README "Webhooks") ------------------------------------------------------------
+# --- webhooks (docs/api.md, "Webhooks") ------------------------------------------------------
 
 
 def make_secret(page):

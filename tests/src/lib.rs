@@ -370,7 +370,7 @@ pub fn readers_agree(file: &[u8], ext: &str, expected: &serde_json::Value, what:
 }
 
 /// The Parquet types of tests/readers/check.py's schema check ("PHYSICAL LOGICAL"), as
-/// README's Parquet table documents them.
+/// the Parquet table of docs/api.md ("Parquet") documents them.
 pub mod parquet_type {
     pub const TEXT: &str = "BYTE_ARRAY STRING";
     pub const UNSIGNED: &str = "INT64 INT(64,unsigned)";

@@ -310,7 +310,9 @@ async fn progress_bars_draw_only_on_a_terminal() {
 #[tokio::test]
 async fn exit_codes_say_what_went_wrong() {
     let stack = TestStack::new("cli-exit").await;
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
+        (&["--json"], "usage"),
+        (&["--json", "schedules"], "usage"),
         (&["--json", "no-such-command"], "usage"),
         (&["--json", "bench", "--rows", "many"], "usage"),
         (&["--json", "check-index", "--table", "nope"], "usage"),

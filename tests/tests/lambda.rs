@@ -325,7 +325,7 @@ async fn a_failed_invocation_is_reported_and_the_next_one_served() {
 }
 
 /// Init (spawn to the first `next`), first and second invocation of each binary:
-/// the median of 5 cold starts, printed as README's table.
+/// the median of 5 cold starts, printed as the table of docs/deploy.md ("Lambda binaries").
 #[tokio::test]
 #[ignore = "needs the release bootstraps: make lambda-test"]
 async fn cold_starts_are_measured() {

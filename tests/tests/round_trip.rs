@@ -335,7 +335,7 @@ const LEAD_KEYS: [&str; 32] = [
     "conversion_source",
 ];
 
-/// The leads file's Parquet schema, as README documents it.
+/// The leads file's Parquet schema, as docs/api.md ("Parquet") documents it.
 const LEAD_PARQUET: [(&str, &str); 32] = {
     use parquet_type::*;
     [

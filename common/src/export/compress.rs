@@ -69,9 +69,10 @@ impl FileFamily {
 }
 
 /// Deflate level of a gzip'd file and of a ZIP's compressed entries (flate2's default
-/// is 6). Measured on 1M leads as CSV, null sink (README, Performance): level 3 runs
-/// 1.24-1.30x faster than 6 for a file 9% larger; 1 is faster again but half as large
-/// again. The same choice as the workbooks' (`xlsx::XLSX_ZIP_LEVEL`).
+/// is 6). Measured on 1M leads as CSV, null sink (docs/performance.md, "gzip and ZIP
+/// compression"): level 3 runs 1.24-1.30x faster than 6 for a file 9% larger; 1 is
+/// faster again but half as large again. The same choice as the workbooks'
+/// (`xlsx::XLSX_ZIP_LEVEL`).
 pub const DEFLATE_LEVEL: u32 = 3;
 
 fn compress_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {

@@ -1,6 +1,6 @@
 //! Rows as a Parquet file, streamed row group by row group.
 //!
-//! Each column's [`ColumnKind`] picks its Parquet type (README, "Parquet"):
+//! Each column's [`ColumnKind`] picks its Parquet type (docs/api.md, "Parquet"):
 //!
 //! | kind | physical | logical |
 //! |---|---|---|
@@ -42,7 +42,8 @@ use crate::error::Error;
 /// Buffered values (text bytes, 8 bytes a number, levels) that make a row group. Larger
 /// groups compress a little better and read a little faster; each one is held in memory
 /// while it is made, twice over at its end (values and encoded pages). 16 MiB keeps an
-/// export's peak within the other formats' budget (README, Performance).
+/// export's peak within the other formats' budget (docs/performance.md, "JSON Lines and
+/// Parquet").
 pub const ROW_GROUP_BYTES: usize = 16 << 20;
 
 /// The zstd level: zstd's own default, the speed/size point most writers pick.

@@ -67,8 +67,8 @@ pub struct XlsxEncoder {
 }
 
 /// Deflate level of the workbook's zip (rust_xlsxwriter's default is 6). Measured on
-/// 1M leads (README, Performance): level 1 writes the workbook faster for a somewhat
-/// larger file.
+/// 1M leads (docs/performance.md, "Excel's deflate level"): level 1 writes the workbook
+/// faster for a somewhat larger file.
 const XLSX_ZIP_LEVEL: u8 = 3;
 
 impl XlsxEncoder {

@@ -300,7 +300,7 @@ impl Link {
     }
 }
 
-/// The job resource of the API (README "Export jobs").
+/// The job resource of the API (docs/api.md, "Export jobs").
 pub fn resource(job: &Job, link: Option<&Link>, retention_days: u32) -> serde_json::Value {
     let error = match (&job.error_code, &job.error_message) {
         (Some(code), message) => json!({"error_code": code, "message": message.clone().unwrap_or_default()}),

@@ -1,5 +1,5 @@
 //! Operator-defined exports: an EventBridge Scheduler schedule in `template.yaml`
-//! invokes the worker directly with an export (README, "Operator-defined exports"):
+//! invokes the worker directly with an export (docs/deploy.md, "Operator-defined exports"):
 //!
 //! `{"operator_export": {"name": "nightly-sessions", "scheduled_time":
 //! "<aws.scheduler.scheduled-time>", "export": {"kind", "format", "params"},

@@ -3,7 +3,8 @@
 //! Each export kind has one parameter type (`deny_unknown_fields`) built from the
 //! values below. The same type decodes a query string ([`crate::http::query`]) and a
 //! JSON body ([`crate::http::body`]); a value that does not fit its type is a 400
-//! naming the parameter. Bounds are documented in README ("Parameter bounds").
+//! naming the parameter. Bounds are documented in docs/api.md ("Requests: how every
+//! route reads its parameters").
 
 pub mod chats;
 pub mod conversations;

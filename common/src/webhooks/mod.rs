@@ -1,6 +1,6 @@
 //! Webhooks: when a job finishes, its owner's receivers get a signed event
 //! (`export.succeeded` / `export.failed`) with the job resource and links to fetch the
-//! file with their own credentials, never a presigned URL. README, "Webhooks".
+//! file with their own credentials, never a presigned URL. docs/api.md, "Webhooks".
 //!
 //! - [`secrets`]: the signing secrets (`POST /api/webhook-secrets`), stored sealed.
 //! - [`guard`]: every address a webhook is sent to is public (SSRF guard).

@@ -4,7 +4,8 @@ use std::{convert::Infallible, sync::Arc};
 
 use lambda_http::{Error, Request, service_fn};
 
-/// mimalloc instead of glibc's malloc: the engine allocates per cell (README, Performance).
+/// mimalloc instead of glibc's malloc: the engine allocates per cell (docs/performance.md,
+/// "The allocator").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

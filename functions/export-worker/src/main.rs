@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
-/// mimalloc instead of glibc's malloc: the engine allocates per cell (README, Performance).
+/// mimalloc instead of glibc's malloc: the engine allocates per cell (docs/performance.md,
+/// "The allocator").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
