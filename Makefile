@@ -9,7 +9,7 @@ VENV := .venv
 PKG_VENV := .venv-package
 READERS_VENV := .venv-readers
 
-.PHONY: readers help stack stack-down stack-reset stack-status build setup seed serve demo test lint fmt clippy unit browser api-check bench package lambda-build lambda-test lambda-ci sam-build tools
+.PHONY: shells readers help stack stack-down stack-reset stack-status build setup seed serve demo test lint fmt clippy unit browser api-check bench package lambda-build lambda-test lambda-ci sam-build tools
 
 help:
 	@echo "make demo         local stack + sample data + API on 127.0.0.1:\$$API_PORT, prints curl commands"
@@ -72,10 +72,19 @@ fmt:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# zsh and fish (Debian's), so that tests/tests/cli.rs checks exportctl's completion
+# scripts in the shells they are for (bash is the machine's).
+shells:
+	@if ! command -v zsh >/dev/null || ! command -v fish >/dev/null; then \
+	  echo "installing Debian's zsh and fish"; \
+	  apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends zsh fish >/dev/null; \
+	fi
+
 # Unit + integration tests against the local stack (the binaries first: some tests run
 # the real `exportctl`, which `cargo test` does not build); stops the stack afterwards
 # unless it was already running before. The totals go to .stack/test-summary.
-unit: $(READERS_VENV)/.installed
+unit: $(READERS_VENV)/.installed shells
 	@mkdir -p .stack; rm -f .stack/soak-summary; was_up=$$(scripts/stack.sh status | grep -c running || true); \
 	scripts/stack.sh up; \
 	status=0; { $(CARGO) build --workspace --bins && $(ENV) READERS_PYTHON="$(CURDIR)/$(READERS_VENV)/bin/python" $(CARGO) test --workspace --all-targets; } 2>&1 | tee .stack/test.log || status=$$?; \

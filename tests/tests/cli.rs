@@ -355,8 +355,8 @@ async fn exit_codes_say_what_went_wrong() {
     assert!(text(&help.stdout).contains("Exit codes"), "{}", text(&help.stdout));
 }
 
-/// bash, given the generated script, completes subcommands and flags; zsh and fish
-/// get scripts of their own.
+/// bash and fish, given the generated scripts, complete subcommands, flags and
+/// values; zsh parses its script and registers it.
 #[tokio::test]
 async fn completions_complete_in_bash() {
     let stack = TestStack::new("cli-completions").await;
@@ -386,10 +386,55 @@ async fn completions_complete_in_bash() {
     for shell in ["bash", "zsh", "fish"] {
         assert!(shells.lines().any(|l| l == shell), "{shells}");
     }
-    for (shell, marker) in [("zsh", "#compdef exportctl"), ("fish", "complete -c exportctl")] {
-        let out = run(&stack, &["completions", shell]);
-        assert!(out.status.success());
-        assert!(text(&out.stdout).contains(marker), "{shell}");
-        assert!(text(&out.stdout).contains("check-index"), "{shell}");
+    // fish completes with the script as a user's shell would (`complete -C` asks it
+    // what Tab offers); zsh parses its script, and compinit registers it for
+    // exportctl. `make test` installs both (`make shells`).
+    for shell in ["zsh", "fish"] {
+        assert!(
+            Command::new(shell).arg("--version").output().is_ok(),
+            "{shell} is not installed: `make shells` installs it"
+        );
     }
+    let fish = Command::new("fish")
+        .args([
+            "-c",
+            &format!(
+                "'{}' completions fish | source; complete -C 'exportctl ch'; complete -C 'exportctl bench --format '",
+                exe.display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    let offered = text(&fish.stdout);
+    assert!(fish.status.success(), "{}", text(&fish.stderr));
+    assert!(offered.lines().any(|l| l.starts_with("check-index\t")), "{offered}");
+    assert!(offered.lines().any(|l| l.starts_with("parquet")), "{offered}");
+    let dir = std::env::temp_dir().join(format!("cli-zsh-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let zsh_script = run(&stack, &["completions", "zsh"]);
+    assert!(zsh_script.status.success());
+    std::fs::write(dir.join("_exportctl"), &zsh_script.stdout).unwrap();
+    let parsed = Command::new("zsh")
+        .arg("-n")
+        .arg(dir.join("_exportctl"))
+        .output()
+        .unwrap();
+    assert!(parsed.status.success(), "{}", text(&parsed.stderr));
+    let registered = Command::new("zsh")
+        .args([
+            "-fc",
+            &format!(
+                "fpath=('{}' $fpath); autoload -U compinit; compinit -u -D; print -r -- $_comps[exportctl]",
+                dir.display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&registered.stdout).trim(),
+        "_exportctl",
+        "{}",
+        text(&registered.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
