@@ -191,7 +191,7 @@ Examples:
     },
     /// Write a table in DynamoDB's export-to-S3 format (what ExportTableToPointInTime
     /// writes: manifests and gzip'd DynamoDB JSON data files) under
-    /// s3://BUCKET/PREFIX/AWSDynamoDB/<id>/, from parallel Scan segments. Prints the
+    /// `s3://BUCKET/PREFIX/AWSDynamoDB/<id>/`, from parallel Scan segments. Prints the
     /// manifest summary's s3:// URL (what `exportctl convert --manifest` takes).
     #[command(after_help = "\
 Examples:
@@ -230,7 +230,7 @@ Examples:
         /// leads: csv, json, xlsx; chats: csv.
         #[arg(long)]
         format: Option<String>,
-        /// Names the export: its job's owner is operator-<name>.
+        /// Names the export: its job's owner is `operator-<name>`.
         #[arg(long, default_value = "local")]
         name: String,
         /// An export parameter, as the kind's route takes it (repeatable): --param companyId=comp-acme
