@@ -13,7 +13,7 @@ const MAIN_EXAMPLES: &str = "\
 Examples:
   set -a; . ./local.env; set +a       # the local stack's configuration
   exportctl setup && exportctl seed   # tables, bucket and queue; then sample data
-  exportctl --json check-index | jq .leads.wrong
+  exportctl --json check-index | jq 'map_values(.wrong)'   # by table name
 
 Output: stdout carries only the result (a short summary, or one JSON document with
 --json); logs, notes and progress bars go to stderr. Progress bars draw only when
@@ -99,7 +99,7 @@ Examples:
     #[command(after_help = "\
 Examples:
   exportctl check-index || exportctl backfill
-  exportctl --json check-index --table leads | jq '.leads.keys'")]
+  exportctl --json check-index --table leads | jq '.[].keys'")]
     CheckIndex {
         /// session_messages, leads or chat_messages (or a real table name); all three
         /// when absent.
