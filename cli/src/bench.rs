@@ -1,6 +1,10 @@
 //! `exportctl bench`: pushes synthetic records through the real compile, rows, encoders
 //! and sink, with DynamoDB replaced by an in-process [`Store`], and reports throughput
 //! and peak memory. Not a test: run it in release (`make bench`).
+//!
+//! One concern past 600 lines: the in-process source, the specs it runs and the
+//! three ways it is measured (the engine alone, a job through the worker, and end to
+//! end through the local stack) share the same store, records and report.
 
 use std::{sync::Arc, time::Instant};
 
