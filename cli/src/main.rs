@@ -38,6 +38,7 @@ async fn main() -> ExitCode {
     let bars = Bars::new(cli.quiet);
     common::logging::init_stderr(if cli.quiet { "warn" } else { "info" });
     let result = run(cli.command, &bars, cli.json).await;
+    bars.close();
     output::finish(result, cli.json)
 }
 

@@ -60,6 +60,15 @@ impl Bars {
         }
     }
 
+    /// Takes the bars off the terminal once the command's work is over, so that its
+    /// result starts on a line of its own (as cargo's bar does); nothing draws after.
+    pub fn close(&self) {
+        if self.shown {
+            let _ = self.multi.clear();
+            self.multi.set_draw_target(ProgressDrawTarget::hidden());
+        }
+    }
+
     /// A line for whoever watches (what a command is about to do), on stderr; not
     /// with `--quiet`.
     pub fn note(&self, line: &str) {
