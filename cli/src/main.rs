@@ -119,10 +119,8 @@ fn print_now(report: &Report, json: bool) {
     if json {
         output::print_json(&report.json);
     } else {
-        println!("{}", report.human);
+        output::stdout_line(&report.human);
     }
-    use std::io::Write as _;
-    let _ = std::io::stdout().flush();
 }
 
 /// The counts of a backfill or check, by table, as one JSON object.
@@ -514,7 +512,9 @@ async fn run(command: Command, bars: &Bars, json: bool) -> Result<Done, Failure>
                     "completions prints a shell script; --json does not apply to it".into(),
                 ));
             }
-            clap_complete::generate(shell, &mut Cli::command(), "exportctl", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "exportctl", &mut script);
+            output::stdout_line(String::from_utf8_lossy(&script).trim_end());
             return Ok(Done::Printed);
         }
     };

@@ -118,7 +118,7 @@ pub fn finish(result: Result<Done, Failure>, json: bool) -> ExitCode {
             if json {
                 print_json(&report.json);
             } else if !report.human.is_empty() {
-                println!("{}", report.human.trim_end());
+                stdout_line(report.human.trim_end());
             }
             if report.finding {
                 ExitCode::from(1)
@@ -142,7 +142,15 @@ pub fn fail(failure: &Failure, json: bool) -> ExitCode {
 
 /// One JSON document on one line of stdout.
 pub fn print_json(value: &Value) {
-    println!("{}", serde_json::to_string(value).unwrap_or_else(|_| "null".into()));
+    stdout_line(&serde_json::to_string(value).unwrap_or_else(|_| "null".into()));
+}
+
+/// A line of stdout, flushed. A reader that went away (`| head -1`) is not an error
+/// of the command: what it did is done, and nobody is left to tell.
+pub fn stdout_line(line: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 #[cfg(test)]

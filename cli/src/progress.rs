@@ -211,3 +211,38 @@ impl common::progress::Progress for One {
         self.0.inc(n);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use common::progress::Progress as _;
+
+    use super::*;
+
+    #[test]
+    fn parts_count_into_their_total_and_say_what_was_resumed() {
+        let bars = Bars::hidden();
+        let parts = bars.parts("leads", 3, "items");
+        parts.advance(0, 5);
+        parts.advance(2, 7);
+        parts.resumed(1, true);
+        parts.resumed(2, false);
+        assert_eq!(
+            parts.each.iter().map(ProgressBar::position).collect::<Vec<_>>(),
+            [5, 0, 7]
+        );
+        assert_eq!(parts.total.position(), 12);
+        assert_eq!(parts.total.message(), "(1 resumed, 1 finished before)");
+        assert_eq!(parts.each[1].message(), "finished by an earlier run");
+        assert!(parts.each[1].is_finished());
+        assert_eq!(parts.each[2].message(), "resumed");
+    }
+
+    #[test]
+    fn many_parts_have_only_a_total() {
+        let parts = Bars::hidden().parts("chats", MAX_PART_BARS + 1, "items");
+        assert!(parts.each.is_empty());
+        parts.expect(0, 40);
+        parts.advance(9, 4);
+        assert_eq!((parts.total.position(), parts.total.length()), (4, Some(40)));
+    }
+}

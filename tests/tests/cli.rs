@@ -247,6 +247,19 @@ async fn stdout_carries_only_the_result() {
     );
     let token = run(&stack, &["token", "--role", "admin", "--sub", "a"]);
     assert_eq!(text(&token.stdout).trim().split('.').count(), 3, "the token alone");
+    // A reader that goes away (`| head -1`) is not a failure of the command.
+    let early = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "'{}' completions bash | (exec 0<&-; true); echo ${{PIPESTATUS[0]}}",
+                server::exportctl_path().display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(text(&early.stdout).trim(), "0", "{}", text(&early.stderr));
+    assert!(!text(&early.stderr).contains("panicked"), "{}", text(&early.stderr));
 }
 
 /// On a terminal, long commands draw their bars on stderr; `--quiet` and a pipe
