@@ -596,21 +596,7 @@ pub async fn end_to_end(
     if count_items(&ctx, table).await? != rows as u64 {
         bars.note(&format!("loading {rows} records into {table} (once)"));
         let loading = One(bars.counter("loading", Some(rows as u64), "records"));
-        let mut chunk = Vec::with_capacity(5000);
-        for r in records {
-            chunk.push(r);
-            if chunk.len() == 5000 {
-                common::load::write_records_watched(
-                    &ctx.aws.dynamodb,
-                    &ctx.config.tables,
-                    std::mem::take(&mut chunk),
-                    Utc::now(),
-                    &loading,
-                )
-                .await?;
-            }
-        }
-        common::load::write_records_watched(&ctx.aws.dynamodb, &ctx.config.tables, chunk, Utc::now(), &loading).await?;
+        crate::load::write_chunked(&ctx, records, &loading).await?;
         loading.0.finish();
     }
     if read_only {

@@ -4,7 +4,7 @@
 use std::{collections::HashSet, io::BufRead};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::{index::Table, load::Record, reads::Item, values::text::sanitize};
+use common::{AppContext, Error, index::Table, load::Record, progress::Progress, reads::Item, values::text::sanitize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -12,6 +12,35 @@ pub enum LoadError {
     Io { path: String, source: std::io::Error },
     #[error("{} invalid line(s); nothing was written:\n{}", .0.len(), .0.join("\n"))]
     Invalid(Vec<String>),
+}
+
+/// Records written in chunks of 5,000 (each stamped with the context's clock as it
+/// goes), so that millions of generated records stay in bounded memory; answers how
+/// many were written. `seed` and `bench-e2e` write through it.
+pub async fn write_chunked(
+    ctx: &AppContext,
+    records: impl Iterator<Item = Record>,
+    progress: &dyn Progress,
+) -> Result<usize, Error> {
+    let mut total = 0;
+    let mut chunk = Vec::with_capacity(5000);
+    for record in records {
+        chunk.push(record);
+        if chunk.len() == 5000 {
+            total += common::load::write_records_watched(
+                &ctx.aws.dynamodb,
+                &ctx.config.tables,
+                std::mem::take(&mut chunk),
+                ctx.clock.now(),
+                progress,
+            )
+            .await?;
+        }
+    }
+    total +=
+        common::load::write_records_watched(&ctx.aws.dynamodb, &ctx.config.tables, chunk, ctx.clock.now(), progress)
+            .await?;
+    Ok(total)
 }
 
 /// A validated file: its records, and notes on values stored in a normalised form.

@@ -113,16 +113,6 @@ fn spawn_worker(
     })
 }
 
-/// Prints a long-running command's result now, when it is ready (it then runs until
-/// stopped): one JSON document with `--json`.
-fn print_now(report: &Report, json: bool) {
-    if json {
-        output::print_json(&report.json);
-    } else {
-        output::stdout_line(&report.human);
-    }
-}
-
 /// The counts of a backfill or check, by table, as one JSON object.
 fn counts_json(counts: &[(String, common::backfill::Counts)]) -> serde_json::Value {
     counts
@@ -134,33 +124,6 @@ fn counts_json(counts: &[(String, common::backfill::Counts)]) -> serde_json::Val
 
 async fn context() -> Result<AppContext, Failure> {
     Ok(AppContext::from_env().await?)
-}
-
-/// Writes records in chunks, so that millions of them stay in bounded memory.
-async fn write_all(
-    ctx: &AppContext,
-    records: impl Iterator<Item = common::load::Record>,
-    progress: &dyn common::progress::Progress,
-) -> Result<usize, Failure> {
-    let mut total = 0;
-    let mut chunk = Vec::with_capacity(5000);
-    for record in records {
-        chunk.push(record);
-        if chunk.len() == 5000 {
-            total += common::load::write_records_watched(
-                &ctx.aws.dynamodb,
-                &ctx.config.tables,
-                std::mem::take(&mut chunk),
-                ctx.clock.now(),
-                progress,
-            )
-            .await?;
-        }
-    }
-    total +=
-        common::load::write_records_watched(&ctx.aws.dynamodb, &ctx.config.tables, chunk, ctx.clock.now(), progress)
-            .await?;
-    Ok(total)
 }
 
 async fn run(command: Command, bars: &Bars, json: bool) -> Result<Done, Failure> {
@@ -212,7 +175,7 @@ async fn run(command: Command, bars: &Bars, json: bool) -> Result<Done, Failure>
             let all = synth::sessions(seed, sessions)
                 .chain(synth::leads(seed, leads))
                 .chain(synth::chat_messages(seed, chats));
-            let total = write_all(&ctx, all, &written).await?;
+            let total = exportctl::load::write_chunked(&ctx, all, &written).await?;
             written.0.finish();
             Report::new(
                 json!({"records": total, "sessions": sessions, "leads": leads, "chat_messages": chats, "seed": seed}),
@@ -339,7 +302,7 @@ async fn run(command: Command, bars: &Bars, json: bool) -> Result<Done, Failure>
                 .iter()
                 .map(|(method, path)| format!("{method} {path}"))
                 .collect();
-            print_now(
+            output::print(
                 &Report::new(
                     json!({
                         "url": url,
@@ -366,7 +329,7 @@ async fn run(command: Command, bars: &Bars, json: bool) -> Result<Done, Failure>
             let ctx = context().await?;
             let stop = stop_on_signal();
             let (report, worker) = spawn_worker(&ctx, &stop);
-            print_now(&report, json);
+            output::print(&report, json);
             worker.await;
             return Ok(Done::Printed);
         }

@@ -115,11 +115,7 @@ pub fn finish(result: Result<Done, Failure>, json: bool) -> ExitCode {
     match result {
         Ok(Done::Printed) => ExitCode::SUCCESS,
         Ok(Done::Report(report)) => {
-            if json {
-                print_json(&report.json);
-            } else if !report.human.is_empty() {
-                stdout_line(report.human.trim_end());
-            }
+            print(&report, json);
             if report.finding {
                 ExitCode::from(1)
             } else {
@@ -127,6 +123,16 @@ pub fn finish(result: Result<Done, Failure>, json: bool) -> ExitCode {
             }
         }
         Err(failure) => fail(&failure, json),
+    }
+}
+
+/// A result on stdout: its JSON document with `json`, else its summary. `serve` and
+/// `worker` print theirs this way when they are ready.
+pub fn print(report: &Report, json: bool) {
+    if json {
+        print_json(&report.json);
+    } else if !report.human.is_empty() {
+        stdout_line(report.human.trim_end());
     }
 }
 

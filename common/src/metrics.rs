@@ -164,21 +164,25 @@ pub fn emit_indexed(fixed: u64, at: DateTime<Utc>) {
 
 static CAPTURE: Mutex<Option<Vec<String>>> = Mutex::new(None);
 
-/// Where metric lines go: 0 stdout (Lambda's, which CloudWatch reads), 1 stderr (a
-/// command line tool, whose stdout is its result), 2 nowhere (a benchmark).
-static DESTINATION: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+/// Where metric lines go: Lambda's stdout (which CloudWatch reads), stderr (a command
+/// line tool, whose stdout is its result), or nowhere (a benchmark).
+const TO_STDOUT: u8 = 0;
+const TO_STDERR: u8 = 1;
+const NOWHERE: u8 = 2;
+
+static DESTINATION: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(TO_STDOUT);
 
 /// Stops writing metric lines at all (a benchmark, whose own work they would be).
 pub fn silence() {
-    DESTINATION.store(2, std::sync::atomic::Ordering::Relaxed);
+    DESTINATION.store(NOWHERE, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Writes metric lines to stderr instead of stdout: `exportctl`, whose stdout
-/// carries only its result.
+/// carries only its result. A silenced process stays silent.
 pub fn to_stderr() {
     let _ = DESTINATION.compare_exchange(
-        0,
-        1,
+        TO_STDOUT,
+        TO_STDERR,
         std::sync::atomic::Ordering::Relaxed,
         std::sync::atomic::Ordering::Relaxed,
     );
@@ -194,8 +198,8 @@ fn write_line(line: String) {
         lines.push(line.clone());
     }
     match DESTINATION.load(std::sync::atomic::Ordering::Relaxed) {
-        0 => println!("{line}"),
-        1 => crate::logging::stderr_line(&line),
+        TO_STDOUT => println!("{line}"),
+        TO_STDERR => crate::logging::stderr_line(&line),
         _ => {}
     }
 }

@@ -743,3 +743,21 @@ pub fn standard_webhooks_verify(
     .to_string();
     if out.status.success() { Ok(said) } else { Err(said) }
 }
+
+/// Every `.rs` file under `dir`, recursively (the layers and docs tests read the
+/// sources themselves).
+pub fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out
+}

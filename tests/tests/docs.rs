@@ -162,27 +162,14 @@ fn readme_fits_on_a_few_screens() {
     }
 }
 
-/// Rust files under `dir`, recursively.
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
 /// The environment variables the project's Rust code reads, by the ways it reads
 /// them: `std::env::var("X")`/`var_os`, config.rs's `var`, `required` and `number`,
 /// clap's `env = "X"`, and tracing's `EnvFilter::try_from_default_env` (`RUST_LOG`).
 fn variables_read_by_the_code() -> BTreeSet<String> {
     let root = root();
-    let mut files = Vec::new();
-    for dir in ["common/src", "cli/src", "functions", "tests/src", "tests/tests"] {
-        rust_files(&root.join(dir), &mut files);
-    }
+    let files = ["common/src", "cli/src", "functions", "tests/src", "tests/tests"]
+        .iter()
+        .flat_map(|dir| integration_tests::rust_files(&root.join(dir)));
     let read_call = Regex::new(r#"\b(?:var|var_os|required|number)\(\s*"([A-Z][A-Z0-9_]*)""#).unwrap();
     let clap_env = Regex::new(r#"\benv\s*=\s*"([A-Z][A-Z0-9_]*)""#).unwrap();
     let mut names = BTreeSet::new();

@@ -53,19 +53,7 @@ fn layer_table(text: &str) -> BTreeMap<String, (u32, String)> {
 /// Every source file of `common/src` and its module path (`jobs::api`); `lib.rs` is
 /// the crate root, "".
 fn modules(src: &Path) -> BTreeMap<String, PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push(path);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(src, &mut files);
-    files
+    integration_tests::rust_files(src)
         .into_iter()
         .map(|file| {
             let relative = file.strip_prefix(src).unwrap().with_extension("");
